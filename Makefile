@@ -1,0 +1,10 @@
+# The two commands of the README. Both install what is missing first.
+.PHONY: demo test bench clean
+demo:
+	./scripts/demo.sh
+test:
+	./scripts/test.sh
+bench:
+	python3 tests/bench/bench_line_profiler.py
+clean:
+	rm -rf build

@@ -1,0 +1,96 @@
+// Per-line accounting: which line of which profiled frame is running on a thread, and what the
+// bytes allocated and freed on that thread add up to for each line.
+//
+// Pure C++ (no Python): the tracer feeds it frame and line events, the allocator hook feeds it
+// sizes. Memory is `base + net`: the process memory when the thread's outermost profiled frame
+// started, plus the bytes this thread allocated minus those it freed since.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <mimalloc.h>
+
+namespace memxx::core {
+
+struct LineStats {
+    std::uint64_t occurrences = 0; // times the line started
+    std::int64_t increment = 0;    // bytes allocated minus freed while it ran, over all occurrences
+    std::int64_t peak = 0;         // highest memory while it ran (0 until it ran)
+    std::int64_t memory = 0;       // memory when its last occurrence ended (0 until then)
+};
+
+// The line table of one code object, indexed from its first line.
+class CodeLines {
+  public:
+    CodeLines(int first_line, int last_line);
+    // nullptr for a line before the first one; lines past the last one grow the table.
+    LineStats* at(int lineno);
+    int first_line() const noexcept { return first_line_; }
+    const std::vector<LineStats, mi_stl_allocator<LineStats>>& lines() const noexcept {
+        return lines_;
+    }
+    void reset() noexcept;
+    // Frames of this code on some thread's ledger right now (changed with the GIL held).
+    int active_frames = 0;
+
+  private:
+    int first_line_;
+    std::vector<LineStats, mi_stl_allocator<LineStats>> lines_;
+};
+
+struct ActiveFrame {
+    const void* frame;             // identity of the running frame
+    CodeLines* code;
+    int lineno;                    // the line running now; 0 between lines
+    std::int64_t line_start;       // net when the line began (moved by nested same-code frames)
+    std::int64_t line_peak;        // highest net seen while the line ran, folded from callees
+    std::int64_t frame_peak;       // highest net seen while the frame ran
+    std::int64_t entry_net;        // net when the frame was entered
+    std::ptrdiff_t outer_same_code; // index of the nearest enclosing frame of the same code, or -1
+};
+
+class ThreadLedger {
+  public:
+    explicit ThreadLedger(std::int64_t base_memory) : base_(base_memory) {}
+
+    // Hot path, called by the allocator hook on this thread.
+    void on_alloc(std::size_t size) noexcept {
+        net_ += static_cast<std::int64_t>(size);
+        if (net_ > hwm_) {
+            hwm_ = net_;
+        }
+    }
+    void on_free(std::size_t size) noexcept { net_ -= static_cast<std::int64_t>(size); }
+
+    // A profiled frame starts (count_line: its first line is a new occurrence) or resumes.
+    void enter(const void* frame, CodeLines* code, int lineno, bool count_line);
+    // The innermost frame moves to a new line; false if `frame` is not the innermost one.
+    bool line(const void* frame, int lineno);
+    // A profiled frame returns, yields or unwinds; frames above it are closed too.
+    bool leave(const void* frame);
+
+    bool empty() const noexcept { return frames_.empty(); }
+    std::size_t depth() const noexcept { return frames_.size(); }
+    const ActiveFrame* innermost() const noexcept {
+        return frames_.empty() ? nullptr : &frames_.back();
+    }
+    std::int64_t memory() const noexcept { return base_ + net_; }
+    std::int64_t net() const noexcept { return net_; }
+    // Highest memory since the outermost frame started (with the current line still open).
+    std::int64_t peak_memory() const noexcept;
+
+  private:
+    void begin_line(ActiveFrame& frame, int lineno, bool count);
+    void end_line(ActiveFrame& frame);
+    void pop();
+
+    std::int64_t base_;
+    std::int64_t net_ = 0;
+    std::int64_t hwm_ = 0;     // highest net since the innermost line began
+    std::int64_t max_net_ = 0; // highest net over everything that has ended
+    std::vector<ActiveFrame, mi_stl_allocator<ActiveFrame>> frames_;
+};
+
+} // namespace memxx::core

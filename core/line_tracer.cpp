@@ -1,0 +1,428 @@
+#include "core/line_tracer.hpp"
+
+#include <algorithm>
+#include <new>
+#include <unordered_map>
+
+#include "core/alloc_hook.hpp"
+#include "core/process_memory.hpp"
+
+namespace memxx::core {
+
+namespace {
+
+// code object -> line tables of the enabled profilers that hold it; the last one is charged.
+std::unordered_map<PyObject*, std::vector<CodeLines*>>& claims() {
+    static auto* table = new std::unordered_map<PyObject*, std::vector<CodeLines*>>();
+    return *table;
+}
+
+CodeLines* claimed_lines(PyObject* code) {
+    auto& table = claims();
+    auto it = table.find(code);
+    return it == table.end() || it->second.empty() ? nullptr : it->second.back();
+}
+
+thread_local void* t_numpy_previous = nullptr;
+
+// --- a thread's ledger lives from its outermost profiled frame to that frame's end ------------
+
+ThreadLedger* open_ledger() {
+    ThreadLedger* ledger = thread_ledger();
+    if (ledger != nullptr) {
+        return ledger;
+    }
+    void* memory = mi_malloc(sizeof(ThreadLedger));
+    if (memory == nullptr) {
+        return nullptr;
+    }
+    ledger = new (memory) ThreadLedger(current_rss_bytes());
+    hook_session_begin();
+    t_numpy_previous = numpy_install_handler();
+    set_thread_ledger(ledger);
+    return ledger;
+}
+
+void close_ledger(ThreadLedger* ledger) {
+    set_thread_ledger(nullptr);
+    while (const ActiveFrame* frame = ledger->innermost()) {
+        ledger->leave(frame->frame);
+    }
+    numpy_restore_handler(t_numpy_previous);
+    t_numpy_previous = nullptr;
+    hook_session_end();
+    ledger->~ThreadLedger();
+    mi_free(ledger);
+}
+
+void frame_started(const void* frame, CodeLines* lines, int lineno, bool count_line) {
+    ThreadLedger* ledger = open_ledger();
+    if (ledger != nullptr) {
+        ledger->enter(frame, lines, lineno, count_line);
+    }
+}
+
+void frame_line(const void* frame, int lineno) {
+    if (ThreadLedger* ledger = thread_ledger()) {
+        ledger->line(frame, lineno);
+    }
+}
+
+void frame_ended(const void* frame) {
+    ThreadLedger* ledger = thread_ledger();
+    if (ledger != nullptr && ledger->leave(frame) && ledger->empty()) {
+        close_ledger(ledger);
+    }
+}
+
+#if MEMXX_USE_MONITORING
+// --- 3.12+: sys.monitoring --------------------------------------------------------------------
+// The frame is identified by its code object: events of a code object come from its innermost
+// frame on the thread, so the ledger's innermost frame with that code is the one meant.
+
+int g_tool_id = -1;
+long g_event_line = 0, g_event_start = 0, g_event_resume = 0, g_event_return = 0,
+     g_event_yield = 0, g_event_unwind = 0, g_event_throw = 0;
+
+int arg_int(PyObject* value) { return static_cast<int>(PyLong_AsLong(value)); }
+
+PyObject* on_py_start(PyObject*, PyObject* const* args, Py_ssize_t) {
+    if (CodeLines* lines = claimed_lines(args[0])) {
+        frame_started(args[0], lines, memxx_code_first_line(args[0]), true);
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject* on_py_resume(PyObject*, PyObject* const* args, Py_ssize_t) {
+    if (CodeLines* lines = claimed_lines(args[0])) {
+        frame_started(args[0], lines, memxx_code_line(args[0], arg_int(args[1])), false);
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject* on_py_exit(PyObject*, PyObject* const* args, Py_ssize_t) {
+    frame_ended(args[0]);
+    Py_RETURN_NONE;
+}
+
+PyObject* on_line(PyObject*, PyObject* const* args, Py_ssize_t) {
+    frame_line(args[0], arg_int(args[1]));
+    Py_RETURN_NONE;
+}
+
+PyMethodDef g_callbacks[] = {
+    {"_memxx_py_start", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(on_py_start)),
+     METH_FASTCALL, nullptr},
+    {"_memxx_py_resume", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(on_py_resume)),
+     METH_FASTCALL, nullptr},
+    {"_memxx_py_exit", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(on_py_exit)),
+     METH_FASTCALL, nullptr},
+    {"_memxx_line", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(on_line)),
+     METH_FASTCALL, nullptr},
+};
+
+PyObject* monitoring() {
+    PyObject* sys_monitoring = PyImport_ImportModule("sys");
+    if (sys_monitoring == nullptr) {
+        return nullptr;
+    }
+    PyObject* mon = PyObject_GetAttrString(sys_monitoring, "monitoring");
+    Py_DECREF(sys_monitoring);
+    return mon;
+}
+
+long event_bit(PyObject* events, const char* name) {
+    PyObject* value = PyObject_GetAttrString(events, name);
+    if (value == nullptr) {
+        return 0;
+    }
+    const long bit = PyLong_AsLong(value);
+    Py_DECREF(value);
+    return bit;
+}
+
+bool register_callback(PyObject* mon, long event, PyMethodDef* def) {
+    PyObject* func = PyCFunction_New(def, nullptr);
+    if (func == nullptr) {
+        return false;
+    }
+    PyObject* old = PyObject_CallMethod(mon, "register_callback", "ilO", g_tool_id, event, func);
+    Py_DECREF(func);
+    Py_XDECREF(old);
+    return old != nullptr;
+}
+
+// Takes a sys.monitoring tool id (PROFILER_ID, or a free one) and registers the callbacks.
+bool ensure_tool() {
+    if (g_tool_id >= 0) {
+        return true;
+    }
+    PyObject* mon = monitoring();
+    if (mon == nullptr) {
+        return false;
+    }
+    PyObject* events = PyObject_GetAttrString(mon, "events");
+    if (events == nullptr) {
+        Py_DECREF(mon);
+        return false;
+    }
+    g_event_line = event_bit(events, "LINE");
+    g_event_start = event_bit(events, "PY_START");
+    g_event_resume = event_bit(events, "PY_RESUME");
+    g_event_return = event_bit(events, "PY_RETURN");
+    g_event_yield = event_bit(events, "PY_YIELD");
+    g_event_unwind = event_bit(events, "PY_UNWIND");
+    g_event_throw = event_bit(events, "PY_THROW");
+    Py_DECREF(events);
+    for (int id : {2, 3, 4, 5}) {
+        PyObject* ok = PyObject_CallMethod(mon, "use_tool_id", "is", id, "memory_profilerxx");
+        if (ok != nullptr) {
+            Py_DECREF(ok);
+            g_tool_id = id;
+            break;
+        }
+        PyErr_Clear();
+    }
+    if (g_tool_id < 0) {
+        Py_DECREF(mon);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "memory_profilerxx: every sys.monitoring tool id is in use");
+        return false;
+    }
+    const bool ok = register_callback(mon, g_event_start, &g_callbacks[0]) &&
+                    register_callback(mon, g_event_resume, &g_callbacks[1]) &&
+                    register_callback(mon, g_event_throw, &g_callbacks[1]) &&
+                    register_callback(mon, g_event_return, &g_callbacks[2]) &&
+                    register_callback(mon, g_event_yield, &g_callbacks[2]) &&
+                    register_callback(mon, g_event_unwind, &g_callbacks[2]) &&
+                    register_callback(mon, g_event_line, &g_callbacks[3]);
+    Py_DECREF(mon);
+    return ok;
+}
+
+void set_code_events(PyObject* code, bool on) {
+    if (!ensure_tool()) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject* mon = monitoring();
+    if (mon == nullptr) {
+        PyErr_Clear();
+        return;
+    }
+    const long local = on ? (g_event_line | g_event_start | g_event_resume | g_event_return |
+                             g_event_yield)
+                          : 0;
+    PyObject* done = PyObject_CallMethod(mon, "set_local_events", "iOl", g_tool_id, code, local);
+    if (done == nullptr) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(done);
+    Py_DECREF(mon);
+}
+
+int g_global_events_users = 0;
+
+// Unwinds and throws cannot be chosen per code object: they stay on while anything is profiled.
+void set_global_events(bool on) {
+    if (on ? g_global_events_users++ > 0 : --g_global_events_users > 0) {
+        return;
+    }
+    if (!ensure_tool()) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject* mon = monitoring();
+    if (mon == nullptr) {
+        PyErr_Clear();
+        return;
+    }
+    const long events = on ? (g_event_unwind | g_event_throw) : 0;
+    PyObject* done = PyObject_CallMethod(mon, "set_events", "il", g_tool_id, events);
+    if (done == nullptr) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(done);
+    Py_DECREF(mon);
+}
+
+#else
+// --- 3.11: the C trace function ---------------------------------------------------------------
+
+thread_local int t_armed = 0;
+thread_local Py_tracefunc t_previous_func = nullptr;
+thread_local PyObject* t_previous_obj = nullptr;
+
+void on_call(PyFrameObject* frame) {
+    PyCodeObject* code = PyFrame_GetCode(frame);
+    auto* code_object = reinterpret_cast<PyObject*>(code);
+    CodeLines* lines = claimed_lines(code_object);
+    if (lines == nullptr) {
+        // Another tracer still wants this frame's lines; a generator frame can outlive us.
+        if (t_previous_func == nullptr && !memxx_code_is_resumable(code_object)) {
+            memxx_frame_skip_lines(frame);
+        }
+        Py_DECREF(code);
+        return;
+    }
+    const int lineno = PyFrame_GetLineNumber(frame);
+    const bool first_entry =
+        !memxx_code_is_resumable(code_object) || lineno == memxx_code_first_line(code_object);
+    Py_DECREF(code);
+    frame_started(frame, lines, lineno, first_entry);
+}
+
+int trace_function(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
+    switch (what) {
+    case PyTrace_LINE:
+        frame_line(frame, PyFrame_GetLineNumber(frame));
+        break;
+    case PyTrace_CALL:
+        on_call(frame);
+        break;
+    case PyTrace_RETURN:
+        frame_ended(frame);
+        break;
+    default:
+        break;
+    }
+    if (t_previous_func != nullptr) {
+        return t_previous_func(t_previous_obj, frame, what, arg);
+    }
+    return 0;
+}
+
+void arm_thread() {
+    if (t_armed++ > 0) {
+        return;
+    }
+    Py_tracefunc func;
+    PyObject* obj;
+    memxx_thread_tracer(PyThreadState_Get(), &func, &obj);
+    t_previous_func = func == trace_function ? nullptr : func;
+    t_previous_obj = t_previous_func != nullptr ? obj : nullptr;
+    Py_XINCREF(t_previous_obj); // PyEval_SetTrace drops the thread's reference
+    PyEval_SetTrace(trace_function, nullptr);
+}
+
+void disarm_thread() {
+    if (t_armed == 0 || --t_armed > 0) {
+        return;
+    }
+    if (ThreadLedger* ledger = thread_ledger()) {
+        close_ledger(ledger);
+    }
+    PyEval_SetTrace(t_previous_func, t_previous_obj);
+    Py_XDECREF(t_previous_obj);
+    t_previous_func = nullptr;
+    t_previous_obj = nullptr;
+}
+#endif
+
+} // namespace
+
+ProfiledCodes::~ProfiledCodes() {
+    if (enabled_ > 0) {
+        enabled_ = 0;
+        release();
+    }
+    for (auto& [code, lines] : codes_) {
+        Py_DECREF(code);
+        // A frame of it still on some thread's ledger keeps the table (it is then leaked).
+        if (lines->active_frames == 0) {
+            lines->~CodeLines();
+            mi_free(lines);
+        }
+    }
+}
+
+bool ProfiledCodes::add(PyObject* code, int last_line) {
+    if (contains(code)) {
+        return false;
+    }
+    void* memory = mi_malloc(sizeof(CodeLines));
+    if (memory == nullptr) {
+        throw std::bad_alloc();
+    }
+    auto* lines = new (memory) CodeLines(memxx_code_first_line(code), last_line);
+    Py_INCREF(code);
+    codes_.emplace_back(code, lines);
+    if (enabled_ > 0) {
+        claims()[code].push_back(lines);
+#if MEMXX_USE_MONITORING
+        set_code_events(code, true);
+#endif
+    }
+    return true;
+}
+
+bool ProfiledCodes::contains(PyObject* code) const {
+    return std::any_of(codes_.begin(), codes_.end(),
+                       [code](const auto& entry) { return entry.first == code; });
+}
+
+void ProfiledCodes::claim() {
+    for (auto& [code, lines] : codes_) {
+        claims()[code].push_back(lines);
+#if MEMXX_USE_MONITORING
+        set_code_events(code, true);
+#endif
+    }
+#if MEMXX_USE_MONITORING
+    set_global_events(true);
+#endif
+}
+
+void ProfiledCodes::release() {
+    for (auto& [code, lines] : codes_) {
+        auto& owners = claims()[code];
+        owners.erase(std::remove(owners.begin(), owners.end(), lines), owners.end());
+        if (owners.empty()) {
+            claims().erase(code);
+#if MEMXX_USE_MONITORING
+            set_code_events(code, false);
+#endif
+        }
+    }
+#if MEMXX_USE_MONITORING
+    set_global_events(false);
+    // With nothing profiled any more no event will close a ledger still open on this thread.
+    if (ThreadLedger* ledger = thread_ledger(); ledger != nullptr && claims().empty()) {
+        close_ledger(ledger);
+    }
+#endif
+}
+
+void ProfiledCodes::enable() {
+    if (enabled_++ == 0) {
+        claim();
+    }
+#if !MEMXX_USE_MONITORING
+    arm_thread();
+#endif
+}
+
+void ProfiledCodes::disable() {
+    if (enabled_ == 0) {
+        return;
+    }
+#if !MEMXX_USE_MONITORING
+    disarm_thread();
+#endif
+    if (--enabled_ == 0) {
+        release();
+    }
+}
+
+void ProfiledCodes::reset() {
+    for (auto& entry : codes_) {
+        entry.second->reset();
+    }
+}
+
+std::size_t thread_profiled_depth() {
+    const ThreadLedger* ledger = thread_ledger();
+    return ledger == nullptr ? 0 : ledger->depth();
+}
+
+} // namespace memxx::core

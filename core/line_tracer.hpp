@@ -1,0 +1,47 @@
+// The line tracer: tells each thread's ThreadLedger which profiled frame and line are running.
+//
+// 3.11: a C trace function (PyEval_SetTrace) armed on a thread only while a profiler is enabled
+// there; frames of code that is not profiled get their line events switched off at their first
+// event. 3.12+: sys.monitoring LINE / PY_START / PY_RETURN ... events set on the profiled code
+// objects only, so everything else runs at full speed.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "core/line_ledger.hpp"
+#include "core/py_compat.h"
+
+namespace memxx::core {
+
+// The code objects one LineProfiler measures, with their line tables. GIL held for every call.
+class ProfiledCodes {
+  public:
+    ProfiledCodes() = default;
+    ~ProfiledCodes();
+    ProfiledCodes(const ProfiledCodes&) = delete;
+    ProfiledCodes& operator=(const ProfiledCodes&) = delete;
+
+    // Adds a code object (a strong reference is kept); false if it was there already.
+    bool add(PyObject* code, int last_line);
+    bool contains(PyObject* code) const;
+    // Counted: the first enable claims the code objects, and on 3.11 each enable arms the
+    // calling thread's trace function until its matching disable.
+    void enable();
+    void disable();
+    int enabled() const noexcept { return enabled_; }
+    const std::vector<std::pair<PyObject*, CodeLines*>>& codes() const noexcept { return codes_; }
+    void reset();
+
+  private:
+    void claim();
+    void release();
+
+    std::vector<std::pair<PyObject*, CodeLines*>> codes_;
+    int enabled_ = 0;
+};
+
+// Depth of profiled frames on the calling thread (0 when nothing profiled runs here).
+std::size_t thread_profiled_depth();
+
+} // namespace memxx::core

@@ -1,0 +1,188 @@
+#include "core/live_blocks.hpp"
+
+#include <cstring>
+
+namespace memxx::core {
+
+namespace {
+
+constexpr unsigned kSizeBits = 21;
+constexpr std::uint64_t kSizeMask = (std::uint64_t{1} << kSizeBits) - 1;
+constexpr std::uint64_t kLargeMark = kSizeMask; // the size lives in the side map
+constexpr std::uintptr_t kMaxAddress = std::uintptr_t{1} << 47;
+
+std::uint64_t key_of(std::uintptr_t address) noexcept { return address >> 4; }
+std::uint64_t slot_key(std::uint64_t slot) noexcept { return slot >> kSizeBits; }
+
+} // namespace
+
+LiveBlocks::LiveBlocks() { resize(kMinCapacity); }
+
+LiveBlocks::~LiveBlocks() { mi_free(slots_); }
+
+bool LiveBlocks::fits_slot(std::uintptr_t address) noexcept {
+    return (address & 15) == 0 && address < kMaxAddress && address != 0;
+}
+
+std::size_t LiveBlocks::home(std::uint64_t key) const noexcept {
+    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+}
+
+std::size_t LiveBlocks::find_slot(std::uint64_t key) const noexcept {
+    const std::size_t mask = capacity_ - 1;
+    for (std::size_t i = home(key);; i = (i + 1) & mask) {
+        const std::uint64_t slot = slots_[i];
+        if (slot == 0) {
+            return capacity_;
+        }
+        if (slot_key(slot) == key) {
+            return i;
+        }
+    }
+}
+
+void LiveBlocks::place(std::uint64_t slot) noexcept {
+    const std::size_t mask = capacity_ - 1;
+    std::size_t i = home(slot_key(slot));
+    while (slots_[i] != 0) {
+        i = (i + 1) & mask;
+    }
+    slots_[i] = slot;
+}
+
+bool LiveBlocks::resize(std::size_t new_capacity) noexcept {
+    auto* fresh = static_cast<std::uint64_t*>(mi_calloc(new_capacity, sizeof(std::uint64_t)));
+    if (fresh == nullptr) {
+        return false;
+    }
+    std::uint64_t* old = slots_;
+    const std::size_t old_capacity = capacity_;
+    slots_ = fresh;
+    capacity_ = new_capacity;
+    shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(new_capacity));
+    for (std::size_t i = 0; i < old_capacity; ++i) {
+        if (old[i] != 0) {
+            place(old[i]);
+        }
+    }
+    mi_free(old);
+    return true;
+}
+
+bool LiveBlocks::insert(const void* address, std::size_t size) noexcept {
+    const auto addr = reinterpret_cast<std::uintptr_t>(address);
+    if (slots_ == nullptr) {
+        return false;
+    }
+    try {
+        if (!fits_slot(addr)) {
+            large_[addr] = size;
+            return true;
+        }
+        const std::uint64_t key = key_of(addr);
+        const std::size_t i = find_slot(key);
+        std::uint64_t size_field = size;
+        if (size >= kLargeMark) {
+            large_[addr] = size;
+            size_field = kLargeMark;
+        } else if (i != capacity_ && (slots_[i] & kSizeMask) == kLargeMark) {
+            large_.erase(addr);
+        }
+        const std::uint64_t slot = (key << kSizeBits) | size_field;
+        if (i != capacity_) {
+            slots_[i] = slot;
+            return true;
+        }
+        if ((count_ + 1) * 5 > capacity_ * 4 && !resize(capacity_ * 2)) {
+            if (size_field == kLargeMark) {
+                large_.erase(addr);
+            }
+            return false;
+        }
+        place(slot);
+        ++count_;
+        return true;
+    } catch (...) { // the side map could not allocate
+        return false;
+    }
+}
+
+void LiveBlocks::erase_slot(std::size_t index) noexcept {
+    // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+    const std::size_t mask = capacity_ - 1;
+    std::size_t hole = index;
+    for (std::size_t j = (hole + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
+        const std::size_t h = home(slot_key(slots_[j]));
+        if (((j - h) & mask) >= ((j - hole) & mask)) {
+            slots_[hole] = slots_[j];
+            hole = j;
+        }
+    }
+    slots_[hole] = 0;
+    --count_;
+}
+
+bool LiveBlocks::erase(const void* address, std::size_t* size) noexcept {
+    const auto addr = reinterpret_cast<std::uintptr_t>(address);
+    if (!fits_slot(addr)) {
+        auto it = large_.find(addr);
+        if (it == large_.end()) {
+            return false;
+        }
+        *size = it->second;
+        large_.erase(it);
+        return true;
+    }
+    if (slots_ == nullptr) {
+        return false;
+    }
+    const std::size_t i = find_slot(key_of(addr));
+    if (i == capacity_) {
+        return false;
+    }
+    const std::uint64_t size_field = slots_[i] & kSizeMask;
+    if (size_field == kLargeMark) {
+        auto it = large_.find(addr);
+        *size = it->second;
+        large_.erase(it);
+    } else {
+        *size = size_field;
+    }
+    erase_slot(i);
+    if (capacity_ > kMinCapacity && count_ * 3 < capacity_) {
+        resize(capacity_ / 2);
+    }
+    return true;
+}
+
+bool LiveBlocks::contains(const void* address) const noexcept {
+    const auto addr = reinterpret_cast<std::uintptr_t>(address);
+    if (!fits_slot(addr)) {
+        return large_.count(addr) != 0;
+    }
+    return slots_ != nullptr && find_slot(key_of(addr)) != capacity_;
+}
+
+std::size_t LiveBlocks::memory_bytes() const noexcept {
+    // An unordered_map node holds the pair and a next pointer; the bucket array one pointer each.
+    constexpr std::size_t node = sizeof(void*) + sizeof(std::pair<std::uintptr_t, std::size_t>);
+    return capacity_ * sizeof(std::uint64_t) + large_.size() * node +
+           large_.bucket_count() * sizeof(void*);
+}
+
+void LiveBlocks::clear() noexcept {
+    large_.clear();
+    if (capacity_ != kMinCapacity) {
+        mi_free(slots_);
+        slots_ = nullptr;
+        capacity_ = 0;
+        count_ = 0;
+        if (!resize(kMinCapacity)) {
+            return;
+        }
+    }
+    std::memset(slots_, 0, capacity_ * sizeof(std::uint64_t));
+    count_ = 0;
+}
+
+} // namespace memxx::core

@@ -1,0 +1,60 @@
+// The live-block table: address -> size of every block allocated while profiling.
+//
+// Each entry is one 64-bit slot: the address divided by 16 (43 bits) and the size (21 bits).
+// Blocks of 2 MiB or more, and addresses that are not 16-byte aligned or above 2^47, keep their
+// size in a small side map instead. The slot array grows at 80 % load and shrinks below 1/3,
+// so above the minimum capacity the table costs 8 / load <= 24 bytes per live block.
+// All memory comes from mimalloc, never from the hooked Python allocator.
+//
+// Not thread-safe: the allocator hook holds its lock around every call.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+
+#include <mimalloc.h>
+
+namespace memxx::core {
+
+class LiveBlocks {
+  public:
+    static constexpr std::size_t kMinCapacity = 1024;
+
+    LiveBlocks();
+    ~LiveBlocks();
+    LiveBlocks(const LiveBlocks&) = delete;
+    LiveBlocks& operator=(const LiveBlocks&) = delete;
+
+    // Records a block; false when the table cannot grow (the block then stays untracked).
+    bool insert(const void* address, std::size_t size) noexcept;
+    // Removes a block; false when the address is not in the table.
+    bool erase(const void* address, std::size_t* size) noexcept;
+    bool contains(const void* address) const noexcept;
+
+    std::size_t count() const noexcept { return count_ + large_.size(); }
+    std::size_t capacity() const noexcept { return capacity_; }
+    // Bytes the table itself occupies (slots plus side-map nodes).
+    std::size_t memory_bytes() const noexcept;
+    void clear() noexcept;
+
+  private:
+    using LargeMap = std::unordered_map<std::uintptr_t, std::size_t, std::hash<std::uintptr_t>,
+                                        std::equal_to<std::uintptr_t>,
+                                        mi_stl_allocator<std::pair<const std::uintptr_t, std::size_t>>>;
+
+    static bool fits_slot(std::uintptr_t address) noexcept;
+    std::size_t home(std::uint64_t key) const noexcept;
+    std::size_t find_slot(std::uint64_t key) const noexcept; // capacity_ when absent
+    void erase_slot(std::size_t index) noexcept;
+    bool resize(std::size_t new_capacity) noexcept;
+    void place(std::uint64_t slot) noexcept;
+
+    std::uint64_t* slots_ = nullptr;
+    std::size_t capacity_ = 0; // a power of two
+    std::size_t count_ = 0;    // occupied slots
+    unsigned shift_ = 64;      // 64 - log2(capacity_)
+    LargeMap large_;           // sizes that do not fit a slot, and odd addresses
+};
+
+} // namespace memxx::core

@@ -1,0 +1,69 @@
+#include "core/process_memory.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <mutex>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace memxx::core {
+
+namespace {
+
+std::int64_t resident_from_statm(int fd) noexcept {
+    char text[128];
+    const ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    if (n <= 0) {
+        return -1;
+    }
+    text[n] = '\0';
+    // statm: size resident shared text lib data dt, in pages.
+    char* end = nullptr;
+    std::strtoll(text, &end, 10);
+    const long long resident = std::strtoll(end, nullptr, 10);
+    return static_cast<std::int64_t>(resident) * sysconf(_SC_PAGESIZE);
+}
+
+} // namespace
+
+std::int64_t current_rss_bytes() noexcept {
+    // /proc/self is resolved when the file is opened: after a fork the child must reopen it.
+    static std::mutex open_lock;
+    static std::atomic<int> statm_fd{-1};
+    static std::atomic<pid_t> statm_pid{0};
+    const pid_t pid = getpid();
+    int fd = statm_fd.load(std::memory_order_acquire);
+    if (fd < 0 || statm_pid.load(std::memory_order_acquire) != pid) {
+        std::lock_guard<std::mutex> guard(open_lock);
+        fd = statm_fd.load(std::memory_order_acquire);
+        if (fd < 0 || statm_pid.load(std::memory_order_acquire) != pid) {
+            const int opened = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+            if (opened < 0) {
+                return -1;
+            }
+            if (fd >= 0) {
+                close(fd);
+            }
+            fd = opened;
+            statm_pid.store(pid, std::memory_order_release);
+            statm_fd.store(fd, std::memory_order_release);
+        }
+    }
+    return resident_from_statm(fd);
+}
+
+std::int64_t process_rss_bytes(int pid) noexcept {
+    char path[64];
+    std::snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    const std::int64_t rss = resident_from_statm(fd);
+    close(fd);
+    return rss;
+}
+
+} // namespace memxx::core

@@ -1,0 +1,41 @@
+/* Every CPython-version difference the core depends on, behind named helpers.
+ * The rest of the code has no PY_VERSION_HEX. */
+#ifndef MEMXX_PY_COMPAT_H
+#define MEMXX_PY_COMPAT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 3.12+ raise line events for chosen code objects only (PEP 669, sys.monitoring);
+ * 3.11 has the per-thread C trace function. */
+#if PY_VERSION_HEX >= 0x030C0000
+#define MEMXX_USE_MONITORING 1
+#else
+#define MEMXX_USE_MONITORING 0
+#endif
+
+/* 3.11: stop LINE events for a frame that is not profiled (its f_trace_lines). No-op on 3.12+. */
+void memxx_frame_skip_lines(PyFrameObject* frame);
+
+/* 3.11: the C trace function and its object installed on a thread (borrowed). */
+void memxx_thread_tracer(PyThreadState* tstate, Py_tracefunc* func, PyObject** obj);
+
+/* Line number of a bytecode offset in a code object. */
+int memxx_code_line(PyObject* code, int offset);
+
+/* True for generator, coroutine and async-generator code: their frames outlive a call. */
+int memxx_code_is_resumable(PyObject* code);
+
+/* The first line of a code object (the first decorator's line for a decorated function). */
+int memxx_code_first_line(PyObject* code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMXX_PY_COMPAT_H */

@@ -1,0 +1,6 @@
+#include "python/bindings/bindings.hpp"
+
+PYBIND11_MODULE(_memxx, m) {
+    m.doc() = "memory-profilerxx native core (allocation hook, line tracer, heap walker, sampler)";
+    memxx::bindings::bind_core(m);
+}

@@ -1,0 +1,241 @@
+"""LineProfiler: the memory_profiler-shaped front of the native hook and line tracer."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any, Callable, Iterator
+
+import _memxx
+
+_MIB = 2.0**20
+
+
+@dataclass(frozen=True)
+class LineRecord:
+    """One measured source line; sizes are in bytes.
+
+    ``increment`` is the net of what was allocated and freed while the line ran (summed over its
+    ``occurrences``), ``peak`` the highest memory reached while it ran, ``memory`` the memory
+    after its last run. Memory is the process RSS when profiling started plus the bytes the
+    profiled thread allocated minus those it freed since.
+    """
+
+    filename: str
+    function: str
+    lineno: int
+    source: str
+    occurrences: int
+    increment: int
+    peak: int
+    memory: int
+
+
+def code_of(func: Any) -> CodeType | None:
+    """The code object of a function, method, staticmethod/classmethod or partial; else None."""
+    while True:
+        if isinstance(func, (staticmethod, classmethod)):
+            func = func.__func__
+        elif isinstance(func, functools.partial):
+            func = func.func
+        elif hasattr(func, "__func__"):  # bound method
+            func = func.__func__
+        else:
+            break
+    code = getattr(func, "__code__", None)
+    return code if isinstance(code, CodeType) else None
+
+
+def _last_line(code: CodeType) -> int:
+    return max((line for _, _, line in code.co_lines() if line is not None),
+               default=code.co_firstlineno)
+
+
+def function_lines(code: CodeType) -> range:
+    """Line numbers of a function's source block, decorators included (as memory_profiler)."""
+    import inspect
+    import linecache
+
+    lines = linecache.getlines(code.co_filename)
+    first = code.co_firstlineno
+    if not lines or first > len(lines):
+        return range(first, _last_line(code) + 1)
+    block = inspect.getblock(lines[first - 1:])
+    return range(first, first + len(block))
+
+
+class CodeMap(dict):
+    """``code -> {lineno: (increment MiB, memory MiB, occurrences)}``, as memory_profiler's.
+
+    ``items()`` yields ``(filename, iterator of (lineno, tuple or None))`` over every source
+    line of each profiled function that has measurements, as memory_profiler's CodeMap does.
+    """
+
+    def items(self) -> Iterator[tuple[str, Iterator[tuple[int, tuple | None]]]]:  # type: ignore[override]
+        for code, measures in dict.items(self):
+            if not measures:
+                continue
+            linenos = function_lines(code)
+            yield code.co_filename, ((line, measures.get(line)) for line in linenos)
+
+
+class LineProfiler:
+    """Records, for each line of the functions added to it, the memory allocated and freed.
+
+    Works like memory_profiler's ``LineProfiler``: use it as a decorator, or ``add_function``
+    then ``enable()``/``disable()`` (or ``with profiler:``), then ``show_results(profiler)``.
+
+    >>> prof = LineProfiler()
+    >>> def build():
+    ...     return [0] * 1000
+    >>> profiled = prof(build)
+    >>> _ = profiled()
+    >>> [r.increment >= 8000 for r in prof.records() if 'return' in r.source]
+    [True]
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        self.include_children = kw.get("include_children", False)
+        self.backend = kw.get("backend", "hook")
+        self.max_mem = kw.get("max_mem")
+        self._codes = _memxx.ProfiledCodes()
+        self.functions: list[Callable] = []
+
+    def __call__(self, func: Callable | None = None, precision: int = 1) -> Callable:
+        if func is None:
+            return functools.partial(self.__call__, precision=precision)
+        self.add_function(func)
+        return self.wrap_function(func)
+
+    def add_function(self, func: Callable) -> None:
+        """Measure the lines of ``func`` from now on (while the profiler is enabled)."""
+        code = code_of(func)
+        if code is None:
+            warnings.warn("Could not extract a code object for the object %r" % (func,),
+                          stacklevel=2)
+            return
+        if self._codes.add(code, _last_line(code)):
+            self.functions.append(func)
+
+    def wrap_function(self, func: Callable) -> Callable:
+        """A wrapper of ``func`` that enables the profiler while it runs."""
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self._codes.enable()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self._codes.disable()
+
+        return wrapper
+
+    def enable(self) -> None:
+        """Start measuring (counted: each enable() needs its disable())."""
+        self._codes.enable()
+
+    def disable(self) -> None:
+        self._codes.disable()
+
+    enable_by_count = enable
+    disable_by_count = disable
+
+    @property
+    def enable_count(self) -> int:
+        return self._codes.enabled
+
+    def __enter__(self) -> LineProfiler:
+        self.enable()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disable()
+
+    def runctx(self, cmd: str, globals: dict, locals: dict) -> LineProfiler:
+        """Profile one statement in the given namespaces."""
+        self.enable()
+        try:
+            exec(cmd, globals, locals)
+        finally:
+            self.disable()
+        return self
+
+    def _results(self) -> list[tuple[CodeType, list[tuple[int, int, int, int, int]]]]:
+        return self._codes.results()
+
+    @property
+    def code_map(self) -> CodeMap:
+        """memory_profiler's view: ``{code: {lineno: (increment MiB, memory MiB, occurrences)}}``."""
+        view = CodeMap()
+        for code, rows in self._results():
+            view[code] = {line: (inc / _MIB, mem / _MIB, occ)
+                          for line, occ, inc, _peak, mem in rows}
+        return view
+
+    def records(self) -> list[LineRecord]:
+        """The lines that ran, one ``LineRecord`` each (bytes), in source order per function."""
+        import linecache
+
+        out = []
+        for code, rows in self._results():
+            lines = linecache.getlines(code.co_filename)
+            for line, occ, inc, peak, mem in rows:
+                source = lines[line - 1].rstrip("\n") if 0 < line <= len(lines) else ""
+                out.append(LineRecord(code.co_filename, code.co_qualname, line, source,
+                                      occ, inc, peak, mem))
+        return out
+
+    def to_json(self, indent: int = 2) -> str:
+        """The records as JSON text: ``{"format", "version", "unit": "bytes", "lines": [...]}``."""
+        return _memxx.line_records_to_json(self.records(), indent)
+
+
+def profile(func: Callable | None = None, stream: Any = None, precision: int = 1,
+            backend: str = "psutil", layout: str = "peak") -> Callable:
+    """Decorator that prints a line-by-line memory report of ``func`` after each call.
+
+    As memory_profiler's ``profile``: bare or with arguments; ``stream`` (default stdout) gets
+    the report, ``precision`` sets its decimal places. ``layout="classic"`` prints
+    memory_profiler's exact table; the default adds a ``Peak`` column. Recursive calls are
+    reported once, when the outermost call returns. ``backend`` is accepted for compatibility;
+    the figures always come from the allocation hook.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> @profile(stream=out)
+    ... def make():
+    ...     return [1] * 10**6
+    >>> _ = make()
+    >>> 'Peak' in out.getvalue() and '7.6 MiB' in out.getvalue()
+    True
+    """
+    if func is None:
+        return functools.partial(profile, stream=stream, precision=precision, backend=backend,
+                                 layout=layout)
+    if code_of(func) is None:
+        raise TypeError("profile() expects a function or method, got %s object %r"
+                        % (type(func).__name__, func))
+    from memory_profilerxx._report import check_layout, show_results
+
+    check_layout(layout)
+    active: list[LineProfiler] = []
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not active:
+            prof = LineProfiler()
+            prof.add_function(func)
+            active.append(prof)
+        prof = active[0]
+        prof.enable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            prof.disable()
+            if prof.enable_count == 0 and active and active[0] is prof:
+                active.clear()
+                show_results(prof, stream=stream, precision=precision, layout=layout)
+
+    return wrapper

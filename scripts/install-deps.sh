@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what is missing: the Debian build packages, then the Python packages for each
+# interpreter given (default: every one scripts/pythons.sh lists).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+debs="g++ cmake make pkg-config libmimalloc-dev libgraphviz-dev nlohmann-json3-dev catch2"
+missing=""
+for p in $debs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "== apt-get install$missing"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update
+    $sudo apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing
+fi
+
+pythons=("$@")
+[ ${#pythons[@]} -gt 0 ] || mapfile -t pythons < <("$here/pythons.sh")
+for py in "${pythons[@]}"; do
+    echo "== pip install (build and test packages) for $py"
+    "$py" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+        "scikit-build-core>=0.10" "pybind11>=2.10" pytest numpy memory_profiler objgraph \
+        ipython matplotlib psutil
+done

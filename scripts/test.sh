@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every test: Catch2 (ctest), then pytest on each interpreter.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+mapfile -t pythons < <("$here/pythons.sh")
+"$here/install-deps.sh" "${pythons[@]}"
+"$here/build.sh" "${pythons[@]}"
+
+echo "== Catch2 (ctest)"
+py=$(command -v python3)
+cmake -S "$top" -B "$top/build/ctest" -DMEMXX_BUILD_TESTS=ON -DPython_EXECUTABLE="$py" >/dev/null
+cmake --build "$top/build/ctest" -j2
+(cd "$top/build/ctest" && ctest --output-on-failure)
+
+for py in "${pythons[@]}"; do
+    echo "== pytest on $("$py" -c 'import sys; print(sys.version.split()[0])')"
+    # Run from outside the checkout so the installed packages are the ones tested.
+    (cd "$top/tests" && "$py" -m pytest -q -p no:cacheprovider "$top/tests/python")
+done
+echo "== all tests passed"
