@@ -1,0 +1,112 @@
+"""python -m memory_profilerxx [options] script.py [args] | -m module [args]
+
+Runs a program with ``profile`` in builtins: every function it decorates with ``@profile`` is
+measured line by line, and one report is written when the program ends (also when it raises).
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import os
+import runpy
+import sys
+from typing import Any
+
+from memory_profilerxx import LineProfiler, __version__, show_results
+from memory_profilerxx._report import LAYOUTS
+
+USAGE = "python -m memory_profilerxx [options] script.py [args] | -m module [args]"
+
+
+class BuiltinProfile(LineProfiler):
+    """The ``profile`` a script gets from builtins: one profiler shared by every decorated
+    function, reported once at exit. ``precision`` given to it is ignored (the CLI's wins)."""
+
+    def __call__(self, func: Any = None, precision: int | None = None) -> Any:
+        if func is None:
+            return lambda f: self(f)
+        return super().__call__(func)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m memory_profilerxx", usage=USAGE)
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--precision", type=int, default=3,
+                        help="decimal places of the MiB figures (default 3)")
+    parser.add_argument("-o", dest="out_filename", default=None,
+                        help="append the report to this file instead of stdout")
+    parser.add_argument("--json", dest="json_filename", default=None, metavar="FILE",
+                        help="also write the per-line records (bytes) to FILE as JSON")
+    parser.add_argument("--layout", choices=LAYOUTS, default="peak",
+                        help="peak: with a Peak column (default); classic: memory_profiler's")
+    parser.add_argument("-m", dest="module", action="store_true",
+                        help="the program is a module name, run as with python -m")
+    parser.add_argument("program", nargs=argparse.REMAINDER,
+                        help="script (or module with -m) and its arguments")
+    return parser
+
+
+def _run(args: argparse.Namespace, prof: LineProfiler) -> None:
+    target, rest = args.program[0], args.program[1:]
+    builtins.profile = prof  # type: ignore[attr-defined]
+    if args.module:
+        sys.argv = [target, *rest]
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+        return
+    script = os.path.abspath(target)
+    sys.argv = [target, *rest]
+    sys.path.insert(0, os.path.dirname(script))
+    runpy.run_path(script, run_name="__main__")
+
+
+def _write_reports(args: argparse.Namespace, prof: LineProfiler) -> None:
+    if args.out_filename is not None:
+        with open(args.out_filename, "a", encoding="utf-8") as out:
+            show_results(prof, stream=out, precision=args.precision, layout=args.layout)
+    else:
+        show_results(prof, precision=args.precision, layout=args.layout)
+        sys.stdout.flush()
+    if args.json_filename is not None:
+        with open(args.json_filename, "w", encoding="utf-8") as out:
+            out.write(prof.to_json())
+            out.write("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.program:
+        print("python -m memory_profilerxx: no program given; usage: " + USAGE, file=sys.stderr)
+        return 2
+    target = args.program[0]
+    if not args.module and not os.path.isfile(target):
+        print("python -m memory_profilerxx: cannot open %r: no such file" % target,
+              file=sys.stderr)
+        return 2
+    for path in (args.out_filename, args.json_filename):
+        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            print("python -m memory_profilerxx: cannot write %r: no such directory" % path,
+                  file=sys.stderr)
+            return 2
+    prof = BuiltinProfile()
+    code = 0
+    try:
+        _run(args, prof)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if exit_.code is not None and not isinstance(exit_.code, int):
+            print(exit_.code, file=sys.stderr)
+    except BaseException:
+        # The program's own exception: its traceback as Python prints it, then the report.
+        import traceback
+
+        exc_type, exc, tb = sys.exc_info()
+        traceback.print_exception(exc_type, exc, tb.tb_next if tb else None)
+        code = 1
+    finally:
+        _write_reports(args, prof)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
