@@ -1,7 +1,138 @@
+#include <pybind11/stl.h>
+
+#include "mprof/dat_file.hpp"
+#include "mprof/process_tree.hpp"
+#include "mprof/sampler.hpp"
 #include "python/bindings/bindings.hpp"
+
+namespace py = pybind11;
 
 namespace memxx::bindings {
 
-void bind_mprof(pybind11::module_& m) { (void)m; }
+namespace {
+
+using mprof::FunctionSpan;
+using mprof::MemorySample;
+using mprof::Profile;
+
+py::list samples_to_list(const std::vector<MemorySample>& samples) {
+    py::list out;
+    for (const MemorySample& s : samples) {
+        out.append(py::make_tuple(s.mib, s.time));
+    }
+    return out;
+}
+
+std::vector<MemorySample> samples_from_list(const py::iterable& pairs) {
+    std::vector<MemorySample> out;
+    for (py::handle pair : pairs) {
+        const auto t = pair.cast<std::pair<double, double>>();
+        out.push_back({t.first, t.second});
+    }
+    return out;
+}
+
+// {"cmdline": str, "memory": [(MiB, t)], "children": {pid: [(MiB, t)]},
+//  "functions": [(name, mem_start, t_start, mem_end, t_end, level)]}
+py::dict profile_to_dict(const Profile& p) {
+    py::dict d;
+    d["cmdline"] = p.cmdline;
+    d["memory"] = samples_to_list(p.memory);
+    py::dict children;
+    for (const auto& [child, samples] : p.children) {
+        children[py::str(child)] = samples_to_list(samples);
+    }
+    d["children"] = children;
+    py::list functions;
+    for (const FunctionSpan& f : p.functions) {
+        functions.append(
+            py::make_tuple(f.name, f.mem_start, f.time_start, f.mem_end, f.time_end, f.level));
+    }
+    d["functions"] = functions;
+    return d;
+}
+
+Profile profile_from_dict(const py::dict& d) {
+    Profile p;
+    p.cmdline = d.contains("cmdline") ? d["cmdline"].cast<std::string>() : "";
+    p.memory = samples_from_list(d["memory"]);
+    if (d.contains("children")) {
+        for (const auto& [child, samples] : d["children"].cast<py::dict>()) {
+            p.children[py::str(child).cast<std::string>()] = samples_from_list(samples.cast<py::iterable>());
+        }
+    }
+    if (d.contains("functions")) {
+        for (py::handle f : d["functions"].cast<py::iterable>()) {
+            const auto t = f.cast<std::tuple<std::string, double, double, double, double, int>>();
+            p.functions.push_back({std::get<0>(t), std::get<1>(t), std::get<2>(t), std::get<3>(t),
+                                   std::get<4>(t), std::get<5>(t)});
+        }
+    }
+    return p;
+}
+
+} // namespace
+
+void bind_mprof(py::module_& m) {
+    py::register_exception<mprof::ProfileFileError>(m, "ProfileFileError", PyExc_ValueError);
+
+    py::class_<mprof::Sampler>(m, "Sampler",
+                               "Samples a process's memory at absolute deadlines into a .dat file.")
+        .def(py::init([](int pid, const std::string& path, double interval, bool include_children,
+                         bool multiprocess, const std::string& metric) {
+                 mprof::MemoryMetric chosen = mprof::MemoryMetric::rss;
+                 if (metric == "pss") {
+                     chosen = mprof::MemoryMetric::pss;
+                 } else if (metric == "uss") {
+                     chosen = mprof::MemoryMetric::uss;
+                 } else if (metric != "rss") {
+                     throw py::value_error("metric must be rss, pss or uss, not " + metric);
+                 }
+                 auto writer =
+                     std::make_unique<mprof::DatWriter>(path, mprof::DatWriter::Mode::append);
+                 return std::make_unique<mprof::Sampler>(
+                     mprof::SamplerOptions{pid, interval, include_children, multiprocess, chosen},
+                     std::move(writer));
+             }),
+             py::arg("pid"), py::arg("path"), py::arg("interval") = 0.1,
+             py::arg("include_children") = false, py::arg("multiprocess") = false,
+             py::arg("metric") = "rss")
+        .def("start", &mprof::Sampler::start)
+        .def("stop", &mprof::Sampler::stop, py::call_guard<py::gil_scoped_release>())
+        .def_property_readonly("running", &mprof::Sampler::running)
+        .def_property_readonly("current_bytes", &mprof::Sampler::current_bytes)
+        .def_property_readonly("peak_bytes", &mprof::Sampler::peak_bytes)
+        .def_property_readonly("error", &mprof::Sampler::error)
+        .def("stats", [](const mprof::Sampler& self) {
+            const mprof::SamplerStats s = self.stats();
+            py::dict d;
+            d["samples"] = s.samples;
+            d["missed_ticks"] = s.missed_ticks;
+            d["thread_cpu_seconds"] = s.thread_cpu_seconds;
+            d["lateness_ms"] = s.lateness_ms;
+            return d;
+        });
+
+    m.def(
+        "create_dat",
+        [](const std::string& path, const std::string& cmdline) {
+            mprof::DatWriter(path, mprof::DatWriter::Mode::truncate).write_cmdline(cmdline);
+        },
+        py::arg("path"), py::arg("cmdline"),
+        "Creates (or empties) a .dat file holding only its CMDLINE record; a Sampler appends.");
+    m.def("read_profile",
+          [](const std::string& path) { return profile_to_dict(mprof::read_profile(path)); },
+          py::arg("path"), "Reads a .dat (memory_profiler format) or mprofxx .json profile.");
+    m.def("profile_to_json",
+          [](const py::dict& profile, int indent) {
+              return mprof::profile_to_json(profile_from_dict(profile), indent);
+          },
+          py::arg("profile"), py::arg("indent") = 1,
+          "The JSON text of a profile dict as read_profile returns it.");
+    m.def("process_running", &mprof::process_running, py::arg("pid"),
+          "True while the process exists and has not exited.");
+    m.def("process_command_line", &mprof::command_line, py::arg("pid"),
+          "The command line of a process, arguments joined by spaces.");
+}
 
 } // namespace memxx::bindings
