@@ -1,0 +1,97 @@
+"""Profile files: finding them in the current directory, reading them, their peaks."""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass, field
+
+PROFILE_GLOB = "mprofile_??????????????.dat"
+
+
+class CliError(Exception):
+    """A user error: the CLI prints ``mprofxx: error: <message>`` and exits 1."""
+
+
+@dataclass
+class Recording:
+    """One profile as read from a .dat or .json file (MiB, Unix seconds)."""
+
+    path: str
+    cmdline: str
+    memory: list[tuple[float, float]]
+    children: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    functions: list[tuple[str, float, float, float, float, int]] = field(default_factory=list)
+
+    @property
+    def peak(self) -> tuple[float, float]:
+        """Return ``(MiB, time)`` of the highest MEM sample."""
+        return max(self.memory, key=lambda s: s[0])
+
+
+def profile_filenames() -> list[str]:
+    """Return the ``mprofile_<timestamp>.dat`` files of the current directory, oldest first."""
+    return sorted(glob.glob(PROFILE_GLOB))
+
+
+def default_output_name() -> str:
+    """Return ``mprofile_<YYYYmmddHHMMSS>.dat`` for now."""
+    return time.strftime("mprofile_%Y%m%d%H%M%S.dat", time.localtime())
+
+
+def resolve(arguments: list[str]) -> list[str]:
+    """Return the files named by paths or indices (0 the oldest, -1 the newest), in order."""
+    known = profile_filenames()
+    found: list[str] = []
+    for argument in arguments:
+        if os.path.exists(argument):
+            path = argument
+        else:
+            try:
+                path = known[int(argument)]
+            except ValueError:
+                raise CliError("no such profile file: %s" % argument) from None
+            except IndexError:
+                raise CliError(
+                    "no profile number %s: %d profile file(s) here" % (argument, len(known))
+                ) from None
+        if path not in found:
+            found.append(path)
+    return found
+
+
+def latest_or(arguments: list[str]) -> list[str]:
+    """Return the files named, or the newest profile here (saying so) when none is named."""
+    if arguments:
+        return resolve(arguments)
+    known = profile_filenames()
+    if not known:
+        raise CliError("no mprofile_*.dat file in this directory; record one with 'mprofxx run'")
+    print("Using last profile data.")
+    return [known[-1]]
+
+
+def read(path: str, require_samples: bool = True) -> Recording:
+    """Return the recording in ``path``; CliError if it is unreadable or holds no sample."""
+    from _memxx import ProfileFileError, read_profile
+
+    if os.path.isdir(path):
+        raise CliError("%s is a directory, not a profile file" % path)
+    try:
+        data = read_profile(path)
+    except ProfileFileError as error:
+        raise CliError(str(error)) from None
+    recording = Recording(path, data["cmdline"].strip(), data["memory"], data["children"],
+                          data["functions"])
+    if require_samples and not recording.memory:
+        raise CliError("%s: no memory samples (MEM lines) in this file" % path)
+    return recording
+
+
+def samples_in_function(recording: Recording, name: str) -> list[float]:
+    """Return the MEM values (and span end points) taken while function ``name`` ran."""
+    spans = [f for f in recording.functions if f[0] == name]
+    values = [m for m, t in recording.memory if any(f[2] <= t <= f[4] for f in spans)]
+    values += [f[1] for f in spans] + [f[3] for f in spans]
+    return values

@@ -1,0 +1,393 @@
+"""The ``mprofxx`` command: record a program's memory over time, list, remove and plot records.
+
+    mprofxx run [-C] [-M] [-E] [-T S] [-o FILE] [--json] script.py | -m module | program [args]
+    mprofxx attach [-C] [-M] [-T S] [-o FILE] [-t S] PID
+    mprofxx plot [-o FILE] [-t TITLE] [-n] [-s] [-w XMIN,XMAX] [-f] [file.dat | index ...]
+    mprofxx peak [--func NAME] [file.dat | index ...]
+    mprofxx list | clean [--dry-run] | rm [--dry-run] (index | file.dat) ...
+
+Files are memory_profiler's ``mprofile_<YYYYmmddHHMMSS>.dat``: ``mprof`` reads ours and we read
+theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from mprofxx import _profiles
+from mprofxx._profiles import CliError
+from mprofxx._spans import ENV_VAR
+
+PROG = "mprofxx"
+# run's own options that take a value; the program starts at the first other non-option.
+_RUN_VALUE_OPTIONS = {"-T", "--interval", "-o", "--output", "--backend", "-t", "--timeout"}
+_METRICS = {"rss": "rss", "psutil": "rss", "posix": "rss", "psutil_pss": "pss", "pss": "pss",
+            "psutil_uss": "uss", "uss": "uss"}
+
+
+def _quote_cmdline(argv: list[str]) -> str:
+    # memory_profiler's CMDLINE: arguments joined by spaces, those with blanks in single quotes.
+    return " ".join("'%s'" % a if any(c.isspace() for c in a) else a for a in argv)
+
+
+def _split_program(args: list[str]) -> tuple[list[str], list[str]]:
+    """Split run's arguments into its own options and the program with the program's options."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return args[:i], args[i + 1:]
+        if arg == "-m" or not arg.startswith("-") or arg == "-":
+            return args[:i], args[i:]
+        i += 2 if arg in _RUN_VALUE_OPTIONS else 1
+    return args, []
+
+
+def _add_recording_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-C", "--include-children", action="store_true",
+                        help="add the memory of all descendants to MEM")
+    parser.add_argument("-M", "--multiprocess", action="store_true",
+                        help="record each descendant separately (CHLD lines)")
+    parser.add_argument("-T", "--interval", type=float, default=0.1,
+                        help="seconds between samples (default 0.1)")
+    parser.add_argument("-o", "--output", help="the .dat file (default mprofile_<time>.dat)")
+    parser.add_argument("--backend", default="rss", choices=sorted(_METRICS) + ["tracemalloc"],
+                        help="rss (default; psutil and posix mean the same), pss or uss")
+    parser.add_argument("--json", action="store_true",
+                        help="also write the series as JSON next to the .dat file")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG + " run",
+        usage="%(prog)s [options] (script.py | -m module | program) [args ...]",
+        description="Run a program and record its memory over time.")
+    _add_recording_options(parser)
+    parser.add_argument("-E", "--exit-code", action="store_true",
+                        help="exit with the program's exit code")
+    parser.add_argument("--python", action="store_true",
+                        help="run the program as Python (FUNC spans) even without .py")
+    parser.add_argument("--nopython", action="store_true",
+                        help="run a .py file as a plain executable (no FUNC spans)")
+    parser.add_argument("--timestamp", action="store_true",
+                        help="record FUNC spans (the default for Python programs)")
+    parser.add_argument("-t", "--timeout", type=float, help="stop recording after S seconds")
+    return parser
+
+
+def _check_recording_options(options: argparse.Namespace) -> str:
+    if not options.interval > 0:
+        raise CliError("--interval must be a positive number of seconds, not %s"
+                       % options.interval)
+    if options.backend == "tracemalloc":
+        raise CliError("--backend tracemalloc cannot record another process; "
+                       "use rss (default), pss or uss")
+    return _METRICS[options.backend]
+
+
+def _program_command(options: argparse.Namespace, program: list[str]) -> tuple[list[str], str]:
+    """Return the command to start and the command line to record for ``program``."""
+    if not program:
+        raise CliError("no program given: mprofxx run script.py | -m module | program [args]")
+    child = [sys.executable, "-m", "mprofxx._child"]
+    if program[0] == "-m":
+        if len(program) < 2:
+            raise CliError("-m needs a module name")
+        return child + program, _quote_cmdline(["python"] + program)
+    first = program[0]
+    if first.endswith(".py") and not options.nopython:
+        if not os.path.isfile(first):
+            raise CliError("script not found: %s" % first)
+        return child + program, _quote_cmdline(["python"] + program)
+    if options.python and os.path.basename(first).startswith("python") and len(program) > 1:
+        # "--python python3.12 script.py": that interpreter runs our child runner.
+        return [first, "-m", "mprofxx._child"] + program[1:], _quote_cmdline(program)
+    if options.python and not os.path.isfile(first):
+        raise CliError("script not found: %s" % first)
+    if options.python:
+        return child + program, _quote_cmdline(["python"] + program)
+    if shutil.which(first) is None:
+        raise CliError("program not found: %s" % first)
+    return list(program), _quote_cmdline(program)
+
+
+class _StatusLine:
+    """One line rewritten in place with elapsed time, current and peak memory (terminals only)."""
+
+    def __init__(self, sampler: object) -> None:
+        self._sampler = sampler
+        self._start = time.monotonic()
+        self._shown = sys.stdout.isatty() and not os.environ.get("CI")
+
+    @property
+    def period(self) -> float | None:
+        return 0.25 if self._shown else None
+
+    def update(self) -> None:
+        if not self._shown:
+            return
+        current = self._sampler.current_bytes / 2**20  # type: ignore[attr-defined]
+        peak = self._sampler.peak_bytes / 2**20  # type: ignore[attr-defined]
+        if current < 0:
+            return
+        sys.stdout.write("\r\x1b[K[mprofxx] %7.1f s   now %9.1f MiB   peak %9.1f MiB"
+                         % (time.monotonic() - self._start, current, peak))
+        sys.stdout.flush()
+
+    def clear(self) -> None:
+        if self._shown:
+            sys.stdout.write("\r\x1b[K")
+            sys.stdout.flush()
+
+
+def _stop_program(process: subprocess.Popen) -> None:
+    """Pass Ctrl-C on to the program (it may have had it already), then wait, then kill."""
+    if process.poll() is None:
+        try:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        except KeyboardInterrupt:
+            process.kill()
+            process.wait()
+
+
+def _finish(sampler: object, output: str, write_json: bool) -> None:
+    from _memxx import profile_to_json, read_profile
+
+    error = sampler.error  # type: ignore[attr-defined]
+    if error:
+        print("%s: warning: sampling stopped early: %s" % (PROG, error), file=sys.stderr)
+    stats = sampler.stats()  # type: ignore[attr-defined]
+    peak = sampler.peak_bytes / 2**20  # type: ignore[attr-defined]
+    print("%s: wrote %s (%d samples, peak %.1f MiB)" % (PROG, output, stats["samples"], peak))
+    if write_json:
+        json_path = os.path.splitext(output)[0] + ".json"
+        with open(json_path, "w") as out:
+            out.write(profile_to_json(read_profile(output)))
+        print("%s: wrote %s" % (PROG, json_path))
+
+
+def run_command(args: list[str]) -> int:
+    """``mprofxx run``: start the program, record it until it exits; return the exit status."""
+    from _memxx import Sampler, create_dat
+
+    own, program = _split_program(args)
+    options = _run_parser().parse_args(own)
+    metric = _check_recording_options(options)
+    command, cmdline = _program_command(options, program)
+    output = options.output or _profiles.default_output_name()
+    try:
+        create_dat(output, cmdline)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    env = dict(os.environ)
+    env[ENV_VAR] = os.path.abspath(output)
+    print("%s: sampling memory every %gs into %s" % (PROG, options.interval, output))
+    try:
+        process = subprocess.Popen(command, env=env)
+    except OSError as error:
+        raise CliError("cannot start %s: %s" % (command[0], error.strerror)) from None
+    sampler = Sampler(process.pid, output, options.interval, options.include_children,
+                      options.multiprocess, metric)
+    sampler.start()
+    status = _StatusLine(sampler)
+    interrupted = False
+    deadline = time.monotonic() + options.timeout if options.timeout else None
+    try:
+        while process.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            wait = status.period
+            if deadline is not None:
+                left = max(0.0, deadline - time.monotonic())
+                wait = left if wait is None else min(wait, left)
+            try:
+                process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                pass
+            status.update()
+    except KeyboardInterrupt:
+        interrupted = True
+        status.clear()
+        _stop_program(process)
+    finally:
+        sampler.stop()
+        status.clear()
+    _finish(sampler, output, options.json)
+    if interrupted:
+        print("%s: interrupted; the recording up to now is in %s" % (PROG, output),
+              file=sys.stderr)
+        return 130
+    code = process.poll()
+    if code is None:
+        return 0  # --timeout: recording stopped, the program goes on
+    if code != 0 and options.exit_code:
+        print("%s: the program exited with code %d" % (PROG, code), file=sys.stderr)
+        return code if code > 0 else 128 - code
+    return 0
+
+
+def attach_command(args: list[str]) -> int:
+    """``mprofxx attach PID``: record a running process until it exits, Ctrl-C or --timeout."""
+    from _memxx import Sampler, create_dat, process_command_line, process_running
+
+    parser = argparse.ArgumentParser(prog=PROG + " attach",
+                                     description="Record the memory of a running process.")
+    _add_recording_options(parser)
+    parser.add_argument("-t", "--timeout", type=float, help="stop after S seconds (default: "
+                        "when the process exits or on Ctrl-C)")
+    parser.add_argument("pid", help="the process id")
+    options = parser.parse_args(args)
+    metric = _check_recording_options(options)
+    try:
+        pid = int(options.pid)
+    except ValueError:
+        raise CliError("attach needs a process id (a number), not %r" % options.pid) from None
+    if pid <= 0 or not process_running(pid):
+        raise CliError("no running process with PID %d" % pid)
+    output = options.output or _profiles.default_output_name()
+    try:
+        create_dat(output, process_command_line(pid) or str(pid))
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    print("%s: attached to PID %d, sampling every %gs into %s (Ctrl-C stops)"
+          % (PROG, pid, options.interval, output))
+    sampler = Sampler(pid, output, options.interval, options.include_children,
+                      options.multiprocess, metric)
+    sampler.start()
+    status = _StatusLine(sampler)
+    deadline = time.monotonic() + options.timeout if options.timeout else None
+    try:
+        while sampler.running and (deadline is None or time.monotonic() < deadline):
+            time.sleep(status.period or 0.05)
+            status.update()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sampler.stop()
+        status.clear()
+    _finish(sampler, output, options.json)
+    return 0
+
+
+def list_command(args: list[str]) -> int:
+    """``mprofxx list``: print ``<index> <file> HH:MM:SS DD/MM/YYYY`` per profile here."""
+    argparse.ArgumentParser(prog=PROG + " list",
+                            description="List the profiles of this directory.").parse_args(args)
+    for index, name in enumerate(_profiles.profile_filenames()):
+        stamp = name[len("mprofile_"):-len(".dat")]
+        when = time.strptime(stamp, "%Y%m%d%H%M%S")
+        print("%d %s %s" % (index, name, time.strftime("%H:%M:%S %d/%m/%Y", when)))
+    return 0
+
+
+def _remove(paths: list[str], dry_run: bool) -> None:
+    if dry_run:
+        print("Files to be removed: ")
+        for path in paths:
+            print(path)
+        return
+    for path in paths:
+        os.remove(path)
+
+
+def rm_command(args: list[str]) -> int:
+    """``mprofxx rm N|FILE ...``: delete the profiles named (indices as ``list`` prints them)."""
+    parser = argparse.ArgumentParser(prog=PROG + " rm", description="Delete profiles.")
+    parser.add_argument("--dry-run", action="store_true", help="only print what would go")
+    parser.add_argument("profiles", nargs="+", help="indices (0 oldest, -1 newest) or files")
+    options = parser.parse_args(args)
+    _remove(_profiles.resolve(options.profiles), options.dry_run)
+    return 0
+
+
+def clean_command(args: list[str]) -> int:
+    """``mprofxx clean``: delete every ``mprofile_*.dat`` of the current directory."""
+    parser = argparse.ArgumentParser(prog=PROG + " clean",
+                                     description="Delete every profile of this directory.")
+    parser.add_argument("--dry-run", action="store_true", help="only print what would go")
+    options = parser.parse_args(args)
+    _remove(_profiles.profile_filenames(), options.dry_run)
+    return 0
+
+
+def peak_command(args: list[str]) -> int:
+    """``mprofxx peak``: print ``<file>\\t<peak MiB> MiB`` and each child's peak."""
+    parser = argparse.ArgumentParser(prog=PROG + " peak",
+                                     description="Print the peak memory of profiles.")
+    parser.add_argument("--func", help="peak while this function (module.name) ran")
+    parser.add_argument("profiles", nargs="*", help="indices or files (default: the newest)")
+    options = parser.parse_args(args)
+    for path in _profiles.latest_or(options.profiles):
+        recording = _profiles.read(path)
+        if options.func:
+            values = _profiles.samples_in_function(recording, options.func)
+            if not values:
+                print("%s\tNaN MiB" % path)
+                continue
+            print("%s\t%.3f MiB" % (path, max(values)))
+            continue
+        print("%s\t%.3f MiB" % (path, recording.peak[0]))
+        for child, samples in recording.children.items():
+            print("  Child %s\t\t\t%.3f MiB" % (child, max(m for m, _ in samples)))
+    return 0
+
+
+def plot_command(args: list[str]) -> int:
+    """``mprofxx plot``: draw profiles with matplotlib (see ``mprofxx plot --help``)."""
+    from mprofxx import plot
+
+    return plot.plot_command(args)
+
+
+COMMANDS = {
+    "run": run_command,
+    "attach": attach_command,
+    "plot": plot_command,
+    "peak": peak_command,
+    "list": list_command,
+    "rm": rm_command,
+    "clean": clean_command,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``mprofxx <command> ...``; return the exit status (also the console script).
+
+    >>> main(["list"])  # doctest: +SKIP
+    0 mprofile_20240101120000.dat 12:00:00 01/01/2024
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv else 1
+    if argv[0] == "--version":
+        from mprofxx import __version__
+
+        print(__version__)
+        return 0
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print("%s: error: unknown command %r; commands: %s"
+              % (PROG, argv[0], ", ".join(COMMANDS)), file=sys.stderr)
+        return 1
+    try:
+        return command(argv[1:])
+    except CliError as error:
+        print("%s: error: %s" % (PROG, error), file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
