@@ -1,0 +1,248 @@
+"""``mprofxx plot``: memory over time with matplotlib, function spans, peaks, several files.
+
+PNG, SVG or PDF by the extension of ``-o``. Without ``-o`` a window opens when there is a
+display; otherwise the picture is written to ``<profile>.png`` and the path is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from mprofxx import _profiles
+from mprofxx._profiles import CliError, Recording
+
+_SPAN_COLOURS = ["#17becf", "#bcbd22", "#2ca02c", "#d62728", "#1f77b4", "#9467bd", "#ff7f0e",
+                 "#8c564b", "#e377c2"]
+_FILE_COLOURS = ["black", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+_MAX_NAMED_SPANS = 40  # more brackets than this get no text beside them, only the legend
+
+
+def function_labels(dotted_names: list[str]) -> dict[str, str]:
+    """Return, per dotted name, its shortest dotted suffix no other name ends with.
+
+    >>> function_labels(["a.b.run", "c.d.run", "a.load"])
+    {'a.b.run': 'b.run', 'c.d.run': 'd.run', 'a.load': 'load'}
+    """
+    labels = {}
+    names = list(dict.fromkeys(dotted_names))
+    for name in names:
+        parts = [p for p in name.split(".") if p] or [name]
+        for size in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            clash = any(other != name and (other == suffix or other.endswith("." + suffix))
+                        for other in names)
+            if not clash:
+                break
+        labels[name] = suffix
+    return labels
+
+
+def _parse_window(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise CliError("--window needs xmin,xmax in seconds, e.g. 0,2.5; got %r" % text) from None
+    if not high > low:
+        raise CliError("--window: xmax must be above xmin")
+    return low, high
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _start_time(recording: Recording) -> float:
+    times = [t for _, t in recording.memory] + [f[2] for f in recording.functions]
+    return min(times)
+
+
+def _draw_slope(ax: Any, xs: list[float], ys: list[float], colour: str) -> float:
+    import numpy as np
+
+    if len(xs) < 2:
+        return 0.0
+    slope, intercept = np.polyfit(xs, ys, 1)
+    line = np.array([min(xs), max(xs)])
+    ax.plot(line, slope * line + intercept, "--", color=colour, linewidth=0.8)
+    return float(slope)
+
+
+def _draw_recording(ax: Any, recording: Recording, colour: str, options: argparse.Namespace,
+                    single: bool) -> None:
+    start = _start_time(recording)
+    xs = [t - start for _, t in recording.memory]
+    ys = [m for m, _ in recording.memory]
+    label = time.strftime("%d / %m / %Y - start at %H:%M:%S", time.localtime(start))
+    if not single:
+        label = "%s (%s)" % (os.path.basename(recording.path), label)
+    if options.slope:
+        slope = _draw_slope(ax, xs, ys, "#00e3d8" if single else colour)
+        label += " slope %.5f MiB/s" % slope
+    marker = "" if options.flame else "+"
+    children = sorted(recording.children.items())
+    if children and options.children == "stacked":
+        _draw_stacked(ax, xs, ys, children, start, label)
+    else:
+        ax.plot(xs, ys, marker + "-", color=colour, label=label, linewidth=1.2, markersize=4)
+        for index, (child, samples) in enumerate(children):
+            cx = [t - start for _, t in samples]
+            cy = [m for m, _ in samples]
+            ax.plot(cx, cy, marker + "-", color=_SPAN_COLOURS[index % len(_SPAN_COLOURS)],
+                    label="child %s" % child, linewidth=1, markersize=3)
+    if single and not options.no_function_ts:
+        peak_mem, peak_time = recording.peak
+        ax.axhline(peak_mem, color="red", linestyle="--", linewidth=0.8)
+        ax.axvline(peak_time - start, color="red", linestyle="--", linewidth=0.8)
+        ax.annotate("peak %.1f MiB" % peak_mem, (peak_time - start, peak_mem),
+                    textcoords="offset points", xytext=(4, 4), color="red", fontsize=9)
+        if not options.flame:
+            _draw_brackets(ax, recording, start)
+
+
+def _draw_stacked(ax: Any, xs: list[float], ys: list[float], children: list, start: float,
+                  label: str) -> None:
+    import numpy as np
+
+    layers = [np.asarray(ys)]
+    names = ["main " + label]
+    for child, samples in children:
+        cx = np.asarray([t - start for _, t in samples])
+        cy = np.asarray([m for m, _ in samples])
+        # A child exists only between its first and last sample: zero outside.
+        layer = np.interp(xs, cx, cy, left=0.0, right=0.0) if len(cx) else np.zeros(len(xs))
+        layers.append(layer)
+        names.append("child %s" % child)
+    colours = ["#555555"] + [_SPAN_COLOURS[i % len(_SPAN_COLOURS)] for i in range(len(children))]
+    ax.stackplot(xs, *layers, labels=names, colors=colours, alpha=0.7)
+    ax.plot(xs, np.sum(layers, axis=0), "-", color="black", linewidth=1.2)
+
+
+def _draw_brackets(ax: Any, recording: Recording, start: float) -> None:
+    names = [f[0] for f in recording.functions]
+    labels = function_labels(names)
+    colours = {n: _SPAN_COLOURS[i % len(_SPAN_COLOURS)] for i, n in enumerate(dict.fromkeys(names))}
+    totals: dict[str, tuple[int, float]] = {}
+    named = len(recording.functions) <= _MAX_NAMED_SPANS
+    for name, mem_start, t_start, mem_end, t_end, _level in recording.functions:
+        colour = colours[name]
+        x0, x1 = t_start - start, t_end - start
+        ax.plot([x0], [mem_start], marker="$[$", markersize=14, color=colour, linestyle="None")
+        ax.plot([x1], [mem_end], marker="$]$", markersize=14, color=colour, linestyle="None")
+        ax.plot([x0, x1], [mem_start, mem_end], ":", color=colour, linewidth=0.8)
+        if named:
+            ax.annotate(labels[name], (x0, mem_start), textcoords="offset points",
+                        xytext=(6, -12), color=colour, fontsize=8)
+        calls, seconds = totals.get(name, (0, 0.0))
+        totals[name] = (calls + 1, seconds + (t_end - t_start))
+    for name, (calls, seconds) in totals.items():
+        suffix = " x%d" % calls if calls > 1 else ""
+        ax.plot([], [], marker="$[$", linestyle="None", color=colours[name],
+                label="%s %.3fs%s" % (labels[name], seconds, suffix))
+
+
+def _draw_flame(ax: Any, recording: Recording) -> None:
+    from matplotlib.patches import Rectangle
+
+    start = _start_time(recording)
+    labels = function_labels([f[0] for f in recording.functions])
+    levels = [f[5] for f in recording.functions] or [0]
+    for index, (name, _m0, t_start, _m1, t_end, level) in enumerate(
+            sorted(recording.functions, key=lambda f: (f[5], f[2]))):
+        hue = ["#e4572e", "#f3a712"][index % 2]
+        x0, width = t_start - start, max(t_end - t_start, 1e-6)
+        ax.add_patch(Rectangle((x0, level), width, 0.9, facecolor=hue,
+                               alpha=max(0.35, 0.9 - 0.1 * level), edgecolor="white"))
+        ax.text(x0 + width / 2, level + 0.45, labels[name], ha="center", va="center",
+                fontsize=8, clip_on=True)
+    ax.set_ylim(0, max(levels) + 1)
+    ax.set_yticks([lv + 0.45 for lv in range(max(levels) + 1)])
+    ax.set_yticklabels([str(lv) for lv in range(max(levels) + 1)])
+    ax.set_ylabel("call depth")
+    ax.invert_yaxis()
+
+
+def render(recordings: list[Recording], options: argparse.Namespace, output: str | None) -> None:
+    """Draw ``recordings`` on one figure; save it to ``output`` or show it when None."""
+    import matplotlib
+
+    if options.backend:
+        matplotlib.use(options.backend)
+    elif output is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    single = len(recordings) == 1
+    flame = options.flame and single
+    if flame:
+        figure, (ax, flame_ax) = plt.subplots(
+            2, 1, figsize=(14, 7), dpi=90, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    else:
+        figure, ax = plt.subplots(figsize=(14, 6), dpi=90)
+    for index, recording in enumerate(recordings):
+        _draw_recording(ax, recording, _FILE_COLOURS[index % len(_FILE_COLOURS)], options, single)
+    if flame:
+        _draw_flame(flame_ax, recordings[0])
+        flame_ax.set_xlabel("time (in seconds)")
+    else:
+        ax.set_xlabel("time (in seconds)")
+    ax.set_ylabel("memory used (in MiB)")
+    title = options.title or (recordings[0].cmdline if single else "%d profiles" % len(recordings))
+    ax.set_title(title)
+    ax.grid(True, alpha=0.4)
+    window = _parse_window(options.window)
+    if window:
+        ax.set_xlim(*window)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), framealpha=0.5, fontsize=9)
+    figure.subplots_adjust(left=0.07, right=0.72, top=0.92, bottom=0.1)
+    if output is None:
+        plt.show()
+    else:
+        try:
+            figure.savefig(output)
+        except (OSError, ValueError) as error:
+            raise CliError("cannot write %s: %s" % (output, error)) from None
+        finally:
+            plt.close(figure)
+
+
+def plot_command(args: list[str]) -> int:
+    """``mprofxx plot [options] [file.dat | index ...]``; return the exit status."""
+    parser = argparse.ArgumentParser(prog="mprofxx plot",
+                                     description="Plot memory recorded by mprofxx run or mprof.")
+    parser.add_argument("profiles", nargs="*", help="files or indices (default: the newest)")
+    parser.add_argument("-o", "--output", help="write PNG, SVG or PDF (by extension)")
+    parser.add_argument("-t", "--title", help="the title (default: the command line)")
+    parser.add_argument("-n", "--no-function-ts", action="store_true",
+                        help="no function spans and no peak marks")
+    parser.add_argument("-s", "--slope", action="store_true", help="add a trend line")
+    parser.add_argument("-w", "--window", help="xmin,xmax in seconds")
+    parser.add_argument("-f", "--flame", action="store_true",
+                        help="draw function spans as a flame chart over time")
+    parser.add_argument("--children", choices=["separate", "stacked"], default="separate",
+                        help="with -M data: a line per child (default) or stacked areas")
+    parser.add_argument("--backend", help="matplotlib backend")
+    options = parser.parse_args(args)
+    _parse_window(options.window)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CliError("plot needs matplotlib: pip install matplotlib") from None
+    recordings = [_profiles.read(p) for p in _profiles.latest_or(options.profiles)]
+    output = options.output
+    if output is not None:
+        ext = os.path.splitext(output)[1].lower()
+        if ext not in (".png", ".svg", ".pdf"):
+            raise CliError("--output must end in .png, .svg or .pdf, not %r" % (ext or output))
+    elif not options.backend and not _has_display():
+        output = os.path.splitext(os.path.basename(recordings[0].path))[0] + ".png"
+        print("No display: writing %s" % output, file=sys.stderr)
+    render(recordings, options, output)
+    if output is not None:
+        print("mprofxx: wrote %s" % output)
+    return 0
