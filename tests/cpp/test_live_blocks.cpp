@@ -1,0 +1,110 @@
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <random>
+#include <unordered_map>
+
+#include "core/live_blocks.hpp"
+
+using memxx::core::LiveBlocks;
+
+namespace {
+const void* address(std::uintptr_t value) { return reinterpret_cast<const void*>(value); }
+} // namespace
+
+TEST_CASE("a block inserted is found with its size and erased once") {
+    LiveBlocks table;
+    REQUIRE(table.insert(address(0x10000), 48));
+    CHECK(table.count() == 1);
+    std::size_t size = 0;
+    REQUIRE(table.erase(address(0x10000), &size));
+    CHECK(size == 48);
+    CHECK_FALSE(table.erase(address(0x10000), &size));
+    CHECK(table.count() == 0);
+}
+
+TEST_CASE("a free of an address the table never saw is unknown") {
+    LiveBlocks table;
+    table.insert(address(0x20000), 16);
+    std::size_t size = 12345;
+    CHECK_FALSE(table.erase(address(0x30000), &size));
+    CHECK(size == 12345);
+    CHECK(table.count() == 1);
+}
+
+TEST_CASE("large sizes and odd addresses keep their exact size") {
+    LiveBlocks table;
+    const std::size_t big = (std::size_t{1} << 21) + 7; // past the 21-bit slot field
+    REQUIRE(table.insert(address(0x40000), big));
+    REQUIRE(table.insert(address(0x40008), 24));        // not 16-byte aligned
+    REQUIRE(table.insert(address(std::uintptr_t{1} << 50), 5)); // above 2^47
+    std::size_t size = 0;
+    REQUIRE(table.erase(address(0x40000), &size));
+    CHECK(size == big);
+    REQUIRE(table.erase(address(0x40008), &size));
+    CHECK(size == 24);
+    REQUIRE(table.erase(address(std::uintptr_t{1} << 50), &size));
+    CHECK(size == 5);
+    CHECK(table.count() == 0);
+}
+
+TEST_CASE("re-inserting an address replaces its size (a realloc in place)") {
+    LiveBlocks table;
+    table.insert(address(0x50000), 100);
+    table.insert(address(0x50000), 4 << 20);
+    table.insert(address(0x50000), 200);
+    CHECK(table.count() == 1);
+    std::size_t size = 0;
+    REQUIRE(table.erase(address(0x50000), &size));
+    CHECK(size == 200);
+}
+
+TEST_CASE("the table grows, shrinks and stays within 24 bytes per block") {
+    LiveBlocks table;
+    std::mt19937_64 rng(42);
+    std::unordered_map<std::uintptr_t, std::size_t> truth;
+    for (int i = 0; i < 200000; ++i) {
+        const std::uintptr_t a = (rng() & ((std::uintptr_t{1} << 46) - 1)) & ~std::uintptr_t{15};
+        if (a == 0 || truth.count(a)) {
+            continue;
+        }
+        const std::size_t s = rng() % 4096;
+        REQUIRE(table.insert(address(a), s));
+        truth[a] = s;
+    }
+    CHECK(table.count() == truth.size());
+    CHECK(static_cast<double>(table.memory_bytes()) / table.count() <= 24.0);
+    // Erase three quarters, checking every size on the way out.
+    std::size_t erased = 0;
+    for (auto it = truth.begin(); it != truth.end();) {
+        if (erased++ % 4 == 3) {
+            ++it;
+            continue;
+        }
+        std::size_t size = 0;
+        REQUIRE(table.erase(address(it->first), &size));
+        REQUIRE(size == it->second);
+        it = truth.erase(it);
+    }
+    CHECK(table.count() == truth.size());
+    CHECK(static_cast<double>(table.memory_bytes()) / table.count() <= 24.0);
+    for (const auto& [a, s] : truth) {
+        std::size_t size = 0;
+        REQUIRE(table.contains(address(a)));
+        REQUIRE(table.erase(address(a), &size));
+        REQUIRE(size == s);
+    }
+    CHECK(table.count() == 0);
+    CHECK(table.capacity() == LiveBlocks::kMinCapacity);
+}
+
+TEST_CASE("clear forgets every block") {
+    LiveBlocks table;
+    for (std::uintptr_t a = 16; a < 16 * 5000; a += 16) {
+        table.insert(address(a), 8);
+    }
+    table.clear();
+    CHECK(table.count() == 0);
+    std::size_t size;
+    CHECK_FALSE(table.erase(address(160), &size));
+}
