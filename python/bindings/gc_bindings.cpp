@@ -147,6 +147,14 @@ void bind_gc(py::module_& m) {
         },
         "Name of the instance attribute of `obj` holding `target` (no __dict__ is created).");
 
+    m.def(
+        "gc_existing_dict",
+        [](const py::object& obj) -> py::object {
+            PyObject* d = memxx_existing_instance_dict(obj.ptr());
+            return d ? py::reinterpret_borrow<py::object>(d) : py::none();
+        },
+        "The instance __dict__ of `obj` if it exists (never creates it), else None.");
+
     py::class_<gc::NewIdsTracker>(m, "GcNewIds", "State of get_new_ids() between scans.")
         .def(py::init<>())
         .def(
