@@ -142,8 +142,9 @@ def _draw_brackets(ax: Any, recording: Recording, start: float) -> None:
         totals[name] = (calls + 1, seconds + (t_end - t_start))
     for name, (calls, seconds) in totals.items():
         suffix = " x%d" % calls if calls > 1 else ""
+        # matplotlib hides legend labels starting with "_" (as "__main__.f" does): lead with a space.
         ax.plot([], [], marker="$[$", linestyle="None", color=colours[name],
-                label="%s %.3fs%s" % (labels[name], seconds, suffix))
+                label=" %s %.3fs%s" % (labels[name], seconds, suffix))
 
 
 def _draw_flame(ax: Any, recording: Recording) -> None:
