@@ -231,13 +231,13 @@ std::string profile_to_json(const Profile& profile, int indent) {
     using nlohmann::json;
     json memory = json::array();
     for (const MemorySample& s : profile.memory) {
-        memory.push_back({s.mib, s.time});
+        memory.push_back(nlohmann::json::array({s.mib, s.time}));
     }
     json children = json::object();
     for (const auto& [child, samples] : profile.children) {
         json series = json::array();
         for (const MemorySample& s : samples) {
-            series.push_back({s.mib, s.time});
+            series.push_back(nlohmann::json::array({s.mib, s.time}));
         }
         children[child] = series;
     }
@@ -273,7 +273,8 @@ Profile profile_from_json(const std::string& text, const std::string& source) {
         };
         profile.cmdline = doc.value("cmdline", "");
         profile.memory = samples_from(doc.at("memory"));
-        for (const auto& [child, series] : doc.value("children", json::object()).items()) {
+        const json children = doc.value("children", json::object());
+        for (const auto& [child, series] : children.items()) {
             profile.children[child] = samples_from(series);
         }
         for (const json& f : doc.value("functions", json::array())) {
