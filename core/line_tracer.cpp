@@ -420,6 +420,17 @@ void ProfiledCodes::reset() {
     }
 }
 
+bool set_floor_trace(bool on) {
+#if MEMXX_USE_MONITORING
+    (void)on;
+    return false;
+#else
+    static Py_tracefunc floor = [](PyObject*, PyFrameObject*, int, PyObject*) { return 0; };
+    PyEval_SetTrace(on ? floor : nullptr, nullptr);
+    return true;
+#endif
+}
+
 std::size_t thread_profiled_depth() {
     const ThreadLedger* ledger = thread_ledger();
     return ledger == nullptr ? 0 : ledger->depth();

@@ -44,4 +44,8 @@ class ProfiledCodes {
 // Depth of profiled frames on the calling thread (0 when nothing profiled runs here).
 std::size_t thread_profiled_depth();
 
+// Benchmarks' floor: the interpreter's own cost of tracing, with a trace function (3.11) that
+// does nothing, on the calling thread. False where there is no C trace (3.12+: sys.monitoring).
+bool set_floor_trace(bool on);
+
 } // namespace memxx::core

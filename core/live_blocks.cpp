@@ -20,15 +20,15 @@ LiveBlocks::LiveBlocks() { resize(kMinCapacity); }
 
 LiveBlocks::~LiveBlocks() { mi_free(slots_); }
 
-bool LiveBlocks::fits_slot(std::uintptr_t address) noexcept {
+inline bool LiveBlocks::fits_slot(std::uintptr_t address) noexcept {
     return (address & 15) == 0 && address < kMaxAddress && address != 0;
 }
 
-std::size_t LiveBlocks::home(std::uint64_t key) const noexcept {
+inline std::size_t LiveBlocks::home(std::uint64_t key) const noexcept {
     return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
 }
 
-std::size_t LiveBlocks::find_slot(std::uint64_t key) const noexcept {
+inline std::size_t LiveBlocks::find_slot(std::uint64_t key) const noexcept {
     const std::size_t mask = capacity_ - 1;
     for (std::size_t i = home(key);; i = (i + 1) & mask) {
         const std::uint64_t slot = slots_[i];
@@ -41,7 +41,7 @@ std::size_t LiveBlocks::find_slot(std::uint64_t key) const noexcept {
     }
 }
 
-void LiveBlocks::place(std::uint64_t slot) noexcept {
+inline void LiveBlocks::place(std::uint64_t slot) noexcept {
     const std::size_t mask = capacity_ - 1;
     std::size_t i = home(slot_key(slot));
     while (slots_[i] != 0) {
@@ -79,28 +79,25 @@ bool LiveBlocks::insert(const void* address, std::size_t size) noexcept {
             large_[addr] = size;
             return true;
         }
+        if ((count_ + 1) * 10 > capacity_ * 7 && !resize(capacity_ * 2)) {
+            return false;
+        }
         const std::uint64_t key = key_of(addr);
-        const std::size_t i = find_slot(key);
+        const std::size_t mask = capacity_ - 1;
+        std::size_t i = home(key);
+        while (slots_[i] != 0 && slot_key(slots_[i]) != key) {
+            i = (i + 1) & mask;
+        }
+        const bool present = slots_[i] != 0;
         std::uint64_t size_field = size;
         if (size >= kLargeMark) {
             large_[addr] = size;
             size_field = kLargeMark;
-        } else if (i != capacity_ && (slots_[i] & kSizeMask) == kLargeMark) {
+        } else if (present && (slots_[i] & kSizeMask) == kLargeMark) {
             large_.erase(addr);
         }
-        const std::uint64_t slot = (key << kSizeBits) | size_field;
-        if (i != capacity_) {
-            slots_[i] = slot;
-            return true;
-        }
-        if ((count_ + 1) * 5 > capacity_ * 4 && !resize(capacity_ * 2)) {
-            if (size_field == kLargeMark) {
-                large_.erase(addr);
-            }
-            return false;
-        }
-        place(slot);
-        ++count_;
+        slots_[i] = (key << kSizeBits) | size_field;
+        count_ += present ? 0 : 1;
         return true;
     } catch (...) { // the side map could not allocate
         return false;

@@ -61,6 +61,8 @@ void bind_core(py::module_& m) {
           "Resident set size of a process in bytes, or -1 if it cannot be read.");
     m.def("profiled_depth", &core::thread_profiled_depth,
           "Profiled frames running on the calling thread.");
+    m.def("set_floor_trace", &core::set_floor_trace, py::arg("on"),
+          "Benchmarks only: a C trace function that does nothing (3.11); False on 3.12+.");
     m.def("hook_stats", []() {
         const core::HookStats s = core::hook_stats();
         py::dict d;
