@@ -108,8 +108,8 @@ struct Domain {
 };
 Domain g_domains[kDomains];
 
-template <int D> void* hook_malloc(void*, std::size_t size) noexcept {
-    const PyMemAllocatorEx& prev = g_domains[D].previous;
+// PyMem's allocators and numpy's share the malloc and calloc shapes.
+template <class Allocator> void* counted_malloc(const Allocator& prev, std::size_t size) noexcept {
     if (t_in_hook || !g_active.load(std::memory_order_relaxed)) {
         return prev.malloc(prev.ctx, size);
     }
@@ -121,8 +121,8 @@ template <int D> void* hook_malloc(void*, std::size_t size) noexcept {
     return address;
 }
 
-template <int D> void* hook_calloc(void*, std::size_t count, std::size_t elsize) noexcept {
-    const PyMemAllocatorEx& prev = g_domains[D].previous;
+template <class Allocator>
+void* counted_calloc(const Allocator& prev, std::size_t count, std::size_t elsize) noexcept {
     if (t_in_hook || !g_active.load(std::memory_order_relaxed)) {
         return prev.calloc(prev.ctx, count, elsize);
     }
@@ -132,6 +132,14 @@ template <int D> void* hook_calloc(void*, std::size_t count, std::size_t elsize)
         record_alloc(address, count * elsize);
     }
     return address;
+}
+
+template <int D> void* hook_malloc(void*, std::size_t size) noexcept {
+    return counted_malloc(g_domains[D].previous, size);
+}
+
+template <int D> void* hook_calloc(void*, std::size_t count, std::size_t elsize) noexcept {
+    return counted_calloc(g_domains[D].previous, count, elsize);
 }
 
 template <int D> void* hook_realloc(void*, void* address, std::size_t size) noexcept {
@@ -326,29 +334,11 @@ PyObject* (*g_numpy_set_handler)(PyObject*) = nullptr;
 PyObject* (*g_numpy_get_handler)() = nullptr;
 
 void* numpy_malloc(void*, std::size_t size) noexcept {
-    const NumpyAllocator& prev = g_numpy_previous;
-    if (t_in_hook || !g_active.load(std::memory_order_relaxed)) {
-        return prev.malloc(prev.ctx, size);
-    }
-    ReentrancyGuard guard;
-    void* address = prev.malloc(prev.ctx, size);
-    if (address != nullptr) {
-        record_alloc(address, size);
-    }
-    return address;
+    return counted_malloc(g_numpy_previous, size);
 }
 
 void* numpy_calloc(void*, std::size_t count, std::size_t elsize) noexcept {
-    const NumpyAllocator& prev = g_numpy_previous;
-    if (t_in_hook || !g_active.load(std::memory_order_relaxed)) {
-        return prev.calloc(prev.ctx, count, elsize);
-    }
-    ReentrancyGuard guard;
-    void* address = prev.calloc(prev.ctx, count, elsize);
-    if (address != nullptr) {
-        record_alloc(address, count * elsize);
-    }
-    return address;
+    return counted_calloc(g_numpy_previous, count, elsize);
 }
 
 void* numpy_realloc(void*, void* address, std::size_t size) noexcept {
