@@ -443,9 +443,11 @@ def show_chain(*chains: list[Any], **kw: Any) -> None:
     """Draw one or more chains from find_backref_chain / find_ref_chain (``backrefs=False``).
 
     >>> out = io.StringIO()
-    >>> show_chain(find_backref_chain(_SORT_COLUMNS, is_proper_module), output=out)
-    >>> out.getvalue().count('[label=')
-    3
+    >>> leaf = []
+    >>> box = [leaf]
+    >>> show_chain([box, leaf], output=out)
+    >>> out.getvalue().count('[label="list')
+    2
     """
     backrefs = kw.pop("backrefs", True)
     chains = tuple(chain for chain in chains if chain)
