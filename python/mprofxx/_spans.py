@@ -105,6 +105,8 @@ def function_name(func: Callable[..., Any]) -> str:
     'mprofxx._spans.function_name'
     """
     module = getattr(func, "__module__", None) or ""
+    if module == "__mp_main__":  # the script, re-imported in a spawned worker
+        module = "__main__"
     return "%s.%s" % (module, getattr(func, "__qualname__", getattr(func, "__name__", "?")))
 
 

@@ -123,7 +123,7 @@ class _StatusLine:
     def __init__(self, sampler: object) -> None:
         self._sampler = sampler
         self._start = time.monotonic()
-        self._shown = sys.stdout.isatty() and not os.environ.get("CI")
+        self._shown = sys.stdout.isatty()
 
     @property
     def period(self) -> float | None:

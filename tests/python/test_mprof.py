@@ -94,8 +94,11 @@ def test_samples_keep_their_period_at_10_ms(tmp_path: Path) -> None:
     periods = sorted(b - a for a, b in zip(times, times[1:]))
     median = periods[len(periods) // 2]
     assert abs(median - 0.01) <= 0.001
-    # Absolute deadlines: no drift, the n-th sample is n periods after the first.
-    assert abs((times[-1] - times[0]) - 0.01 * (len(times) - 1)) < 0.05
+    # Absolute deadlines: no drift, every sample sits near a whole number of periods after
+    # the first (sleeping 10 ms after each sample would spread them across the period).
+    residuals = sorted(abs((t - times[0]) / 0.01 - round((t - times[0]) / 0.01)) * 0.01
+                       for t in times)
+    assert residuals[len(residuals) // 2] <= 0.001
 
 
 POOL = """
@@ -123,6 +126,49 @@ def test_multiprocess_records_three_spawned_workers(tmp_path: Path) -> None:
     profile = _memxx.read_profile(str(tmp_path / "m.dat"))
     workers = [c for c, s in profile["children"].items() if max(m for m, _ in s) > 60]
     assert len(workers) == 3, {c: max(m for m, _ in s) for c, s in profile["children"].items()}
+
+
+def test_spawned_workers_have_the_profile_builtin(tmp_path: Path) -> None:
+    write_script(tmp_path, "workers.py", """
+        import multiprocessing as mp
+
+        @profile
+        def work(i):
+            return i * 2
+
+        if __name__ == "__main__":
+            mp.set_start_method("spawn")
+            with mp.Pool(2) as pool:
+                print(pool.map(work, range(4)))
+    """)
+    result = mprofxx("run", "-o", "w.dat", "workers.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[0, 2, 4, 6]" in result.stdout
+    assert [r[1] for r in records(tmp_path / "w.dat", "FUNC")] == ["__main__.work"] * 4
+
+
+def test_status_line_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+
+    write_script(tmp_path, "short.py", "import time\ntime.sleep(0.8)\n")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "mprofxx", "run", "-o", "t.dat",
+                                "short.py"], cwd=tmp_path, stdout=follower, stderr=follower)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(timeout=30)
+    os.close(leader)
+    assert b"[mprofxx]" in output and b"peak" in output and b"MiB" in output
+    piped = mprofxx("run", "-o", "t.dat", "short.py", cwd=tmp_path)
+    assert "[mprofxx]" not in piped.stdout
 
 
 def test_include_children_adds_the_workers(tmp_path: Path) -> None:
