@@ -1,8 +1,8 @@
 #include "mprof/dat_file.hpp"
 
 #include <cerrno>
-#include <cstdarg>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -192,7 +192,8 @@ Profile parse_dat(const std::string& text, const std::string& source) {
         } else if (tag == "FUNC") {
             FunctionSpan span;
             span.name = f.size() > 1 ? f[1] : "";
-            const bool ok = (f.size() == 6 || f.size() == 7) && parse_number(f[2], span.mem_start) &&
+            const bool ok = (f.size() == 6 || f.size() == 7) &&
+                            parse_number(f[2], span.mem_start) &&
                             parse_number(f[3], span.time_start) &&
                             parse_number(f[4], span.mem_end) && parse_number(f[5], span.time_end) &&
                             (f.size() == 6 || parse_integer(f[6], span.level));
@@ -250,12 +251,8 @@ std::string profile_to_json(const Profile& profile, int indent) {
                              {"time_end", span.time_end},
                              {"level", span.level}});
     }
-    const json doc = {{"format", "mprofxx-1"},
-                      {"unit", "MiB"},
-                      {"cmdline", profile.cmdline},
-                      {"memory", memory},
-                      {"children", children},
-                      {"functions", functions}};
+    const json doc = {{"format", "mprofxx-1"}, {"unit", "MiB"},        {"cmdline", profile.cmdline},
+                      {"memory", memory},      {"children", children}, {"functions", functions}};
     return doc.dump(indent) + "\n";
 }
 
@@ -278,11 +275,10 @@ Profile profile_from_json(const std::string& text, const std::string& source) {
             profile.children[child] = samples_from(series);
         }
         for (const json& f : doc.value("functions", json::array())) {
-            profile.functions.push_back({f.at("name").get<std::string>(),
-                                         f.at("mem_start").get<double>(),
-                                         f.at("time_start").get<double>(),
-                                         f.at("mem_end").get<double>(),
-                                         f.at("time_end").get<double>(), f.value("level", 0)});
+            profile.functions.push_back(
+                {f.at("name").get<std::string>(), f.at("mem_start").get<double>(),
+                 f.at("time_start").get<double>(), f.at("mem_end").get<double>(),
+                 f.at("time_end").get<double>(), f.value("level", 0)});
         }
     } catch (const json::exception& e) {
         throw ProfileFileError(source + ": not an mprofxx JSON profile: " + e.what());

@@ -106,8 +106,8 @@ void Sampler::run() noexcept {
             lateness.push_back(static_cast<double>(woke - deadline) * 1e-6);
             deadline = schedule.next_deadline(monotonic_ns());
             std::unique_lock<std::mutex> lock(mutex_);
-            const auto until = std::chrono::steady_clock::time_point(
-                std::chrono::nanoseconds(deadline));
+            const auto until =
+                std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline));
             if (wake_.wait_until(lock, until, [this] { return stop_requested_; })) {
                 break;
             }

@@ -20,15 +20,15 @@ struct SamplerOptions {
     int pid = 0;
     double interval_seconds = 0.1;
     bool include_children = false; // MEM = the target plus every descendant
-    bool multiprocess = false;      // a CHLD record per live descendant per sample
+    bool multiprocess = false;     // a CHLD record per live descendant per sample
     MemoryMetric metric = MemoryMetric::rss;
 };
 
 struct SamplerStats {
     std::int64_t samples = 0;
     std::int64_t missed_ticks = 0;
-    double thread_cpu_seconds = 0;     // CPU time the sampler thread used
-    std::vector<double> lateness_ms;   // per sample: wake-up time minus its deadline
+    double thread_cpu_seconds = 0;   // CPU time the sampler thread used
+    std::vector<double> lateness_ms; // per sample: wake-up time minus its deadline
 };
 
 class Sampler {

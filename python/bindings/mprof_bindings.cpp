@@ -58,7 +58,8 @@ Profile profile_from_dict(const py::dict& d) {
     p.memory = samples_from_list(d["memory"]);
     if (d.contains("children")) {
         for (const auto& [child, samples] : d["children"].cast<py::dict>()) {
-            p.children[py::str(child).cast<std::string>()] = samples_from_list(samples.cast<py::iterable>());
+            p.children[py::str(child).cast<std::string>()] =
+                samples_from_list(samples.cast<py::iterable>());
         }
     }
     if (d.contains("functions")) {
@@ -120,15 +121,17 @@ void bind_mprof(py::module_& m) {
         },
         py::arg("path"), py::arg("cmdline"),
         "Creates (or empties) a .dat file holding only its CMDLINE record; a Sampler appends.");
-    m.def("read_profile",
-          [](const std::string& path) { return profile_to_dict(mprof::read_profile(path)); },
-          py::arg("path"), "Reads a .dat (memory_profiler format) or mprofxx .json profile.");
-    m.def("profile_to_json",
-          [](const py::dict& profile, int indent) {
-              return mprof::profile_to_json(profile_from_dict(profile), indent);
-          },
-          py::arg("profile"), py::arg("indent") = 1,
-          "The JSON text of a profile dict as read_profile returns it.");
+    m.def(
+        "read_profile",
+        [](const std::string& path) { return profile_to_dict(mprof::read_profile(path)); },
+        py::arg("path"), "Reads a .dat (memory_profiler format) or mprofxx .json profile.");
+    m.def(
+        "profile_to_json",
+        [](const py::dict& profile, int indent) {
+            return mprof::profile_to_json(profile_from_dict(profile), indent);
+        },
+        py::arg("profile"), py::arg("indent") = 1,
+        "The JSON text of a profile dict as read_profile returns it.");
     m.def("process_running", &mprof::process_running, py::arg("pid"),
           "True while the process exists and has not exited.");
     m.def("process_command_line", &mprof::command_line, py::arg("pid"),

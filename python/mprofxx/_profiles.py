@@ -51,10 +51,10 @@ def resolve(arguments: list[str]) -> list[str]:
             try:
                 path = known[int(argument)]
             except ValueError:
-                raise CliError("no such profile file: %s" % argument) from None
+                raise CliError(f"no such profile file: {argument}") from None
             except IndexError:
                 raise CliError(
-                    "no profile number %s: %d profile file(s) here" % (argument, len(known))
+                    f"no profile number {argument}: {len(known)} profile file(s) here"
                 ) from None
         if path not in found:
             found.append(path)
@@ -77,15 +77,16 @@ def read(path: str, require_samples: bool = True) -> Recording:
     from _memxx import ProfileFileError, read_profile
 
     if os.path.isdir(path):
-        raise CliError("%s is a directory, not a profile file" % path)
+        raise CliError(f"{path} is a directory, not a profile file")
     try:
         data = read_profile(path)
     except ProfileFileError as error:
         raise CliError(str(error)) from None
-    recording = Recording(path, data["cmdline"].strip(), data["memory"], data["children"],
-                          data["functions"])
+    recording = Recording(
+        path, data["cmdline"].strip(), data["memory"], data["children"], data["functions"]
+    )
     if require_samples and not recording.memory:
-        raise CliError("%s: no memory samples (MEM lines) in this file" % path)
+        raise CliError(f"{path}: no memory samples (MEM lines) in this file")
     return recording
 
 

@@ -20,7 +20,8 @@ import inspect
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, Self
 
 ENV_VAR = "MPROFXX_DAT"
 
@@ -57,20 +58,20 @@ def _rss_mib(statm: int) -> float:
     return int(fields[1]) * _PAGE_SIZE / _MIB
 
 
-class function_span:  # noqa: N801 - used as a context manager, named like one
+class function_span:
     """Record one FUNC span for ``name`` around a block, when inside ``mprofxx run``.
 
     >>> with function_span("mymodule.load_data"):
     ...     data = [0] * 1000
     """
 
-    __slots__ = ("_name", "_path", "_statm", "_dat", "_mem", "_time", "_level")
+    __slots__ = ("_dat", "_level", "_mem", "_name", "_path", "_statm", "_time")
 
     def __init__(self, name: str) -> None:
         self._name = "_".join(str(name).split()) or "<anonymous>"
         self._path = os.environ.get(ENV_VAR)
 
-    def __enter__(self) -> function_span:
+    def __enter__(self) -> Self:
         if not self._path:
             return self
         try:
@@ -90,8 +91,10 @@ class function_span:  # noqa: N801 - used as a context manager, named like one
         end_time = time.time()
         end_mem = _rss_mib(self._statm)
         _levels.depth = self._level
-        line = "FUNC %s %.4f %.4f %.4f %.4f %d\n" % (
-            self._name, self._mem, self._time, end_mem, end_time, self._level)
+        line = (
+            f"FUNC {self._name} {self._mem:.4f} {self._time:.4f} {end_mem:.4f} {end_time:.4f}"
+            f" {self._level}\n"
+        )
         try:
             os.write(self._dat, line.encode("utf-8", "replace"))
         except OSError:
@@ -107,7 +110,7 @@ def function_name(func: Callable[..., Any]) -> str:
     module = getattr(func, "__module__", None) or ""
     if module == "__mp_main__":  # the script, re-imported in a spawned worker
         module = "__main__"
-    return "%s.%s" % (module, getattr(func, "__qualname__", getattr(func, "__name__", "?")))
+    return "{}.{}".format(module, getattr(func, "__qualname__", getattr(func, "__name__", "?")))
 
 
 def span_wrapper(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -165,7 +168,7 @@ class TimestampProfile:
         """Return a context manager recording the block as ``FUNC .<name>``."""
         return function_span("." + name)
 
-    def __enter__(self) -> TimestampProfile:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,13 +27,20 @@ from mprofxx._spans import ENV_VAR
 PROG = "mprofxx"
 # run's own options that take a value; the program starts at the first other non-option.
 _RUN_VALUE_OPTIONS = {"-T", "--interval", "-o", "--output", "--backend", "-t", "--timeout"}
-_METRICS = {"rss": "rss", "psutil": "rss", "posix": "rss", "psutil_pss": "pss", "pss": "pss",
-            "psutil_uss": "uss", "uss": "uss"}
+_METRICS = {
+    "rss": "rss",
+    "psutil": "rss",
+    "posix": "rss",
+    "psutil_pss": "pss",
+    "pss": "pss",
+    "psutil_uss": "uss",
+    "uss": "uss",
+}
 
 
 def _quote_cmdline(argv: list[str]) -> str:
     # memory_profiler's CMDLINE: arguments joined by spaces, those with blanks in single quotes.
-    return " ".join("'%s'" % a if any(c.isspace() for c in a) else a for a in argv)
+    return " ".join(f"'{a}'" if any(c.isspace() for c in a) else a for a in argv)
 
 
 def _split_program(args: list[str]) -> tuple[list[str], list[str]]:
@@ -42,7 +49,7 @@ def _split_program(args: list[str]) -> tuple[list[str], list[str]]:
     while i < len(args):
         arg = args[i]
         if arg == "--":
-            return args[:i], args[i + 1:]
+            return args[:i], args[i + 1 :]
         if arg == "-m" or not arg.startswith("-") or arg == "-":
             return args[:i], args[i:]
         i += 2 if arg in _RUN_VALUE_OPTIONS else 1
@@ -50,44 +57,69 @@ def _split_program(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _add_recording_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-C", "--include-children", action="store_true",
-                        help="add the memory of all descendants to MEM")
-    parser.add_argument("-M", "--multiprocess", action="store_true",
-                        help="record each descendant separately (CHLD lines)")
-    parser.add_argument("-T", "--interval", type=float, default=0.1,
-                        help="seconds between samples (default 0.1)")
+    parser.add_argument(
+        "-C",
+        "--include-children",
+        action="store_true",
+        help="add the memory of all descendants to MEM",
+    )
+    parser.add_argument(
+        "-M",
+        "--multiprocess",
+        action="store_true",
+        help="record each descendant separately (CHLD lines)",
+    )
+    parser.add_argument(
+        "-T", "--interval", type=float, default=0.1, help="seconds between samples (default 0.1)"
+    )
     parser.add_argument("-o", "--output", help="the .dat file (default mprofile_<time>.dat)")
-    parser.add_argument("--backend", default="rss", choices=sorted(_METRICS) + ["tracemalloc"],
-                        help="rss (default; psutil and posix mean the same), pss or uss")
-    parser.add_argument("--json", action="store_true",
-                        help="also write the series as JSON next to the .dat file")
+    parser.add_argument(
+        "--backend",
+        default="rss",
+        choices=sorted(_METRICS) + ["tracemalloc"],
+        help="rss (default; psutil and posix mean the same), pss or uss",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="also write the series as JSON next to the .dat file"
+    )
 
 
 def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG + " run",
         usage="%(prog)s [options] (script.py | -m module | program) [args ...]",
-        description="Run a program and record its memory over time.")
+        description="Run a program and record its memory over time.",
+    )
     _add_recording_options(parser)
-    parser.add_argument("-E", "--exit-code", action="store_true",
-                        help="exit with the program's exit code")
-    parser.add_argument("--python", action="store_true",
-                        help="run the program as Python (FUNC spans) even without .py")
-    parser.add_argument("--nopython", action="store_true",
-                        help="run a .py file as a plain executable (no FUNC spans)")
-    parser.add_argument("--timestamp", action="store_true",
-                        help="record FUNC spans (the default for Python programs)")
+    parser.add_argument(
+        "-E", "--exit-code", action="store_true", help="exit with the program's exit code"
+    )
+    parser.add_argument(
+        "--python",
+        action="store_true",
+        help="run the program as Python (FUNC spans) even without .py",
+    )
+    parser.add_argument(
+        "--nopython",
+        action="store_true",
+        help="run a .py file as a plain executable (no FUNC spans)",
+    )
+    parser.add_argument(
+        "--timestamp",
+        action="store_true",
+        help="record FUNC spans (the default for Python programs)",
+    )
     parser.add_argument("-t", "--timeout", type=float, help="stop recording after S seconds")
     return parser
 
 
 def _check_recording_options(options: argparse.Namespace) -> str:
     if not options.interval > 0:
-        raise CliError("--interval must be a positive number of seconds, not %s"
-                       % options.interval)
+        raise CliError(f"--interval must be a positive number of seconds, not {options.interval}")
     if options.backend == "tracemalloc":
-        raise CliError("--backend tracemalloc cannot record another process; "
-                       "use rss (default), pss or uss")
+        raise CliError(
+            "--backend tracemalloc cannot record another process; use rss (default), pss or uss"
+        )
     return _METRICS[options.backend]
 
 
@@ -103,17 +135,17 @@ def _program_command(options: argparse.Namespace, program: list[str]) -> tuple[l
     first = program[0]
     if first.endswith(".py") and not options.nopython:
         if not os.path.isfile(first):
-            raise CliError("script not found: %s" % first)
+            raise CliError(f"script not found: {first}")
         return child + program, _quote_cmdline(["python"] + program)
     if options.python and os.path.basename(first).startswith("python") and len(program) > 1:
         # "--python python3.12 script.py": that interpreter runs our child runner.
         return [first, "-m", "mprofxx._child"] + program[1:], _quote_cmdline(program)
     if options.python and not os.path.isfile(first):
-        raise CliError("script not found: %s" % first)
+        raise CliError(f"script not found: {first}")
     if options.python:
         return child + program, _quote_cmdline(["python"] + program)
     if shutil.which(first) is None:
-        raise CliError("program not found: %s" % first)
+        raise CliError(f"program not found: {first}")
     return list(program), _quote_cmdline(program)
 
 
@@ -136,8 +168,9 @@ class _StatusLine:
         peak = self._sampler.peak_bytes / 2**20  # type: ignore[attr-defined]
         if current < 0:
             return
-        sys.stdout.write("\r\x1b[K[mprofxx] %7.1f s   now %9.1f MiB   peak %9.1f MiB"
-                         % (time.monotonic() - self._start, current, peak))
+        sys.stdout.write(
+            f"\r\x1b[K[mprofxx] {time.monotonic() - self._start:7.1f} s   now {current:9.1f} MiB   peak {peak:9.1f} MiB"
+        )
         sys.stdout.flush()
 
     def clear(self) -> None:
@@ -165,15 +198,15 @@ def _finish(sampler: object, output: str, write_json: bool) -> None:
 
     error = sampler.error  # type: ignore[attr-defined]
     if error:
-        print("%s: warning: sampling stopped early: %s" % (PROG, error), file=sys.stderr)
+        print(f"{PROG}: warning: sampling stopped early: {error}", file=sys.stderr)
     stats = sampler.stats()  # type: ignore[attr-defined]
     peak = sampler.peak_bytes / 2**20  # type: ignore[attr-defined]
-    print("%s: wrote %s (%d samples, peak %.1f MiB)" % (PROG, output, stats["samples"], peak))
+    print(f"{PROG}: wrote {output} ({stats['samples']} samples, peak {peak:.1f} MiB)")
     if write_json:
         json_path = os.path.splitext(output)[0] + ".json"
         with open(json_path, "w") as out:
             out.write(profile_to_json(read_profile(output)))
-        print("%s: wrote %s" % (PROG, json_path))
+        print(f"{PROG}: wrote {json_path}")
 
 
 def run_command(args: list[str]) -> int:
@@ -191,13 +224,19 @@ def run_command(args: list[str]) -> int:
         raise CliError(str(error)) from None
     env = dict(os.environ)
     env[ENV_VAR] = os.path.abspath(output)
-    print("%s: sampling memory every %gs into %s" % (PROG, options.interval, output))
+    print(f"{PROG}: sampling memory every {options.interval:g}s into {output}")
     try:
         process = subprocess.Popen(command, env=env)
     except OSError as error:
-        raise CliError("cannot start %s: %s" % (command[0], error.strerror)) from None
-    sampler = Sampler(process.pid, output, options.interval, options.include_children,
-                      options.multiprocess, metric)
+        raise CliError(f"cannot start {command[0]}: {error.strerror}") from None
+    sampler = Sampler(
+        process.pid,
+        output,
+        options.interval,
+        options.include_children,
+        options.multiprocess,
+        metric,
+    )
     sampler.start()
     status = _StatusLine(sampler)
     interrupted = False
@@ -224,14 +263,13 @@ def run_command(args: list[str]) -> int:
         status.clear()
     _finish(sampler, output, options.json)
     if interrupted:
-        print("%s: interrupted; the recording up to now is in %s" % (PROG, output),
-              file=sys.stderr)
+        print(f"{PROG}: interrupted; the recording up to now is in {output}", file=sys.stderr)
         return 130
     code = process.poll()
     if code is None:
         return 0  # --timeout: recording stopped, the program goes on
     if code != 0 and options.exit_code:
-        print("%s: the program exited with code %d" % (PROG, code), file=sys.stderr)
+        print(f"{PROG}: the program exited with code {code}", file=sys.stderr)
         return code if code > 0 else 128 - code
     return 0
 
@@ -240,29 +278,37 @@ def attach_command(args: list[str]) -> int:
     """``mprofxx attach PID``: record a running process until it exits, Ctrl-C or --timeout."""
     from _memxx import Sampler, create_dat, process_command_line, process_running
 
-    parser = argparse.ArgumentParser(prog=PROG + " attach",
-                                     description="Record the memory of a running process.")
+    parser = argparse.ArgumentParser(
+        prog=PROG + " attach", description="Record the memory of a running process."
+    )
     _add_recording_options(parser)
-    parser.add_argument("-t", "--timeout", type=float, help="stop after S seconds (default: "
-                        "when the process exits or on Ctrl-C)")
+    parser.add_argument(
+        "-t",
+        "--timeout",
+        type=float,
+        help="stop after S seconds (default: when the process exits or on Ctrl-C)",
+    )
     parser.add_argument("pid", help="the process id")
     options = parser.parse_args(args)
     metric = _check_recording_options(options)
     try:
         pid = int(options.pid)
     except ValueError:
-        raise CliError("attach needs a process id (a number), not %r" % options.pid) from None
+        raise CliError(f"attach needs a process id (a number), not {options.pid!r}") from None
     if pid <= 0 or not process_running(pid):
-        raise CliError("no running process with PID %d" % pid)
+        raise CliError(f"no running process with PID {pid}")
     output = options.output or _profiles.default_output_name()
     try:
         create_dat(output, process_command_line(pid) or str(pid))
     except ValueError as error:
         raise CliError(str(error)) from None
-    print("%s: attached to PID %d, sampling every %gs into %s (Ctrl-C stops)"
-          % (PROG, pid, options.interval, output))
-    sampler = Sampler(pid, output, options.interval, options.include_children,
-                      options.multiprocess, metric)
+    print(
+        f"{PROG}: attached to PID {pid}, sampling every {options.interval:g}s into {output}"
+        " (Ctrl-C stops)"
+    )
+    sampler = Sampler(
+        pid, output, options.interval, options.include_children, options.multiprocess, metric
+    )
     sampler.start()
     status = _StatusLine(sampler)
     deadline = time.monotonic() + options.timeout if options.timeout else None
@@ -281,12 +327,13 @@ def attach_command(args: list[str]) -> int:
 
 def list_command(args: list[str]) -> int:
     """``mprofxx list``: print ``<index> <file> HH:MM:SS DD/MM/YYYY`` per profile here."""
-    argparse.ArgumentParser(prog=PROG + " list",
-                            description="List the profiles of this directory.").parse_args(args)
+    argparse.ArgumentParser(
+        prog=PROG + " list", description="List the profiles of this directory."
+    ).parse_args(args)
     for index, name in enumerate(_profiles.profile_filenames()):
-        stamp = name[len("mprofile_"):-len(".dat")]
+        stamp = name[len("mprofile_") : -len(".dat")]
         when = time.strptime(stamp, "%Y%m%d%H%M%S")
-        print("%d %s %s" % (index, name, time.strftime("%H:%M:%S %d/%m/%Y", when)))
+        print(index, name, time.strftime("%H:%M:%S %d/%m/%Y", when))
     return 0
 
 
@@ -312,8 +359,9 @@ def rm_command(args: list[str]) -> int:
 
 def clean_command(args: list[str]) -> int:
     """``mprofxx clean``: delete every ``mprofile_*.dat`` of the current directory."""
-    parser = argparse.ArgumentParser(prog=PROG + " clean",
-                                     description="Delete every profile of this directory.")
+    parser = argparse.ArgumentParser(
+        prog=PROG + " clean", description="Delete every profile of this directory."
+    )
     parser.add_argument("--dry-run", action="store_true", help="only print what would go")
     options = parser.parse_args(args)
     _remove(_profiles.profile_filenames(), options.dry_run)
@@ -322,8 +370,9 @@ def clean_command(args: list[str]) -> int:
 
 def peak_command(args: list[str]) -> int:
     """``mprofxx peak``: print ``<file>\\t<peak MiB> MiB`` and each child's peak."""
-    parser = argparse.ArgumentParser(prog=PROG + " peak",
-                                     description="Print the peak memory of profiles.")
+    parser = argparse.ArgumentParser(
+        prog=PROG + " peak", description="Print the peak memory of profiles."
+    )
     parser.add_argument("--func", help="peak while this function (module.name) ran")
     parser.add_argument("profiles", nargs="*", help="indices or files (default: the newest)")
     options = parser.parse_args(args)
@@ -332,13 +381,13 @@ def peak_command(args: list[str]) -> int:
         if options.func:
             values = _profiles.samples_in_function(recording, options.func)
             if not values:
-                print("%s\tNaN MiB" % path)
+                print(f"{path}\tNaN MiB")
                 continue
-            print("%s\t%.3f MiB" % (path, max(values)))
+            print(f"{path}\t{max(values):.3f} MiB")
             continue
-        print("%s\t%.3f MiB" % (path, recording.peak[0]))
+        print(f"{path}\t{recording.peak[0]:.3f} MiB")
         for child, samples in recording.children.items():
-            print("  Child %s\t\t\t%.3f MiB" % (child, max(m for m, _ in samples)))
+            print(f"  Child {child}\t\t\t{max(m for m, _ in samples):.3f} MiB")
     return 0
 
 
@@ -377,13 +426,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = COMMANDS.get(argv[0])
     if command is None:
-        print("%s: error: unknown command %r; commands: %s"
-              % (PROG, argv[0], ", ".join(COMMANDS)), file=sys.stderr)
+        print(
+            "{}: error: unknown command {!r}; commands: {}".format(
+                PROG, argv[0], ", ".join(COMMANDS)
+            ),
+            file=sys.stderr,
+        )
         return 1
     try:
         return command(argv[1:])
     except CliError as error:
-        print("%s: error: %s" % (PROG, error), file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 1

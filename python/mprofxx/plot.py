@@ -15,8 +15,17 @@ from typing import Any
 from mprofxx import _profiles
 from mprofxx._profiles import CliError, Recording
 
-_SPAN_COLOURS = ["#17becf", "#bcbd22", "#2ca02c", "#d62728", "#1f77b4", "#9467bd", "#ff7f0e",
-                 "#8c564b", "#e377c2"]
+_SPAN_COLOURS = [
+    "#17becf",
+    "#bcbd22",
+    "#2ca02c",
+    "#d62728",
+    "#1f77b4",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+]
 _FILE_COLOURS = ["black", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 _MAX_NAMED_SPANS = 40  # more brackets than this get no text beside them, only the legend
 
@@ -33,8 +42,10 @@ def function_labels(dotted_names: list[str]) -> dict[str, str]:
         parts = [p for p in name.split(".") if p] or [name]
         for size in range(1, len(parts) + 1):
             suffix = ".".join(parts[-size:])
-            clash = any(other != name and (other == suffix or other.endswith("." + suffix))
-                        for other in names)
+            clash = any(
+                other != name and (other == suffix or other.endswith("." + suffix))
+                for other in names
+            )
             if not clash:
                 break
         labels[name] = suffix
@@ -47,7 +58,7 @@ def _parse_window(text: str | None) -> tuple[float, float] | None:
     try:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
-        raise CliError("--window needs xmin,xmax in seconds, e.g. 0,2.5; got %r" % text) from None
+        raise CliError(f"--window needs xmin,xmax in seconds, e.g. 0,2.5; got {text!r}") from None
     if not high > low:
         raise CliError("--window: xmax must be above xmin")
     return low, high
@@ -73,17 +84,18 @@ def _draw_slope(ax: Any, xs: list[float], ys: list[float], colour: str) -> float
     return float(slope)
 
 
-def _draw_recording(ax: Any, recording: Recording, colour: str, options: argparse.Namespace,
-                    single: bool) -> None:
+def _draw_recording(
+    ax: Any, recording: Recording, colour: str, options: argparse.Namespace, single: bool
+) -> None:
     start = _start_time(recording)
     xs = [t - start for _, t in recording.memory]
     ys = [m for m, _ in recording.memory]
     label = time.strftime("%d / %m / %Y - start at %H:%M:%S", time.localtime(start))
     if not single:
-        label = "%s (%s)" % (os.path.basename(recording.path), label)
+        label = f"{os.path.basename(recording.path)} ({label})"
     if options.slope:
         slope = _draw_slope(ax, xs, ys, "#00e3d8" if single else colour)
-        label += " slope %.5f MiB/s" % slope
+        label += f" slope {slope:.5f} MiB/s"
     marker = "" if options.flame else "+"
     children = sorted(recording.children.items())
     if children and options.children == "stacked":
@@ -93,20 +105,34 @@ def _draw_recording(ax: Any, recording: Recording, colour: str, options: argpars
         for index, (child, samples) in enumerate(children):
             cx = [t - start for _, t in samples]
             cy = [m for m, _ in samples]
-            ax.plot(cx, cy, marker + "-", color=_SPAN_COLOURS[index % len(_SPAN_COLOURS)],
-                    label="child %s" % child, linewidth=1, markersize=3)
+            ax.plot(
+                cx,
+                cy,
+                marker + "-",
+                color=_SPAN_COLOURS[index % len(_SPAN_COLOURS)],
+                label=f"child {child}",
+                linewidth=1,
+                markersize=3,
+            )
     if single and not options.no_function_ts:
         peak_mem, peak_time = recording.peak
         ax.axhline(peak_mem, color="red", linestyle="--", linewidth=0.8)
         ax.axvline(peak_time - start, color="red", linestyle="--", linewidth=0.8)
-        ax.annotate("peak %.1f MiB" % peak_mem, (peak_time - start, peak_mem),
-                    textcoords="offset points", xytext=(4, 4), color="red", fontsize=9)
+        ax.annotate(
+            f"peak {peak_mem:.1f} MiB",
+            (peak_time - start, peak_mem),
+            textcoords="offset points",
+            xytext=(4, 4),
+            color="red",
+            fontsize=9,
+        )
         if not options.flame:
             _draw_brackets(ax, recording, start)
 
 
-def _draw_stacked(ax: Any, xs: list[float], ys: list[float], children: list, start: float,
-                  label: str) -> None:
+def _draw_stacked(
+    ax: Any, xs: list[float], ys: list[float], children: list, start: float, label: str
+) -> None:
     import numpy as np
 
     layers = [np.asarray(ys)]
@@ -117,7 +143,7 @@ def _draw_stacked(ax: Any, xs: list[float], ys: list[float], children: list, sta
         # A child exists only between its first and last sample: zero outside.
         layer = np.interp(xs, cx, cy, left=0.0, right=0.0) if len(cx) else np.zeros(len(xs))
         layers.append(layer)
-        names.append("child %s" % child)
+        names.append(f"child {child}")
     colours = ["#555555"] + [_SPAN_COLOURS[i % len(_SPAN_COLOURS)] for i in range(len(children))]
     ax.stackplot(xs, *layers, labels=names, colors=colours, alpha=0.7)
     ax.plot(xs, np.sum(layers, axis=0), "-", color="black", linewidth=1.2)
@@ -136,15 +162,27 @@ def _draw_brackets(ax: Any, recording: Recording, start: float) -> None:
         ax.plot([x1], [mem_end], marker="$]$", markersize=14, color=colour, linestyle="None")
         ax.plot([x0, x1], [mem_start, mem_end], ":", color=colour, linewidth=0.8)
         if named:
-            ax.annotate(labels[name], (x0, mem_start), textcoords="offset points",
-                        xytext=(6, -12), color=colour, fontsize=8)
+            ax.annotate(
+                labels[name],
+                (x0, mem_start),
+                textcoords="offset points",
+                xytext=(6, -12),
+                color=colour,
+                fontsize=8,
+            )
         calls, seconds = totals.get(name, (0, 0.0))
         totals[name] = (calls + 1, seconds + (t_end - t_start))
     for name, (calls, seconds) in totals.items():
-        suffix = " x%d" % calls if calls > 1 else ""
+        suffix = f" x{calls}" if calls > 1 else ""
         # matplotlib hides legend labels starting with "_" (as "__main__.f" does): lead with a space.
-        ax.plot([], [], marker="$[$", linestyle="None", color=colours[name],
-                label=" %s %.3fs%s" % (labels[name], seconds, suffix))
+        ax.plot(
+            [],
+            [],
+            marker="$[$",
+            linestyle="None",
+            color=colours[name],
+            label=f" {labels[name]} {seconds:.3f}s{suffix}",
+        )
 
 
 def _draw_flame(ax: Any, recording: Recording) -> None:
@@ -154,13 +192,29 @@ def _draw_flame(ax: Any, recording: Recording) -> None:
     labels = function_labels([f[0] for f in recording.functions])
     levels = [f[5] for f in recording.functions] or [0]
     for index, (name, _m0, t_start, _m1, t_end, level) in enumerate(
-            sorted(recording.functions, key=lambda f: (f[5], f[2]))):
+        sorted(recording.functions, key=lambda f: (f[5], f[2]))
+    ):
         hue = ["#e4572e", "#f3a712"][index % 2]
         x0, width = t_start - start, max(t_end - t_start, 1e-6)
-        ax.add_patch(Rectangle((x0, level), width, 0.9, facecolor=hue,
-                               alpha=max(0.35, 0.9 - 0.1 * level), edgecolor="white"))
-        ax.text(x0 + width / 2, level + 0.45, labels[name], ha="center", va="center",
-                fontsize=8, clip_on=True)
+        ax.add_patch(
+            Rectangle(
+                (x0, level),
+                width,
+                0.9,
+                facecolor=hue,
+                alpha=max(0.35, 0.9 - 0.1 * level),
+                edgecolor="white",
+            )
+        )
+        ax.text(
+            x0 + width / 2,
+            level + 0.45,
+            labels[name],
+            ha="center",
+            va="center",
+            fontsize=8,
+            clip_on=True,
+        )
     ax.set_ylim(0, max(levels) + 1)
     ax.set_yticks([lv + 0.45 for lv in range(max(levels) + 1)])
     ax.set_yticklabels([str(lv) for lv in range(max(levels) + 1)])
@@ -182,7 +236,8 @@ def render(recordings: list[Recording], options: argparse.Namespace, output: str
     flame = options.flame and single
     if flame:
         figure, (ax, flame_ax) = plt.subplots(
-            2, 1, figsize=(14, 7), dpi=90, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+            2, 1, figsize=(14, 7), dpi=90, sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+        )
     else:
         figure, ax = plt.subplots(figsize=(14, 6), dpi=90)
     for index, recording in enumerate(recordings):
@@ -193,7 +248,7 @@ def render(recordings: list[Recording], options: argparse.Namespace, output: str
     else:
         ax.set_xlabel("time (in seconds)")
     ax.set_ylabel("memory used (in MiB)")
-    title = options.title or (recordings[0].cmdline if single else "%d profiles" % len(recordings))
+    title = options.title or (recordings[0].cmdline if single else f"{len(recordings)} profiles")
     ax.set_title(title)
     ax.grid(True, alpha=0.4)
     window = _parse_window(options.window)
@@ -207,26 +262,33 @@ def render(recordings: list[Recording], options: argparse.Namespace, output: str
         try:
             figure.savefig(output)
         except (OSError, ValueError) as error:
-            raise CliError("cannot write %s: %s" % (output, error)) from None
+            raise CliError(f"cannot write {output}: {error}") from None
         finally:
             plt.close(figure)
 
 
 def plot_command(args: list[str]) -> int:
     """``mprofxx plot [options] [file.dat | index ...]``; return the exit status."""
-    parser = argparse.ArgumentParser(prog="mprofxx plot",
-                                     description="Plot memory recorded by mprofxx run or mprof.")
+    parser = argparse.ArgumentParser(
+        prog="mprofxx plot", description="Plot memory recorded by mprofxx run or mprof."
+    )
     parser.add_argument("profiles", nargs="*", help="files or indices (default: the newest)")
     parser.add_argument("-o", "--output", help="write PNG, SVG or PDF (by extension)")
     parser.add_argument("-t", "--title", help="the title (default: the command line)")
-    parser.add_argument("-n", "--no-function-ts", action="store_true",
-                        help="no function spans and no peak marks")
+    parser.add_argument(
+        "-n", "--no-function-ts", action="store_true", help="no function spans and no peak marks"
+    )
     parser.add_argument("-s", "--slope", action="store_true", help="add a trend line")
     parser.add_argument("-w", "--window", help="xmin,xmax in seconds")
-    parser.add_argument("-f", "--flame", action="store_true",
-                        help="draw function spans as a flame chart over time")
-    parser.add_argument("--children", choices=["separate", "stacked"], default="separate",
-                        help="with -M data: a line per child (default) or stacked areas")
+    parser.add_argument(
+        "-f", "--flame", action="store_true", help="draw function spans as a flame chart over time"
+    )
+    parser.add_argument(
+        "--children",
+        choices=["separate", "stacked"],
+        default="separate",
+        help="with -M data: a line per child (default) or stacked areas",
+    )
     parser.add_argument("--backend", help="matplotlib backend")
     options = parser.parse_args(args)
     _parse_window(options.window)
@@ -242,8 +304,8 @@ def plot_command(args: list[str]) -> int:
             raise CliError("--output must end in .png, .svg or .pdf, not %r" % (ext or output))
     elif not options.backend and not _has_display():
         output = os.path.splitext(os.path.basename(recordings[0].path))[0] + ".png"
-        print("No display: writing %s" % output, file=sys.stderr)
+        print(f"No display: writing {output}", file=sys.stderr)
     render(recordings, options, output)
     if output is not None:
-        print("mprofxx: wrote %s" % output)
+        print(f"mprofxx: wrote {output}")
     return 0

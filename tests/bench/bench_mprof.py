@@ -13,6 +13,7 @@ Run: PYTHONPATH=python:build/mprof/python python3 tests/bench/bench_mprof.py [re
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import statistics
@@ -57,19 +58,20 @@ def children_cpu() -> float:
 def run_once(command: list[str], cwd: str) -> dict[str, float]:
     cpu0 = children_cpu()
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     cpu = children_cpu() - cpu0
     if result.returncode != 0:
-        raise RuntimeError("%s failed: %s" % (" ".join(command), result.stderr[-2000:]))
+        raise RuntimeError("{} failed: {}".format(" ".join(command), result.stderr[-2000:]))
     line = next(x for x in result.stdout.splitlines() if x.startswith("INSCRIPT"))
     inscript, script_cpu = (float(v) for v in line.split()[1:])
     return {"wall": wall, "inscript": inscript, "recorder_cpu": max(0.0, cpu - script_cpu)}
 
 
 def jitter_ms(dat: str, interval: float) -> tuple[float, float]:
-    times = [float(line.split()[2]) for line in open(dat) if line.startswith("MEM ")]
-    errors = [abs((b - a) - interval) * 1000 for a, b in zip(times, times[1:])]
+    with open(dat) as lines:
+        times = [float(line.split()[2]) for line in lines if line.startswith("MEM ")]
+    errors = [abs((b - a) - interval) * 1000 for a, b in itertools.pairwise(times)]
     return (statistics.median(errors), max(errors)) if errors else (float("nan"), float("nan"))
 
 
@@ -92,12 +94,21 @@ def main() -> None:
     modes = {
         "plain": ([py, "workload.py"], None, None),
         "mprof -T 0.1": ([py, "-m", "mprof", "run", "-o", "m1.dat", "workload.py"], "m1.dat", 0.1),
-        "mprof -T 0.01": ([py, "-m", "mprof", "run", "-T", "0.01", "-o", "m2.dat", "workload.py"],
-                          "m2.dat", 0.01),
-        "mprofxx -T 0.1": ([py, "-m", "mprofxx", "run", "-o", "x1.dat", "workload.py"],
-                           "x1.dat", 0.1),
-        "mprofxx -T 0.01": ([py, "-m", "mprofxx", "run", "-T", "0.01", "-o", "x2.dat",
-                             "workload.py"], "x2.dat", 0.01),
+        "mprof -T 0.01": (
+            [py, "-m", "mprof", "run", "-T", "0.01", "-o", "m2.dat", "workload.py"],
+            "m2.dat",
+            0.01,
+        ),
+        "mprofxx -T 0.1": (
+            [py, "-m", "mprofxx", "run", "-o", "x1.dat", "workload.py"],
+            "x1.dat",
+            0.1,
+        ),
+        "mprofxx -T 0.01": (
+            [py, "-m", "mprofxx", "run", "-T", "0.01", "-o", "x2.dat", "workload.py"],
+            "x2.dat",
+            0.01,
+        ),
     }
     results: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
     for _ in range(repetitions):
@@ -107,32 +118,50 @@ def main() -> None:
             sample = run_once(command, cwd)
             if dat:
                 sample["jitter_median"], sample["jitter_max"] = jitter_ms(
-                    os.path.join(cwd, dat), interval)
+                    os.path.join(cwd, dat), interval
+                )
             results[name].append(sample)
 
     def median(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
 
     base_in, base_wall = median("plain", "inscript"), median("plain", "wall")
-    print("workload: loop_work(40000) x %d + big_alloc x 3; %d interleaved repetitions, medians"
-          % (loops, repetitions))
-    print("%-16s %10s %8s %9s %8s %11s %14s %11s" % (
-        "mode", "in-script", "ratio", "wall", "ratio", "wall +s", "recorder CPU s",
-        "jitter ms"))
+    print(
+        f"workload: loop_work(40000) x {loops} + big_alloc x 3; "
+        f"{repetitions} interleaved repetitions, medians"
+    )
+    header = (
+        "mode",
+        "in-script",
+        "ratio",
+        "wall",
+        "ratio",
+        "wall +s",
+        "recorder CPU s",
+        "jitter ms",
+    )
+    print("{:<16} {:>10} {:>8} {:>9} {:>8} {:>11} {:>14} {:>13}".format(*header))
     for name in modes:
         inscript, wall = median(name, "inscript"), median(name, "wall")
-        jitter = ("%.2f / %.2f" % (median(name, "jitter_median"), max(
-            r["jitter_max"] for r in results[name]))) if name != "plain" else "-"
-        print("%-16s %9.3fs %7.3fx %8.3fs %7.3fx %+10.3fs %14.3f %11s" % (
-            name, inscript, inscript / base_in, wall, wall / base_wall, wall - base_wall,
-            median(name, "recorder_cpu"), jitter))
+        jitter = "-"
+        if name != "plain":
+            worst = max(r["jitter_max"] for r in results[name])
+            jitter = f"{median(name, 'jitter_median'):.2f} / {worst:.2f}"
+        print(
+            f"{name:<16} {inscript:9.3f}s {inscript / base_in:7.3f}x {wall:8.3f}s "
+            f"{wall / base_wall:7.3f}x {wall - base_wall:+10.3f}s "
+            f"{median(name, 'recorder_cpu'):14.3f} {jitter:>13}"
+        )
     for t in ("0.1", "0.01"):
         ours, theirs = "mprofxx -T " + t, "mprof -T " + t
-        print("at -T %-4s mprofxx/mprof: in-script %.3fx, wall %.3fx, recorder CPU %.3fx" % (
-            t, median(ours, "inscript") / median(theirs, "inscript"),
-            median(ours, "wall") / median(theirs, "wall"),
-            median(ours, "recorder_cpu") / max(1e-9, median(theirs, "recorder_cpu"))))
-    print("(files in %s)" % cwd)
+        in_ratio = median(ours, "inscript") / median(theirs, "inscript")
+        wall_ratio = median(ours, "wall") / median(theirs, "wall")
+        cpu_ratio = median(ours, "recorder_cpu") / max(1e-9, median(theirs, "recorder_cpu"))
+        print(
+            f"at -T {t:<4} mprofxx/mprof: in-script {in_ratio:.3f}x, wall {wall_ratio:.3f}x, "
+            f"recorder CPU {cpu_ratio:.3f}x"
+        )
+    print(f"(files in {cwd})")
 
 
 if __name__ == "__main__":

@@ -81,8 +81,8 @@ TEST_CASE("each write is a whole line on disk at once") {
 }
 
 TEST_CASE("files from mprof: FUNC without level, blank lines, old multi-line CMDLINE") {
-    const Profile p = parse_dat("CMDLINE python\nx.py\nMEM 1.5 10.0\n\nFUNC m.f 1.0 10.0 2.0 11.0\n",
-                                "old.dat");
+    const Profile p =
+        parse_dat("CMDLINE python\nx.py\nMEM 1.5 10.0\n\nFUNC m.f 1.0 10.0 2.0 11.0\n", "old.dat");
     CHECK(p.cmdline == "python x.py");
     CHECK(p.memory.size() == 1);
     REQUIRE(p.functions.size() == 1);

@@ -37,6 +37,6 @@ TEST_CASE("sleeping to deadlines keeps the period within a millisecond at 10 ms"
         lateness.push_back(monotonic_ns() - deadline);
     }
     std::sort(lateness.begin(), lateness.end());
-    CHECK(lateness.front() >= 0);                  // never early
+    CHECK(lateness.front() >= 0);                     // never early
     CHECK(lateness[lateness.size() / 2] < 1'000'000); // median under 1 ms
 }

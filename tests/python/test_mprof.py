@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,8 +17,14 @@ _memxx = pytest.importorskip("_memxx")
 
 
 def mprofxx(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mprofxx", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mprofxx", *args],
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def write_script(directory: Path, name: str, body: str) -> Path:
@@ -91,13 +97,14 @@ def test_samples_keep_their_period_at_10_ms(tmp_path: Path) -> None:
     assert mprofxx("run", "-T", "0.01", "-o", "s.dat", "sleepy.py", cwd=tmp_path).returncode == 0
     times = [float(r[2]) for r in records(tmp_path / "s.dat", "MEM")]
     assert len(times) >= 80
-    periods = sorted(b - a for a, b in zip(times, times[1:]))
+    periods = sorted(b - a for a, b in itertools.pairwise(times))
     median = periods[len(periods) // 2]
     assert abs(median - 0.01) <= 0.001
     # Absolute deadlines: no drift, every sample sits near a whole number of periods after
     # the first (sleeping 10 ms after each sample would spread them across the period).
-    residuals = sorted(abs((t - times[0]) / 0.01 - round((t - times[0]) / 0.01)) * 0.01
-                       for t in times)
+    residuals = sorted(
+        abs((t - times[0]) / 0.01 - round((t - times[0]) / 0.01)) * 0.01 for t in times
+    )
     assert residuals[len(residuals) // 2] <= 0.001
 
 
@@ -129,7 +136,10 @@ def test_multiprocess_records_three_spawned_workers(tmp_path: Path) -> None:
 
 
 def test_spawned_workers_have_the_profile_builtin(tmp_path: Path) -> None:
-    write_script(tmp_path, "workers.py", """
+    write_script(
+        tmp_path,
+        "workers.py",
+        """
         import multiprocessing as mp
 
         @profile
@@ -140,7 +150,8 @@ def test_spawned_workers_have_the_profile_builtin(tmp_path: Path) -> None:
             mp.set_start_method("spawn")
             with mp.Pool(2) as pool:
                 print(pool.map(work, range(4)))
-    """)
+    """,
+    )
     result = mprofxx("run", "-o", "w.dat", "workers.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[0, 2, 4, 6]" in result.stdout
@@ -152,8 +163,12 @@ def test_status_line_on_a_terminal_only(tmp_path: Path) -> None:
 
     write_script(tmp_path, "short.py", "import time\ntime.sleep(0.8)\n")
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "mprofxx", "run", "-o", "t.dat",
-                                "short.py"], cwd=tmp_path, stdout=follower, stderr=follower)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mprofxx", "run", "-o", "t.dat", "short.py"],
+        cwd=tmp_path,
+        stdout=follower,
+        stderr=follower,
+    )
     os.close(follower)
     output = b""
     while True:
@@ -188,15 +203,23 @@ def test_exit_code_passes_through_with_E(tmp_path: Path) -> None:
 
 
 def test_sigint_during_run_leaves_a_valid_file(tmp_path: Path) -> None:
-    write_script(tmp_path, "long.py", """
+    write_script(
+        tmp_path,
+        "long.py",
+        """
         import time
         data = bytearray(50 << 20)
         data[::4096] = b"x" * len(range(0, len(data), 4096))
         time.sleep(30)
-    """)
-    process = subprocess.Popen([sys.executable, "-m", "mprofxx", "run", "-T", "0.02", "-o",
-                                "i.dat", "long.py"], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    """,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mprofxx", "run", "-T", "0.02", "-o", "i.dat", "long.py"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 20
     dat = tmp_path / "i.dat"
     while time.monotonic() < deadline:
@@ -204,7 +227,7 @@ def test_sigint_during_run_leaves_a_valid_file(tmp_path: Path) -> None:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=20)
+    _out, err = process.communicate(timeout=20)
     assert process.returncode == 130, err
     # The program's own KeyboardInterrupt traceback passes through; mprofxx adds none.
     assert "cli.py" not in err and "interrupted; the recording up to now is in i.dat" in err
@@ -214,18 +237,25 @@ def test_sigint_during_run_leaves_a_valid_file(tmp_path: Path) -> None:
 
 
 def test_killed_target_keeps_every_sample(tmp_path: Path) -> None:
-    write_script(tmp_path, "victim.py", """
+    write_script(
+        tmp_path,
+        "victim.py",
+        """
         import os, signal, time
         time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGKILL)
-    """)
+    """,
+    )
     result = mprofxx("run", "-E", "-T", "0.02", "-o", "k.dat", "victim.py", cwd=tmp_path)
     assert result.returncode == 128 + signal.SIGKILL
     assert len(_memxx.read_profile(str(tmp_path / "k.dat"))["memory"]) >= 15
 
 
 def test_func_spans_nest_and_name_blocks(tmp_path: Path) -> None:
-    write_script(tmp_path, "nested.py", """
+    write_script(
+        tmp_path,
+        "nested.py",
+        """
         import time
 
         @profile
@@ -239,7 +269,8 @@ def test_func_spans_nest_and_name_blocks(tmp_path: Path) -> None:
                 time.sleep(0.05)
 
         outer()
-    """)
+    """,
+    )
     assert mprofxx("run", "-o", "n.dat", "nested.py", cwd=tmp_path).returncode == 0
     spans = {r[1]: r for r in records(tmp_path / "n.dat", "FUNC")}
     assert set(spans) == {"__main__.inner", "__main__.outer", ".block"}
@@ -249,12 +280,16 @@ def test_func_spans_nest_and_name_blocks(tmp_path: Path) -> None:
 
 
 def test_imported_span_api_records_inside_a_run(tmp_path: Path) -> None:
-    write_script(tmp_path, "imported.py", """
+    write_script(
+        tmp_path,
+        "imported.py",
+        """
         from mprofxx._spans import function_span, enabled
         assert enabled()
         with function_span("app.load"):
             pass
-    """)
+    """,
+    )
     assert mprofxx("run", "-o", "x.dat", "imported.py", cwd=tmp_path).returncode == 0
     assert [r[1] for r in records(tmp_path / "x.dat", "FUNC")] == ["app.load"]
 
@@ -264,8 +299,9 @@ def test_module_target_and_json(tmp_path: Path) -> None:
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "tool.py").write_text("import sys\nprint('args', sys.argv[1:])\n")
-    result = mprofxx("run", "--json", "-o", "mod.dat", "-m", "pkg.tool", "--flag", "x",
-                     cwd=tmp_path)
+    result = mprofxx(
+        "run", "--json", "-o", "mod.dat", "-m", "pkg.tool", "--flag", "x", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "args ['--flag', 'x']" in result.stdout
     import json
@@ -297,15 +333,21 @@ def test_attach_records_until_the_process_exits(tmp_path: Path) -> None:
 
 def test_list_peak_rm_clean(tmp_path: Path) -> None:
     for stamp, peak in (("20240101120000", 10.0), ("20240102130000", 42.5)):
-        (tmp_path / ("mprofile_%s.dat" % stamp)).write_text(
-            "CMDLINE python x.py\nMEM 1.000000 100.0000\nMEM %.6f 100.1000\n"
-            "CHLD 77 5.500000 100.1000\n" % peak)
+        (tmp_path / (f"mprofile_{stamp}.dat")).write_text(
+            f"CMDLINE python x.py\nMEM 1.000000 100.0000\nMEM {peak:.6f} 100.1000\n"
+            "CHLD 77 5.500000 100.1000\n"
+        )
     listing = mprofxx("list", cwd=tmp_path).stdout.splitlines()
-    assert listing == ["0 mprofile_20240101120000.dat 12:00:00 01/01/2024",
-                       "1 mprofile_20240102130000.dat 13:00:00 02/01/2024"]
+    assert listing == [
+        "0 mprofile_20240101120000.dat 12:00:00 01/01/2024",
+        "1 mprofile_20240102130000.dat 13:00:00 02/01/2024",
+    ]
     peak = mprofxx("peak", cwd=tmp_path).stdout.splitlines()
-    assert peak == ["Using last profile data.", "mprofile_20240102130000.dat\t42.500 MiB",
-                    "  Child 77\t\t\t5.500 MiB"]
+    assert peak == [
+        "Using last profile data.",
+        "mprofile_20240102130000.dat\t42.500 MiB",
+        "  Child 77\t\t\t5.500 MiB",
+    ]
     assert mprofxx("peak", "0", cwd=tmp_path).stdout.splitlines()[0].endswith("\t10.000 MiB")
     dry = mprofxx("rm", "--dry-run", "-1", cwd=tmp_path)
     assert "mprofile_20240102130000.dat" in dry.stdout
@@ -319,25 +361,30 @@ def test_list_peak_rm_clean(tmp_path: Path) -> None:
 def test_peak_of_a_function(tmp_path: Path) -> None:
     (tmp_path / "f.dat").write_text(
         "MEM 5.0 10.0\nMEM 50.0 11.0\nMEM 20.0 12.0\nMEM 90.0 13.0\n"
-        "FUNC __main__.load 5.0 10.5 20.0 12.5 0\n")
+        "FUNC __main__.load 5.0 10.5 20.0 12.5 0\n"
+    )
     out = mprofxx("peak", "--func", "__main__.load", "f.dat", cwd=tmp_path).stdout
     assert out == "f.dat\t50.000 MiB\n"
     assert mprofxx("peak", "--func", "nope", "f.dat", cwd=tmp_path).stdout == "f.dat\tNaN MiB\n"
 
 
-@pytest.mark.parametrize("case,args,setup", [
-    ("missing script", ["run", "nothere.py"], None),
-    ("missing program", ["run", "no-such-program-xyz"], None),
-    ("garbage dat", ["peak", "bad.dat"], b"\x00\x01garbage\xff\n"),
-    ("truncated dat", ["plot", "-o", "t.png", "bad.dat"], b"CMDLINE x\nMEM 1.0 2.0\nMEM 1."),
-    ("empty dat", ["peak", "bad.dat"], b""),
-    ("rm absent", ["rm", "mprofile_20990101000000.dat"], None),
-    ("attach absent pid", ["attach", "999999999"], None),
-    ("bad interval", ["run", "-T", "0", "x.py"], None),
-    ("bad plot ext", ["plot", "-o", "x.gif", "bad.dat"], b"MEM 1.0 2.0\n"),
-])
-def test_bad_input_gives_one_clear_line(tmp_path: Path, case: str, args: list[str],
-                                        setup: bytes | None) -> None:
+@pytest.mark.parametrize(
+    "case,args,setup",
+    [
+        ("missing script", ["run", "nothere.py"], None),
+        ("missing program", ["run", "no-such-program-xyz"], None),
+        ("garbage dat", ["peak", "bad.dat"], b"\x00\x01garbage\xff\n"),
+        ("truncated dat", ["plot", "-o", "t.png", "bad.dat"], b"CMDLINE x\nMEM 1.0 2.0\nMEM 1."),
+        ("empty dat", ["peak", "bad.dat"], b""),
+        ("rm absent", ["rm", "mprofile_20990101000000.dat"], None),
+        ("attach absent pid", ["attach", "999999999"], None),
+        ("bad interval", ["run", "-T", "0", "x.py"], None),
+        ("bad plot ext", ["plot", "-o", "x.gif", "bad.dat"], b"MEM 1.0 2.0\n"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(
+    tmp_path: Path, case: str, args: list[str], setup: bytes | None
+) -> None:
     if setup is not None:
         (tmp_path / "bad.dat").write_bytes(setup)
     no_traceback(mprofxx(*args, cwd=tmp_path))
@@ -353,4 +400,8 @@ def test_function_labels_shortest_unambiguous_suffix() -> None:
     from mprofxx.plot import function_labels
 
     assert function_labels(["pkg.a.run", "pkg.b.run", "pkg.load", ".block"]) == {
-        "pkg.a.run": "a.run", "pkg.b.run": "b.run", "pkg.load": "load", ".block": "block"}
+        "pkg.a.run": "a.run",
+        "pkg.b.run": "b.run",
+        "pkg.load": "load",
+        ".block": "block",
+    }
