@@ -405,3 +405,16 @@ def test_function_labels_shortest_unambiguous_suffix() -> None:
         "pkg.load": "load",
         ".block": "block",
     }
+
+
+def test_pss_and_uss_backends_count_less_than_rss(tmp_path: Path) -> None:
+    peaks = {}
+    for backend in ("rss", "pss", "uss"):
+        out = f"{backend}.dat"
+        result = mprofxx(
+            "run", "--backend", backend, "-T", "0.02", "-o", out, "sleep", "0.3", cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        peaks[backend] = max(float(r[1]) for r in records(tmp_path / out, "MEM"))
+    # sleep's pages are mostly the shared C library: counted whole in RSS, shared in PSS.
+    assert 0 < peaks["uss"] <= peaks["pss"] < peaks["rss"]
