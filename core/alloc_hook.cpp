@@ -10,13 +10,12 @@
 #include "core/live_blocks.hpp"
 #include "core/py_compat.h"
 #include "core/spin_lock.hpp"
+#include "core/thread_local.hpp"
 
 namespace memxx::core {
 
 namespace {
 
-// A few scalars of initial-exec TLS: a dlopen'ed module has little static TLS to spare.
-#define MEMXX_TLS thread_local __attribute__((tls_model("initial-exec")))
 MEMXX_TLS ThreadLedger* t_ledger = nullptr;
 MEMXX_TLS bool t_in_hook = false;
 // A realloc of a block the table does not know asks the nested RAW call for the old size.

@@ -8,7 +8,7 @@ CodeLines::CodeLines(int first_line, int last_line)
     : first_line_(first_line),
       lines_(static_cast<std::size_t>(std::max(last_line - first_line + 1, 1))) {}
 
-LineStats* CodeLines::at(int lineno) {
+LineStats* CodeLines::grow_to(int lineno) {
     if (lineno < first_line_) {
         return nullptr;
     }

@@ -26,7 +26,10 @@ class CodeLines {
   public:
     CodeLines(int first_line, int last_line);
     // nullptr for a line before the first one; lines past the last one grow the table.
-    LineStats* at(int lineno);
+    LineStats* at(int lineno) {
+        const auto index = static_cast<std::size_t>(lineno - first_line_);
+        return lineno >= first_line_ && index < lines_.size() ? &lines_[index] : grow_to(lineno);
+    }
     int first_line() const noexcept { return first_line_; }
     const std::vector<LineStats, mi_stl_allocator<LineStats>>& lines() const noexcept {
         return lines_;
@@ -36,6 +39,8 @@ class CodeLines {
     int active_frames = 0;
 
   private:
+    LineStats* grow_to(int lineno);
+
     int first_line_;
     std::vector<LineStats, mi_stl_allocator<LineStats>> lines_;
 };

@@ -6,6 +6,7 @@
 
 #include "core/alloc_hook.hpp"
 #include "core/process_memory.hpp"
+#include "core/thread_local.hpp"
 
 namespace memxx::core {
 
@@ -23,7 +24,7 @@ CodeLines* claimed_lines(PyObject* code) {
     return it == table.end() || it->second.empty() ? nullptr : it->second.back();
 }
 
-thread_local void* t_numpy_previous = nullptr;
+MEMXX_TLS void* t_numpy_previous = nullptr;
 
 // --- a thread's ledger lives from its outermost profiled frame to that frame's end ------------
 
@@ -249,9 +250,9 @@ void set_global_events(bool on) {
 #else
 // --- 3.11: the C trace function ---------------------------------------------------------------
 
-thread_local int t_armed = 0;
-thread_local Py_tracefunc t_previous_func = nullptr;
-thread_local PyObject* t_previous_obj = nullptr;
+MEMXX_TLS int t_armed = 0;
+MEMXX_TLS Py_tracefunc t_previous_func = nullptr;
+MEMXX_TLS PyObject* t_previous_obj = nullptr;
 
 void on_call(PyFrameObject* frame) {
     PyCodeObject* code = PyFrame_GetCode(frame);
