@@ -6,5 +6,7 @@ test:
 	./scripts/test.sh
 bench:
 	python3 tests/bench/bench_line_profiler.py
+	python3 tests/bench/bench_objgraph.py
+	python3 tests/bench/bench_mprof.py
 clean:
 	rm -rf build

@@ -192,6 +192,17 @@ class LineProfiler:
         return _memxx.line_records_to_json(self.records(), indent)
 
 
+def _mprof_span(func: Callable) -> Callable | None:
+    """Inside ``mprofxx run`` (MPROFXX_DAT set), each call is also a FUNC span of the .dat."""
+    import os
+
+    if not os.environ.get("MPROFXX_DAT"):
+        return None
+    from mprofxx import _spans
+
+    return functools.partial(_spans.function_span, _spans.function_name(func))
+
+
 def profile(func: Callable | None = None, stream: Any = None, precision: int = 1,
             backend: str = "psutil", layout: str = "peak") -> Callable:
     """Decorator that prints a line-by-line memory report of ``func`` after each call.
@@ -221,6 +232,7 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
 
     check_layout(layout)
     active: list[LineProfiler] = []
+    span = _mprof_span(func)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -231,7 +243,10 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
         prof = active[0]
         prof.enable()
         try:
-            return func(*args, **kwargs)
+            if span is None:
+                return func(*args, **kwargs)
+            with span():
+                return func(*args, **kwargs)
         finally:
             prof.disable()
             if prof.enable_count == 0 and active and active[0] is prof:

@@ -186,3 +186,24 @@ def test_import_is_light():
     seconds, ipython = done.stdout.split()
     assert ipython == "False"
     assert float(seconds) < 0.2
+
+
+def test_imported_profile_writes_func_spans_under_mprofxx_run(tmp_path):
+    """memory_profiler loses these when the script imports profile; we write them."""
+    (tmp_path / "job.py").write_text(textwrap.dedent("""\
+        from memory_profilerxx import profile
+
+        @profile
+        def grow():
+            return len(bytearray(10**6))
+
+        grow()
+        grow()
+    """))
+    done = run(["-m", "mprofxx", "run", "-o", "out.dat", "job.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    spans = [line.split() for line in (tmp_path / "out.dat").read_text().splitlines()
+             if line.startswith("FUNC ")]
+    assert [s[1] for s in spans] == ["__main__.grow", "__main__.grow"]
+    assert all(float(s[5]) >= float(s[3]) and s[6] == "0" for s in spans)
+    assert "kept" not in done.stdout and "return len(bytearray(10**6))" in done.stdout
