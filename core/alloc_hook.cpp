@@ -16,10 +16,10 @@ namespace memxx::core {
 
 namespace {
 
-MEMXX_TLS ThreadLedger* t_ledger = nullptr;
+MEMXX_TLS ThreadLedger *t_ledger = nullptr;
 MEMXX_TLS bool t_in_hook = false;
 // A realloc of a block the table does not know asks the nested RAW call for the old size.
-MEMXX_TLS const void* t_probe_address = nullptr;
+MEMXX_TLS const void *t_probe_address = nullptr;
 MEMXX_TLS std::size_t t_probe_size = 0;
 
 constexpr std::size_t kNoSize = SIZE_MAX;
@@ -27,23 +27,23 @@ constexpr std::size_t kNoSize = SIZE_MAX;
 constexpr std::size_t kSmallRequest = 512;
 
 SpinLock g_lock;
-LiveBlocks* g_blocks = nullptr; // created once, never freed: hooks may still run at exit
+LiveBlocks *g_blocks = nullptr; // created once, never freed: hooks may still run at exit
 std::atomic<bool> g_active{false};
-int g_sessions = 0;             // profiled threads; changed with the GIL held
-bool g_usable_size_ok = false;  // RAW blocks are plain glibc blocks (no debug hooks)
+int g_sessions = 0;            // profiled threads; changed with the GIL held
+bool g_usable_size_ok = false; // RAW blocks are plain glibc blocks (no debug hooks)
 
 class ReentrancyGuard {
   public:
     ReentrancyGuard() noexcept { t_in_hook = true; }
     ~ReentrancyGuard() { t_in_hook = false; }
-    ReentrancyGuard(const ReentrancyGuard&) = delete;
-    ReentrancyGuard& operator=(const ReentrancyGuard&) = delete;
+    ReentrancyGuard(const ReentrancyGuard &) = delete;
+    ReentrancyGuard &operator=(const ReentrancyGuard &) = delete;
 };
 
 // --- what the hooks record --------------------------------------------------------------------
 
-void record_alloc(void* address, std::size_t size) noexcept {
-    ThreadLedger* ledger = t_ledger;
+void record_alloc(void *address, std::size_t size) noexcept {
+    ThreadLedger *ledger = t_ledger;
     if (ledger == nullptr) {
         return;
     }
@@ -58,27 +58,27 @@ void record_alloc(void* address, std::size_t size) noexcept {
 }
 
 // Called before the real free: another thread could get the same address back in between.
-void record_free(void* address) noexcept {
+void record_free(void *address) noexcept {
     std::size_t size;
     bool known;
     {
         SpinLockGuard guard(g_lock);
         known = g_blocks->erase(address, &size);
     }
-    ThreadLedger* ledger = t_ledger;
+    ThreadLedger *ledger = t_ledger;
     if (known && ledger != nullptr) {
         ledger->on_free(size);
     }
 }
 
-bool take_block(const void* address, std::size_t* size) noexcept {
+bool take_block(const void *address, std::size_t *size) noexcept {
     SpinLockGuard guard(g_lock);
     return g_blocks->erase(address, size);
 }
 
 // After a realloc: the block now at `address` has `size` bytes and replaced one of `old_size`.
-void record_resized(void* address, std::size_t size, std::size_t old_size) noexcept {
-    ThreadLedger* ledger = t_ledger;
+void record_resized(void *address, std::size_t size, std::size_t old_size) noexcept {
+    ThreadLedger *ledger = t_ledger;
     bool tracked;
     {
         SpinLockGuard guard(g_lock);
@@ -90,7 +90,7 @@ void record_resized(void* address, std::size_t size, std::size_t old_size) noexc
     }
 }
 
-std::size_t raw_block_size(void* address) noexcept {
+std::size_t raw_block_size(void *address) noexcept {
     return g_usable_size_ok ? malloc_usable_size(address) : kNoSize;
 }
 
@@ -108,12 +108,12 @@ struct Domain {
 Domain g_domains[kDomains];
 
 // PyMem's allocators and numpy's share the malloc and calloc shapes.
-template <class Allocator> void* counted_malloc(const Allocator& prev, std::size_t size) noexcept {
+template <class Allocator> void *counted_malloc(const Allocator &prev, std::size_t size) noexcept {
     if (t_in_hook || !g_active.load(std::memory_order_relaxed)) {
         return prev.malloc(prev.ctx, size);
     }
     ReentrancyGuard guard;
-    void* address = prev.malloc(prev.ctx, size);
+    void *address = prev.malloc(prev.ctx, size);
     if (address != nullptr) {
         record_alloc(address, size);
     }
@@ -121,28 +121,28 @@ template <class Allocator> void* counted_malloc(const Allocator& prev, std::size
 }
 
 template <class Allocator>
-void* counted_calloc(const Allocator& prev, std::size_t count, std::size_t elsize) noexcept {
+void *counted_calloc(const Allocator &prev, std::size_t count, std::size_t elsize) noexcept {
     if (t_in_hook || !g_active.load(std::memory_order_relaxed)) {
         return prev.calloc(prev.ctx, count, elsize);
     }
     ReentrancyGuard guard;
-    void* address = prev.calloc(prev.ctx, count, elsize);
+    void *address = prev.calloc(prev.ctx, count, elsize);
     if (address != nullptr) {
         record_alloc(address, count * elsize);
     }
     return address;
 }
 
-template <int D> void* hook_malloc(void*, std::size_t size) noexcept {
+template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
     return counted_malloc(g_domains[D].previous, size);
 }
 
-template <int D> void* hook_calloc(void*, std::size_t count, std::size_t elsize) noexcept {
+template <int D> void *hook_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
     return counted_calloc(g_domains[D].previous, count, elsize);
 }
 
-template <int D> void* hook_realloc(void*, void* address, std::size_t size) noexcept {
-    const PyMemAllocatorEx& prev = g_domains[D].previous;
+template <int D> void *hook_realloc(void *, void *address, std::size_t size) noexcept {
+    const PyMemAllocatorEx &prev = g_domains[D].previous;
     if (t_in_hook) {
         if (D == kRaw && address != nullptr && address == t_probe_address) {
             t_probe_size = raw_block_size(address);
@@ -166,7 +166,7 @@ template <int D> void* hook_realloc(void*, void* address, std::size_t size) noex
             t_probe_size = kNoSize;
         }
     }
-    void* resized = prev.realloc(prev.ctx, address, size);
+    void *resized = prev.realloc(prev.ctx, address, size);
     if (!counted && profiled) {
         if (D != kRaw) {
             // No nested RAW realloc: pymalloc owned it, so it was at most 512 bytes.
@@ -188,8 +188,8 @@ template <int D> void* hook_realloc(void*, void* address, std::size_t size) noex
     return resized;
 }
 
-template <int D> void hook_free(void*, void* address) noexcept {
-    const PyMemAllocatorEx& prev = g_domains[D].previous;
+template <int D> void hook_free(void *, void *address) noexcept {
+    const PyMemAllocatorEx &prev = g_domains[D].previous;
     if (t_in_hook || address == nullptr || !g_active.load(std::memory_order_relaxed)) {
         prev.free(prev.ctx, address);
         return;
@@ -200,23 +200,23 @@ template <int D> void hook_free(void*, void* address) noexcept {
 }
 
 template <int D> void init_domain(PyMemAllocatorDomain id) {
-    Domain& domain = g_domains[D];
+    Domain &domain = g_domains[D];
     domain.id = id;
-    domain.ours = PyMemAllocatorEx{nullptr, hook_malloc<D>, hook_calloc<D>, hook_realloc<D>,
-                                   hook_free<D>};
+    domain.ours =
+        PyMemAllocatorEx{nullptr, hook_malloc<D>, hook_calloc<D>, hook_realloc<D>, hook_free<D>};
 }
 
 bool pymalloc_has_debug_hooks() {
     // Debug hooks (PYTHONMALLOC=*debug, -X dev) put a header before RAW blocks.
-    const char* env = std::getenv("PYTHONMALLOC");
+    const char *env = std::getenv("PYTHONMALLOC");
     if (env != nullptr && std::strstr(env, "debug") != nullptr) {
         return true;
     }
-    PyObject* flags = PySys_GetObject("flags"); // borrowed
+    PyObject *flags = PySys_GetObject("flags"); // borrowed
     if (flags == nullptr) {
         return true;
     }
-    PyObject* dev_mode = PyObject_GetAttrString(flags, "dev_mode");
+    PyObject *dev_mode = PyObject_GetAttrString(flags, "dev_mode");
     if (dev_mode == nullptr) {
         PyErr_Clear();
         return true;
@@ -233,7 +233,7 @@ void install_hooks() {
         init_domain<kObj>(PYMEM_DOMAIN_OBJ);
         g_usable_size_ok = !pymalloc_has_debug_hooks();
     }
-    for (Domain& domain : g_domains) {
+    for (Domain &domain : g_domains) {
         if (!domain.installed) {
             // `previous` is set before our functions become visible to other threads.
             PyMem_GetAllocator(domain.id, &domain.previous);
@@ -244,7 +244,7 @@ void install_hooks() {
 }
 
 void remove_hooks() {
-    for (Domain& domain : g_domains) {
+    for (Domain &domain : g_domains) {
         if (!domain.installed) {
             continue;
         }
@@ -266,7 +266,7 @@ void hook_session_begin() {
         return;
     }
     if (g_blocks == nullptr) {
-        void* memory = mi_malloc(sizeof(LiveBlocks));
+        void *memory = mi_malloc(sizeof(LiveBlocks));
         g_blocks = new (memory) LiveBlocks();
     }
     install_hooks();
@@ -286,13 +286,13 @@ void hook_session_end() {
     remove_hooks();
 }
 
-void set_thread_ledger(ThreadLedger* ledger) noexcept { t_ledger = ledger; }
+void set_thread_ledger(ThreadLedger *ledger) noexcept { t_ledger = ledger; }
 
-ThreadLedger* thread_ledger() noexcept { return t_ledger; }
+ThreadLedger *thread_ledger() noexcept { return t_ledger; }
 
 HookStats hook_stats() {
     HookStats stats{0, 0, false, g_active.load(std::memory_order_relaxed)};
-    for (const Domain& domain : g_domains) {
+    for (const Domain &domain : g_domains) {
         stats.installed = stats.installed || domain.installed;
     }
     if (g_blocks != nullptr) {
@@ -309,11 +309,11 @@ namespace {
 
 // numpy's PyDataMem_Handler, version 1 (numpy/ndarraytypes.h); its layout is part of numpy's ABI.
 struct NumpyAllocator {
-    void* ctx;
-    void* (*malloc)(void* ctx, std::size_t size);
-    void* (*calloc)(void* ctx, std::size_t count, std::size_t elsize);
-    void* (*realloc)(void* ctx, void* address, std::size_t size);
-    void (*free)(void* ctx, void* address, std::size_t size);
+    void *ctx;
+    void *(*malloc)(void *ctx, std::size_t size);
+    void *(*calloc)(void *ctx, std::size_t count, std::size_t elsize);
+    void *(*realloc)(void *ctx, void *address, std::size_t size);
+    void (*free)(void *ctx, void *address, std::size_t size);
 };
 struct NumpyHandler {
     char name[127];
@@ -328,20 +328,20 @@ constexpr unsigned kNumpy122FeatureVersion = 0x0f;
 
 NumpyAllocator g_numpy_previous{};
 bool g_numpy_previous_is_malloc = false;
-PyObject* g_numpy_capsule = nullptr;
-PyObject* (*g_numpy_set_handler)(PyObject*) = nullptr;
-PyObject* (*g_numpy_get_handler)() = nullptr;
+PyObject *g_numpy_capsule = nullptr;
+PyObject *(*g_numpy_set_handler)(PyObject *) = nullptr;
+PyObject *(*g_numpy_get_handler)() = nullptr;
 
-void* numpy_malloc(void*, std::size_t size) noexcept {
+void *numpy_malloc(void *, std::size_t size) noexcept {
     return counted_malloc(g_numpy_previous, size);
 }
 
-void* numpy_calloc(void*, std::size_t count, std::size_t elsize) noexcept {
+void *numpy_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
     return counted_calloc(g_numpy_previous, count, elsize);
 }
 
-void* numpy_realloc(void*, void* address, std::size_t size) noexcept {
-    const NumpyAllocator& prev = g_numpy_previous;
+void *numpy_realloc(void *, void *address, std::size_t size) noexcept {
+    const NumpyAllocator &prev = g_numpy_previous;
     if (t_in_hook || !g_active.load(std::memory_order_relaxed)) {
         return prev.realloc(prev.ctx, address, size);
     }
@@ -353,7 +353,7 @@ void* numpy_realloc(void*, void* address, std::size_t size) noexcept {
         old_size = malloc_usable_size(address);
         counted = true;
     }
-    void* resized = prev.realloc(prev.ctx, address, size);
+    void *resized = prev.realloc(prev.ctx, address, size);
     if (resized == nullptr) {
         if (known) {
             SpinLockGuard lock(g_lock);
@@ -367,8 +367,8 @@ void* numpy_realloc(void*, void* address, std::size_t size) noexcept {
     return resized;
 }
 
-void numpy_free(void*, void* address, std::size_t size) noexcept {
-    const NumpyAllocator& prev = g_numpy_previous;
+void numpy_free(void *, void *address, std::size_t size) noexcept {
+    const NumpyAllocator &prev = g_numpy_previous;
     if (t_in_hook || address == nullptr || !g_active.load(std::memory_order_relaxed)) {
         prev.free(prev.ctx, address, size);
         return;
@@ -385,20 +385,20 @@ bool numpy_bind() {
     if (g_numpy_capsule != nullptr) {
         return true;
     }
-    PyObject* modules = PyImport_GetModuleDict(); // borrowed
-    PyObject* umath = PyDict_GetItemString(modules, "numpy._core._multiarray_umath");
+    PyObject *modules = PyImport_GetModuleDict(); // borrowed
+    PyObject *umath = PyDict_GetItemString(modules, "numpy._core._multiarray_umath");
     if (umath == nullptr) {
         umath = PyDict_GetItemString(modules, "numpy.core._multiarray_umath");
     }
     if (umath == nullptr) {
         return false; // numpy is not imported: nothing to hook
     }
-    PyObject* api_capsule = PyObject_GetAttrString(umath, "_ARRAY_API");
+    PyObject *api_capsule = PyObject_GetAttrString(umath, "_ARRAY_API");
     if (api_capsule == nullptr) {
         PyErr_Clear();
         return false;
     }
-    auto** api = static_cast<void**>(PyCapsule_GetPointer(api_capsule, nullptr));
+    auto **api = static_cast<void **>(PyCapsule_GetPointer(api_capsule, nullptr));
     Py_DECREF(api_capsule); // the table is static in numpy, which is never unloaded
     if (api == nullptr) {
         PyErr_Clear();
@@ -408,14 +408,14 @@ bool numpy_bind() {
     if (feature_version() < kNumpy122FeatureVersion) {
         return false;
     }
-    g_numpy_set_handler = reinterpret_cast<PyObject* (*)(PyObject*)>(api[kApiSetHandler]);
-    g_numpy_get_handler = reinterpret_cast<PyObject* (*)()>(api[kApiGetHandler]);
-    PyObject* current = g_numpy_get_handler();
+    g_numpy_set_handler = reinterpret_cast<PyObject *(*)(PyObject *)>(api[kApiSetHandler]);
+    g_numpy_get_handler = reinterpret_cast<PyObject *(*)()>(api[kApiGetHandler]);
+    PyObject *current = g_numpy_get_handler();
     if (current == nullptr) {
         PyErr_Clear();
         return false;
     }
-    auto* handler = static_cast<NumpyHandler*>(PyCapsule_GetPointer(current, "mem_handler"));
+    auto *handler = static_cast<NumpyHandler *>(PyCapsule_GetPointer(current, "mem_handler"));
     if (handler == nullptr) {
         PyErr_Clear();
         Py_DECREF(current);
@@ -435,24 +435,24 @@ bool numpy_bind() {
 
 } // namespace
 
-void* numpy_install_handler() {
+void *numpy_install_handler() {
     if (!numpy_bind()) {
         return nullptr;
     }
-    PyObject* previous = g_numpy_set_handler(g_numpy_capsule);
+    PyObject *previous = g_numpy_set_handler(g_numpy_capsule);
     if (previous == nullptr) {
         PyErr_Clear();
     }
     return previous;
 }
 
-void numpy_restore_handler(void* previous) {
+void numpy_restore_handler(void *previous) {
     if (previous == nullptr || g_numpy_set_handler == nullptr) {
         return;
     }
-    PyObject* ours = g_numpy_set_handler(static_cast<PyObject*>(previous));
+    PyObject *ours = g_numpy_set_handler(static_cast<PyObject *>(previous));
     Py_XDECREF(ours);
-    Py_DECREF(static_cast<PyObject*>(previous));
+    Py_DECREF(static_cast<PyObject *>(previous));
 }
 
 } // namespace memxx::core

@@ -16,21 +16,21 @@ void hook_session_begin();
 void hook_session_end();
 
 // The ledger the hook charges for the calling thread; nullptr when the thread is not profiled.
-void set_thread_ledger(ThreadLedger* ledger) noexcept;
-ThreadLedger* thread_ledger() noexcept;
+void set_thread_ledger(ThreadLedger *ledger) noexcept;
+ThreadLedger *thread_ledger() noexcept;
 
 struct HookStats {
-    std::size_t live_blocks;  // blocks allocated while profiling and not freed yet
-    std::size_t table_bytes;  // the live-block table's own memory
-    bool installed;           // our functions are in the PyMem chain of at least one domain
-    bool active;              // accounting is on
+    std::size_t live_blocks; // blocks allocated while profiling and not freed yet
+    std::size_t table_bytes; // the live-block table's own memory
+    bool installed;          // our functions are in the PyMem chain of at least one domain
+    bool active;             // accounting is on
 };
 HookStats hook_stats();
 
 // numpy's PyDataMem handler: makes ours the current context's handler; returns the previous
 // handler capsule (new reference) to hand back to numpy_restore_handler, or nullptr if numpy is
 // not imported or too old. GIL held.
-void* numpy_install_handler();
-void numpy_restore_handler(void* previous);
+void *numpy_install_handler();
+void numpy_restore_handler(void *previous);
 
 } // namespace memxx::core

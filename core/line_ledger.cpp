@@ -8,7 +8,7 @@ CodeLines::CodeLines(int first_line, int last_line)
     : first_line_(first_line),
       lines_(static_cast<std::size_t>(std::max(last_line - first_line + 1, 1))) {}
 
-LineStats* CodeLines::grow_to(int lineno) {
+LineStats *CodeLines::grow_to(int lineno) {
     if (lineno < first_line_) {
         return nullptr;
     }
@@ -21,8 +21,8 @@ LineStats* CodeLines::grow_to(int lineno) {
 
 void CodeLines::reset() noexcept { std::fill(lines_.begin(), lines_.end(), LineStats{}); }
 
-void ThreadLedger::begin_line(ActiveFrame& frame, int lineno, bool count) {
-    LineStats* stats = frame.code->at(lineno);
+void ThreadLedger::begin_line(ActiveFrame &frame, int lineno, bool count) {
+    LineStats *stats = frame.code->at(lineno);
     if (stats == nullptr) {
         frame.lineno = 0;
         return;
@@ -36,24 +36,24 @@ void ThreadLedger::begin_line(ActiveFrame& frame, int lineno, bool count) {
     hwm_ = net_;
 }
 
-void ThreadLedger::end_line(ActiveFrame& frame) {
+void ThreadLedger::end_line(ActiveFrame &frame) {
     const std::int64_t peak = std::max(frame.line_peak, hwm_);
     frame.frame_peak = std::max(frame.frame_peak, peak);
     max_net_ = std::max(max_net_, peak);
     if (frame.lineno == 0) {
         return;
     }
-    LineStats* stats = frame.code->at(frame.lineno);
+    LineStats *stats = frame.code->at(frame.lineno);
     stats->increment += net_ - frame.line_start;
     stats->peak = std::max(stats->peak, base_ + peak);
     stats->memory = base_ + net_;
     frame.lineno = 0;
 }
 
-void ThreadLedger::enter(const void* frame, CodeLines* code, int lineno, bool count_line) {
+void ThreadLedger::enter(const void *frame, CodeLines *code, int lineno, bool count_line) {
     std::ptrdiff_t outer_same_code = -1;
     if (!frames_.empty()) {
-        ActiveFrame& caller = frames_.back();
+        ActiveFrame &caller = frames_.back();
         caller.line_peak = std::max(caller.line_peak, hwm_);
         for (std::ptrdiff_t i = static_cast<std::ptrdiff_t>(frames_.size()) - 1; i >= 0; --i) {
             if (frames_[static_cast<std::size_t>(i)].code == code) {
@@ -67,18 +67,18 @@ void ThreadLedger::enter(const void* frame, CodeLines* code, int lineno, bool co
     begin_line(frames_.back(), lineno, count_line);
 }
 
-bool ThreadLedger::line(const void* frame, int lineno) {
+bool ThreadLedger::line(const void *frame, int lineno) {
     if (frames_.empty() || frames_.back().frame != frame) {
         return false;
     }
-    ActiveFrame& current = frames_.back();
+    ActiveFrame &current = frames_.back();
     end_line(current);
     begin_line(current, lineno, true);
     return true;
 }
 
 void ThreadLedger::pop() {
-    ActiveFrame& done = frames_.back();
+    ActiveFrame &done = frames_.back();
     end_line(done);
     const std::int64_t delta = net_ - done.entry_net;
     const std::int64_t peak = done.frame_peak;
@@ -89,7 +89,7 @@ void ThreadLedger::pop() {
     if (frames_.empty()) {
         return;
     }
-    ActiveFrame& caller = frames_.back();
+    ActiveFrame &caller = frames_.back();
     caller.line_peak = std::max(caller.line_peak, peak);
     if (outer_same_code >= 0) {
         // Those bytes are already on this code's lines (in the inner frame): the enclosing
@@ -98,9 +98,9 @@ void ThreadLedger::pop() {
     }
 }
 
-bool ThreadLedger::leave(const void* frame) {
+bool ThreadLedger::leave(const void *frame) {
     auto it = std::find_if(frames_.rbegin(), frames_.rend(),
-                           [frame](const ActiveFrame& f) { return f.frame == frame; });
+                           [frame](const ActiveFrame &f) { return f.frame == frame; });
     if (it == frames_.rend()) {
         return false;
     }
@@ -113,7 +113,7 @@ bool ThreadLedger::leave(const void* frame) {
 
 std::int64_t ThreadLedger::peak_memory() const noexcept {
     std::int64_t peak = std::max(max_net_, hwm_);
-    for (const ActiveFrame& f : frames_) {
+    for (const ActiveFrame &f : frames_) {
         peak = std::max(peak, f.line_peak);
     }
     return base_ + peak;

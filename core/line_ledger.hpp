@@ -26,12 +26,12 @@ class CodeLines {
   public:
     CodeLines(int first_line, int last_line);
     // nullptr for a line before the first one; lines past the last one grow the table.
-    LineStats* at(int lineno) {
+    LineStats *at(int lineno) {
         const auto index = static_cast<std::size_t>(lineno - first_line_);
         return lineno >= first_line_ && index < lines_.size() ? &lines_[index] : grow_to(lineno);
     }
     int first_line() const noexcept { return first_line_; }
-    const std::vector<LineStats, mi_stl_allocator<LineStats>>& lines() const noexcept {
+    const std::vector<LineStats, mi_stl_allocator<LineStats>> &lines() const noexcept {
         return lines_;
     }
     void reset() noexcept;
@@ -39,20 +39,20 @@ class CodeLines {
     int active_frames = 0;
 
   private:
-    LineStats* grow_to(int lineno);
+    LineStats *grow_to(int lineno);
 
     int first_line_;
     std::vector<LineStats, mi_stl_allocator<LineStats>> lines_;
 };
 
 struct ActiveFrame {
-    const void* frame;             // identity of the running frame
-    CodeLines* code;
-    int lineno;                    // the line running now; 0 between lines
-    std::int64_t line_start;       // net when the line began (moved by nested same-code frames)
-    std::int64_t line_peak;        // highest net seen while the line ran, folded from callees
-    std::int64_t frame_peak;       // highest net seen while the frame ran
-    std::int64_t entry_net;        // net when the frame was entered
+    const void *frame; // identity of the running frame
+    CodeLines *code;
+    int lineno;                     // the line running now; 0 between lines
+    std::int64_t line_start;        // net when the line began (moved by nested same-code frames)
+    std::int64_t line_peak;         // highest net seen while the line ran, folded from callees
+    std::int64_t frame_peak;        // highest net seen while the frame ran
+    std::int64_t entry_net;         // net when the frame was entered
     std::ptrdiff_t outer_same_code; // index of the nearest enclosing frame of the same code, or -1
 };
 
@@ -70,15 +70,15 @@ class ThreadLedger {
     void on_free(std::size_t size) noexcept { net_ -= static_cast<std::int64_t>(size); }
 
     // A profiled frame starts (count_line: its first line is a new occurrence) or resumes.
-    void enter(const void* frame, CodeLines* code, int lineno, bool count_line);
+    void enter(const void *frame, CodeLines *code, int lineno, bool count_line);
     // The innermost frame moves to a new line; false if `frame` is not the innermost one.
-    bool line(const void* frame, int lineno);
+    bool line(const void *frame, int lineno);
     // A profiled frame returns, yields or unwinds; frames above it are closed too.
-    bool leave(const void* frame);
+    bool leave(const void *frame);
 
     bool empty() const noexcept { return frames_.empty(); }
     std::size_t depth() const noexcept { return frames_.size(); }
-    const ActiveFrame* innermost() const noexcept {
+    const ActiveFrame *innermost() const noexcept {
         return frames_.empty() ? nullptr : &frames_.back();
     }
     std::int64_t memory() const noexcept { return base_ + net_; }
@@ -87,8 +87,8 @@ class ThreadLedger {
     std::int64_t peak_memory() const noexcept;
 
   private:
-    void begin_line(ActiveFrame& frame, int lineno, bool count);
-    void end_line(ActiveFrame& frame);
+    void begin_line(ActiveFrame &frame, int lineno, bool count);
+    void end_line(ActiveFrame &frame);
     void pop();
 
     std::int64_t base_;

@@ -4,9 +4,9 @@
 
 namespace memxx::core {
 
-std::string line_records_to_json(const std::vector<LineRecord>& records, int indent) {
+std::string line_records_to_json(const std::vector<LineRecord> &records, int indent) {
     nlohmann::json lines = nlohmann::json::array();
-    for (const LineRecord& r : records) {
+    for (const LineRecord &r : records) {
         lines.push_back({{"filename", r.filename},
                          {"function", r.function},
                          {"lineno", r.lineno},

@@ -19,6 +19,6 @@ struct LineRecord {
 };
 
 // {"format": "memory_profilerxx-lines", "version": 1, "unit": "bytes", "lines": [...]}
-std::string line_records_to_json(const std::vector<LineRecord>& records, int indent);
+std::string line_records_to_json(const std::vector<LineRecord> &records, int indent);
 
 } // namespace memxx::core

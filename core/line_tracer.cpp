@@ -13,27 +13,27 @@ namespace memxx::core {
 namespace {
 
 // code object -> line tables of the enabled profilers that hold it; the last one is charged.
-std::unordered_map<PyObject*, std::vector<CodeLines*>>& claims() {
-    static auto* table = new std::unordered_map<PyObject*, std::vector<CodeLines*>>();
+std::unordered_map<PyObject *, std::vector<CodeLines *>> &claims() {
+    static auto *table = new std::unordered_map<PyObject *, std::vector<CodeLines *>>();
     return *table;
 }
 
-CodeLines* claimed_lines(PyObject* code) {
-    auto& table = claims();
+CodeLines *claimed_lines(PyObject *code) {
+    auto &table = claims();
     auto it = table.find(code);
     return it == table.end() || it->second.empty() ? nullptr : it->second.back();
 }
 
-MEMXX_TLS void* t_numpy_previous = nullptr;
+MEMXX_TLS void *t_numpy_previous = nullptr;
 
 // --- a thread's ledger lives from its outermost profiled frame to that frame's end ------------
 
-ThreadLedger* open_ledger() {
-    ThreadLedger* ledger = thread_ledger();
+ThreadLedger *open_ledger() {
+    ThreadLedger *ledger = thread_ledger();
     if (ledger != nullptr) {
         return ledger;
     }
-    void* memory = mi_malloc(sizeof(ThreadLedger));
+    void *memory = mi_malloc(sizeof(ThreadLedger));
     if (memory == nullptr) {
         return nullptr;
     }
@@ -44,9 +44,9 @@ ThreadLedger* open_ledger() {
     return ledger;
 }
 
-void close_ledger(ThreadLedger* ledger) {
+void close_ledger(ThreadLedger *ledger) {
     set_thread_ledger(nullptr);
-    while (const ActiveFrame* frame = ledger->innermost()) {
+    while (const ActiveFrame *frame = ledger->innermost()) {
         ledger->leave(frame->frame);
     }
     numpy_restore_handler(t_numpy_previous);
@@ -56,21 +56,21 @@ void close_ledger(ThreadLedger* ledger) {
     mi_free(ledger);
 }
 
-void frame_started(const void* frame, CodeLines* lines, int lineno, bool count_line) {
-    ThreadLedger* ledger = open_ledger();
+void frame_started(const void *frame, CodeLines *lines, int lineno, bool count_line) {
+    ThreadLedger *ledger = open_ledger();
     if (ledger != nullptr) {
         ledger->enter(frame, lines, lineno, count_line);
     }
 }
 
-void frame_line(const void* frame, int lineno) {
-    if (ThreadLedger* ledger = thread_ledger()) {
+void frame_line(const void *frame, int lineno) {
+    if (ThreadLedger *ledger = thread_ledger()) {
         ledger->line(frame, lineno);
     }
 }
 
-void frame_ended(const void* frame) {
-    ThreadLedger* ledger = thread_ledger();
+void frame_ended(const void *frame) {
+    ThreadLedger *ledger = thread_ledger();
     if (ledger != nullptr && ledger->leave(frame) && ledger->empty()) {
         close_ledger(ledger);
     }
@@ -82,58 +82,58 @@ void frame_ended(const void* frame) {
 // frame on the thread, so the ledger's innermost frame with that code is the one meant.
 
 int g_tool_id = -1;
-long g_event_line = 0, g_event_start = 0, g_event_resume = 0, g_event_return = 0,
-     g_event_yield = 0, g_event_unwind = 0, g_event_throw = 0;
+long g_event_line = 0, g_event_start = 0, g_event_resume = 0, g_event_return = 0, g_event_yield = 0,
+     g_event_unwind = 0, g_event_throw = 0;
 
-int arg_int(PyObject* value) { return static_cast<int>(PyLong_AsLong(value)); }
+int arg_int(PyObject *value) { return static_cast<int>(PyLong_AsLong(value)); }
 
-PyObject* on_py_start(PyObject*, PyObject* const* args, Py_ssize_t) {
-    if (CodeLines* lines = claimed_lines(args[0])) {
+PyObject *on_py_start(PyObject *, PyObject *const *args, Py_ssize_t) {
+    if (CodeLines *lines = claimed_lines(args[0])) {
         frame_started(args[0], lines, memxx_code_first_line(args[0]), true);
     }
     Py_RETURN_NONE;
 }
 
-PyObject* on_py_resume(PyObject*, PyObject* const* args, Py_ssize_t) {
-    if (CodeLines* lines = claimed_lines(args[0])) {
+PyObject *on_py_resume(PyObject *, PyObject *const *args, Py_ssize_t) {
+    if (CodeLines *lines = claimed_lines(args[0])) {
         frame_started(args[0], lines, memxx_code_line(args[0], arg_int(args[1])), false);
     }
     Py_RETURN_NONE;
 }
 
-PyObject* on_py_exit(PyObject*, PyObject* const* args, Py_ssize_t) {
+PyObject *on_py_exit(PyObject *, PyObject *const *args, Py_ssize_t) {
     frame_ended(args[0]);
     Py_RETURN_NONE;
 }
 
-PyObject* on_line(PyObject*, PyObject* const* args, Py_ssize_t) {
+PyObject *on_line(PyObject *, PyObject *const *args, Py_ssize_t) {
     frame_line(args[0], arg_int(args[1]));
     Py_RETURN_NONE;
 }
 
 PyMethodDef g_callbacks[] = {
-    {"_memxx_py_start", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(on_py_start)),
+    {"_memxx_py_start", reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(on_py_start)),
      METH_FASTCALL, nullptr},
-    {"_memxx_py_resume", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(on_py_resume)),
+    {"_memxx_py_resume", reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(on_py_resume)),
      METH_FASTCALL, nullptr},
-    {"_memxx_py_exit", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(on_py_exit)),
+    {"_memxx_py_exit", reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(on_py_exit)),
      METH_FASTCALL, nullptr},
-    {"_memxx_line", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(on_line)),
-     METH_FASTCALL, nullptr},
+    {"_memxx_line", reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(on_line)), METH_FASTCALL,
+     nullptr},
 };
 
-PyObject* monitoring() {
-    PyObject* sys_monitoring = PyImport_ImportModule("sys");
+PyObject *monitoring() {
+    PyObject *sys_monitoring = PyImport_ImportModule("sys");
     if (sys_monitoring == nullptr) {
         return nullptr;
     }
-    PyObject* mon = PyObject_GetAttrString(sys_monitoring, "monitoring");
+    PyObject *mon = PyObject_GetAttrString(sys_monitoring, "monitoring");
     Py_DECREF(sys_monitoring);
     return mon;
 }
 
-long event_bit(PyObject* events, const char* name) {
-    PyObject* value = PyObject_GetAttrString(events, name);
+long event_bit(PyObject *events, const char *name) {
+    PyObject *value = PyObject_GetAttrString(events, name);
     if (value == nullptr) {
         return 0;
     }
@@ -142,12 +142,12 @@ long event_bit(PyObject* events, const char* name) {
     return bit;
 }
 
-bool register_callback(PyObject* mon, long event, PyMethodDef* def) {
-    PyObject* func = PyCFunction_New(def, nullptr);
+bool register_callback(PyObject *mon, long event, PyMethodDef *def) {
+    PyObject *func = PyCFunction_New(def, nullptr);
     if (func == nullptr) {
         return false;
     }
-    PyObject* old = PyObject_CallMethod(mon, "register_callback", "ilO", g_tool_id, event, func);
+    PyObject *old = PyObject_CallMethod(mon, "register_callback", "ilO", g_tool_id, event, func);
     Py_DECREF(func);
     Py_XDECREF(old);
     return old != nullptr;
@@ -158,11 +158,11 @@ bool ensure_tool() {
     if (g_tool_id >= 0) {
         return true;
     }
-    PyObject* mon = monitoring();
+    PyObject *mon = monitoring();
     if (mon == nullptr) {
         return false;
     }
-    PyObject* events = PyObject_GetAttrString(mon, "events");
+    PyObject *events = PyObject_GetAttrString(mon, "events");
     if (events == nullptr) {
         Py_DECREF(mon);
         return false;
@@ -176,7 +176,7 @@ bool ensure_tool() {
     g_event_throw = event_bit(events, "PY_THROW");
     Py_DECREF(events);
     for (int id : {2, 3, 4, 5}) {
-        PyObject* ok = PyObject_CallMethod(mon, "use_tool_id", "is", id, "memory_profilerxx");
+        PyObject *ok = PyObject_CallMethod(mon, "use_tool_id", "is", id, "memory_profilerxx");
         if (ok != nullptr) {
             Py_DECREF(ok);
             g_tool_id = id;
@@ -201,20 +201,19 @@ bool ensure_tool() {
     return ok;
 }
 
-void set_code_events(PyObject* code, bool on) {
+void set_code_events(PyObject *code, bool on) {
     if (!ensure_tool()) {
         PyErr_Clear();
         return;
     }
-    PyObject* mon = monitoring();
+    PyObject *mon = monitoring();
     if (mon == nullptr) {
         PyErr_Clear();
         return;
     }
-    const long local = on ? (g_event_line | g_event_start | g_event_resume | g_event_return |
-                             g_event_yield)
-                          : 0;
-    PyObject* done = PyObject_CallMethod(mon, "set_local_events", "iOl", g_tool_id, code, local);
+    const long local =
+        on ? (g_event_line | g_event_start | g_event_resume | g_event_return | g_event_yield) : 0;
+    PyObject *done = PyObject_CallMethod(mon, "set_local_events", "iOl", g_tool_id, code, local);
     if (done == nullptr) {
         PyErr_Clear();
     }
@@ -233,13 +232,13 @@ void set_global_events(bool on) {
         PyErr_Clear();
         return;
     }
-    PyObject* mon = monitoring();
+    PyObject *mon = monitoring();
     if (mon == nullptr) {
         PyErr_Clear();
         return;
     }
     const long events = on ? (g_event_unwind | g_event_throw) : 0;
-    PyObject* done = PyObject_CallMethod(mon, "set_events", "il", g_tool_id, events);
+    PyObject *done = PyObject_CallMethod(mon, "set_events", "il", g_tool_id, events);
     if (done == nullptr) {
         PyErr_Clear();
     }
@@ -252,12 +251,12 @@ void set_global_events(bool on) {
 
 MEMXX_TLS int t_armed = 0;
 MEMXX_TLS Py_tracefunc t_previous_func = nullptr;
-MEMXX_TLS PyObject* t_previous_obj = nullptr;
+MEMXX_TLS PyObject *t_previous_obj = nullptr;
 
-void on_call(PyFrameObject* frame) {
-    PyCodeObject* code = PyFrame_GetCode(frame);
-    auto* code_object = reinterpret_cast<PyObject*>(code);
-    CodeLines* lines = claimed_lines(code_object);
+void on_call(PyFrameObject *frame) {
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    auto *code_object = reinterpret_cast<PyObject *>(code);
+    CodeLines *lines = claimed_lines(code_object);
     if (lines == nullptr) {
         // Another tracer still wants this frame's lines; a generator frame can outlive us.
         if (t_previous_func == nullptr && !memxx_code_is_resumable(code_object)) {
@@ -273,7 +272,7 @@ void on_call(PyFrameObject* frame) {
     frame_started(frame, lines, lineno, first_entry);
 }
 
-int trace_function(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
+int trace_function(PyObject *, PyFrameObject *frame, int what, PyObject *arg) {
     switch (what) {
     case PyTrace_LINE:
         frame_line(frame, PyFrame_GetLineNumber(frame));
@@ -298,7 +297,7 @@ void arm_thread() {
         return;
     }
     Py_tracefunc func;
-    PyObject* obj;
+    PyObject *obj;
     memxx_thread_tracer(PyThreadState_Get(), &func, &obj);
     t_previous_func = func == trace_function ? nullptr : func;
     t_previous_obj = t_previous_func != nullptr ? obj : nullptr;
@@ -310,7 +309,7 @@ void disarm_thread() {
     if (t_armed == 0 || --t_armed > 0) {
         return;
     }
-    if (ThreadLedger* ledger = thread_ledger()) {
+    if (ThreadLedger *ledger = thread_ledger()) {
         close_ledger(ledger);
     }
     PyEval_SetTrace(t_previous_func, t_previous_obj);
@@ -327,7 +326,7 @@ ProfiledCodes::~ProfiledCodes() {
         enabled_ = 0;
         release();
     }
-    for (auto& [code, lines] : codes_) {
+    for (auto &[code, lines] : codes_) {
         Py_DECREF(code);
         // A frame of it still on some thread's ledger keeps the table (it is then leaked).
         if (lines->active_frames == 0) {
@@ -337,15 +336,15 @@ ProfiledCodes::~ProfiledCodes() {
     }
 }
 
-bool ProfiledCodes::add(PyObject* code, int last_line) {
+bool ProfiledCodes::add(PyObject *code, int last_line) {
     if (contains(code)) {
         return false;
     }
-    void* memory = mi_malloc(sizeof(CodeLines));
+    void *memory = mi_malloc(sizeof(CodeLines));
     if (memory == nullptr) {
         throw std::bad_alloc();
     }
-    auto* lines = new (memory) CodeLines(memxx_code_first_line(code), last_line);
+    auto *lines = new (memory) CodeLines(memxx_code_first_line(code), last_line);
     Py_INCREF(code);
     codes_.emplace_back(code, lines);
     if (enabled_ > 0) {
@@ -357,13 +356,13 @@ bool ProfiledCodes::add(PyObject* code, int last_line) {
     return true;
 }
 
-bool ProfiledCodes::contains(PyObject* code) const {
+bool ProfiledCodes::contains(PyObject *code) const {
     return std::any_of(codes_.begin(), codes_.end(),
-                       [code](const auto& entry) { return entry.first == code; });
+                       [code](const auto &entry) { return entry.first == code; });
 }
 
 void ProfiledCodes::claim() {
-    for (auto& [code, lines] : codes_) {
+    for (auto &[code, lines] : codes_) {
         claims()[code].push_back(lines);
 #if MEMXX_USE_MONITORING
         set_code_events(code, true);
@@ -375,8 +374,8 @@ void ProfiledCodes::claim() {
 }
 
 void ProfiledCodes::release() {
-    for (auto& [code, lines] : codes_) {
-        auto& owners = claims()[code];
+    for (auto &[code, lines] : codes_) {
+        auto &owners = claims()[code];
         owners.erase(std::remove(owners.begin(), owners.end(), lines), owners.end());
         if (owners.empty()) {
             claims().erase(code);
@@ -388,7 +387,7 @@ void ProfiledCodes::release() {
 #if MEMXX_USE_MONITORING
     set_global_events(false);
     // With nothing profiled any more no event will close a ledger still open on this thread.
-    if (ThreadLedger* ledger = thread_ledger(); ledger != nullptr && claims().empty()) {
+    if (ThreadLedger *ledger = thread_ledger(); ledger != nullptr && claims().empty()) {
         close_ledger(ledger);
     }
 #endif
@@ -416,7 +415,7 @@ void ProfiledCodes::disable() {
 }
 
 void ProfiledCodes::reset() {
-    for (auto& entry : codes_) {
+    for (auto &entry : codes_) {
         entry.second->reset();
     }
 }
@@ -426,14 +425,14 @@ bool set_floor_trace(bool on) {
     (void)on;
     return false;
 #else
-    static Py_tracefunc floor = [](PyObject*, PyFrameObject*, int, PyObject*) { return 0; };
+    static Py_tracefunc floor = [](PyObject *, PyFrameObject *, int, PyObject *) { return 0; };
     PyEval_SetTrace(on ? floor : nullptr, nullptr);
     return true;
 #endif
 }
 
 std::size_t thread_profiled_depth() {
-    const ThreadLedger* ledger = thread_ledger();
+    const ThreadLedger *ledger = thread_ledger();
     return ledger == nullptr ? 0 : ledger->depth();
 }
 

@@ -19,25 +19,25 @@ class ProfiledCodes {
   public:
     ProfiledCodes() = default;
     ~ProfiledCodes();
-    ProfiledCodes(const ProfiledCodes&) = delete;
-    ProfiledCodes& operator=(const ProfiledCodes&) = delete;
+    ProfiledCodes(const ProfiledCodes &) = delete;
+    ProfiledCodes &operator=(const ProfiledCodes &) = delete;
 
     // Adds a code object (a strong reference is kept); false if it was there already.
-    bool add(PyObject* code, int last_line);
-    bool contains(PyObject* code) const;
+    bool add(PyObject *code, int last_line);
+    bool contains(PyObject *code) const;
     // Counted: the first enable claims the code objects, and on 3.11 each enable arms the
     // calling thread's trace function until its matching disable.
     void enable();
     void disable();
     int enabled() const noexcept { return enabled_; }
-    const std::vector<std::pair<PyObject*, CodeLines*>>& codes() const noexcept { return codes_; }
+    const std::vector<std::pair<PyObject *, CodeLines *>> &codes() const noexcept { return codes_; }
     void reset();
 
   private:
     void claim();
     void release();
 
-    std::vector<std::pair<PyObject*, CodeLines*>> codes_;
+    std::vector<std::pair<PyObject *, CodeLines *>> codes_;
     int enabled_ = 0;
 };
 

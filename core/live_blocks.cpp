@@ -51,11 +51,11 @@ inline void LiveBlocks::place(std::uint64_t slot) noexcept {
 }
 
 bool LiveBlocks::resize(std::size_t new_capacity) noexcept {
-    auto* fresh = static_cast<std::uint64_t*>(mi_calloc(new_capacity, sizeof(std::uint64_t)));
+    auto *fresh = static_cast<std::uint64_t *>(mi_calloc(new_capacity, sizeof(std::uint64_t)));
     if (fresh == nullptr) {
         return false;
     }
-    std::uint64_t* old = slots_;
+    std::uint64_t *old = slots_;
     const std::size_t old_capacity = capacity_;
     slots_ = fresh;
     capacity_ = new_capacity;
@@ -69,7 +69,7 @@ bool LiveBlocks::resize(std::size_t new_capacity) noexcept {
     return true;
 }
 
-bool LiveBlocks::insert(const void* address, std::size_t size) noexcept {
+bool LiveBlocks::insert(const void *address, std::size_t size) noexcept {
     const auto addr = reinterpret_cast<std::uintptr_t>(address);
     if (slots_ == nullptr) {
         return false;
@@ -119,7 +119,7 @@ void LiveBlocks::erase_slot(std::size_t index) noexcept {
     --count_;
 }
 
-bool LiveBlocks::erase(const void* address, std::size_t* size) noexcept {
+bool LiveBlocks::erase(const void *address, std::size_t *size) noexcept {
     const auto addr = reinterpret_cast<std::uintptr_t>(address);
     if (!fits_slot(addr)) {
         auto it = large_.find(addr);
@@ -152,7 +152,7 @@ bool LiveBlocks::erase(const void* address, std::size_t* size) noexcept {
     return true;
 }
 
-bool LiveBlocks::contains(const void* address) const noexcept {
+bool LiveBlocks::contains(const void *address) const noexcept {
     const auto addr = reinterpret_cast<std::uintptr_t>(address);
     if (!fits_slot(addr)) {
         return large_.count(addr) != 0;
@@ -162,9 +162,9 @@ bool LiveBlocks::contains(const void* address) const noexcept {
 
 std::size_t LiveBlocks::memory_bytes() const noexcept {
     // An unordered_map node holds the pair and a next pointer; the bucket array one pointer each.
-    constexpr std::size_t node = sizeof(void*) + sizeof(std::pair<std::uintptr_t, std::size_t>);
+    constexpr std::size_t node = sizeof(void *) + sizeof(std::pair<std::uintptr_t, std::size_t>);
     return capacity_ * sizeof(std::uint64_t) + large_.size() * node +
-           large_.bucket_count() * sizeof(void*);
+           large_.bucket_count() * sizeof(void *);
 }
 
 void LiveBlocks::clear() noexcept {

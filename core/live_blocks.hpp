@@ -24,14 +24,14 @@ class LiveBlocks {
 
     LiveBlocks();
     ~LiveBlocks();
-    LiveBlocks(const LiveBlocks&) = delete;
-    LiveBlocks& operator=(const LiveBlocks&) = delete;
+    LiveBlocks(const LiveBlocks &) = delete;
+    LiveBlocks &operator=(const LiveBlocks &) = delete;
 
     // Records a block; false when the table cannot grow (the block then stays untracked).
-    bool insert(const void* address, std::size_t size) noexcept;
+    bool insert(const void *address, std::size_t size) noexcept;
     // Removes a block; false when the address is not in the table.
-    bool erase(const void* address, std::size_t* size) noexcept;
-    bool contains(const void* address) const noexcept;
+    bool erase(const void *address, std::size_t *size) noexcept;
+    bool contains(const void *address) const noexcept;
 
     std::size_t count() const noexcept { return count_ + large_.size(); }
     std::size_t capacity() const noexcept { return capacity_; }
@@ -40,9 +40,10 @@ class LiveBlocks {
     void clear() noexcept;
 
   private:
-    using LargeMap = std::unordered_map<std::uintptr_t, std::size_t, std::hash<std::uintptr_t>,
-                                        std::equal_to<std::uintptr_t>,
-                                        mi_stl_allocator<std::pair<const std::uintptr_t, std::size_t>>>;
+    using LargeMap =
+        std::unordered_map<std::uintptr_t, std::size_t, std::hash<std::uintptr_t>,
+                           std::equal_to<std::uintptr_t>,
+                           mi_stl_allocator<std::pair<const std::uintptr_t, std::size_t>>>;
 
     __attribute__((always_inline)) static inline bool fits_slot(std::uintptr_t address) noexcept;
     __attribute__((always_inline)) inline std::size_t home(std::uint64_t key) const noexcept;
@@ -52,7 +53,7 @@ class LiveBlocks {
     bool resize(std::size_t new_capacity) noexcept;
     __attribute__((always_inline)) inline void place(std::uint64_t slot) noexcept;
 
-    std::uint64_t* slots_ = nullptr;
+    std::uint64_t *slots_ = nullptr;
     std::size_t capacity_ = 0; // a power of two
     std::size_t count_ = 0;    // occupied slots
     unsigned shift_ = 64;      // 64 - log2(capacity_)

@@ -20,7 +20,7 @@ std::int64_t resident_from_statm(int fd) noexcept {
     }
     text[n] = '\0';
     // statm: size resident shared text lib data dt, in pages.
-    char* end = nullptr;
+    char *end = nullptr;
     std::strtoll(text, &end, 10);
     const long long resident = std::strtoll(end, nullptr, 10);
     return static_cast<std::int64_t>(resident) * sysconf(_SC_PAGESIZE);

@@ -8,7 +8,7 @@
 #undef Py_BUILD_CORE
 #endif
 
-void memxx_frame_skip_lines(PyFrameObject* frame) {
+void memxx_frame_skip_lines(PyFrameObject *frame) {
 #if MEMXX_USE_MONITORING
     (void)frame;
 #else
@@ -16,18 +16,18 @@ void memxx_frame_skip_lines(PyFrameObject* frame) {
 #endif
 }
 
-void memxx_thread_tracer(PyThreadState* tstate, Py_tracefunc* func, PyObject** obj) {
+void memxx_thread_tracer(PyThreadState *tstate, Py_tracefunc *func, PyObject **obj) {
     *func = tstate->c_tracefunc;
     *obj = tstate->c_traceobj;
 }
 
-int memxx_code_line(PyObject* code, int offset) {
-    return PyCode_Addr2Line((PyCodeObject*)code, offset);
+int memxx_code_line(PyObject *code, int offset) {
+    return PyCode_Addr2Line((PyCodeObject *)code, offset);
 }
 
-int memxx_code_is_resumable(PyObject* code) {
-    return (((PyCodeObject*)code)->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR |
-                                               CO_ITERABLE_COROUTINE)) != 0;
+int memxx_code_is_resumable(PyObject *code) {
+    return (((PyCodeObject *)code)->co_flags &
+            (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)) != 0;
 }
 
-int memxx_code_first_line(PyObject* code) { return ((PyCodeObject*)code)->co_firstlineno; }
+int memxx_code_first_line(PyObject *code) { return ((PyCodeObject *)code)->co_firstlineno; }

@@ -20,19 +20,19 @@ extern "C" {
 #endif
 
 /* 3.11: stop LINE events for a frame that is not profiled (its f_trace_lines). No-op on 3.12+. */
-void memxx_frame_skip_lines(PyFrameObject* frame);
+void memxx_frame_skip_lines(PyFrameObject *frame);
 
 /* 3.11: the C trace function and its object installed on a thread (borrowed). */
-void memxx_thread_tracer(PyThreadState* tstate, Py_tracefunc* func, PyObject** obj);
+void memxx_thread_tracer(PyThreadState *tstate, Py_tracefunc *func, PyObject **obj);
 
 /* Line number of a bytecode offset in a code object. */
-int memxx_code_line(PyObject* code, int offset);
+int memxx_code_line(PyObject *code, int offset);
 
 /* True for generator, coroutine and async-generator code: their frames outlive a call. */
-int memxx_code_is_resumable(PyObject* code);
+int memxx_code_is_resumable(PyObject *code);
 
 /* The first line of a code object (the first decorator's line for a decorated function). */
-int memxx_code_first_line(PyObject* code);
+int memxx_code_first_line(PyObject *code);
 
 #ifdef __cplusplus
 }

@@ -28,13 +28,13 @@ class SpinLock {
 
 class SpinLockGuard {
   public:
-    explicit SpinLockGuard(SpinLock& lock) noexcept : lock_(lock) { lock_.lock(); }
+    explicit SpinLockGuard(SpinLock &lock) noexcept : lock_(lock) { lock_.lock(); }
     ~SpinLockGuard() { lock_.unlock(); }
-    SpinLockGuard(const SpinLockGuard&) = delete;
-    SpinLockGuard& operator=(const SpinLockGuard&) = delete;
+    SpinLockGuard(const SpinLockGuard &) = delete;
+    SpinLockGuard &operator=(const SpinLockGuard &) = delete;
 
   private:
-    SpinLock& lock_;
+    SpinLock &lock_;
 };
 
 } // namespace memxx::core

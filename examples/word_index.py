@@ -15,7 +15,7 @@ except NameError:
 
 def make_corpus(documents, words_per_doc=200, seed=7):
     rng = random.Random(seed)
-    vocabulary = ["w%05d" % i for i in range(20_000)]
+    vocabulary = [f"w{i:05d}" for i in range(20_000)]
     return [" ".join(rng.choices(vocabulary, k=words_per_doc)) for _ in range(documents)]
 
 
@@ -38,4 +38,4 @@ if __name__ == "__main__":
     documents = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000
     corpus = make_corpus(documents)
     index = build_index(corpus)
-    print("%d documents, %d frequent words indexed" % (len(corpus), len(index)))
+    print(f"{len(corpus)} documents, {len(index)} frequent words indexed")

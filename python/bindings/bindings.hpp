@@ -5,8 +5,8 @@
 
 namespace memxx::bindings {
 
-void bind_core(pybind11::module_& m);  // core/: hook, line tracer, process memory
-void bind_gc(pybind11::module_& m);    // gc_walker/: heap walk, graphs (objgraphxx)
-void bind_mprof(pybind11::module_& m); // mprof/: sampler, .dat files (mprofxx)
+void bind_core(pybind11::module_ &m);  // core/: hook, line tracer, process memory
+void bind_gc(pybind11::module_ &m);    // gc_walker/: heap walk, graphs (objgraphxx)
+void bind_mprof(pybind11::module_ &m); // mprof/: sampler, .dat files (mprofxx)
 
 } // namespace memxx::bindings

@@ -15,13 +15,13 @@ using core::ProfiledCodes;
 namespace {
 
 // [(code, [(lineno, occurrences, increment, peak, memory), ...]), ...] for lines that ran.
-py::list profiled_results(const ProfiledCodes& codes) {
+py::list profiled_results(const ProfiledCodes &codes) {
     py::list out;
-    for (const auto& [code, lines] : codes.codes()) {
+    for (const auto &[code, lines] : codes.codes()) {
         py::list rows;
         const int first = lines->first_line();
         int lineno = first;
-        for (const core::LineStats& s : lines->lines()) {
+        for (const core::LineStats &s : lines->lines()) {
             if (s.occurrences > 0) {
                 rows.append(py::make_tuple(lineno, s.occurrences, s.increment, s.peak, s.memory));
             }
@@ -34,13 +34,13 @@ py::list profiled_results(const ProfiledCodes& codes) {
 
 } // namespace
 
-void bind_core(py::module_& m) {
+void bind_core(py::module_ &m) {
     py::class_<ProfiledCodes>(m, "ProfiledCodes",
                               "The code objects one line profiler measures, with per-line stats.")
         .def(py::init<>())
         .def(
             "add",
-            [](ProfiledCodes& self, py::handle code, int last_line) {
+            [](ProfiledCodes &self, py::handle code, int last_line) {
                 if (!PyCode_Check(code.ptr())) {
                     throw py::type_error("expected a code object, got " +
                                          std::string(Py_TYPE(code.ptr())->tp_name));
@@ -49,7 +49,7 @@ void bind_core(py::module_& m) {
             },
             py::arg("code"), py::arg("last_line"))
         .def("__contains__",
-             [](const ProfiledCodes& self, py::handle code) { return self.contains(code.ptr()); })
+             [](const ProfiledCodes &self, py::handle code) { return self.contains(code.ptr()); })
         .def("enable", &ProfiledCodes::enable)
         .def("disable", &ProfiledCodes::disable)
         .def_property_readonly("enabled", &ProfiledCodes::enabled)
@@ -74,7 +74,7 @@ void bind_core(py::module_& m) {
     });
     m.def(
         "line_records_to_json",
-        [](const py::iterable& records, int indent) {
+        [](const py::iterable &records, int indent) {
             std::vector<core::LineRecord> rows;
             for (py::handle r : records) {
                 rows.push_back(core::LineRecord{

@@ -13,4 +13,4 @@ from memory_profilerxx._report import show_results
 
 __version__ = "0.1.0"
 
-__all__ = ["CodeMap", "LineProfiler", "LineRecord", "profile", "show_results", "__version__"]
+__all__ = ["CodeMap", "LineProfiler", "LineRecord", "__version__", "profile", "show_results"]

@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     target = args.program[0]
     if not args.module and not os.path.isfile(target):
-        print("python -m memory_profilerxx: cannot open %r: no such file" % target,
+        print(f"python -m memory_profilerxx: cannot open {target!r}: no such file",
               file=sys.stderr)
         return 2
     for path in (args.out_filename, args.json_filename):
         if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            print("python -m memory_profilerxx: cannot write %r: no such directory" % path,
+            print(f"python -m memory_profilerxx: cannot write {path!r}: no such directory",
                   file=sys.stderr)
             return 2
     prof = BuiltinProfile()
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         if exit_.code is not None and not isinstance(exit_.code, int):
             print(exit_.code, file=sys.stderr)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - the program's own error, reported as Python would
         # The program's own exception: its traceback as Python prints it, then the report.
         import traceback
 

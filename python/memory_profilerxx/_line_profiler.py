@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import CodeType
-from typing import Any, Callable, Iterator
+from typing import Any, Self
 
 import _memxx
 
@@ -113,7 +114,7 @@ class LineProfiler:
         """Measure the lines of ``func`` from now on (while the profiler is enabled)."""
         code = code_of(func)
         if code is None:
-            warnings.warn("Could not extract a code object for the object %r" % (func,),
+            warnings.warn(f"Could not extract a code object for the object {func!r}",
                           stacklevel=2)
             return
         if self._codes.add(code, _last_line(code)):
@@ -146,7 +147,7 @@ class LineProfiler:
     def enable_count(self) -> int:
         return self._codes.enabled
 
-    def __enter__(self) -> LineProfiler:
+    def __enter__(self) -> Self:
         self.enable()
         return self
 
@@ -157,7 +158,7 @@ class LineProfiler:
         """Profile one statement in the given namespaces."""
         self.enable()
         try:
-            exec(cmd, globals, locals)
+            exec(cmd, globals, locals)  # noqa: S102 - memory_profiler's runctx API
         finally:
             self.disable()
         return self
@@ -226,8 +227,8 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
         return functools.partial(profile, stream=stream, precision=precision, backend=backend,
                                  layout=layout)
     if code_of(func) is None:
-        raise TypeError("profile() expects a function or method, got %s object %r"
-                        % (type(func).__name__, func))
+        raise TypeError("profile() expects a function or method, got "
+                        f"{type(func).__name__} object {func!r}")
     from memory_profilerxx._report import check_layout, show_results
 
     check_layout(layout)

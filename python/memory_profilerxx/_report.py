@@ -15,7 +15,7 @@ _MIB = 2.0**20
 
 def check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
-        raise ValueError("layout must be one of %s, not %r" % (", ".join(LAYOUTS), layout))
+        raise ValueError("layout must be one of {}, not {!r}".format(", ".join(LAYOUTS), layout))
 
 
 def _source_line(all_lines: list[str], lineno: int) -> str:
@@ -43,7 +43,7 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
     check_layout(layout)
     if stream is None:
         stream = sys.stdout
-    cell = "{0:" + "{0}.{1}f".format(precision + 4, precision) + "} MiB"
+    cell = "{0:" + f"{precision + 4}.{precision}f" + "} MiB"
     peak_layout = layout == "peak"
     if peak_layout:
         header = _PEAK_TEMPLATE.format("Line #", "Mem usage", "Increment", "Peak", "Occurrences",

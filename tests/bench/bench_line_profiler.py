@@ -123,7 +123,7 @@ def under_memory_profiler(func):
 def import_time(module):
     code = f"import time; t=time.perf_counter(); import {module}; print(time.perf_counter()-t)"
     runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                 text=True).stdout or "nan") for _ in range(REPS)]
+                                 text=True, check=False).stdout or "nan") for _ in range(REPS)]
     return statistics.median(runs)
 
 

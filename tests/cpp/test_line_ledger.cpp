@@ -6,9 +6,9 @@ using memxx::core::CodeLines;
 using memxx::core::ThreadLedger;
 
 namespace {
-const void* frame_a = reinterpret_cast<const void*>(0x1000);
-const void* frame_b = reinterpret_cast<const void*>(0x2000);
-const void* frame_c = reinterpret_cast<const void*>(0x3000);
+const void *frame_a = reinterpret_cast<const void *>(0x1000);
+const void *frame_b = reinterpret_cast<const void *>(0x2000);
+const void *frame_c = reinterpret_cast<const void *>(0x3000);
 } // namespace
 
 TEST_CASE("allocations are charged to the running line; memory is base plus net") {
@@ -73,7 +73,7 @@ TEST_CASE("recursion: a deeper frame's bytes are not counted again by the frame 
     CodeLines code(1, 3);
     ThreadLedger ledger(0);
     ledger.enter(frame_a, &code, 1, true);
-    ledger.line(frame_a, 2);            // calls itself
+    ledger.line(frame_a, 2); // calls itself
     ledger.enter(frame_b, &code, 1, true);
     ledger.line(frame_b, 3);
     ledger.on_alloc(700);
@@ -101,10 +101,10 @@ TEST_CASE("mutual recursion through another profiled code counts each byte once 
     ledger.leave(frame_b);
     ledger.leave(frame_a);
     std::int64_t sum_a = 0, sum_b = 0;
-    for (const auto& s : a.lines()) {
+    for (const auto &s : a.lines()) {
         sum_a += s.increment;
     }
-    for (const auto& s : b.lines()) {
+    for (const auto &s : b.lines()) {
         sum_b += s.increment;
     }
     CHECK(sum_a == 50);
@@ -131,7 +131,7 @@ TEST_CASE("a resumed frame does not count its line again") {
     ThreadLedger ledger(0);
     ledger.enter(frame_a, &code, 1, true);
     ledger.line(frame_a, 3);
-    ledger.leave(frame_a);              // yields on line 3
+    ledger.leave(frame_a); // yields on line 3
     ledger.enter(frame_a, &code, 3, false);
     ledger.line(frame_a, 4);
     ledger.leave(frame_a);

@@ -9,7 +9,7 @@
 using memxx::core::LiveBlocks;
 
 namespace {
-const void* address(std::uintptr_t value) { return reinterpret_cast<const void*>(value); }
+const void *address(std::uintptr_t value) { return reinterpret_cast<const void *>(value); }
 } // namespace
 
 TEST_CASE("a block inserted is found with its size and erased once") {
@@ -36,7 +36,7 @@ TEST_CASE("large sizes and odd addresses keep their exact size") {
     LiveBlocks table;
     const std::size_t big = (std::size_t{1} << 21) + 7; // past the 21-bit slot field
     REQUIRE(table.insert(address(0x40000), big));
-    REQUIRE(table.insert(address(0x40008), 24));        // not 16-byte aligned
+    REQUIRE(table.insert(address(0x40008), 24));                // not 16-byte aligned
     REQUIRE(table.insert(address(std::uintptr_t{1} << 50), 5)); // above 2^47
     std::size_t size = 0;
     REQUIRE(table.erase(address(0x40000), &size));
@@ -88,7 +88,7 @@ TEST_CASE("the table grows, shrinks and stays within 24 bytes per block") {
     }
     CHECK(table.count() == truth.size());
     CHECK(static_cast<double>(table.memory_bytes()) / table.count() <= 24.0);
-    for (const auto& [a, s] : truth) {
+    for (const auto &[a, s] : truth) {
         std::size_t size = 0;
         REQUIRE(table.contains(address(a)));
         REQUIRE(table.erase(address(a), &size));

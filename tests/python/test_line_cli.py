@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import pytest
-
 from memory_profilerxx import LineProfiler, profile, show_results
 
 SEED = textwrap.dedent("""\
@@ -26,7 +25,7 @@ SEED = textwrap.dedent("""\
 
 def run(args, cwd):
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def test_cli_prints_exact_report(seed_script):
     assert rows[3].split()[3] == "7.6294"
     assert rows[4].split()[3] == "152.5879"
     assert rows[5].split()[3] == "-152.5879"
-    header = [line for line in done.stdout.splitlines() if line.startswith("Line #")][0]
+    header = next(line for line in done.stdout.splitlines() if line.startswith("Line #"))
     assert header.split() == ["Line", "#", "Mem", "usage", "Increment", "Peak", "Occurrences",
                               "Line", "Contents"]
 
@@ -167,7 +166,7 @@ def test_line_profiler_has_memory_profiler_shape():
     (code, lines), = dict.items(prof.code_map)
     assert code is work.__code__
     first = work.__code__.co_firstlineno
-    increment, memory, occurrences = lines[first + 1]
+    increment, _memory, occurrences = lines[first + 1]
     assert abs(increment - 800_056 / 2**20) < 1e-4 and occurrences == 1
     assert list(lines) == sorted(lines)
     filename, rows = next(iter(prof.code_map.items()))
@@ -182,7 +181,7 @@ def test_import_is_light():
     code = "import time; t=time.perf_counter(); import memory_profilerxx; " \
            "print(time.perf_counter()-t); import sys; print('IPython' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, check=False)
     seconds, ipython = done.stdout.split()
     assert ipython == "False"
     assert float(seconds) < 0.2

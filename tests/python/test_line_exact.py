@@ -5,10 +5,9 @@ import sys
 import threading
 import time
 
+import _memxx
 import pytest
 from _profiled import lines_of, profiled
-
-import _memxx
 from memory_profilerxx import LineProfiler
 
 MiB = 2**20

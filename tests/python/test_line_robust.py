@@ -7,9 +7,8 @@ import sys
 import threading
 import tracemalloc
 
-from _profiled import profiled
-
 import _memxx
+from _profiled import profiled
 
 
 def seed():
@@ -56,7 +55,7 @@ def test_eight_compressing_threads_while_profiling():
 def test_tracemalloc_started_before():
     tracemalloc.start()
     try:
-        lines, a = profiled(seed)
+        lines, _a = profiled(seed)
         assert_seed_exact(lines)
         before = tracemalloc.get_traced_memory()[0]
         block = bytearray(10**6)
@@ -101,7 +100,7 @@ def test_profiled_exception_passes_through_and_lines_that_ran_are_kept():
     error = Boom("on line 2")
 
     def fails():
-        kept = bytearray(10**6)
+        kept = bytearray(10**6)  # noqa: F841 - alive until the exception leaves the frame
         raise error
 
     from memory_profilerxx import LineProfiler
@@ -131,7 +130,7 @@ def test_generator_callee_and_c_callbacks_charge_the_calling_line():
         ordered = sorted(items, key=len)
         return ordered
 
-    lines, items = profiled(consumer)
+    lines, _items = profiled(consumer)
     one = sys.getsizeof(bytearray(1000))
     assert 100 * one <= lines[1].increment <= 100 * one + 2048
     assert lines[1].occurrences == 1
