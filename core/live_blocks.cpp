@@ -1,6 +1,7 @@
 #include "core/live_blocks.hpp"
 
 #include <cstring>
+#include <sys/mman.h>
 
 namespace memxx::core {
 
@@ -14,18 +15,50 @@ constexpr std::uintptr_t kMaxAddress = std::uintptr_t{1} << 47;
 std::uint64_t key_of(std::uintptr_t address) noexcept { return address >> 4; }
 std::uint64_t slot_key(std::uint64_t slot) noexcept { return slot >> kSizeBits; }
 
+// Slot arrays of 2 MiB and more come straight from mmap: zeroed by the kernel (no memset) and
+// backed by transparent huge pages where the kernel allows, so that a probe into a table of
+// millions of blocks costs one cache miss rather than a cache miss and a TLB miss.
+constexpr std::size_t kHugeBytes = std::size_t{2} << 20;
+
+std::uint64_t *allocate_slots(std::size_t count) noexcept {
+    const std::size_t bytes = count * sizeof(std::uint64_t);
+    if (bytes < kHugeBytes) {
+        return static_cast<std::uint64_t *>(mi_calloc(count, sizeof(std::uint64_t)));
+    }
+    void *memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) {
+        return nullptr;
+    }
+    madvise(memory, bytes, MADV_HUGEPAGE);
+    return static_cast<std::uint64_t *>(memory);
+}
+
+void free_slots(std::uint64_t *slots, std::size_t count) noexcept {
+    const std::size_t bytes = count * sizeof(std::uint64_t);
+    if (bytes < kHugeBytes) {
+        mi_free(slots);
+    } else if (slots != nullptr) {
+        munmap(slots, bytes);
+    }
+}
+
 } // namespace
 
 LiveBlocks::LiveBlocks() { resize(kMinCapacity); }
 
-LiveBlocks::~LiveBlocks() { mi_free(slots_); }
+LiveBlocks::~LiveBlocks() { free_slots(slots_, capacity_); }
 
 inline bool LiveBlocks::fits_slot(std::uintptr_t address) noexcept {
     return (address & 15) == 0 && address < kMaxAddress && address != 0;
 }
 
 inline std::size_t LiveBlocks::home(std::uint64_t key) const noexcept {
-    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+    // The blocks of one 512-byte stretch of memory share the 32 slots (4 cache lines) their
+    // group hashes to, each at its own offset, and the groups are scattered: an allocator
+    // handing out neighbouring blocks then writes to lines in cache instead of a random line
+    // per block (1.7x -> 1.3x on allocation-heavy code). Larger groups make longer probe runs.
+    const std::uint64_t group = ((key >> 5) * 0x9E3779B97F4A7C15ull) >> (shift_ + 5);
+    return static_cast<std::size_t>((group << 5) | (key & 31));
 }
 
 inline std::size_t LiveBlocks::find_slot(std::uint64_t key) const noexcept {
@@ -51,7 +84,7 @@ inline void LiveBlocks::place(std::uint64_t slot) noexcept {
 }
 
 bool LiveBlocks::resize(std::size_t new_capacity) noexcept {
-    auto *fresh = static_cast<std::uint64_t *>(mi_calloc(new_capacity, sizeof(std::uint64_t)));
+    std::uint64_t *fresh = allocate_slots(new_capacity);
     if (fresh == nullptr) {
         return false;
     }
@@ -65,7 +98,7 @@ bool LiveBlocks::resize(std::size_t new_capacity) noexcept {
             place(old[i]);
         }
     }
-    mi_free(old);
+    free_slots(old, old_capacity);
     return true;
 }
 
@@ -170,7 +203,7 @@ std::size_t LiveBlocks::memory_bytes() const noexcept {
 void LiveBlocks::clear() noexcept {
     large_.clear();
     if (capacity_ != kMinCapacity) {
-        mi_free(slots_);
+        free_slots(slots_, capacity_);
         slots_ = nullptr;
         capacity_ = 0;
         count_ = 0;

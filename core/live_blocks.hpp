@@ -5,7 +5,8 @@
 // size in a small side map instead. The slot array grows at 70 % load and shrinks below 1/3,
 // so above the minimum capacity it costs 8 / load <= 24 bytes per live block (22.9 right after
 // growing to 35 % load).
-// All memory comes from mimalloc, never from the hooked Python allocator.
+// Its memory comes from mimalloc (large slot arrays from mmap), never from the hooked Python
+// allocator.
 //
 // Not thread-safe: the allocator hook holds its lock around every call.
 #pragma once
