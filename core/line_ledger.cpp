@@ -19,8 +19,6 @@ LineStats *CodeLines::grow_to(int lineno) {
     return &lines_[index];
 }
 
-void CodeLines::reset() noexcept { std::fill(lines_.begin(), lines_.end(), LineStats{}); }
-
 void ThreadLedger::begin_line(ActiveFrame &frame, int lineno, bool count) {
     LineStats *stats = frame.code->at(lineno);
     if (stats == nullptr) {
@@ -39,7 +37,6 @@ void ThreadLedger::begin_line(ActiveFrame &frame, int lineno, bool count) {
 void ThreadLedger::end_line(ActiveFrame &frame) {
     const std::int64_t peak = std::max(frame.line_peak, hwm_);
     frame.frame_peak = std::max(frame.frame_peak, peak);
-    max_net_ = std::max(max_net_, peak);
     if (frame.lineno == 0) {
         return;
     }
@@ -109,14 +106,6 @@ bool ThreadLedger::leave(const void *frame) {
         pop();
     }
     return true;
-}
-
-std::int64_t ThreadLedger::peak_memory() const noexcept {
-    std::int64_t peak = std::max(max_net_, hwm_);
-    for (const ActiveFrame &f : frames_) {
-        peak = std::max(peak, f.line_peak);
-    }
-    return base_ + peak;
 }
 
 } // namespace memxx::core

@@ -34,7 +34,6 @@ class CodeLines {
     const std::vector<LineStats, mi_stl_allocator<LineStats>> &lines() const noexcept {
         return lines_;
     }
-    void reset() noexcept;
     // Frames of this code on some thread's ledger right now (changed with the GIL held).
     int active_frames = 0;
 
@@ -83,8 +82,6 @@ class ThreadLedger {
     }
     std::int64_t memory() const noexcept { return base_ + net_; }
     std::int64_t net() const noexcept { return net_; }
-    // Highest memory since the outermost frame started (with the current line still open).
-    std::int64_t peak_memory() const noexcept;
 
   private:
     void begin_line(ActiveFrame &frame, int lineno, bool count);
@@ -94,7 +91,6 @@ class ThreadLedger {
     std::int64_t base_;
     std::int64_t net_ = 0;
     std::int64_t hwm_ = 0;     // highest net since the innermost line began
-    std::int64_t max_net_ = 0; // highest net over everything that has ended
     std::vector<ActiveFrame, mi_stl_allocator<ActiveFrame>> frames_;
 };
 

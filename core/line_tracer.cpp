@@ -414,12 +414,6 @@ void ProfiledCodes::disable() {
     }
 }
 
-void ProfiledCodes::reset() {
-    for (auto &entry : codes_) {
-        entry.second->reset();
-    }
-}
-
 bool set_floor_trace(bool on) {
 #if MEMXX_USE_MONITORING
     (void)on;

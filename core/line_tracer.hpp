@@ -31,7 +31,6 @@ class ProfiledCodes {
     void disable();
     int enabled() const noexcept { return enabled_; }
     const std::vector<std::pair<PyObject *, CodeLines *>> &codes() const noexcept { return codes_; }
-    void reset();
 
   private:
     void claim();

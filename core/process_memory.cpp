@@ -1,7 +1,6 @@
 #include "core/process_memory.hpp"
 
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <mutex>
@@ -52,18 +51,6 @@ std::int64_t current_rss_bytes() noexcept {
         }
     }
     return resident_from_statm(fd);
-}
-
-std::int64_t process_rss_bytes(int pid) noexcept {
-    char path[64];
-    std::snprintf(path, sizeof(path), "/proc/%d/statm", pid);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    const std::int64_t rss = resident_from_statm(fd);
-    close(fd);
-    return rss;
 }
 
 } // namespace memxx::core

@@ -9,7 +9,4 @@ namespace memxx::core {
 // (about 1.5 us a read); -1 if it cannot be read.
 std::int64_t current_rss_bytes() noexcept;
 
-// Resident set size of another process in bytes; -1 if it does not exist or cannot be read.
-std::int64_t process_rss_bytes(int pid) noexcept;
-
 } // namespace memxx::core

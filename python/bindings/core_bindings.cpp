@@ -53,12 +53,9 @@ void bind_core(py::module_ &m) {
         .def("enable", &ProfiledCodes::enable)
         .def("disable", &ProfiledCodes::disable)
         .def_property_readonly("enabled", &ProfiledCodes::enabled)
-        .def("reset", &ProfiledCodes::reset)
         .def("results", &profiled_results);
 
     m.def("rss_bytes", &core::current_rss_bytes, "Resident set size of this process, in bytes.");
-    m.def("process_rss_bytes", &core::process_rss_bytes, py::arg("pid"),
-          "Resident set size of a process in bytes, or -1 if it cannot be read.");
     m.def("profiled_depth", &core::thread_profiled_depth,
           "Profiled frames running on the calling thread.");
     m.def("set_floor_trace", &core::set_floor_trace, py::arg("on"),
