@@ -253,7 +253,9 @@ std::string profile_to_json(const Profile& profile, int indent) {
     }
     const json doc = {{"format", "mprofxx-1"}, {"unit", "MiB"},        {"cmdline", profile.cmdline},
                       {"memory", memory},      {"children", children}, {"functions", functions}};
-    return doc.dump(indent) + "\n";
+    // A command line or function name from a .dat file may hold bytes that are not UTF-8
+    // (a Latin-1 file name): JSON carries them as U+FFFD instead of failing the conversion.
+    return doc.dump(indent, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 Profile profile_from_json(const std::string& text, const std::string& source) {
