@@ -32,21 +32,32 @@ std::vector<MemorySample> samples_from_list(const py::iterable& pairs) {
     return out;
 }
 
+// A .dat file is text from anywhere (a Latin-1 script name, a damaged file): bytes that are not
+// UTF-8 become U+FFFD rather than a UnicodeDecodeError in every command that reads the file.
+py::str text(const std::string& bytes) {
+    PyObject* decoded =
+        PyUnicode_DecodeUTF8(bytes.data(), static_cast<Py_ssize_t>(bytes.size()), "replace");
+    if (decoded == nullptr) {
+        throw py::error_already_set();
+    }
+    return py::reinterpret_steal<py::str>(decoded);
+}
+
 // {"cmdline": str, "memory": [(MiB, t)], "children": {pid: [(MiB, t)]},
 //  "functions": [(name, mem_start, t_start, mem_end, t_end, level)]}
 py::dict profile_to_dict(const Profile& p) {
     py::dict d;
-    d["cmdline"] = p.cmdline;
+    d["cmdline"] = text(p.cmdline);
     d["memory"] = samples_to_list(p.memory);
     py::dict children;
     for (const auto& [child, samples] : p.children) {
-        children[py::str(child)] = samples_to_list(samples);
+        children[text(child)] = samples_to_list(samples);
     }
     d["children"] = children;
     py::list functions;
     for (const FunctionSpan& f : p.functions) {
         functions.append(
-            py::make_tuple(f.name, f.mem_start, f.time_start, f.mem_end, f.time_end, f.level));
+            py::make_tuple(text(f.name), f.mem_start, f.time_start, f.mem_end, f.time_end, f.level));
     }
     d["functions"] = functions;
     return d;
