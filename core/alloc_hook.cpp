@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <new>
 
+#include "core/alloc_sites.hpp"
 #include "core/live_blocks.hpp"
 #include "core/py_compat.h"
 #include "core/spin_lock.hpp"
@@ -30,6 +31,7 @@ SpinLock g_lock;
 LiveBlocks *g_blocks = nullptr; // created once, never freed: hooks may still run at exit
 std::atomic<bool> g_active{false};
 int g_sessions = 0;            // profiled threads; changed with the GIL held
+bool g_sites_attached = false; // allocation-site tracking wants the hooks; GIL held
 bool g_usable_size_ok = false; // RAW blocks are plain glibc blocks (no debug hooks)
 
 class ReentrancyGuard {
@@ -133,15 +135,43 @@ void *counted_calloc(const Allocator &prev, std::size_t count, std::size_t elsiz
     return address;
 }
 
+// Allocation sites are kept for the OBJ domain only (objects); it is always called with the GIL.
+// The check sits after the real call so that the accounting path is unchanged when it is off.
+inline bool sites_wanted() noexcept { return !t_in_hook && site_tracking() != SiteTracking::off; }
+
 template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
-    return counted_malloc(g_domains[D].previous, size);
+    void *address = counted_malloc(g_domains[D].previous, size);
+    if (D == kObj && address != nullptr && sites_wanted()) {
+        ReentrancyGuard guard;
+        sites_on_alloc(address);
+    }
+    return address;
 }
 
 template <int D> void *hook_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
-    return counted_calloc(g_domains[D].previous, count, elsize);
+    void *address = counted_calloc(g_domains[D].previous, count, elsize);
+    if (D == kObj && address != nullptr && sites_wanted()) {
+        ReentrancyGuard guard;
+        sites_on_alloc(address);
+    }
+    return address;
 }
 
+template <int D> void *accounted_realloc(void *address, std::size_t size) noexcept;
+
 template <int D> void *hook_realloc(void *, void *address, std::size_t size) noexcept {
+    if (D != kObj || !sites_wanted()) {
+        return accounted_realloc<D>(address, size);
+    }
+    void *resized = accounted_realloc<D>(address, size);
+    if (resized != nullptr) {
+        ReentrancyGuard guard;
+        sites_on_realloc(address, resized);
+    }
+    return resized;
+}
+
+template <int D> void *accounted_realloc(void *address, std::size_t size) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
     if (t_in_hook) {
         if (D == kRaw && address != nullptr && address == t_probe_address) {
@@ -190,6 +220,10 @@ template <int D> void *hook_realloc(void *, void *address, std::size_t size) noe
 
 template <int D> void hook_free(void *, void *address) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
+    if (D == kObj && address != nullptr && sites_wanted()) {
+        ReentrancyGuard guard;
+        sites_on_free(address); // before the real free, as record_free
+    }
     if (t_in_hook || address == nullptr || !g_active.load(std::memory_order_relaxed)) {
         prev.free(prev.ctx, address);
         return;
@@ -283,7 +317,21 @@ void hook_session_end() {
         SpinLockGuard guard(g_lock);
         g_blocks->clear();
     }
-    remove_hooks();
+    if (!g_sites_attached) {
+        remove_hooks();
+    }
+}
+
+void hook_sites_attach() {
+    g_sites_attached = true;
+    install_hooks();
+}
+
+void hook_sites_detach() {
+    g_sites_attached = false;
+    if (g_sessions == 0) {
+        remove_hooks();
+    }
 }
 
 void set_thread_ledger(ThreadLedger *ledger) noexcept { t_ledger = ledger; }

@@ -15,6 +15,11 @@ namespace memxx::core {
 void hook_session_begin();
 void hook_session_end();
 
+// Allocation-site tracking (core/alloc_sites) needs the hooks without a profiling session: the
+// hooks stay installed while either wants them. GIL held.
+void hook_sites_attach();
+void hook_sites_detach();
+
 // The ledger the hook charges for the calling thread; nullptr when the thread is not profiled.
 void set_thread_ledger(ThreadLedger *ledger) noexcept;
 ThreadLedger *thread_ledger() noexcept;

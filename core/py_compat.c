@@ -1,12 +1,10 @@
 /* CPython-version differences. The only file that reads interpreter internals. */
 #include "core/py_compat.h"
 
-#if !MEMXX_USE_MONITORING
-/* 3.11 keeps PyFrameObject's fields in the internal headers. */
+/* PyFrameObject's fields (3.11) and the interpreter frames (all versions) are internal. */
 #define Py_BUILD_CORE 1
 #include <internal/pycore_frame.h>
 #undef Py_BUILD_CORE
-#endif
 
 void memxx_frame_skip_lines(PyFrameObject *frame) {
 #if MEMXX_USE_MONITORING
@@ -31,3 +29,37 @@ int memxx_code_is_resumable(PyObject *code) {
 }
 
 int memxx_code_first_line(PyObject *code) { return ((PyCodeObject *)code)->co_firstlineno; }
+
+PyObject *memxx_current_code_location(int *offset) {
+    PyThreadState *tstate = _PyThreadState_UncheckedGet();
+    if (tstate == NULL) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *frame = tstate->current_frame;
+#else
+    _PyInterpreterFrame *frame = tstate->cframe->current_frame;
+#endif
+    for (; frame != NULL; frame = frame->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+        if (frame->owner == FRAME_OWNED_BY_CSTACK) {
+            continue;
+        }
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+        if (!PyCode_Check(frame->f_executable)) {
+            continue;
+        }
+#endif
+        if (_PyFrame_IsIncomplete(frame)) {
+            continue;
+        }
+        *offset = _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT);
+#if PY_VERSION_HEX >= 0x030D0000
+        return frame->f_executable;
+#else
+        return (PyObject *)frame->f_code;
+#endif
+    }
+    return NULL;
+}

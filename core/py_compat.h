@@ -31,6 +31,12 @@ int memxx_code_line(PyObject *code, int offset);
 /* True for generator, coroutine and async-generator code: their frames outlive a call. */
 int memxx_code_is_resumable(PyObject *code);
 
+/* The code object (borrowed) of the innermost complete Python frame of the calling thread, and
+ * the byte offset of its current instruction in *offset; NULL when no Python code is running.
+ * Reads the thread state only: creates no object and takes no lock, so the allocator hook may
+ * call it. GIL held. */
+PyObject *memxx_current_code_location(int *offset);
+
 /* The first line of a code object (the first decorator's line for a decorated function). */
 int memxx_code_first_line(PyObject *code);
 

@@ -5,6 +5,7 @@
 #include "gc_walker/gc_compat.h"
 
 #include <internal/pycore_dict.h>
+#include <internal/pycore_frame.h>
 #include <internal/pycore_gc.h>
 #include <internal/pycore_interp.h>
 #include <internal/pycore_object.h>
@@ -118,4 +119,70 @@ int memxx_is_immortal(PyObject* obj) {
     (void)obj;
     return 0;
 #endif
+}
+
+const void* memxx_object_block(PyObject* obj) {
+    return (const char*)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
+}
+
+size_t memxx_getsizeof_overhead(PyObject* obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return _PyType_PreHeaderSize(Py_TYPE(obj));
+#else
+    return PyObject_IS_GC(obj) ? sizeof(PyGC_Head) : 0;
+#endif
+}
+
+static _PyInterpreterFrame* top_frame(PyThreadState* tstate) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return tstate->current_frame;
+#else
+    return tstate->cframe->current_frame;
+#endif
+}
+
+static PyCodeObject* frame_code(_PyInterpreterFrame* frame) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (frame->owner == FRAME_OWNED_BY_CSTACK) {
+        return NULL;
+    }
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    if (!PyCode_Check(frame->f_executable)) {
+        return NULL;
+    }
+#endif
+    if (_PyFrame_IsIncomplete(frame)) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    return (PyCodeObject*)frame->f_executable;
+#else
+    return frame->f_code;
+#endif
+}
+
+int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void* arg) {
+    PyInterpreterState* interp = PyInterpreterState_Get();
+    for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != NULL;
+         t = PyThreadState_Next(t)) {
+        int depth = 0;
+        for (_PyInterpreterFrame* f = top_frame(t); f != NULL; f = f->previous) {
+            PyCodeObject* code = frame_code(f);
+            if (code == NULL) {
+                continue;
+            }
+            /* Only the named slots: the value stack's extent is not saved while a frame runs. */
+            for (int i = 0; i < code->co_nlocalsplus; i++) {
+                PyObject* value = f->localsplus[i];
+                if (value != NULL &&
+                    visit(t->thread_id, depth, (PyObject*)code,
+                          PyTuple_GET_ITEM(code->co_localsplusnames, i), value, arg)) {
+                    return 1;
+                }
+            }
+            depth++;
+        }
+    }
+    return 0;
 }

@@ -1,0 +1,303 @@
+#include "core/alloc_sites.hpp"
+
+#include <cstring>
+#include <vector>
+
+#include <mimalloc.h>
+
+#include "core/alloc_hook.hpp"
+#include "core/py_compat.h"
+
+namespace memxx::core {
+
+namespace detail {
+std::atomic<int> g_site_tracking{static_cast<int>(SiteTracking::off)};
+}
+
+namespace {
+
+constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+
+// Open addressing with linear probing and backward-shift deletion (no tombstones, so lookups
+// stay short however many blocks come and go). Key 0 marks an empty slot.
+template <class Value> class FlatTable {
+  public:
+    struct Slot {
+        std::uint64_t key;
+        Value value;
+    };
+
+    ~FlatTable() { mi_free(slots_); }
+
+    Value *find(std::uint64_t key) noexcept {
+        if (slots_ == nullptr) {
+            return nullptr;
+        }
+        for (std::size_t i = home(key);; i = (i + 1) & mask_) {
+            if (slots_[i].key == key) {
+                return &slots_[i].value;
+            }
+            if (slots_[i].key == 0) {
+                return nullptr;
+            }
+        }
+    }
+
+    // Inserts or overwrites; false if the table could not grow (the key is then not stored).
+    bool put(std::uint64_t key, Value value) noexcept {
+        if ((count_ + 1) * 10 > capacity() * 7 && !resize(capacity() ? capacity() * 2 : 1024)) {
+            return false;
+        }
+        for (std::size_t i = home(key);; i = (i + 1) & mask_) {
+            if (slots_[i].key == key) {
+                slots_[i].value = value;
+                return true;
+            }
+            if (slots_[i].key == 0) {
+                slots_[i] = Slot{key, value};
+                ++count_;
+                return true;
+            }
+        }
+    }
+
+    bool erase(std::uint64_t key, Value *value) noexcept {
+        if (slots_ == nullptr) {
+            return false;
+        }
+        std::size_t i = home(key);
+        while (slots_[i].key != key) {
+            if (slots_[i].key == 0) {
+                return false;
+            }
+            i = (i + 1) & mask_;
+        }
+        *value = slots_[i].value;
+        // Shift later members of the probe run back over the hole.
+        for (std::size_t j = (i + 1) & mask_; slots_[j].key != 0; j = (j + 1) & mask_) {
+            const std::size_t h = home(slots_[j].key);
+            const bool movable = (j > i) ? (h <= i || h > j) : (h <= i && h > j);
+            if (movable) {
+                slots_[i] = slots_[j];
+                i = j;
+            }
+        }
+        slots_[i].key = 0;
+        --count_;
+        return true;
+    }
+
+    void clear() noexcept {
+        mi_free(slots_);
+        slots_ = nullptr;
+        mask_ = 0;
+        count_ = 0;
+    }
+
+    std::size_t size() const noexcept { return count_; }
+    std::size_t capacity() const noexcept { return slots_ ? mask_ + 1 : 0; }
+    std::size_t memory_bytes() const noexcept { return capacity() * sizeof(Slot); }
+
+  private:
+    std::size_t home(std::uint64_t key) const noexcept {
+        return static_cast<std::size_t>((key * kGolden) >> shift_);
+    }
+
+    bool resize(std::size_t new_capacity) noexcept {
+        auto *fresh = static_cast<Slot *>(mi_zalloc(new_capacity * sizeof(Slot)));
+        if (fresh == nullptr) {
+            return false;
+        }
+        Slot *old = slots_;
+        const std::size_t old_capacity = capacity();
+        slots_ = fresh;
+        mask_ = new_capacity - 1;
+        shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(new_capacity));
+        for (std::size_t i = 0; i < old_capacity; ++i) {
+            if (old[i].key != 0) {
+                std::size_t j = home(old[i].key);
+                while (slots_[j].key != 0) {
+                    j = (j + 1) & mask_;
+                }
+                slots_[j] = old[i];
+            }
+        }
+        mi_free(old);
+        return true;
+    }
+
+    Slot *slots_ = nullptr;
+    std::size_t mask_ = 0;
+    unsigned shift_ = 63; // 64 - log2(capacity)
+    std::size_t count_ = 0;
+};
+
+struct Site {
+    PyObject *code; // strong reference: keeps the address from being reused by another code
+    int line;
+};
+
+// Everything below is touched with the GIL held only.
+FlatTable<std::uint64_t> g_blocks;      // block address -> site << 32 | epoch
+FlatTable<std::uint32_t> g_by_location; // (code, byte offset) -> site
+FlatTable<std::uint32_t> g_by_line;     // (code, line) -> site
+std::vector<Site, mi_stl_allocator<Site>> g_sites{Site{nullptr, 0}}; // site 0: unknown
+std::uint32_t g_epoch = 1;
+// The last location looked up: allocation-heavy loops allocate from the same few instructions.
+PyObject *g_last_code = nullptr;
+int g_last_offset = -1;
+std::uint32_t g_last_site = 0;
+
+constexpr int kKeyValueLimit = 1 << 20;
+
+// (code, value) packed exactly: code addresses are below 2^47 and 16-byte aligned, so
+// code >> 4 takes 43 bits and the value (a byte offset or a line below 2^20) the 20 above.
+std::uint64_t location_key(PyObject *code, int value) noexcept {
+    return (reinterpret_cast<std::uint64_t>(code) >> 4) | (static_cast<std::uint64_t>(value) << 44);
+}
+
+bool packable(PyObject *code, int value) noexcept {
+    return value >= 0 && value < kKeyValueLimit &&
+           (reinterpret_cast<std::uint64_t>(code) >> 47) == 0;
+}
+
+std::uint32_t intern_line(PyObject *code, int line) noexcept {
+    const bool cached = packable(code, line);
+    if (cached) {
+        if (std::uint32_t *site = g_by_line.find(location_key(code, line))) {
+            return *site;
+        }
+    }
+    const auto site = static_cast<std::uint32_t>(g_sites.size());
+    Py_INCREF(code);
+    g_sites.push_back(Site{code, line});
+    if (cached) {
+        g_by_line.put(location_key(code, line), site);
+    }
+    return site;
+}
+
+std::uint32_t site_at(PyObject *code, int offset) noexcept {
+    if (code == g_last_code && offset == g_last_offset) {
+        return g_last_site;
+    }
+    std::uint32_t site = 0;
+    const bool cached = packable(code, offset);
+    std::uint32_t *known = cached ? g_by_location.find(location_key(code, offset)) : nullptr;
+    if (known != nullptr) {
+        site = *known;
+    } else {
+        site = intern_line(code, memxx_code_line(code, offset));
+        if (cached) {
+            g_by_location.put(location_key(code, offset), site);
+        }
+    }
+    g_last_code = code;
+    g_last_offset = offset;
+    g_last_site = site;
+    return site;
+}
+
+void record_current_site(const void *block) noexcept {
+    int offset = 0;
+    PyObject *code = memxx_current_code_location(&offset);
+    if (code == nullptr) {
+        return;
+    }
+    const std::uint32_t site = site_at(code, offset);
+    g_blocks.put(reinterpret_cast<std::uint64_t>(block),
+                 static_cast<std::uint64_t>(site) << 32 | g_epoch);
+}
+
+void drop_sites() {
+    g_blocks.clear();
+    g_by_location.clear();
+    g_by_line.clear();
+    g_last_code = nullptr;
+    g_last_offset = -1;
+    g_last_site = 0;
+    // Decref after clearing: freeing a code object re-enters the (now idle) hook.
+    std::vector<Site, mi_stl_allocator<Site>> sites;
+    sites.swap(g_sites);
+    g_sites.push_back(Site{nullptr, 0});
+    for (const Site &s : sites) {
+        Py_XDECREF(s.code);
+    }
+}
+
+} // namespace
+
+void sites_start() {
+    hook_sites_attach();
+    detail::g_site_tracking.store(static_cast<int>(SiteTracking::recording),
+                                  std::memory_order_release);
+}
+
+void sites_stop(bool forget) {
+    if (!forget) {
+        if (site_tracking() == SiteTracking::recording) {
+            detail::g_site_tracking.store(static_cast<int>(SiteTracking::forgetting),
+                                          std::memory_order_release);
+        }
+        return;
+    }
+    const bool attached = site_tracking() != SiteTracking::off;
+    detail::g_site_tracking.store(static_cast<int>(SiteTracking::off), std::memory_order_release);
+    if (attached) {
+        hook_sites_detach();
+    }
+    drop_sites();
+}
+
+void sites_on_alloc(const void *block) noexcept {
+    if (site_tracking() == SiteTracking::recording) {
+        record_current_site(block);
+    }
+}
+
+void sites_on_free(const void *block) noexcept {
+    std::uint64_t value;
+    g_blocks.erase(reinterpret_cast<std::uint64_t>(block), &value);
+}
+
+void sites_on_realloc(const void *old_block, const void *new_block) noexcept {
+    std::uint64_t value = 0;
+    const bool known =
+        old_block != nullptr && g_blocks.erase(reinterpret_cast<std::uint64_t>(old_block), &value);
+    if (known) {
+        g_blocks.put(reinterpret_cast<std::uint64_t>(new_block), value);
+    } else if (site_tracking() == SiteTracking::recording) {
+        record_current_site(new_block);
+    }
+}
+
+BlockSite site_of_block(const void *block) noexcept {
+    const std::uint64_t *value = g_blocks.find(reinterpret_cast<std::uint64_t>(block));
+    if (value == nullptr) {
+        return BlockSite{};
+    }
+    return BlockSite{static_cast<std::uint32_t>(*value >> 32),
+                     static_cast<std::uint32_t>(*value & 0xffffffffu)};
+}
+
+std::uint32_t sites_new_epoch() noexcept { return ++g_epoch; }
+
+std::uint32_t sites_epoch() noexcept { return g_epoch; }
+
+PyObject *site_code(std::uint32_t site) noexcept {
+    return site < g_sites.size() ? g_sites[site].code : nullptr;
+}
+
+int site_line(std::uint32_t site) noexcept {
+    return site < g_sites.size() ? g_sites[site].line : 0;
+}
+
+std::size_t site_count() noexcept { return g_sites.size(); }
+
+SiteTableStats sites_stats() noexcept {
+    return SiteTableStats{g_blocks.size(), g_blocks.memory_bytes() + g_by_location.memory_bytes() +
+                                               g_by_line.memory_bytes() +
+                                               g_sites.capacity() * sizeof(Site)};
+}
+
+} // namespace memxx::core

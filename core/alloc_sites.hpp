@@ -1,0 +1,71 @@
+// Allocation sites: which line of Python code allocated each live object.
+//
+// While recording, every block the OBJ domain hands out is tagged with the innermost Python
+// frame's code object and line (interned as a site number) and with the current epoch; frees
+// remove the tag. Objects made before recording started, or by C code with no Python frame on
+// the stack, have no site.
+//
+// All of it runs with the GIL held: the OBJ domain is only called with the GIL, and so are the
+// queries. The tables live in mimalloc memory, never in the hooked allocator.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+namespace memxx::core {
+
+enum class SiteTracking : int {
+    off = 0,        // no table
+    forgetting = 1, // no new sites; frees still remove theirs, so the recorded ones stay valid
+    recording = 2,  // new blocks get a site
+};
+
+namespace detail {
+extern std::atomic<int> g_site_tracking;
+}
+
+inline SiteTracking site_tracking() noexcept {
+    return static_cast<SiteTracking>(detail::g_site_tracking.load(std::memory_order_relaxed));
+}
+
+// Starts recording (installs the allocator hook if needed). GIL held.
+void sites_start();
+// Stops recording. With `forget`, drops every recorded site and lets the hook go; otherwise the
+// hook keeps removing the sites of freed blocks. GIL held.
+void sites_stop(bool forget);
+
+// --- called by the allocator hook (OBJ domain, GIL held, inside the re-entrancy guard) --------
+void sites_on_alloc(const void *block) noexcept;
+// Before the real free: the address may be handed out again right after it.
+void sites_on_free(const void *block) noexcept;
+// After a successful realloc that moved or kept the block.
+void sites_on_realloc(const void *old_block, const void *new_block) noexcept;
+
+// --- queries (GIL held) ------------------------------------------------------------------------
+struct BlockSite {
+    std::uint32_t site = 0;  // 0: unknown
+    std::uint32_t epoch = 0; // the epoch current when the block was allocated
+};
+// The site recorded for the block starting at `block`; site 0 if none.
+BlockSite site_of_block(const void *block) noexcept;
+
+// Starts a new epoch; blocks allocated from now on carry the returned number.
+std::uint32_t sites_new_epoch() noexcept;
+std::uint32_t sites_epoch() noexcept;
+
+// The code object (borrowed; kept alive by the site table) and line of a site, 1-based.
+PyObject *site_code(std::uint32_t site) noexcept;
+int site_line(std::uint32_t site) noexcept;
+std::size_t site_count() noexcept; // sites interned so far, including the unknown site 0
+
+struct SiteTableStats {
+    std::size_t live_blocks; // blocks that carry a site
+    std::size_t table_bytes; // memory of the block table and the site tables
+};
+SiteTableStats sites_stats() noexcept;
+
+} // namespace memxx::core
