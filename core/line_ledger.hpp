@@ -65,6 +65,9 @@ class ThreadLedger {
         if (net_ > hwm_) {
             hwm_ = net_;
         }
+        if (net_ > peak_net_) {
+            peak_net_ = net_;
+        }
     }
     void on_free(std::size_t size) noexcept { net_ -= static_cast<std::int64_t>(size); }
 
@@ -83,6 +86,12 @@ class ThreadLedger {
     std::int64_t memory() const noexcept { return base_ + net_; }
     std::int64_t net() const noexcept { return net_; }
 
+    // Highest net since the last restart_peak; watchers keep the ledger open without frames.
+    std::int64_t peak_net() const noexcept { return peak_net_; }
+    void restart_peak(std::int64_t from) noexcept { peak_net_ = from; }
+    int watchers = 0;
+    bool idle() const noexcept { return frames_.empty() && watchers == 0; }
+
   private:
     void begin_line(ActiveFrame &frame, int lineno, bool count);
     void end_line(ActiveFrame &frame);
@@ -90,7 +99,8 @@ class ThreadLedger {
 
     std::int64_t base_;
     std::int64_t net_ = 0;
-    std::int64_t hwm_ = 0;     // highest net since the innermost line began
+    std::int64_t hwm_ = 0;      // highest net since the innermost line began
+    std::int64_t peak_net_ = 0; // highest net since restart_peak
     std::vector<ActiveFrame, mi_stl_allocator<ActiveFrame>> frames_;
 };
 

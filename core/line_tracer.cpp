@@ -71,7 +71,7 @@ void frame_line(const void *frame, int lineno) {
 
 void frame_ended(const void *frame) {
     ThreadLedger *ledger = thread_ledger();
-    if (ledger != nullptr && ledger->leave(frame) && ledger->empty()) {
+    if (ledger != nullptr && ledger->leave(frame) && ledger->idle()) {
         close_ledger(ledger);
     }
 }
@@ -310,7 +310,13 @@ void disarm_thread() {
         return;
     }
     if (ThreadLedger *ledger = thread_ledger()) {
-        close_ledger(ledger);
+        if (ledger->watchers == 0) {
+            close_ledger(ledger);
+        } else {
+            while (const ActiveFrame *frame = ledger->innermost()) {
+                ledger->leave(frame->frame);
+            }
+        }
     }
     PyEval_SetTrace(t_previous_func, t_previous_obj);
     Py_XDECREF(t_previous_obj);
@@ -388,26 +394,39 @@ void ProfiledCodes::release() {
     set_global_events(false);
     // With nothing profiled any more no event will close a ledger still open on this thread.
     if (ThreadLedger *ledger = thread_ledger(); ledger != nullptr && claims().empty()) {
-        close_ledger(ledger);
+        while (const ActiveFrame *frame = ledger->innermost()) {
+            ledger->leave(frame->frame);
+        }
+        if (ledger->idle()) {
+            close_ledger(ledger);
+        }
     }
 #endif
 }
 
-void ProfiledCodes::enable() {
+void ProfiledCodes::enable(bool arm) {
     if (enabled_++ == 0) {
         claim();
     }
 #if !MEMXX_USE_MONITORING
-    arm_thread();
+    if (arm) {
+        arm_thread();
+    }
+#else
+    (void)arm;
 #endif
 }
 
-void ProfiledCodes::disable() {
+void ProfiledCodes::disable(bool armed) {
     if (enabled_ == 0) {
         return;
     }
 #if !MEMXX_USE_MONITORING
-    disarm_thread();
+    if (armed) {
+        disarm_thread();
+    }
+#else
+    (void)armed;
 #endif
     if (--enabled_ == 0) {
         release();
@@ -423,6 +442,31 @@ bool set_floor_trace(bool on) {
     PyEval_SetTrace(on ? floor : nullptr, nullptr);
     return true;
 #endif
+}
+
+WatchMark watch_thread_begin() {
+    ThreadLedger *ledger = open_ledger();
+    if (ledger == nullptr) {
+        throw std::bad_alloc();
+    }
+    ++ledger->watchers;
+    const WatchMark mark{ledger->peak_net(), ledger->net()};
+    ledger->restart_peak(ledger->net());
+    return mark;
+}
+
+std::int64_t watch_thread_end(WatchMark mark) {
+    ThreadLedger *ledger = thread_ledger();
+    if (ledger == nullptr || ledger->watchers == 0) {
+        return 0;
+    }
+    const std::int64_t peak = ledger->peak_net() - mark.start_net;
+    // An enclosing watch still needs the highest point of this one.
+    ledger->restart_peak(std::max(mark.saved_peak, ledger->peak_net()));
+    if (--ledger->watchers == 0 && ledger->empty()) {
+        close_ledger(ledger);
+    }
+    return peak;
 }
 
 std::size_t thread_profiled_depth() {

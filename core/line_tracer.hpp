@@ -26,9 +26,11 @@ class ProfiledCodes {
     bool add(PyObject *code, int last_line);
     bool contains(PyObject *code) const;
     // Counted: the first enable claims the code objects, and on 3.11 each enable arms the
-    // calling thread's trace function until its matching disable.
-    void enable();
-    void disable();
+    // calling thread's trace function until its matching disable. A generator or coroutine
+    // between two of its steps holds the claim without arming (arm = false): the consumer's
+    // frames then run untraced while the profiled code keeps its events (3.12+).
+    void enable(bool arm = true);
+    void disable(bool armed = true);
     int enabled() const noexcept { return enabled_; }
     const std::vector<std::pair<PyObject *, CodeLines *>> &codes() const noexcept { return codes_; }
 
@@ -39,6 +41,16 @@ class ProfiledCodes {
     std::vector<std::pair<PyObject *, CodeLines *>> codes_;
     int enabled_ = 0;
 };
+
+// Watches the calling thread's allocations (no profiled frame needed) from begin to end: end
+// returns the highest net bytes allocated since its begin. Nests with itself and with profiled
+// frames. GIL held for both.
+struct WatchMark {
+    std::int64_t saved_peak; // the enclosing watch's peak so far
+    std::int64_t start_net;
+};
+WatchMark watch_thread_begin();
+std::int64_t watch_thread_end(WatchMark mark);
 
 // Depth of profiled frames on the calling thread (0 when nothing profiled runs here).
 std::size_t thread_profiled_depth();

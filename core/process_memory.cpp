@@ -1,6 +1,7 @@
 #include "core/process_memory.hpp"
 
 #include <atomic>
+#include <cstring>
 #include <cstdlib>
 #include <fcntl.h>
 #include <mutex>
@@ -51,6 +52,35 @@ std::int64_t current_rss_bytes() noexcept {
         }
     }
     return resident_from_statm(fd);
+}
+
+std::int64_t peak_rss_bytes() noexcept {
+    const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    char text[4096];
+    const ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0) {
+        return -1;
+    }
+    text[n] = '\0';
+    const char *field = std::strstr(text, "VmHWM:");
+    if (field == nullptr) {
+        return -1;
+    }
+    return std::strtoll(field + 6, nullptr, 10) * 1024; // "VmHWM:   123456 kB"
+}
+
+bool restart_peak_rss() noexcept {
+    const int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    const bool done = write(fd, "5", 1) == 1;
+    close(fd);
+    return done;
 }
 
 } // namespace memxx::core

@@ -9,4 +9,11 @@ namespace memxx::core {
 // (about 1.5 us a read); -1 if it cannot be read.
 std::int64_t current_rss_bytes() noexcept;
 
+// The kernel's high-water mark of this process's resident set (VmHWM), in bytes; -1 if unknown.
+std::int64_t peak_rss_bytes() noexcept;
+
+// Restarts that high-water mark from the current resident set (writes 5 to
+// /proc/self/clear_refs, Linux 4.0+); false where the kernel does not allow it.
+bool restart_peak_rss() noexcept;
+
 } // namespace memxx::core

@@ -4,6 +4,7 @@
 #include "core/line_records_json.hpp"
 #include "core/line_tracer.hpp"
 #include "core/process_memory.hpp"
+#include "mprof/usage_series.hpp"
 #include "python/bindings/bindings.hpp"
 
 namespace py = pybind11;
@@ -32,6 +33,47 @@ py::list profiled_results(const ProfiledCodes &codes) {
     return out;
 }
 
+void bind_usage_series(py::module_ &m) {
+    using mprof::UsageSeries;
+    py::class_<UsageSeries>(m, "UsageSeries",
+                            "Samples a process's memory into memory at absolute deadlines.")
+        .def(py::init([](int pid, double interval, bool include_children, bool children_detail,
+                         const std::string &metric, std::int64_t max_samples) {
+                 mprof::MemoryMetric chosen = mprof::MemoryMetric::rss;
+                 if (metric == "pss") {
+                     chosen = mprof::MemoryMetric::pss;
+                 } else if (metric == "uss") {
+                     chosen = mprof::MemoryMetric::uss;
+                 } else if (metric != "rss") {
+                     throw py::value_error("metric must be rss, pss or uss, not " + metric);
+                 }
+                 if (!(interval > 0)) {
+                     throw py::value_error("interval must be > 0");
+                 }
+                 return std::make_unique<UsageSeries>(mprof::UsageOptions{
+                     pid, interval, include_children, children_detail, chosen, max_samples});
+             }),
+             py::arg("pid"), py::arg("interval") = 0.1, py::arg("include_children") = false,
+             py::arg("children_detail") = false, py::arg("metric") = "rss",
+             py::arg("max_samples") = 0)
+        .def("start", &UsageSeries::start)
+        .def("stop", &UsageSeries::stop, py::call_guard<py::gil_scoped_release>())
+        .def("wait", &UsageSeries::wait, py::call_guard<py::gil_scoped_release>())
+        .def_property_readonly("running", &UsageSeries::running)
+        .def("samples", [](const UsageSeries &self) {
+            // [(time, own_bytes, total_bytes, [(pid, bytes), ...]), ...]
+            py::list out;
+            for (const mprof::UsageSample &s : self.samples()) {
+                py::list children;
+                for (const auto &[pid, bytes] : s.children) {
+                    children.append(py::make_tuple(pid, bytes));
+                }
+                out.append(py::make_tuple(s.time, s.own_bytes, s.total_bytes, children));
+            }
+            return out;
+        });
+}
+
 } // namespace
 
 void bind_core(py::module_ &m) {
@@ -50,12 +92,31 @@ void bind_core(py::module_ &m) {
             py::arg("code"), py::arg("last_line"))
         .def("__contains__",
              [](const ProfiledCodes &self, py::handle code) { return self.contains(code.ptr()); })
-        .def("enable", &ProfiledCodes::enable)
-        .def("disable", &ProfiledCodes::disable)
+        .def("enable", &ProfiledCodes::enable, py::arg("arm") = true,
+             "Counted enable; arm=False holds the claim between a generator's steps.")
+        .def("disable", &ProfiledCodes::disable, py::arg("armed") = true)
         .def_property_readonly("enabled", &ProfiledCodes::enabled)
         .def("results", &profiled_results);
 
     m.def("rss_bytes", &core::current_rss_bytes, "Resident set size of this process, in bytes.");
+    m.def("peak_rss_bytes", &core::peak_rss_bytes,
+          "The kernel's high-water mark of this process's resident set (VmHWM), in bytes.");
+    m.def("restart_peak_rss", &core::restart_peak_rss,
+          "Restarts VmHWM from the current resident set; False if the kernel refuses.");
+    m.def(
+        "watch_thread_begin",
+        []() {
+            const core::WatchMark mark = core::watch_thread_begin();
+            return py::make_tuple(mark.saved_peak, mark.start_net);
+        },
+        "Starts counting the calling thread's allocations; hand the result to watch_thread_end.");
+    m.def(
+        "watch_thread_end",
+        [](const std::pair<std::int64_t, std::int64_t> &mark) {
+            return core::watch_thread_end(core::WatchMark{mark.first, mark.second});
+        },
+        py::arg("mark"), "The highest net bytes the thread allocated since watch_thread_begin.");
+    bind_usage_series(m);
     m.def("profiled_depth", &core::thread_profiled_depth,
           "Profiled frames running on the calling thread.");
     m.def("set_floor_trace", &core::set_floor_trace, py::arg("on"),

@@ -14,7 +14,9 @@ import sys
 from typing import Any
 
 from memory_profilerxx import LineProfiler, __version__, show_results
+from memory_profilerxx._memory_usage import BACKENDS
 from memory_profilerxx._report import LAYOUTS
+from memory_profilerxx._timestamper import TimeStamper
 
 USAGE = "python -m memory_profilerxx [options] script.py [args] | -m module [args]"
 
@@ -36,6 +38,19 @@ def _parser() -> argparse.ArgumentParser:
                         help="decimal places of the MiB figures (default 3)")
     parser.add_argument("-o", dest="out_filename", default=None,
                         help="append the report to this file instead of stdout")
+    parser.add_argument("--timestamp", action="store_true",
+                        help="record memory and time at each call's start and end instead "
+                             "(FUNC lines, the mprof format)")
+    parser.add_argument("--include-children", action="store_true",
+                        help="with --timestamp, add the memory of child processes")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="how memory is read: hook (default, exact), psutil/posix (RSS), "
+                             "psutil_pss, psutil_uss, tracemalloc; line increments always "
+                             "come from the allocation hook")
+    parser.add_argument("--pdb-mmem", dest="max_mem", metavar="MAXMEM", type=float,
+                        default=None,
+                        help="step into the debugger when a profiled line runs with more "
+                             "than MAXMEM MiB")
     parser.add_argument("--json", dest="json_filename", default=None, metavar="FILE",
                         help="also write the per-line records (bytes) to FILE as JSON")
     parser.add_argument("--layout", choices=LAYOUTS, default="peak",
@@ -47,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace, prof: LineProfiler) -> None:
+def _run(args: argparse.Namespace, prof: Any) -> None:
     target, rest = args.program[0], args.program[1:]
     builtins.profile = prof  # type: ignore[attr-defined]
     if args.module:
@@ -60,7 +75,15 @@ def _run(args: argparse.Namespace, prof: LineProfiler) -> None:
     runpy.run_path(script, run_name="__main__")
 
 
-def _write_reports(args: argparse.Namespace, prof: LineProfiler) -> None:
+def _write_reports(args: argparse.Namespace, prof: Any) -> None:
+    if isinstance(prof, TimeStamper):
+        if args.out_filename is not None:
+            with open(args.out_filename, "a", encoding="utf-8") as out:
+                prof.show_results(out)
+        else:
+            prof.show_results()
+            sys.stdout.flush()
+        return
     if args.out_filename is not None:
         with open(args.out_filename, "a", encoding="utf-8") as out:
             show_results(prof, stream=out, precision=args.precision, layout=args.layout)
@@ -88,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"python -m memory_profilerxx: cannot write {path!r}: no such directory",
                   file=sys.stderr)
             return 2
-    prof = BuiltinProfile()
+    prof: Any
+    if args.timestamp:
+        prof = TimeStamper(args.backend, include_children=args.include_children)
+    else:
+        prof = BuiltinProfile(max_mem=args.max_mem, backend=args.backend)
     code = 0
     try:
         _run(args, prof)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import sys
+import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Self
@@ -101,6 +104,7 @@ class LineProfiler:
         self.include_children = kw.get("include_children", False)
         self.backend = kw.get("backend", "hook")
         self.max_mem = kw.get("max_mem")
+        self._previous_trace: Any = None
         self._codes = _memxx.ProfiledCodes()
         self.functions: list[Callable] = []
 
@@ -121,24 +125,40 @@ class LineProfiler:
             self.functions.append(func)
 
     def wrap_function(self, func: Callable) -> Callable:
-        """A wrapper of ``func`` that enables the profiler while it runs."""
+        """A wrapper of ``func`` that enables the profiler while it runs.
 
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            self._codes.enable()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                self._codes.disable()
-
-        return wrapper
+        Generator functions and ``async def`` functions get a wrapper of the same kind that
+        enables the profiler for each step of the body (each resume up to the next ``yield`` or
+        ``await`` suspension), so the consumer's or event loop's work in between is not counted.
+        """
+        return _wrap(func, lambda: self, lambda used: None)
 
     def enable(self) -> None:
         """Start measuring (counted: each enable() needs its disable())."""
+        if self.max_mem is not None and self._codes.enabled == 0:
+            # Before the hook's tracer is armed, which then chains it (3.11).
+            self._previous_trace = sys.gettrace()
+            sys.settrace(self._trace_max_mem)
         self._codes.enable()
 
     def disable(self) -> None:
         self._codes.disable()
+        if self.max_mem is not None and self._codes.enabled == 0:
+            sys.settrace(self._previous_trace)
+
+    def _trace_max_mem(self, frame: Any, event: str, arg: Any) -> Any:
+        """``--pdb-mmem``: enters pdb when a profiled line runs above ``max_mem`` MiB."""
+        if frame.f_code not in self._codes:
+            return None
+        if event in ("line", "return") and _memxx.rss_bytes() / _MIB >= self.max_mem:
+            sys.stdout.write(f"Current memory {_memxx.rss_bytes() / _MIB:.2f} MiB exceeded the "
+                             f"maximum of {self.max_mem:.2f} MiB\n")
+            sys.stdout.write("Stepping into the debugger \n")
+            import pdb
+
+            pdb.Pdb().set_trace(frame)
+            return None
+        return self._trace_max_mem
 
     enable_by_count = enable
     disable_by_count = disable
@@ -193,6 +213,90 @@ class LineProfiler:
         return _memxx.line_records_to_json(self.records(), indent)
 
 
+def _step(steps: Any, codes: Any) -> Generator[Any, Any, Any]:
+    """Drives a generator or coroutine, with profiling armed only while its body runs."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        codes.enable()
+        try:
+            out = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            codes.disable()
+            error = None
+        try:
+            value = yield out
+        except GeneratorExit:
+            codes.enable()
+            try:
+                steps.close()
+            finally:
+                codes.disable()
+            raise
+        except BaseException as thrown:  # noqa: BLE001 - handed to the profiled body
+            error, value = thrown, None
+
+
+class _Awaitable:
+    def __init__(self, coro: Any, codes: Any) -> None:
+        self._coro, self._codes = coro, codes
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return (yield from _step(self._coro, self._codes))
+
+
+def _wrap(func: Callable, begin: Callable[[], LineProfiler],
+          end: Callable[[LineProfiler], None]) -> Callable:
+    """The wrapper of ``func`` that enables a profiler while its body runs.
+
+    ``begin`` (returning the profiler to use) and ``end`` bracket each call; for a generator or
+    coroutine, ``end`` runs when it is exhausted, closed or has raised. Between two steps the
+    claim on the code objects is held without arming the thread (see ProfiledCodes.enable).
+    """
+
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def run_coroutine(*args: Any, **kwargs: Any) -> Any:
+            used = begin()
+            codes = used._codes
+            codes.enable(arm=False)
+            try:
+                return await _Awaitable(func(*args, **kwargs), codes)
+            finally:
+                codes.disable(armed=False)
+                end(used)
+
+        return run_coroutine
+
+    if inspect.isgeneratorfunction(func):
+        @functools.wraps(func)
+        def run_generator(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            used = begin()
+            codes = used._codes
+            codes.enable(arm=False)
+            try:
+                return (yield from _step(func(*args, **kwargs), codes))
+            finally:
+                codes.disable(armed=False)
+                end(used)
+
+        return run_generator
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        used = begin()
+        used._codes.enable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            used._codes.disable()
+            end(used)
+
+    return run
+
+
 def _mprof_span(func: Callable) -> Callable | None:
     """Inside ``mprofxx run`` (MPROFXX_DAT set), each call is also a FUNC span of the .dat."""
     import os
@@ -229,29 +333,58 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
     if code_of(func) is None:
         raise TypeError("profile() expects a function or method, got "
                         f"{type(func).__name__} object {func!r}")
-    from memory_profilerxx._report import check_layout, show_results
+    from memory_profilerxx._report import check_layout
 
     check_layout(layout)
-    active: list[LineProfiler] = []
+    calls = _ReportedCalls(func, stream, precision, layout)
     span = _mprof_span(func)
+    if span is not None and not (inspect.iscoroutinefunction(func)
+                                 or inspect.isgeneratorfunction(func)):
+        func = _with_span(func, span)
+    return _wrap(func, calls.begin, calls.end)
 
+
+def _with_span(func: Callable, span: Callable) -> Callable:
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not active:
-            prof = LineProfiler()
-            prof.add_function(func)
-            active.append(prof)
-        prof = active[0]
-        prof.enable()
-        try:
-            if span is None:
-                return func(*args, **kwargs)
-            with span():
-                return func(*args, **kwargs)
-        finally:
-            prof.disable()
-            if prof.enable_count == 0 and active and active[0] is prof:
-                active.clear()
-                show_results(prof, stream=stream, precision=precision, layout=layout)
+    def spanned(*args: Any, **kwargs: Any) -> Any:
+        with span():
+            return func(*args, **kwargs)
 
-    return wrapper
+    return spanned
+
+
+_REPORT_LOCK = threading.Lock()
+
+
+class _ReportedCalls:
+    """The calls of one ``@profile`` function: a report when no call of it is running any more.
+
+    Calls that overlap (recursion, several threads, generators alive at once) share one
+    LineProfiler and one report; the bookkeeping is locked because threads enter and leave.
+    """
+
+    def __init__(self, func: Callable, stream: Any, precision: int, layout: str) -> None:
+        self._func, self._stream, self._precision, self._layout = func, stream, precision, layout
+        self._lock = threading.Lock()
+        self._current: LineProfiler | None = None
+        self._running = 0
+
+    def begin(self) -> LineProfiler:
+        with self._lock:
+            if self._current is None:
+                self._current = LineProfiler()
+                self._current.add_function(self._func)
+            self._running += 1
+            return self._current
+
+    def end(self, prof: LineProfiler) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running > 0 or self._current is not prof:
+                return
+            self._current = None
+        from memory_profilerxx._report import show_results
+
+        with _REPORT_LOCK:  # reports of calls ending on two threads must not interleave
+            show_results(prof, stream=self._stream, precision=self._precision,
+                         layout=self._layout)

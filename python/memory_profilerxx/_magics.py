@@ -1,0 +1,123 @@
+"""The IPython extension: ``%load_ext memory_profilerxx`` registers ``%memit`` and ``%mprun``.
+
+Imported only by ``load_ipython_extension`` (``import memory_profilerxx`` does not load IPython),
+and it needs neither setuptools nor distutils.
+"""
+
+from __future__ import annotations
+
+import builtins
+import gc
+import io
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.utils.ipstruct import Struct
+
+from memory_profilerxx._line_profiler import LineProfiler
+from memory_profilerxx._memory_usage import MemitResult, call_with_peak, memory_usage
+from memory_profilerxx._report import show_results
+
+
+def _run_statement(stmt: str, namespace: dict) -> None:
+    exec(compile(stmt, "<memit>", "exec"), namespace)  # noqa: S102 - the user's own statement
+
+
+@magics_class
+class MemoryProfilerMagics(Magics):
+    """``%memit`` and ``%mprun``, with memory_profiler's options and output."""
+
+    @line_cell_magic
+    def mprun(self, parameter_s: str = "", cell: str | None = None) -> LineProfiler | None:
+        """Line-by-line memory report of the functions given with ``-f`` while a statement runs.
+
+        ``%mprun -f func [-f other] [-T file] [-c] [-r] statement``; in cell mode the cell is
+        the statement. Works on functions defined in the notebook as well as in modules.
+        """
+        opts, arg_str = self.parse_options(parameter_s, "rf:T:c", list_all=True)
+        opts.merge(Struct(f=[], T=[""]))
+        if cell is not None:
+            arg_str += "\n" + cell
+        global_ns = self.shell.user_global_ns
+        local_ns = self.shell.user_ns
+        funcs = []
+        for name in opts.f:
+            try:
+                funcs.append(eval(name, global_ns, local_ns))  # noqa: S307 - IPython's -f contract
+            except Exception as e:  # noqa: BLE001 - reported as memory_profiler does
+                raise UsageError(f"Could not find function {name!r}.\n"
+                                 f"{e.__class__.__name__}: {e}") from None
+        prof = LineProfiler(include_children="c" in opts)
+        for func in funcs:
+            prof.add_function(func)
+        saved = builtins.__dict__.get("profile")
+        builtins.profile = prof  # type: ignore[attr-defined]
+        message = ""
+        try:
+            prof.runctx(arg_str, global_ns, local_ns)
+        except SystemExit:
+            message = "*** SystemExit exception caught in code being profiled."
+        except KeyboardInterrupt:
+            message = "*** KeyboardInterrupt exception caught in code being profiled."
+        finally:
+            if saved is None:
+                builtins.__dict__.pop("profile", None)
+            else:
+                builtins.profile = saved  # type: ignore[attr-defined]
+        out = io.StringIO()
+        show_results(prof, out, precision=1)
+        output = out.getvalue().rstrip()
+        from IPython.core import page
+
+        page.page(output)
+        print(message)
+        text_file = opts.T[0]
+        if text_file:
+            with open(text_file, "w", encoding="utf-8") as pfile:
+                pfile.write(output)
+            print(f"\n*** Profile printout saved to text file {text_file}. {message}")
+        return prof if "r" in opts else None
+
+    @line_cell_magic
+    def memit(self, line: str = "", cell: str | None = None) -> MemitResult | None:
+        """Peak memory of a statement: ``peak memory: X MiB, increment: Y MiB``.
+
+        ``%memit [-r<R>] [-t<T>] [-i<I>] [-c] [-o] [-q] statement``: ``-r`` runs it R times
+        (exactly) and reports the highest peak; ``-i`` is the sampling interval in seconds,
+        which does not change the peak (it comes from the allocation hook and the kernel);
+        ``-t`` is accepted for compatibility; ``-c`` adds child processes; ``-o`` returns a
+        MemitResult; ``-q`` prints nothing. The increment is the highest of the runs' own
+        increments (see ``call_with_peak``) and the peak is the baseline plus it. In cell mode the first line is setup code and the
+        cell body is measured.
+        """
+        opts, stmt = self.parse_options(line, "r:t:i:coq", posix=False, strict=False)
+        repeat = max(int(getattr(opts, "r", 1)), 1)
+        timeout = int(getattr(opts, "t", 0))
+        timeout = timeout if timeout > 0 else None
+        interval = float(getattr(opts, "i", 0.1))
+        include_children = "c" in opts
+        if cell is None:
+            setup = "pass"
+        else:
+            setup, stmt = stmt, cell
+        namespace = self.shell.user_ns
+        gc.collect()
+        _run_statement(setup, namespace)
+        baseline = memory_usage()[0]
+        peaks: list[float] = []
+        for _ in range(repeat):
+            # Each run's own increment, on top of the baseline: memory the allocator kept from
+            # an earlier run is not the statement's.
+            reading = call_with_peak(_run_statement, (stmt, namespace), interval=interval,
+                                     include_children=include_children)
+            peaks.append(baseline + reading.increment_mib)
+        result = MemitResult(peaks, baseline, repeat, timeout, interval, include_children)
+        if "q" not in opts:
+            print(result)
+        return result if "o" in opts else None
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """Registers %memit and %mprun: ``%load_ext memory_profilerxx``."""
+    ip.register_magics(MemoryProfilerMagics)
