@@ -126,11 +126,13 @@ const void* memxx_object_block(PyObject* obj) {
 }
 
 size_t memxx_getsizeof_overhead(PyObject* obj) {
-#if PY_VERSION_HEX >= 0x030C0000
-    return _PyType_PreHeaderSize(Py_TYPE(obj));
-#else
-    return PyObject_IS_GC(obj) ? sizeof(PyGC_Head) : 0;
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13 counts no header for static types (they are not allocated). */
+    if (PyType_Check(obj) && !(((PyTypeObject*)obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return 0;
+    }
 #endif
+    return _PyType_PreHeaderSize(Py_TYPE(obj));
 }
 
 static _PyInterpreterFrame* top_frame(PyThreadState* tstate) {
@@ -171,6 +173,9 @@ int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void* arg) {
             PyCodeObject* code = frame_code(f);
             if (code == NULL) {
                 continue;
+            }
+            if (visit(t->thread_id, depth, (PyObject*)code, NULL, NULL, arg)) {
+                return 1;
             }
             /* Only the named slots: the value stack's extent is not saved while a frame runs. */
             for (int i = 0; i < code->co_nlocalsplus; i++) {

@@ -38,14 +38,14 @@ int memxx_is_immortal(PyObject* obj);
  * and, for classes with managed dicts (3.11+), two more pointers. */
 const void* memxx_object_block(PyObject* obj);
 
-/* What sys.getsizeof() adds to __sizeof__(): the collector's header (and the managed-dict
- * pointers on 3.12+). */
+/* What sys.getsizeof() adds to __sizeof__(): the collector's header and the managed-dict
+ * pointers. */
 size_t memxx_getsizeof_overhead(PyObject* obj);
 
-/* Called for each named slot (local, cell or free variable) of every complete Python frame of
- * every thread of the interpreter, innermost frame first: `depth` counts complete frames from
- * the top of that thread's stack, `code` is the frame's code object. Slots that are empty are
- * skipped. Return non-zero to stop. No object is created. */
+/* Called once per complete Python frame of every thread of the interpreter (innermost frame
+ * first) with name and value NULL, then for each of its named slots (local, cell or free
+ * variable) that holds a value: `depth` counts complete frames from the top of that thread's
+ * stack, `code` is the frame's code object. Return non-zero to stop. No object is created. */
 typedef int (*memxx_frame_slot_fn)(unsigned long thread_id, int depth, PyObject* code,
                                    PyObject* name, PyObject* value, void* arg);
 int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void* arg);

@@ -22,8 +22,12 @@ class PointerIndex {
         values_.assign(capacity, npos);
     }
 
-    // Inserts `key` with `value` unless present; returns the value stored for `key`.
+    // Inserts `key` with `value` unless present; returns the value stored for `key`. The table
+    // doubles past 3/4 load, so the expected size given to the constructor is only a hint.
     uint32_t insert(const void* key, uint32_t value) {
+        if ((size_ + 1) * 4 > (mask_ + 1) * 3) {
+            grow();
+        }
         const uintptr_t k = reinterpret_cast<uintptr_t>(key);
         for (size_t i = slot(k);; i = (i + 1) & mask_) {
             if (keys_[i] == k) {
@@ -68,6 +72,24 @@ class PointerIndex {
     size_t size() const { return size_; }
 
   private:
+    void grow() {
+        std::vector<uintptr_t> keys(std::move(keys_));
+        std::vector<uint32_t> values(std::move(values_));
+        mask_ = keys.size() * 2 - 1;
+        keys_.assign(keys.size() * 2, 0);
+        values_.assign(keys.size() * 2, npos);
+        for (size_t j = 0; j < keys.size(); ++j) {
+            if (keys[j] != 0) {
+                size_t i = slot(keys[j]);
+                while (keys_[i] != 0) {
+                    i = (i + 1) & mask_;
+                }
+                keys_[i] = keys[j];
+                values_[i] = values[j];
+            }
+        }
+    }
+
     size_t slot(uintptr_t k) const { return ((k >> 4) * 0x9E3779B97F4A7C15ull >> 20) & mask_; }
 
     size_t mask_ = 0;

@@ -1,7 +1,11 @@
 // Bindings of gc_walker for objgraphxx: converts Python arguments and results, nothing more.
 #include "python/bindings/bindings.hpp"
 
+#include "core/alloc_sites.hpp"
+#include "gc_walker/alive_chain.hpp"
 #include "gc_walker/edge_names.hpp"
+#include "gc_walker/heap_graph.hpp"
+#include "gc_walker/object_sites.hpp"
 #include "gc_walker/graph_render.hpp"
 #include "gc_walker/heap_walk.hpp"
 #include "gc_walker/new_ids.hpp"
@@ -9,6 +13,8 @@
 #include "gc_walker/type_stats.hpp"
 
 #include <pybind11/stl.h>
+
+#include <unordered_map>
 
 namespace py = pybind11;
 
@@ -50,9 +56,204 @@ gc::Excluded excluded_from(const py::iterable& ids, const py::tuple& observer_ty
     return excluded;
 }
 
+// (filename, line) of an allocation site.
+py::tuple site_location(uint32_t site) {
+    PyObject* code = core::site_code(site);
+    if (code == nullptr) {
+        return py::make_tuple(py::none(), 0);
+    }
+    return py::make_tuple(
+        py::reinterpret_borrow<py::object>(reinterpret_cast<PyCodeObject*>(code)->co_filename),
+        core::site_line(site));
+}
+
+// Type names for a set of types, each resolved once; the types are held while Python runs.
+class TypeNames {
+  public:
+    explicit TypeNames(bool shortnames) : shortnames_(shortnames) {}
+    const std::string& operator()(PyTypeObject* type) {
+        auto it = names_.find(type);
+        if (it == names_.end()) {
+            held_.push_back(PyRef::borrow(reinterpret_cast<PyObject*>(type)));
+            it = names_.emplace(type, gc::type_name(type, shortnames_)).first;
+        }
+        return it->second;
+    }
+
+  private:
+    bool shortnames_;
+    std::vector<PyRef> held_;
+    std::unordered_map<PyTypeObject*, std::string> names_;
+};
+
+py::list site_rows(const std::vector<gc::SiteCount>& counts, bool shortnames) {
+    std::vector<PyRef> held;
+    for (const gc::SiteCount& c : counts) {
+        held.push_back(PyRef::borrow(reinterpret_cast<PyObject*>(c.type)));
+    }
+    TypeNames names(shortnames);
+    py::list out;
+    for (const gc::SiteCount& c : counts) {
+        py::tuple where = site_location(c.site);
+        out.append(py::make_tuple(names(c.type), where[0], where[1], c.count, c.bytes));
+    }
+    return out;
+}
+
+const char* root_kind_name(gc::AliveChain::Root kind) {
+    switch (kind) {
+    case gc::AliveChain::Root::module:
+        return "module";
+    case gc::AliveChain::Root::type:
+        return "class";
+    case gc::AliveChain::Root::frame:
+        return "frame";
+    case gc::AliveChain::Root::none:
+        break;
+    }
+    return "none";
+}
+
 } // namespace
 
 void bind_gc(py::module_& m) {
+    m.def(
+        "sites_start", [] { core::sites_start(); },
+        "Start recording the allocation site of every object allocated from now on.");
+    m.def(
+        "sites_stop", [](bool forget) { core::sites_stop(forget); }, py::arg("forget"),
+        "Stop recording; forget=True also drops the recorded sites and the hook.");
+    m.def(
+        "sites_state",
+        [] {
+            switch (core::site_tracking()) {
+            case core::SiteTracking::recording:
+                return "recording";
+            case core::SiteTracking::forgetting:
+                return "forgetting";
+            case core::SiteTracking::off:
+                break;
+            }
+            return "off";
+        },
+        "'off', 'recording' or 'forgetting' (stopped, sites of live objects kept).");
+    m.def("sites_new_epoch", &core::sites_new_epoch,
+          "Start a new allocation epoch; returns its number.");
+    m.def(
+        "sites_stats",
+        [] {
+            const core::SiteTableStats s = core::sites_stats();
+            py::dict d;
+            d["live_blocks"] = s.live_blocks;
+            d["table_bytes"] = s.table_bytes;
+            d["sites"] = core::site_count() - 1;
+            return d;
+        },
+        "Blocks carrying a site, the tables' bytes, and the number of distinct sites.");
+    m.def(
+        "gc_object_site",
+        [](const py::object& obj) -> py::object {
+            const uint32_t site = gc::object_site(obj.ptr());
+            if (site == 0) {
+                return py::none();
+            }
+            return site_location(site);
+        },
+        "(filename, line) where `obj` was allocated, or None if not recorded.");
+    m.def(
+        "gc_new_object_sites",
+        [](uint32_t since, bool shortnames) {
+            return python_errors(
+                [&] { return site_rows(gc::new_object_sites(since), shortnames); });
+        },
+        py::arg("since"), py::arg("shortnames") = true,
+        "[(type name, filename, line, count, 0)] of tracked objects allocated in epoch >= since.");
+    m.def(
+        "gc_heap_summary",
+        [](bool shortnames, bool with_sites) {
+            return python_errors([&] {
+                gc::HeapGraph graph = gc::HeapGraph::build();
+                std::vector<gc::HeapGraph::TypeRow> rows = graph.by_type();
+                std::vector<gc::SiteCount> sites;
+                if (with_sites) {
+                    sites = gc::heap_sites(graph);
+                }
+                const size_t nodes = graph.node_count() - 1;
+                const size_t memory = graph.memory_bytes();
+                std::vector<PyRef> held;
+                for (const auto& r : rows) {
+                    held.push_back(PyRef::borrow(reinterpret_cast<PyObject*>(r.type)));
+                }
+                graph = gc::HeapGraph::build_empty();
+                TypeNames names(shortnames);
+                py::list types;
+                for (const auto& r : rows) {
+                    types.append(py::make_tuple(names(r.type), r.count, r.shallow, r.retained));
+                }
+                py::dict d;
+                d["types"] = types;
+                d["sites"] = site_rows(sites, shortnames);
+                d["nodes"] = nodes;
+                d["analysis_bytes"] = memory;
+                return d;
+            });
+        },
+        py::arg("shortnames") = true, py::arg("with_sites") = true,
+        "Heap summary: types [(name, count, shallow, retained)], sites [(type, file, line, "
+        "count, bytes)], nodes, analysis_bytes.");
+    m.def(
+        "gc_retained_size",
+        [](const py::object& obj) -> py::tuple {
+            return python_errors([&] {
+                gc::HeapGraph graph = gc::HeapGraph::build();
+                const uint32_t node = graph.node_of(obj.ptr());
+                if (node == gc::PointerIndex::npos) {
+                    gc::ShallowSizer sizer;
+                    const uint64_t own = sizer(obj.ptr());
+                    return py::make_tuple(own, own, graph.memory_bytes());
+                }
+                return py::make_tuple(graph.retained(node), graph.shallow(node),
+                                      graph.memory_bytes());
+            });
+        },
+        py::arg("obj"),
+        "(retained bytes, shallow bytes, bytes the analysis used) of `obj`, from the dominator "
+        "tree of the whole heap.");
+    m.def(
+        "gc_shallow_size",
+        [](const py::object& obj) {
+            gc::ShallowSizer sizer;
+            return sizer(obj.ptr());
+        },
+        "sys.getsizeof(obj) as the heap analysis computes it (no Python code run).");
+    m.def(
+        "gc_why_alive",
+        [](const py::object& obj, const py::list& root_modules, const py::list& observer_prefixes,
+           const py::iterable& excluded_ids, const py::tuple& observer_types, long max_depth) {
+            gc::AliveQuery query;
+            for (py::handle mod : root_modules) {
+                query.root_modules.push_back(mod.ptr());
+            }
+            for (py::handle p : observer_prefixes) {
+                query.observer_prefixes.push_back(p.cast<std::string>());
+            }
+            query.excluded = excluded_from(excluded_ids, observer_types);
+            query.excluded.addresses.push_back(reinterpret_cast<uintptr_t>(root_modules.ptr()));
+            query.max_depth = max_depth;
+            gc::AliveChain found = python_errors([&] { return gc::why_alive(obj.ptr(), query); });
+            py::object code = found.code ? py::reinterpret_borrow<py::object>(found.code.get())
+                                         : py::object(py::none());
+            py::object name = found.slot_name
+                                  ? py::reinterpret_borrow<py::object>(found.slot_name.get())
+                                  : py::object(py::none());
+            return py::make_tuple(root_kind_name(found.root), to_list(std::move(found.chain)),
+                                  found.thread_id, found.frame_depth, code, name);
+        },
+        py::arg("obj"), py::arg("root_modules"), py::arg("observer_prefixes"),
+        py::arg("excluded_ids"), py::arg("observer_types"), py::arg("max_depth"),
+        "(root kind, [root .. obj], thread id, frame depth, code, slot name): the shortest chain "
+        "from a module, class or live frame slot to `obj`.");
+
     m.def("gc_tracked_count", &gc::tracked_count,
           "Number of gc-tracked objects, frozen ones included.");
 
