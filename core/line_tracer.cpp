@@ -332,6 +332,9 @@ ProfiledCodes::~ProfiledCodes() {
         enabled_ = 0;
         release();
     }
+    for (auto &[code, lines] : nested_) {
+        Py_DECREF(code);
+    }
     for (auto &[code, lines] : codes_) {
         Py_DECREF(code);
         // A frame of it still on some thread's ledger keeps the table (it is then leaked).
@@ -354,25 +357,58 @@ bool ProfiledCodes::add(PyObject *code, int last_line) {
     Py_INCREF(code);
     codes_.emplace_back(code, lines);
     if (enabled_ > 0) {
-        claims()[code].push_back(lines);
-#if MEMXX_USE_MONITORING
-        set_code_events(code, true);
-#endif
+        claim_one(code, lines);
+    }
+    return true;
+}
+
+bool ProfiledCodes::add_nested(PyObject *code, PyObject *parent) {
+    if (contains(code)) {
+        return false;
+    }
+    auto owner = std::find_if(codes_.begin(), codes_.end(),
+                              [parent](const auto &entry) { return entry.first == parent; });
+    if (owner == codes_.end()) {
+        return false;
+    }
+    Py_INCREF(code);
+    nested_.emplace_back(code, owner->second);
+    if (enabled_ > 0) {
+        claim_one(code, owner->second);
     }
     return true;
 }
 
 bool ProfiledCodes::contains(PyObject *code) const {
-    return std::any_of(codes_.begin(), codes_.end(),
-                       [code](const auto &entry) { return entry.first == code; });
+    const auto is_code = [code](const auto &entry) { return entry.first == code; };
+    return std::any_of(codes_.begin(), codes_.end(), is_code) ||
+           std::any_of(nested_.begin(), nested_.end(), is_code);
+}
+
+void ProfiledCodes::claim_one(PyObject *code, CodeLines *lines) {
+    claims()[code].push_back(lines);
+#if MEMXX_USE_MONITORING
+    set_code_events(code, true);
+#endif
+}
+
+void ProfiledCodes::release_one(PyObject *code, CodeLines *lines) {
+    auto &owners = claims()[code];
+    owners.erase(std::remove(owners.begin(), owners.end(), lines), owners.end());
+    if (owners.empty()) {
+        claims().erase(code);
+#if MEMXX_USE_MONITORING
+        set_code_events(code, false);
+#endif
+    }
 }
 
 void ProfiledCodes::claim() {
     for (auto &[code, lines] : codes_) {
-        claims()[code].push_back(lines);
-#if MEMXX_USE_MONITORING
-        set_code_events(code, true);
-#endif
+        claim_one(code, lines);
+    }
+    for (auto &[code, lines] : nested_) {
+        claim_one(code, lines);
     }
 #if MEMXX_USE_MONITORING
     set_global_events(true);
@@ -381,14 +417,10 @@ void ProfiledCodes::claim() {
 
 void ProfiledCodes::release() {
     for (auto &[code, lines] : codes_) {
-        auto &owners = claims()[code];
-        owners.erase(std::remove(owners.begin(), owners.end(), lines), owners.end());
-        if (owners.empty()) {
-            claims().erase(code);
-#if MEMXX_USE_MONITORING
-            set_code_events(code, false);
-#endif
-        }
+        release_one(code, lines);
+    }
+    for (auto &[code, lines] : nested_) {
+        release_one(code, lines);
     }
 #if MEMXX_USE_MONITORING
     set_global_events(false);

@@ -24,6 +24,9 @@ class ProfiledCodes {
 
     // Adds a code object (a strong reference is kept); false if it was there already.
     bool add(PyObject *code, int last_line);
+    // Adds the code of a function nested in `parent` (already added): its lines are charged to
+    // the parent's table, where memory_profiler reports them too. False if known already.
+    bool add_nested(PyObject *code, PyObject *parent);
     bool contains(PyObject *code) const;
     // Counted: the first enable claims the code objects, and on 3.11 each enable arms the
     // calling thread's trace function until its matching disable. A generator or coroutine
@@ -38,7 +41,11 @@ class ProfiledCodes {
     void claim();
     void release();
 
+    void claim_one(PyObject *code, CodeLines *lines);
+    void release_one(PyObject *code, CodeLines *lines);
+
     std::vector<std::pair<PyObject *, CodeLines *>> codes_;
+    std::vector<std::pair<PyObject *, CodeLines *>> nested_; // tables owned by codes_
     int enabled_ = 0;
 };
 

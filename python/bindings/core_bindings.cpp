@@ -90,6 +90,15 @@ void bind_core(py::module_ &m) {
                 return self.add(code.ptr(), last_line);
             },
             py::arg("code"), py::arg("last_line"))
+        .def(
+            "add_nested",
+            [](ProfiledCodes &self, py::handle code, py::handle parent) {
+                if (!PyCode_Check(code.ptr()) || !PyCode_Check(parent.ptr())) {
+                    throw py::type_error("expected two code objects");
+                }
+                return self.add_nested(code.ptr(), parent.ptr());
+            },
+            py::arg("code"), py::arg("parent"))
         .def("__contains__",
              [](const ProfiledCodes &self, py::handle code) { return self.contains(code.ptr()); })
         .def("enable", &ProfiledCodes::enable, py::arg("arm") = true,

@@ -53,8 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                              "than MAXMEM MiB")
     parser.add_argument("--json", dest="json_filename", default=None, metavar="FILE",
                         help="also write the per-line records (bytes) to FILE as JSON")
-    parser.add_argument("--layout", choices=LAYOUTS, default="peak",
-                        help="peak: with a Peak column (default); classic: memory_profiler's")
+    parser.add_argument("--layout", choices=LAYOUTS, default=None,
+                        help="peak: with a Peak column (default, or $MEMORY_PROFILERXX_LAYOUT); "
+                             "classic: memory_profiler's")
     parser.add_argument("-m", dest="module", action="store_true",
                         help="the program is a module name, run as with python -m")
     parser.add_argument("program", nargs=argparse.REMAINDER,

@@ -52,6 +52,21 @@ def code_of(func: Any) -> CodeType | None:
     return code if isinstance(code, CodeType) else None
 
 
+_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+
+
+def _nested_functions(code: CodeType) -> Iterator[CodeType]:
+    """Code objects of functions defined inside ``code`` (at any depth), not comprehensions.
+
+    Comprehensions stay out so that 3.11 (where they are functions) reports what 3.12+ (where
+    they are inlined) does: their work on the line that holds them.
+    """
+    for const in code.co_consts:
+        if isinstance(const, CodeType) and const.co_name not in _COMPREHENSIONS:
+            yield const
+            yield from _nested_functions(const)
+
+
 def _last_line(code: CodeType) -> int:
     return max((line for _, _, line in code.co_lines() if line is not None),
                default=code.co_firstlineno)
@@ -123,6 +138,8 @@ class LineProfiler:
             return
         if self._codes.add(code, _last_line(code)):
             self.functions.append(func)
+            for nested in _nested_functions(code):
+                self._codes.add_nested(nested, code)
 
     def wrap_function(self, func: Callable) -> Callable:
         """A wrapper of ``func`` that enables the profiler while it runs.
@@ -309,12 +326,13 @@ def _mprof_span(func: Callable) -> Callable | None:
 
 
 def profile(func: Callable | None = None, stream: Any = None, precision: int = 1,
-            backend: str = "psutil", layout: str = "peak") -> Callable:
+            backend: str = "psutil", layout: str | None = None) -> Callable:
     """Decorator that prints a line-by-line memory report of ``func`` after each call.
 
     As memory_profiler's ``profile``: bare or with arguments; ``stream`` (default stdout) gets
     the report, ``precision`` sets its decimal places. ``layout="classic"`` prints
-    memory_profiler's exact table; the default adds a ``Peak`` column. Recursive calls are
+    memory_profiler's exact table; the default adds a ``Peak`` column (see
+    ``default_layout``). Recursive calls are
     reported once, when the outermost call returns. ``backend`` is accepted for compatibility;
     the figures always come from the allocation hook.
 
@@ -335,7 +353,8 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
                         f"{type(func).__name__} object {func!r}")
     from memory_profilerxx._report import check_layout
 
-    check_layout(layout)
+    if layout is not None:
+        check_layout(layout)
     calls = _ReportedCalls(func, stream, precision, layout)
     span = _mprof_span(func)
     if span is not None and not (inspect.iscoroutinefunction(func)
@@ -363,7 +382,7 @@ class _ReportedCalls:
     LineProfiler and one report; the bookkeeping is locked because threads enter and leave.
     """
 
-    def __init__(self, func: Callable, stream: Any, precision: int, layout: str) -> None:
+    def __init__(self, func: Callable, stream: Any, precision: int, layout: str | None) -> None:
         self._func, self._stream, self._precision, self._layout = func, stream, precision, layout
         self._lock = threading.Lock()
         self._current: LineProfiler | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import linecache
+import os
 import sys
 from typing import Any
 
@@ -11,6 +12,18 @@ LAYOUTS = ("peak", "classic")
 _CLASSIC_TEMPLATE = "{0:>6} {1:>12} {2:>12}  {3:>10}   {4:<}"
 _PEAK_TEMPLATE = "{0:>6} {1:>12} {2:>12} {3:>12}  {4:>10}   {5:<}"
 _MIB = 2.0**20
+
+
+LAYOUT_ENV = "MEMORY_PROFILERXX_LAYOUT"
+
+
+def default_layout() -> str:
+    """The layout used when none is given: ``$MEMORY_PROFILERXX_LAYOUT`` or ``"peak"``.
+
+    ``MEMORY_PROFILERXX_LAYOUT=classic`` is the compatibility switch: every report is then
+    memory_profiler's table byte for byte, for code that parses it.
+    """
+    return os.environ.get(LAYOUT_ENV) or "peak"
 
 
 def check_layout(layout: str) -> None:
@@ -24,11 +37,11 @@ def _source_line(all_lines: list[str], lineno: int) -> str:
 
 
 def show_results(prof: Any, stream: Any = None, precision: int = 1,
-                 layout: str = "peak") -> None:
+                 layout: str | None = None) -> None:
     """Writes the line-by-line report of a LineProfiler to ``stream`` (default stdout).
 
     ``layout="peak"`` (default): memory_profiler's columns with ``Peak`` after ``Increment``;
-    ``layout="classic"``: memory_profiler's table byte for byte.
+    ``layout="classic"``: memory_profiler's table byte for byte. None: ``default_layout()``.
 
     >>> from memory_profilerxx import LineProfiler
     >>> import io
@@ -40,6 +53,7 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
     >>> out.getvalue().splitlines()[2].split()
     ['Line', '#', 'Mem', 'usage', 'Increment', 'Occurrences', 'Line', 'Contents']
     """
+    layout = layout or default_layout()
     check_layout(layout)
     if stream is None:
         stream = sys.stdout

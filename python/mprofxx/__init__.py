@@ -10,3 +10,32 @@ needs it.
 """
 
 __version__ = "0.1.0"
+
+
+def run_action() -> None:
+    """``mprof run`` driven by ``sys.argv``, as memory_profiler's ``mprof.run_action()``.
+
+    With ``--exit-code`` (``-E``) it raises SystemExit with the program's exit status, 0
+    included, as mprof does; without it, it returns.
+
+    >>> import sys; sys.argv = ["mprof", "--exit-code", "job.py"]; run_action()  # doctest: +SKIP
+    """
+    import sys
+
+    from mprofxx.cli import _split_program, main
+
+    own, _program = _split_program(sys.argv[1:])
+    code = main(["run", *sys.argv[1:]])
+    if "--exit-code" in own or "-E" in own:
+        raise SystemExit(code)
+
+
+def function_labels(dotted_names: list[str]) -> dict[str, str]:
+    """The shortest unambiguous dotted suffix of each function name, as mprof's.
+
+    >>> function_labels(["x.z", "g.a.c", "f.a.b", "g.a.b"])["g.a.c"]
+    'a.c'
+    """
+    from mprofxx.plot import function_labels as labels
+
+    return labels(list(dotted_names))
