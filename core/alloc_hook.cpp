@@ -6,6 +6,7 @@
 #include <cstring>
 #include <malloc.h>
 #include <new>
+#include <pthread.h>
 
 #include "core/alloc_sites.hpp"
 #include "core/live_blocks.hpp"
@@ -293,12 +294,21 @@ void remove_hooks() {
     }
 }
 
+// A thread without the GIL (lzma, bz2) may hold the table's lock when another thread forks; the
+// child would inherit it held, and its first hooked allocation would spin forever. So the
+// forking thread takes the lock across fork() and both sides release it.
+void lock_before_fork() noexcept { g_lock.lock(); }
+void unlock_after_fork() noexcept { g_lock.unlock(); }
+
 } // namespace
 
 void hook_session_begin() {
     if (g_sessions++ > 0) {
         return;
     }
+    static const bool fork_handlers =
+        pthread_atfork(lock_before_fork, unlock_after_fork, unlock_after_fork) == 0;
+    (void)fork_handlers;
     if (g_blocks == nullptr) {
         void *memory = mi_malloc(sizeof(LiveBlocks));
         g_blocks = new (memory) LiveBlocks();
