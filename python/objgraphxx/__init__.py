@@ -27,9 +27,25 @@ import subprocess
 import sys
 import tempfile
 import types
-from typing import IO, Any, Callable, Iterable, Optional
+from typing import IO, Any, Callable, Iterable, Optional, Union
 
 import _memxx
+
+from . import _leaks
+from ._leaks import (  # noqa: F401 - the leak finder's public API
+    Hop,
+    SiteStats,
+    Snapshot,
+    SnapshotDiff,
+    TypeStats,
+    allocation_site,
+    diff,
+    retained_size,
+    snapshot,
+    track_allocations,
+    type_sizes,
+    why_alive,
+)
 
 __version__ = "3.7.0"
 __author__ = "memory-profilerxx developers"
@@ -129,8 +145,14 @@ def show_most_common_types(
     shortnames: bool = True,
     file: Optional[IO[str]] = None,
     filter: Optional[Predicate] = None,
+    sizes: bool = False,
 ) -> None:
     """Print the table of the most numerous types (name, one space, count).
+
+    ``sizes=True`` walks the whole heap (untracked objects such as str and int included) and
+    adds, under a header, each type's shallow bytes (``sys.getsizeof``) and retained bytes
+    (what would be freed without its objects, from the dominator tree; an object held by
+    another of its type is counted once).
 
     >>> show_most_common_types(objects=[[], [], {}])
     list 2
@@ -138,6 +160,12 @@ def show_most_common_types(
     """
     if file is None:
         file = sys.stdout
+    if sizes:
+        if objects is not None or filter is not None:
+            raise ValueError("sizes=True walks the whole heap: objects= and filter= do not apply")
+        _check_limit(limit)
+        _leaks._print_sized_types(limit, shortnames, file)
+        return
     stats = most_common_types(limit, objects, shortnames=shortnames, filter=filter)
     if not stats:
         return
@@ -189,8 +217,13 @@ def show_growth(
     file: Optional[IO[str]] = None,
     filter: Optional[Predicate] = None,
     collect: bool = True,
+    sites: Union[bool, int] = False,
 ) -> None:
     """Print the types whose count rose above their peak since the previous call.
+
+    ``sites=True`` (or a number of lines, default 3) follows each type with the lines that
+    allocated its objects made since the previous ``show_growth(sites=...)`` call, with counts;
+    sites are recorded while ``track_allocations()`` is on.
 
     >>> ps = {}
     >>> show_growth(peak_stats=ps, file=io.StringIO())
@@ -203,9 +236,16 @@ def show_growth(
         result = growth(limit, shortnames=shortnames, filter=filter, collect=collect)
     else:
         result = growth(limit, peak_stats, shortnames, filter, collect)
+    if file is None:
+        file = sys.stdout
+    if sites:
+        top = 3 if sites is True else int(sites)
+        if result:
+            _leaks._print_growth_with_sites(result, file, top, shortnames)
+        else:
+            _leaks._new_object_sites(shortnames)  # starts the next interval all the same
+        return
     if result:
-        if file is None:
-            file = sys.stdout
         width = max(len(name) for name, _, _ in result)
         for name, n, delta in result:
             file.write("%-*s%9d %+9d\n" % (width, name, n, delta))
