@@ -1,8 +1,8 @@
 #include "core/process_memory.hpp"
 
 #include <atomic>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <mutex>
 #include <sys/types.h>

@@ -25,10 +25,10 @@ struct UsageOptions {
 };
 
 struct UsageSample {
-    double time;                                          // seconds since the Unix epoch
-    std::int64_t own_bytes;                               // the process itself
-    std::int64_t total_bytes;                             // with descendants if asked
-    std::vector<std::pair<int, std::int64_t>> children;   // (pid, bytes) if children_detail
+    double time;                                        // seconds since the Unix epoch
+    std::int64_t own_bytes;                             // the process itself
+    std::int64_t total_bytes;                           // with descendants if asked
+    std::vector<std::pair<int, std::int64_t>> children; // (pid, bytes) if children_detail
 };
 
 class UsageSeries {

@@ -171,7 +171,7 @@ class LineProfiler:
             sys.stdout.write(f"Current memory {_memxx.rss_bytes() / _MIB:.2f} MiB exceeded the "
                              f"maximum of {self.max_mem:.2f} MiB\n")
             sys.stdout.write("Stepping into the debugger \n")
-            import pdb
+            import pdb  # noqa: T100 - --pdb-mmem is a request for the debugger
 
             pdb.Pdb().set_trace(frame)
             return None
@@ -304,11 +304,11 @@ def _wrap(func: Callable, begin: Callable[[], LineProfiler],
     @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> Any:
         used = begin()
-        used._codes.enable()
+        used.enable()
         try:
             return func(*args, **kwargs)
         finally:
-            used._codes.disable()
+            used.disable()
             end(used)
 
     return run
@@ -355,6 +355,9 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
 
     if layout is not None:
         check_layout(layout)
+    from memory_profilerxx._memory_usage import choose_backend
+
+    choose_backend(backend)
     calls = _ReportedCalls(func, stream, precision, layout)
     span = _mprof_span(func)
     if span is not None and not (inspect.iscoroutinefunction(func)

@@ -44,7 +44,7 @@ class MemoryProfilerMagics(Magics):
         funcs = []
         for name in opts.f:
             try:
-                funcs.append(eval(name, global_ns, local_ns))  # noqa: S307 - IPython's -f contract
+                funcs.append(eval(name, global_ns, local_ns))
             except Exception as e:  # noqa: BLE001 - reported as memory_profiler does
                 raise UsageError(f"Could not find function {name!r}.\n"
                                  f"{e.__class__.__name__}: {e}") from None

@@ -148,7 +148,7 @@ def _unpack(proc: Any) -> tuple[Callable, tuple, dict]:
                          f"not a {type(proc).__name__} of {len(proc)} items")
     f, args, kwargs = (*proc, (), {})[:3]
     if not callable(f):
-        raise ValueError(f"memory_usage: {f!r} is not callable")
+        raise ValueError(f"memory_usage: {f!r} is not callable")  # noqa: TRY004 - memory_profiler's error
     return f, tuple(args), dict(kwargs)
 
 
@@ -277,7 +277,7 @@ def memory_usage(proc: Any = -1, interval: float = .1, timeout: float | None = N
                                       include_children, multiprocess, until_exit=False)
         peak = max((s[2] for s in samples), default=0) / _TWO_20
     else:
-        raise ValueError("memory_usage: proc must be -1, a PID, a subprocess.Popen, a callable "
+        raise ValueError("memory_usage: proc must be -1, a PID, a subprocess.Popen, a callable "  # noqa: TRY004 - memory_profiler's error
                          f"or (f, args, kwargs), not {type(proc).__name__}")
 
     if stream is not None:

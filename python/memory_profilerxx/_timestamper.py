@@ -42,7 +42,7 @@ class TimeStamper:
         if func is None:
             return functools.partial(self.__call__, precision=precision)
         if not callable(func):
-            raise ValueError("Value must be callable")
+            raise ValueError("Value must be callable")  # noqa: TRY004 - as memory_profiler
         self.add_function(func)
         return functools.wraps(func)(self.wrap_function(func))
 
@@ -118,14 +118,14 @@ class LogFile:
     >>> log.write("Filename: x.py")
     """
 
-    def __init__(self, name: str | None = None, reportIncrementFlag: bool = False) -> None:  # noqa: N803
+    def __init__(self, name: str | None = None, reportIncrementFlag: bool = False) -> None:
         self.logger = logging.getLogger(name)
         self.reportIncrementFlag = reportIncrementFlag
 
     def write(self, msg: str, level: int = logging.INFO) -> None:
-        if not self.reportIncrementFlag:
-            self.logger.log(level, msg)
-        elif "Filename:" in msg or "Line Contents" in msg or _positive_increment(msg):
+        wanted = (not self.reportIncrementFlag or "Filename:" in msg or "Line Contents" in msg
+                  or _positive_increment(msg))
+        if wanted:
             self.logger.log(level, msg)
 
     def flush(self) -> None:
