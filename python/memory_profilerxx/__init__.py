@@ -5,7 +5,7 @@
 ... def my_func():
 ...     a = [1] * (10 ** 6)
 ...     return a
->>> _ = my_func()  # doctest: +SKIP   (prints the line table)
+>>> _ = my_func()  # doctest: +SKIP
 >>> memory_usage((bytearray, (50 * 2**20,)), max_usage=True) > 50
 True
 """
