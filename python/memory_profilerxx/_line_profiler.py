@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 import threading
 import warnings
@@ -51,6 +50,10 @@ def code_of(func: Any) -> CodeType | None:
     code = getattr(func, "__code__", None)
     return code if isinstance(code, CodeType) else None
 
+
+# inspect.CO_GENERATOR and CO_COROUTINE, without importing inspect (4 ms) at import time.
+_CO_GENERATOR = 0x20
+_CO_COROUTINE = 0x80
 
 _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
 
@@ -273,7 +276,8 @@ def _wrap(func: Callable, begin: Callable[[], LineProfiler],
     claim on the code objects is held without arming the thread (see ProfiledCodes.enable).
     """
 
-    if inspect.iscoroutinefunction(func):
+    flags = getattr(code_of(func), "co_flags", 0)
+    if flags & _CO_COROUTINE:
         @functools.wraps(func)
         async def run_coroutine(*args: Any, **kwargs: Any) -> Any:
             used = begin()
@@ -287,7 +291,7 @@ def _wrap(func: Callable, begin: Callable[[], LineProfiler],
 
         return run_coroutine
 
-    if inspect.isgeneratorfunction(func):
+    if flags & _CO_GENERATOR:
         @functools.wraps(func)
         def run_generator(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
             used = begin()
@@ -360,8 +364,8 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
     choose_backend(backend)
     calls = _ReportedCalls(func, stream, precision, layout)
     span = _mprof_span(func)
-    if span is not None and not (inspect.iscoroutinefunction(func)
-                                 or inspect.isgeneratorfunction(func)):
+    if span is not None and not getattr(code_of(func), "co_flags", 0) & (_CO_COROUTINE
+                                                                         | _CO_GENERATOR):
         func = _with_span(func, span)
     return _wrap(func, calls.begin, calls.end)
 

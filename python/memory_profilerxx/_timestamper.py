@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -119,10 +118,12 @@ class LogFile:
     """
 
     def __init__(self, name: str | None = None, reportIncrementFlag: bool = False) -> None:
+        import logging
+
         self.logger = logging.getLogger(name)
         self.reportIncrementFlag = reportIncrementFlag
 
-    def write(self, msg: str, level: int = logging.INFO) -> None:
+    def write(self, msg: str, level: int = 20) -> None:  # 20: logging.INFO
         wanted = (not self.reportIncrementFlag or "Filename:" in msg or "Line Contents" in msg
                   or _positive_increment(msg))
         if wanted:
