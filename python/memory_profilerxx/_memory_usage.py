@@ -277,7 +277,7 @@ def memory_usage(proc: Any = -1, interval: float = .1, timeout: float | None = N
                                       include_children, multiprocess, until_exit=False)
         peak = max((s[2] for s in samples), default=0) / _TWO_20
     else:
-        raise ValueError("memory_usage: proc must be -1, a PID, a subprocess.Popen, a callable "  # noqa: TRY004 - memory_profiler's error
+        raise ValueError("memory_usage: proc must be -1, a PID, a subprocess.Popen, a callable "
                          f"or (f, args, kwargs), not {type(proc).__name__}")
 
     if stream is not None:
