@@ -7,18 +7,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace memxx::mprof {
 
 namespace {
 
-std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-std::string format(const char* fmt, ...) {
+std::string format(const char *fmt, ...) {
     char buffer[512];
     va_list args;
     va_start(args, fmt);
@@ -35,7 +35,7 @@ std::string format(const char* fmt, ...) {
     return big;
 }
 
-std::vector<std::string> split_spaces(const std::string& line) {
+std::vector<std::string> split_spaces(const std::string &line) {
     std::vector<std::string> fields;
     std::istringstream in(line);
     std::string field;
@@ -45,17 +45,17 @@ std::vector<std::string> split_spaces(const std::string& line) {
     return fields;
 }
 
-bool parse_number(const std::string& text, double& value) {
+bool parse_number(const std::string &text, double &value) {
     if (text.empty()) {
         return false;
     }
-    char* end = nullptr;
+    char *end = nullptr;
     errno = 0;
     value = std::strtod(text.c_str(), &end);
     return errno == 0 && end == text.c_str() + text.size() && std::isfinite(value);
 }
 
-bool parse_integer(const std::string& text, int& value) {
+bool parse_integer(const std::string &text, int &value) {
     double number = 0;
     if (!parse_number(text, number) || number != std::floor(number)) {
         return false;
@@ -64,7 +64,7 @@ bool parse_integer(const std::string& text, int& value) {
     return true;
 }
 
-std::string shorten(const std::string& line) {
+std::string shorten(const std::string &line) {
     std::string shown;
     for (char c : line.substr(0, 40)) {
         shown += (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f)
@@ -76,25 +76,47 @@ std::string shorten(const std::string& line) {
 
 } // namespace
 
-std::string format_mem_line(const MemorySample& sample) {
+std::string format_mem_line(const MemorySample &sample) {
     return format("MEM %.6f %.4f\n", sample.mib, sample.time);
 }
 
-std::string format_child_line(const std::string& child, const MemorySample& sample) {
+std::string format_child_line(const std::string &child, const MemorySample &sample) {
     return format("CHLD %s %.6f %.4f\n", child.c_str(), sample.mib, sample.time);
 }
 
-std::string format_function_line(const FunctionSpan& span) {
+std::string format_function_line(const FunctionSpan &span) {
     return format("FUNC %s %.4f %.4f %.4f %.4f %d\n", span.name.c_str(), span.mem_start,
                   span.time_start, span.mem_end, span.time_end, span.level);
 }
 
-DatWriter::DatWriter(const std::string& path, Mode mode) : path_(path) {
+DatWriter::DatWriter(const std::string &path, Mode mode) : path_(path) {
+    // A profile is written where others may write too (/tmp, a shared project dir): never
+    // follow a symbolic link planted under its name, never block on a FIFO, never write into a
+    // device or into a file someone else owns.
     const int truncate = mode == Mode::truncate ? O_TRUNC : 0;
-    fd_ = open(path.c_str(), O_WRONLY | O_CREAT | truncate | O_APPEND | O_CLOEXEC, 0644);
+    fd_ =
+        open(path.c_str(),
+             O_WRONLY | O_CREAT | truncate | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
     if (fd_ < 0) {
-        throw ProfileFileError(path + ": cannot open for writing: " + std::strerror(errno));
+        const int error = errno;
+        if (error == ELOOP) {
+            throw ProfileFileError(path + ": is a symbolic link; refusing to write through it");
+        }
+        throw ProfileFileError(path + ": cannot open for writing: " + std::strerror(error));
     }
+    struct stat info{};
+    std::string refused;
+    if (fstat(fd_, &info) != 0 || !S_ISREG(info.st_mode)) {
+        refused = "not a regular file; refusing to write to it";
+    } else if (info.st_uid != geteuid()) {
+        refused = "owned by another user; refusing to write to it";
+    }
+    if (!refused.empty()) {
+        ::close(fd_);
+        fd_ = -1;
+        throw ProfileFileError(path + ": " + refused);
+    }
+    fcntl(fd_, F_SETFL, O_APPEND);
 }
 
 DatWriter::~DatWriter() { close(); }
@@ -106,7 +128,7 @@ void DatWriter::close() noexcept {
     }
 }
 
-void DatWriter::write_all(const std::string& text) {
+void DatWriter::write_all(const std::string &text) {
     size_t done = 0;
     while (done < text.size() && fd_ >= 0) {
         const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
@@ -114,15 +136,22 @@ void DatWriter::write_all(const std::string& text) {
             if (errno == EINTR) {
                 continue;
             }
-            throw ProfileFileError(path_ + ": write failed: " + std::strerror(errno));
+            const int error = errno;
+            // A full disk (ENOSPC, EFBIG) can take part of a record first: cut it off, so the
+            // file ends with the last complete record and stays readable.
+            struct stat info{};
+            if (done > 0 && fstat(fd_, &info) == 0 && info.st_size >= static_cast<off_t>(done)) {
+                (void)!ftruncate(fd_, info.st_size - static_cast<off_t>(done));
+            }
+            throw ProfileFileError(path_ + ": write failed: " + std::strerror(error));
         }
         done += static_cast<size_t>(n);
     }
 }
 
-void DatWriter::write_cmdline(const std::string& cmdline) {
+void DatWriter::write_cmdline(const std::string &cmdline) {
     std::string one_line = cmdline;
-    for (char& c : one_line) {
+    for (char &c : one_line) {
         if (c == '\n' || c == '\r') {
             c = ' ';
         }
@@ -130,18 +159,18 @@ void DatWriter::write_cmdline(const std::string& cmdline) {
     write_all("CMDLINE " + one_line + "\n");
 }
 
-void DatWriter::write_sample(const MemorySample& memory,
-                             const std::vector<std::pair<int, MemorySample>>& children) {
+void DatWriter::write_sample(const MemorySample &memory,
+                             const std::vector<std::pair<int, MemorySample>> &children) {
     std::string text = format_mem_line(memory);
-    for (const auto& [pid, sample] : children) {
+    for (const auto &[pid, sample] : children) {
         text += format_child_line(std::to_string(pid), sample);
     }
     write_all(text);
 }
 
-void DatWriter::write_function(const FunctionSpan& span) { write_all(format_function_line(span)); }
+void DatWriter::write_function(const FunctionSpan &span) { write_all(format_function_line(span)); }
 
-Profile parse_dat(const std::string& text, const std::string& source) {
+Profile parse_dat(const std::string &text, const std::string &source) {
     Profile profile;
     size_t start = 0;
     int line_number = 0;
@@ -158,7 +187,7 @@ Profile parse_dat(const std::string& text, const std::string& source) {
         if (!line.empty() && line.back() == '\r') {
             line.pop_back();
         }
-        auto fail = [&](const std::string& why) {
+        auto fail = [&](const std::string &why) {
             const std::string what = has_newline ? why : "truncated record (" + why + ")";
             throw ProfileFileError(source + ": line " + std::to_string(line_number) + ": " + what +
                                    ": '" + shorten(line) + "'");
@@ -170,7 +199,7 @@ Profile parse_dat(const std::string& text, const std::string& source) {
         if (f.empty()) {
             continue;
         }
-        const std::string& tag = f[0];
+        const std::string &tag = f[0];
         if (tag == "CMDLINE") {
             const size_t space = line.find(' ');
             profile.cmdline = space == std::string::npos ? "" : line.substr(space + 1);
@@ -213,14 +242,33 @@ Profile parse_dat(const std::string& text, const std::string& source) {
     return profile;
 }
 
-Profile read_profile(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+Profile read_profile(const std::string &path) {
+    // O_NONBLOCK: opening a FIFO planted under a profile's name must not wait for a writer.
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
         throw ProfileFileError(path + ": cannot open: " + std::strerror(errno));
     }
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    const std::string text = buffer.str();
+    struct stat info{};
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        ::close(fd);
+        // /dev/zero or a FIFO would be read forever.
+        throw ProfileFileError(path + ": not a regular file");
+    }
+    std::string text;
+    char chunk[1 << 16];
+    ssize_t n;
+    while ((n = ::read(fd, chunk, sizeof(chunk))) != 0) {
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                continue;
+            }
+            const int error = errno;
+            ::close(fd);
+            throw ProfileFileError(path + ": cannot read: " + std::strerror(error));
+        }
+        text.append(chunk, static_cast<size_t>(n));
+    }
+    ::close(fd);
     const size_t first = text.find_first_not_of(" \t\r\n");
     if (first != std::string::npos && text[first] == '{') {
         return profile_from_json(text, path);
@@ -228,22 +276,22 @@ Profile read_profile(const std::string& path) {
     return parse_dat(text, path);
 }
 
-std::string profile_to_json(const Profile& profile, int indent) {
+std::string profile_to_json(const Profile &profile, int indent) {
     using nlohmann::json;
     json memory = json::array();
-    for (const MemorySample& s : profile.memory) {
+    for (const MemorySample &s : profile.memory) {
         memory.push_back(nlohmann::json::array({s.mib, s.time}));
     }
     json children = json::object();
-    for (const auto& [child, samples] : profile.children) {
+    for (const auto &[child, samples] : profile.children) {
         json series = json::array();
-        for (const MemorySample& s : samples) {
+        for (const MemorySample &s : samples) {
             series.push_back(nlohmann::json::array({s.mib, s.time}));
         }
         children[child] = series;
     }
     json functions = json::array();
-    for (const FunctionSpan& span : profile.functions) {
+    for (const FunctionSpan &span : profile.functions) {
         functions.push_back({{"name", span.name},
                              {"mem_start", span.mem_start},
                              {"time_start", span.time_start},
@@ -258,14 +306,14 @@ std::string profile_to_json(const Profile& profile, int indent) {
     return doc.dump(indent, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-Profile profile_from_json(const std::string& text, const std::string& source) {
+Profile profile_from_json(const std::string &text, const std::string &source) {
     using nlohmann::json;
     Profile profile;
     try {
         const json doc = json::parse(text);
-        auto samples_from = [](const json& series) {
+        auto samples_from = [](const json &series) {
             std::vector<MemorySample> out;
-            for (const json& pair : series) {
+            for (const json &pair : series) {
                 out.push_back({pair.at(0).get<double>(), pair.at(1).get<double>()});
             }
             return out;
@@ -273,16 +321,16 @@ Profile profile_from_json(const std::string& text, const std::string& source) {
         profile.cmdline = doc.value("cmdline", "");
         profile.memory = samples_from(doc.at("memory"));
         const json children = doc.value("children", json::object());
-        for (const auto& [child, series] : children.items()) {
+        for (const auto &[child, series] : children.items()) {
             profile.children[child] = samples_from(series);
         }
-        for (const json& f : doc.value("functions", json::array())) {
+        for (const json &f : doc.value("functions", json::array())) {
             profile.functions.push_back(
                 {f.at("name").get<std::string>(), f.at("mem_start").get<double>(),
                  f.at("time_start").get<double>(), f.at("mem_end").get<double>(),
                  f.at("time_end").get<double>(), f.value("level", 0)});
         }
-    } catch (const json::exception& e) {
+    } catch (const json::exception &e) {
         throw ProfileFileError(source + ": not an mprofxx JSON profile: " + e.what());
     }
     return profile;

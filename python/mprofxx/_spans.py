@@ -47,7 +47,8 @@ def _descriptors(path: str) -> tuple[int, int]:
     if _files["pid"] != pid or _files["path"] != path:
         with _open_lock:
             if _files["pid"] != pid or _files["path"] != path:
-                dat = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                dat = os.open(path, flags, 0o644)
                 statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
                 _files.update(pid=pid, path=path, dat=dat, statm=statm)
     return _files["dat"], _files["statm"]
@@ -95,8 +96,12 @@ class function_span:
             f"FUNC {self._name} {self._mem:.4f} {self._time:.4f} {end_mem:.4f} {end_time:.4f}"
             f" {self._level}\n"
         )
+        data = line.encode("utf-8", "replace")
         try:
-            os.write(self._dat, line.encode("utf-8", "replace"))
+            written = os.write(self._dat, data)
+            if written < len(data):
+                # A full disk took part of the line: cut it off, keeping the file readable.
+                os.ftruncate(self._dat, os.fstat(self._dat).st_size - written)
         except OSError:
             pass
 

@@ -13,6 +13,7 @@ theirs.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import signal
@@ -25,6 +26,8 @@ from mprofxx._profiles import CliError
 from mprofxx._spans import ENV_VAR
 
 PROG = "mprofxx"
+# Exit status of ``run`` when recording failed (disk full, ...) though the program ran.
+EXIT_RECORDING_FAILED = 3
 # run's own options that take a value; the program starts at the first other non-option.
 _RUN_VALUE_OPTIONS = {"-T", "--interval", "-o", "--output", "--backend", "-t", "--timeout"}
 _METRICS = {
@@ -179,11 +182,57 @@ class _StatusLine:
             sys.stdout.flush()
 
 
-def _stop_program(process: subprocess.Popen) -> None:
-    """Pass Ctrl-C on to the program (it may have had it already), then wait, then kill."""
+def _say(text: str) -> None:
+    """Print a progress line; a closed stdout (``| head``) must not stop the recording."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError, OSError):
+        # Later prints, and the interpreter's final flush, go nowhere instead of failing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(devnull)
+
+
+class _Terminated(Exception):
+    """SIGTERM (or SIGHUP) reached ``mprofxx run``: stop the program and keep the data."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` without following a symbolic link planted there."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        reason = "is a symbolic link" if error.errno == errno.ELOOP else error.strerror
+        raise CliError(f"{path}: cannot write: {reason}") from None
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def _stop_program(process: subprocess.Popen, signum: int = signal.SIGINT) -> None:
+    """Pass Ctrl-C (or the signal we got) on to the program, then wait, then kill."""
     if process.poll() is None:
         try:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signum)
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
@@ -193,20 +242,25 @@ def _stop_program(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def _finish(sampler: object, output: str, write_json: bool) -> None:
+def _finish(sampler: object, output: str, write_json: bool) -> bool:
+    """Report what was recorded; return False when recording stopped on a write error."""
     from _memxx import profile_to_json, read_profile
 
     error = sampler.error  # type: ignore[attr-defined]
-    if error:
-        print(f"{PROG}: warning: sampling stopped early: {error}", file=sys.stderr)
     stats = sampler.stats()  # type: ignore[attr-defined]
+    if error:
+        print(
+            f"{PROG}: error: recording stopped early: {error}; the {stats['samples']} samples"
+            f" taken before are in {output}",
+            file=sys.stderr,
+        )
     peak = sampler.peak_bytes / 2**20  # type: ignore[attr-defined]
-    print(f"{PROG}: wrote {output} ({stats['samples']} samples, peak {peak:.1f} MiB)")
+    _say(f"{PROG}: wrote {output} ({stats['samples']} samples, peak {peak:.1f} MiB)")
     if write_json:
         json_path = os.path.splitext(output)[0] + ".json"
-        with open(json_path, "w") as out:
-            out.write(profile_to_json(read_profile(output)))
-        print(f"{PROG}: wrote {json_path}")
+        _write_private(json_path, profile_to_json(read_profile(output)))
+        _say(f"{PROG}: wrote {json_path}")
+    return not error
 
 
 def run_command(args: list[str]) -> int:
@@ -224,11 +278,15 @@ def run_command(args: list[str]) -> int:
         raise CliError(str(error)) from None
     env = dict(os.environ)
     env[ENV_VAR] = os.path.abspath(output)
-    print(f"{PROG}: sampling memory every {options.interval:g}s into {output}")
+    _say(f"{PROG}: sampling memory every {options.interval:g}s into {output}")
     try:
         process = subprocess.Popen(command, env=env)
     except OSError as error:
         raise CliError(f"cannot start {command[0]}: {error.strerror}") from None
+    previous_handlers = {
+        signum: signal.signal(signum, _raise_terminated)
+        for signum in (signal.SIGTERM, signal.SIGHUP)
+    }
     sampler = Sampler(
         process.pid,
         output,
@@ -239,7 +297,7 @@ def run_command(args: list[str]) -> int:
     )
     sampler.start()
     status = _StatusLine(sampler)
-    interrupted = False
+    interrupted = 0
     deadline = time.monotonic() + options.timeout if options.timeout else None
     try:
         while process.poll() is None:
@@ -255,23 +313,74 @@ def run_command(args: list[str]) -> int:
                 pass
             status.update()
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted = signal.SIGINT
         status.clear()
         _stop_program(process)
+    except _Terminated as stop:
+        interrupted = stop.signum
+        status.clear()
+        _stop_program(process, stop.signum)
     finally:
         sampler.stop()
         status.clear()
-    _finish(sampler, output, options.json)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+    recorded = _finish(sampler, output, options.json)
     if interrupted:
-        print(f"{PROG}: interrupted; the recording up to now is in {output}", file=sys.stderr)
-        return 130
+        how = (
+            "interrupted"
+            if interrupted == signal.SIGINT
+            else f"stopped by {_signal_name(interrupted)}"
+        )
+        print(f"{PROG}: {how}; the recording up to now is in {output}", file=sys.stderr)
+        return 128 + interrupted
     code = process.poll()
+    if code is not None and code < 0:
+        print(f"{PROG}: the program was killed by {_signal_name(-code)}", file=sys.stderr)
+    if not recorded:
+        return EXIT_RECORDING_FAILED
     if code is None:
         return 0  # --timeout: recording stopped, the program goes on
     if code != 0 and options.exit_code:
-        print(f"{PROG}: the program exited with code {code}", file=sys.stderr)
+        if code > 0:
+            print(f"{PROG}: the program exited with code {code}", file=sys.stderr)
         return code if code > 0 else 128 - code
     return 0
+
+
+def _check_may_watch(pid: int) -> None:
+    """Raise CliError unless this user may read the memory figures of process ``pid``.
+
+    The rule is the kernel's for /proc/PID/smaps and ptrace: the same user, or root. statm is
+    world-readable, but watching another user's process is not ours to allow.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        raise CliError(f"no running process with PID {pid}") from None
+    except PermissionError:
+        raise CliError(
+            f"permission denied: PID {pid} belongs to another user (attach as that user or root)"
+        ) from None
+    for name in ("smaps_rollup", "statm"):
+        path = f"/proc/{pid}/{name}"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if name == "smaps_rollup":  # kernels before 4.14
+                continue
+            raise CliError(f"no running process with PID {pid}") from None
+        except PermissionError:
+            raise CliError(
+                f"permission denied: cannot read {path} (PID {pid} belongs to another user"
+                " or /proc is mounted with hidepid)"
+            ) from None
+        try:
+            os.read(fd, 1)
+        except PermissionError:
+            raise CliError(f"permission denied: cannot read {path}") from None
+        finally:
+            os.close(fd)
 
 
 def attach_command(args: list[str]) -> int:
@@ -295,7 +404,10 @@ def attach_command(args: list[str]) -> int:
         pid = int(options.pid)
     except ValueError:
         raise CliError(f"attach needs a process id (a number), not {options.pid!r}") from None
-    if pid <= 0 or not process_running(pid):
+    if pid <= 0:
+        raise CliError(f"no running process with PID {pid}")
+    _check_may_watch(pid)
+    if not process_running(pid):
         raise CliError(f"no running process with PID {pid}")
     output = options.output or _profiles.default_output_name()
     try:

@@ -7,6 +7,7 @@ display; otherwise the picture is written to ``<profile>.png`` and the path is p
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
@@ -260,11 +261,27 @@ def render(recordings: list[Recording], options: argparse.Namespace, output: str
         plt.show()
     else:
         try:
-            figure.savefig(output)
-        except (OSError, ValueError) as error:
-            raise CliError(f"cannot write {output}: {error}") from None
+            _save_figure(figure, output)
         finally:
             plt.close(figure)
+
+
+def _save_figure(figure: Any, output: str) -> None:
+    """Save as the extension says, never writing through a symbolic link planted at ``output``."""
+    kind = os.path.splitext(output)[1][1:].lower() or "png"
+    if kind not in figure.canvas.get_supported_filetypes():
+        raise CliError(f"cannot write {output}: unknown image format {kind!r}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(output, flags, 0o644)
+    except OSError as error:
+        reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
+        raise CliError(f"cannot write {output}: {reason}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            figure.savefig(out, format=kind)
+    except (OSError, ValueError) as error:
+        raise CliError(f"cannot write {output}: {error}") from None
 
 
 def plot_command(args: list[str]) -> int:

@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 import warnings
+from typing import Self
 
 import _churn
 import pytest
@@ -32,7 +33,7 @@ class RawHammers:
             for _ in range(count)
         ]
 
-    def __enter__(self) -> RawHammers:
+    def __enter__(self) -> Self:
         for t in self._threads:
             t.start()
         return self
@@ -75,7 +76,7 @@ def forking(rounds, out):
                 lines, kept = profiled(child_work)
                 os.write(write_end, json.dumps([lines[2].increment, len(kept)]).encode())
                 status = 0
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - the child must never return into pytest
                 os.write(write_end, traceback.format_exc().encode())
             finally:
                 os._exit(status)
@@ -118,7 +119,7 @@ def test_multiprocessing_pool_in_a_profiled_function(method):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         prof = LineProfiler()
-        roots, after = prof(pool_map)(method)
+        roots, _after = prof(pool_map)(method)
     assert roots == list(range(200))
     lines = lines_of(prof, pool_map)
     assert 8_000_000 <= lines[4].increment <= 8_000_056
