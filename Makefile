@@ -8,6 +8,7 @@ bench:
 	python3 tests/bench/bench_line_profiler.py
 	python3 tests/bench/bench_memory_usage.py
 	python3 tests/bench/bench_objgraph.py
+	python3 tests/bench/bench_leaks.py
 	python3 tests/bench/bench_mprof.py
 clean:
 	rm -rf build
