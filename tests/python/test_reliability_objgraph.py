@@ -18,7 +18,7 @@ CHAIN_LENGTH = 1_000_000
 
 
 class ChainLink:
-    __slots__ = ("next", "__weakref__")
+    __slots__ = ("__weakref__", "next")
 
     def __init__(self, next_link):
         self.next = next_link
