@@ -12,19 +12,19 @@ namespace {
 struct FrameSlot {
     unsigned long thread_id;
     int depth;
-    PyObject* code;
-    PyObject* name;
-    PyObject* value;
+    PyObject *code;
+    PyObject *name;
+    PyObject *value;
 };
 
-bool is_observer_code(PyObject* code, const std::vector<std::string>& prefixes) {
-    PyObject* filename = reinterpret_cast<PyCodeObject*>(code)->co_filename;
-    const char* path = PyUnicode_Check(filename) ? PyUnicode_AsUTF8(filename) : nullptr;
+bool is_observer_code(PyObject *code, const std::vector<std::string> &prefixes) {
+    PyObject *filename = reinterpret_cast<PyCodeObject *>(code)->co_filename;
+    const char *path = PyUnicode_Check(filename) ? PyUnicode_AsUTF8(filename) : nullptr;
     if (path == nullptr) {
         PyErr_Clear();
         return false;
     }
-    for (const std::string& p : prefixes) {
+    for (const std::string &p : prefixes) {
         if (std::strncmp(path, p.c_str(), p.size()) == 0) {
             return true;
         }
@@ -33,11 +33,11 @@ bool is_observer_code(PyObject* code, const std::vector<std::string>& prefixes) 
 }
 
 // The frame slots that count as roots, in thread order, innermost frame first.
-std::vector<FrameSlot> root_slots(PyObject* obj, const AliveQuery& query) {
+std::vector<FrameSlot> root_slots(PyObject *obj, const AliveQuery &query) {
     std::vector<FrameSlot> all;
-    auto collect = [](unsigned long tid, int depth, PyObject* code, PyObject* name,
-                      PyObject* value, void* arg) -> int {
-        static_cast<std::vector<FrameSlot>*>(arg)->push_back({tid, depth, code, name, value});
+    auto collect = [](unsigned long tid, int depth, PyObject *code, PyObject *name, PyObject *value,
+                      void *arg) -> int {
+        static_cast<std::vector<FrameSlot> *>(arg)->push_back({tid, depth, code, name, value});
         return 0;
     };
     memxx_visit_frame_slots(collect, &all);
@@ -45,21 +45,21 @@ std::vector<FrameSlot> root_slots(PyObject* obj, const AliveQuery& query) {
     // On the calling thread, everything down to the outermost observer frame is the question
     // being asked (why_alive itself, a pdb prompt's exec, the debugger's own frames).
     int asking_depth = -1;
-    for (const FrameSlot& s : all) {
+    for (const FrameSlot &s : all) {
         if (s.thread_id == self && s.value == nullptr &&
             is_observer_code(s.code, query.observer_prefixes)) {
             asking_depth = std::max(asking_depth, s.depth);
         }
     }
     int caller_depth = -1;
-    for (const FrameSlot& s : all) {
+    for (const FrameSlot &s : all) {
         if (s.thread_id == self && s.depth > asking_depth &&
             (caller_depth < 0 || s.depth < caller_depth)) {
             caller_depth = s.depth;
         }
     }
     std::vector<FrameSlot> roots;
-    for (const FrameSlot& s : all) {
+    for (const FrameSlot &s : all) {
         if (s.value == nullptr) {
             continue; // the frame's own entry
         }
@@ -80,14 +80,14 @@ std::vector<FrameSlot> root_slots(PyObject* obj, const AliveQuery& query) {
 
 } // namespace
 
-AliveChain why_alive(PyObject* obj, const AliveQuery& query) {
+AliveChain why_alive(PyObject *obj, const AliveQuery &query) {
     const std::vector<FrameSlot> slots = root_slots(obj, query);
     PointerIndex slot_of(slots.size());
     for (size_t i = 0; i < slots.size(); ++i) {
         slot_of.insert(slots[i].value, static_cast<uint32_t>(i));
     }
     PointerIndex modules(query.root_modules.size());
-    for (PyObject* m : query.root_modules) {
+    for (PyObject *m : query.root_modules) {
         modules.insert(m, 0);
     }
 
@@ -108,18 +108,19 @@ AliveChain why_alive(PyObject* obj, const AliveQuery& query) {
             result.chain.push_back(nodes[n].obj);
         }
         if (kind == AliveChain::Root::frame) {
-            const FrameSlot& s = slots[slot_of.find(nodes[i].obj.get())];
+            const FrameSlot &s = slots[slot_of.find(nodes[i].obj.get())];
             result.thread_id = s.thread_id;
             result.frame_depth = s.depth;
             result.code = PyRef::borrow(s.code);
             result.slot_name = PyRef::borrow(s.name);
         }
     };
-    auto root_kind = [&](PyObject* o) {
+    auto root_kind = [&](PyObject *o) {
         if (modules.contains(o)) {
             return AliveChain::Root::module;
         }
-        if (PyType_Check(o) && (reinterpret_cast<PyTypeObject*>(o)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        if (PyType_Check(o) &&
+            (reinterpret_cast<PyTypeObject *>(o)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
             return AliveChain::Root::type;
         }
         if (slot_of.contains(o)) {
@@ -130,7 +131,7 @@ AliveChain why_alive(PyObject* obj, const AliveQuery& query) {
 
     size_t level_begin = 0;
     size_t level_end = 1;
-    std::vector<PyObject*> level;
+    std::vector<PyObject *> level;
     std::vector<std::vector<PyRef>> referrers;
     for (long depth = 0;; ++depth) {
         for (size_t i = level_begin; i < level_end; ++i) {
@@ -149,7 +150,7 @@ AliveChain why_alive(PyObject* obj, const AliveQuery& query) {
         }
         referrers = referrers_of(level, query.excluded);
         for (size_t i = 0; i < referrers.size(); ++i) {
-            for (PyRef& r : referrers[i]) {
+            for (PyRef &r : referrers[i]) {
                 if (seen.find(r.get()) == PointerIndex::npos) {
                     seen.insert(r.get(), 0);
                     nodes.push_back({std::move(r), level_begin + i});

@@ -14,7 +14,7 @@
 namespace memxx::gc {
 
 struct AliveQuery {
-    std::vector<PyObject*> root_modules;        // proper modules (sys.modules values)
+    std::vector<PyObject *> root_modules;       // proper modules (sys.modules values)
     std::vector<std::string> observer_prefixes; // frames of files starting with these
     Excluded excluded;                          // never steps of the chain
     long max_depth = 100;
@@ -32,6 +32,6 @@ struct AliveChain {
     PyRef slot_name;
 };
 
-AliveChain why_alive(PyObject* obj, const AliveQuery& query);
+AliveChain why_alive(PyObject *obj, const AliveQuery &query);
 
 } // namespace memxx::gc

@@ -2,13 +2,13 @@
 
 namespace memxx::gc {
 
-PyRef attribute_name_of(PyObject* obj, PyObject* target) {
+PyRef attribute_name_of(PyObject *obj, PyObject *target) {
     struct Search {
-        PyObject* target;
-        PyObject* name;
+        PyObject *target;
+        PyObject *name;
     } search{target, nullptr};
-    auto visit = [](PyObject* name, PyObject* value, void* arg) -> int {
-        auto* s = static_cast<Search*>(arg);
+    auto visit = [](PyObject *name, PyObject *value, void *arg) -> int {
+        auto *s = static_cast<Search *>(arg);
         if (value == s->target) {
             s->name = name;
             return 1;
@@ -18,12 +18,12 @@ PyRef attribute_name_of(PyObject* obj, PyObject* target) {
     if (memxx_visit_inline_attributes(obj, visit, &search)) {
         return PyRef::borrow(search.name);
     }
-    PyObject* dict = memxx_existing_instance_dict(obj);
+    PyObject *dict = memxx_existing_instance_dict(obj);
     if (dict == nullptr || !PyDict_Check(dict)) {
         return PyRef();
     }
-    PyObject* key = nullptr;
-    PyObject* value = nullptr;
+    PyObject *key = nullptr;
+    PyObject *value = nullptr;
     Py_ssize_t pos = 0;
     while (PyDict_Next(dict, &pos, &key, &value)) {
         if (value == target) {

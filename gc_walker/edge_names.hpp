@@ -7,6 +7,6 @@ namespace memxx::gc {
 
 // The name of the attribute of `obj` whose value is `target`, looking at the instance's
 // inline values (3.11+) or its existing __dict__, never creating the __dict__; empty if none.
-PyRef attribute_name_of(PyObject* obj, PyObject* target);
+PyRef attribute_name_of(PyObject *obj, PyObject *target);
 
 } // namespace memxx::gc

@@ -11,9 +11,9 @@
 #include <internal/pycore_object.h>
 
 /* The list heads of the three generations and of the permanent generation, youngest first. */
-static int gc_list_heads(PyGC_Head** heads, int capacity) {
-    PyInterpreterState* interp = PyInterpreterState_Get();
-    struct _gc_runtime_state* gcstate = &interp->gc;
+static int gc_list_heads(PyGC_Head **heads, int capacity) {
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    struct _gc_runtime_state *gcstate = &interp->gc;
     int n = 0;
     for (int i = 0; i < NUM_GENERATIONS && n < capacity; i++) {
         heads[n++] = &gcstate->generations[i].head;
@@ -24,14 +24,14 @@ static int gc_list_heads(PyGC_Head** heads, int capacity) {
     return n;
 }
 
-static PyGC_Head* gc_next(PyGC_Head* g) { return (PyGC_Head*)g->_gc_next; }
+static PyGC_Head *gc_next(PyGC_Head *g) { return (PyGC_Head *)g->_gc_next; }
 
-int memxx_gc_visit_tracked(memxx_gc_visit_fn visit, void* arg) {
-    PyGC_Head* heads[NUM_GENERATIONS + 1];
+int memxx_gc_visit_tracked(memxx_gc_visit_fn visit, void *arg) {
+    PyGC_Head *heads[NUM_GENERATIONS + 1];
     int n = gc_list_heads(heads, NUM_GENERATIONS + 1);
     for (int i = 0; i < n; i++) {
-        for (PyGC_Head* g = gc_next(heads[i]); g != heads[i]; g = gc_next(g)) {
-            if (visit((PyObject*)(g + 1), arg)) {
+        for (PyGC_Head *g = gc_next(heads[i]); g != heads[i]; g = gc_next(g)) {
+            if (visit((PyObject *)(g + 1), arg)) {
                 return 1;
             }
         }
@@ -40,11 +40,11 @@ int memxx_gc_visit_tracked(memxx_gc_visit_fn visit, void* arg) {
 }
 
 Py_ssize_t memxx_gc_tracked_count(void) {
-    PyGC_Head* heads[NUM_GENERATIONS + 1];
+    PyGC_Head *heads[NUM_GENERATIONS + 1];
     int n = gc_list_heads(heads, NUM_GENERATIONS + 1);
     Py_ssize_t count = 0;
     for (int i = 0; i < n; i++) {
-        for (PyGC_Head* g = gc_next(heads[i]); g != heads[i]; g = gc_next(g)) {
+        for (PyGC_Head *g = gc_next(heads[i]); g != heads[i]; g = gc_next(g)) {
             count++;
         }
     }
@@ -52,8 +52,8 @@ Py_ssize_t memxx_gc_tracked_count(void) {
 }
 
 /* The inline values of an instance whose attributes are not (yet) in a dict object, or NULL. */
-static PyDictValues* inline_values(PyObject* obj) {
-    PyTypeObject* tp = Py_TYPE(obj);
+static PyDictValues *inline_values(PyObject *obj) {
+    PyTypeObject *tp = Py_TYPE(obj);
     if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)) {
         return NULL;
     }
@@ -61,7 +61,7 @@ static PyDictValues* inline_values(PyObject* obj) {
     if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES)) {
         return NULL;
     }
-    PyDictValues* values = _PyObject_InlineValues(obj);
+    PyDictValues *values = _PyObject_InlineValues(obj);
     return values->valid ? values : NULL;
 #elif PY_VERSION_HEX >= 0x030C0000
     PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
@@ -71,18 +71,18 @@ static PyDictValues* inline_values(PyObject* obj) {
 #endif
 }
 
-int memxx_visit_inline_attributes(PyObject* obj, memxx_attr_visit_fn visit, void* arg) {
-    PyDictValues* values = inline_values(obj);
+int memxx_visit_inline_attributes(PyObject *obj, memxx_attr_visit_fn visit, void *arg) {
+    PyDictValues *values = inline_values(obj);
     if (values == NULL) {
         return 0;
     }
-    PyDictKeysObject* keys = ((PyHeapTypeObject*)Py_TYPE(obj))->ht_cached_keys;
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)Py_TYPE(obj))->ht_cached_keys;
     if (keys == NULL) {
         return 0;
     }
-    PyDictUnicodeEntry* entries = DK_UNICODE_ENTRIES(keys);
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
     for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
-        PyObject* value = values->values[i];
+        PyObject *value = values->values[i];
         if (value != NULL && entries[i].me_key != NULL) {
             if (visit(entries[i].me_key, value, arg)) {
                 break;
@@ -92,14 +92,14 @@ int memxx_visit_inline_attributes(PyObject* obj, memxx_attr_visit_fn visit, void
     return 1;
 }
 
-PyObject* memxx_existing_instance_dict(PyObject* obj) {
-    PyTypeObject* tp = Py_TYPE(obj);
+PyObject *memxx_existing_instance_dict(PyObject *obj) {
+    PyTypeObject *tp = Py_TYPE(obj);
     if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
         if (inline_values(obj) != NULL) {
             return NULL;
         }
 #if PY_VERSION_HEX >= 0x030D0000
-        return (PyObject*)_PyObject_ManagedDictPointer(obj)->dict;
+        return (PyObject *)_PyObject_ManagedDictPointer(obj)->dict;
 #elif PY_VERSION_HEX >= 0x030C0000
         return _PyObject_DictOrValuesPointer(obj)->dict;
 #else
@@ -107,12 +107,12 @@ PyObject* memxx_existing_instance_dict(PyObject* obj) {
 #endif
     }
     if (tp->tp_dictoffset > 0) {
-        return *(PyObject**)((char*)obj + tp->tp_dictoffset);
+        return *(PyObject **)((char *)obj + tp->tp_dictoffset);
     }
     return NULL;
 }
 
-int memxx_is_immortal(PyObject* obj) {
+int memxx_is_immortal(PyObject *obj) {
 #if PY_VERSION_HEX >= 0x030C0000
     return _Py_IsImmortal(obj);
 #else
@@ -121,21 +121,21 @@ int memxx_is_immortal(PyObject* obj) {
 #endif
 }
 
-const void* memxx_object_block(PyObject* obj) {
-    return (const char*)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
+const void *memxx_object_block(PyObject *obj) {
+    return (const char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
 }
 
-size_t memxx_getsizeof_overhead(PyObject* obj) {
+size_t memxx_getsizeof_overhead(PyObject *obj) {
 #if PY_VERSION_HEX >= 0x030D0000
     /* 3.13 counts no header for static types (they are not allocated). */
-    if (PyType_Check(obj) && !(((PyTypeObject*)obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+    if (PyType_Check(obj) && !(((PyTypeObject *)obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
         return 0;
     }
 #endif
     return _PyType_PreHeaderSize(Py_TYPE(obj));
 }
 
-static _PyInterpreterFrame* top_frame(PyThreadState* tstate) {
+static _PyInterpreterFrame *top_frame(PyThreadState *tstate) {
 #if PY_VERSION_HEX >= 0x030D0000
     return tstate->current_frame;
 #else
@@ -143,7 +143,7 @@ static _PyInterpreterFrame* top_frame(PyThreadState* tstate) {
 #endif
 }
 
-static PyCodeObject* frame_code(_PyInterpreterFrame* frame) {
+static PyCodeObject *frame_code(_PyInterpreterFrame *frame) {
 #if PY_VERSION_HEX >= 0x030C0000
     if (frame->owner == FRAME_OWNED_BY_CSTACK) {
         return NULL;
@@ -158,30 +158,30 @@ static PyCodeObject* frame_code(_PyInterpreterFrame* frame) {
         return NULL;
     }
 #if PY_VERSION_HEX >= 0x030D0000
-    return (PyCodeObject*)frame->f_executable;
+    return (PyCodeObject *)frame->f_executable;
 #else
     return frame->f_code;
 #endif
 }
 
-int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void* arg) {
-    PyInterpreterState* interp = PyInterpreterState_Get();
-    for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != NULL;
+int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg) {
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t != NULL;
          t = PyThreadState_Next(t)) {
         int depth = 0;
-        for (_PyInterpreterFrame* f = top_frame(t); f != NULL; f = f->previous) {
-            PyCodeObject* code = frame_code(f);
+        for (_PyInterpreterFrame *f = top_frame(t); f != NULL; f = f->previous) {
+            PyCodeObject *code = frame_code(f);
             if (code == NULL) {
                 continue;
             }
-            if (visit(t->thread_id, depth, (PyObject*)code, NULL, NULL, arg)) {
+            if (visit(t->thread_id, depth, (PyObject *)code, NULL, NULL, arg)) {
                 return 1;
             }
             /* Only the named slots: the value stack's extent is not saved while a frame runs. */
             for (int i = 0; i < code->co_nlocalsplus; i++) {
-                PyObject* value = f->localsplus[i];
+                PyObject *value = f->localsplus[i];
                 if (value != NULL &&
-                    visit(t->thread_id, depth, (PyObject*)code,
+                    visit(t->thread_id, depth, (PyObject *)code,
                           PyTuple_GET_ITEM(code->co_localsplusnames, i), value, arg)) {
                     return 1;
                 }

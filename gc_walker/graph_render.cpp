@@ -13,14 +13,14 @@ namespace memxx::gc {
 namespace {
 
 // One context for the process: creating it loads the plugin configuration (slow).
-GVC_t* context() {
-    static GVC_t* gvc = gvContext();
+GVC_t *context() {
+    static GVC_t *gvc = gvContext();
     return gvc;
 }
 
 std::string graphviz_messages;
 
-int collect_message(char* message) {
+int collect_message(char *message) {
     graphviz_messages += message;
     return 0;
 }
@@ -46,7 +46,7 @@ class CapturedErrors {
 
 std::vector<std::string> render_formats() {
     int count = 0;
-    char** list = gvPluginList(context(), "device", &count, nullptr);
+    char **list = gvPluginList(context(), "device", &count, nullptr);
     std::vector<std::string> formats;
     for (int i = 0; i < count; ++i) {
         std::string name = list[i];
@@ -61,29 +61,29 @@ std::vector<std::string> render_formats() {
     return formats;
 }
 
-void render_dot(const std::string& dot_text, const std::string& format, const std::string& path) {
+void render_dot(const std::string &dot_text, const std::string &format, const std::string &path) {
     std::vector<std::string> formats = render_formats();
     if (std::find(formats.begin(), formats.end(), format) == formats.end()) {
         std::string known;
-        for (const std::string& f : formats) {
+        for (const std::string &f : formats) {
             known += (known.empty() ? "" : ", ") + f;
         }
         throw RenderError("unknown output format '" + format + "' for " + path +
                           " (Graphviz can write: " + known + ")");
     }
     // Check the path first: gvRenderFilename reports an unwritable file only on stderr.
-    FILE* probe = std::fopen(path.c_str(), "wb");
+    FILE *probe = std::fopen(path.c_str(), "wb");
     if (probe == nullptr) {
         throw RenderError("cannot write " + path + ": " + std::strerror(errno));
     }
     std::fclose(probe);
 
     CapturedErrors errors;
-    Agraph_t* graph = agmemread(dot_text.c_str());
+    Agraph_t *graph = agmemread(dot_text.c_str());
     if (graph == nullptr) {
         throw RenderError("Graphviz could not read the DOT text: " + errors.text());
     }
-    GVC_t* gvc = context();
+    GVC_t *gvc = context();
     int rc = gvLayout(gvc, graph, "dot");
     if (rc == 0) {
         rc = gvRenderFilename(gvc, graph, format.c_str(), path.c_str());

@@ -17,6 +17,6 @@ std::vector<std::string> render_formats();
 
 // Lays out `dot_text` with the dot engine and writes it to `path` in `format`.
 // Throws RenderError naming the problem (unknown format, unreadable DOT, unwritable path).
-void render_dot(const std::string& dot_text, const std::string& format, const std::string& path);
+void render_dot(const std::string &dot_text, const std::string &format, const std::string &path);
 
 } // namespace memxx::gc

@@ -19,8 +19,8 @@ class CollectorPause {
             PyGC_Enable();
         }
     }
-    CollectorPause(const CollectorPause&) = delete;
-    CollectorPause& operator=(const CollectorPause&) = delete;
+    CollectorPause(const CollectorPause &) = delete;
+    CollectorPause &operator=(const CollectorPause &) = delete;
 
   private:
     int was_enabled_;
@@ -28,19 +28,19 @@ class CollectorPause {
 
 } // namespace
 
-ShallowSizer::Rule ShallowSizer::rule_for(PyTypeObject* type) {
-    for (const auto& [t, rule] : rules_) {
+ShallowSizer::Rule ShallowSizer::rule_for(PyTypeObject *type) {
+    for (const auto &[t, rule] : rules_) {
         if (t == type) {
             return rule;
         }
     }
     Rule rule{nullptr};
-    PyObject* descr = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__sizeof__");
+    PyObject *descr = PyObject_GetAttrString(reinterpret_cast<PyObject *>(type), "__sizeof__");
     if (descr == nullptr) {
         PyErr_Clear();
     } else {
         if (Py_IS_TYPE(descr, &PyMethodDescr_Type)) {
-            PyMethodDef* def = reinterpret_cast<PyMethodDescrObject*>(descr)->d_method;
+            PyMethodDef *def = reinterpret_cast<PyMethodDescrObject *>(descr)->d_method;
             if ((def->ml_flags & (METH_NOARGS | METH_VARARGS | METH_KEYWORDS | METH_O)) ==
                 METH_NOARGS) {
                 rule.sizeof_impl = def->ml_meth;
@@ -52,8 +52,8 @@ ShallowSizer::Rule ShallowSizer::rule_for(PyTypeObject* type) {
     return rule;
 }
 
-uint64_t ShallowSizer::operator()(PyObject* obj) {
-    PyTypeObject* type = Py_TYPE(obj);
+uint64_t ShallowSizer::operator()(PyObject *obj) {
+    PyTypeObject *type = Py_TYPE(obj);
     if (type != last_type_) {
         last_rule_ = rule_for(type);
         last_type_ = type;
@@ -61,7 +61,7 @@ uint64_t ShallowSizer::operator()(PyObject* obj) {
     uint64_t size = 0;
     bool known = false;
     if (last_rule_.sizeof_impl != nullptr) {
-        PyObject* result = last_rule_.sizeof_impl(obj, nullptr);
+        PyObject *result = last_rule_.sizeof_impl(obj, nullptr);
         if (result != nullptr) {
             const Py_ssize_t n = PyLong_AsSsize_t(result);
             Py_DECREF(result);
@@ -90,7 +90,7 @@ HeapGraph HeapGraph::build() {
     const size_t tracked = tracked_count();
     g.index_ = PointerIndex(tracked * 2);
     g.objects_.reserve(tracked + tracked / 2);
-    for_each_tracked([&](PyObject* o) {
+    for_each_tracked([&](PyObject *o) {
         g.index_.insert(o, static_cast<uint32_t>(g.objects_.size()));
         g.objects_.push_back(o);
     });
@@ -100,7 +100,7 @@ HeapGraph HeapGraph::build() {
     graph.offsets.reserve(g.objects_.capacity() + 2);
     graph.offsets.push_back(0);
     for (size_t i = 0; i < g.objects_.size(); ++i) {
-        for_each_referent(g.objects_[i], [&](PyObject* r) {
+        for_each_referent(g.objects_[i], [&](PyObject *r) {
             const uint32_t next = static_cast<uint32_t>(g.objects_.size());
             const uint32_t node = g.index_.insert(r, next);
             if (node == next) {
@@ -134,15 +134,16 @@ HeapGraph HeapGraph::build() {
             }
         }
     };
-    auto collect = [](unsigned long, int, PyObject*, PyObject*, PyObject* value, void* arg) -> int {
+    auto collect = [](unsigned long, int, PyObject *, PyObject *, PyObject *value,
+                      void *arg) -> int {
         if (value != nullptr) {
-            static_cast<std::vector<PyObject*>*>(arg)->push_back(value);
+            static_cast<std::vector<PyObject *> *>(arg)->push_back(value);
         }
         return 0;
     };
-    std::vector<PyObject*> slot_values;
+    std::vector<PyObject *> slot_values;
     memxx_visit_frame_slots(collect, &slot_values);
-    for (PyObject* v : slot_values) {
+    for (PyObject *v : slot_values) {
         const uint32_t node = g.index_.find(v);
         if (node != PointerIndex::npos) {
             add_root(node);
@@ -189,10 +190,10 @@ HeapGraph HeapGraph::build() {
 std::vector<HeapGraph::TypeRow> HeapGraph::by_type() const {
     const uint32_t n = super_root_;
     std::vector<TypeRow> rows;
-    std::unordered_map<PyTypeObject*, uint32_t> row_of;
+    std::unordered_map<PyTypeObject *, uint32_t> row_of;
     std::vector<uint32_t> type_row(n);
     for (uint32_t v = 0; v < n; ++v) {
-        PyTypeObject* t = Py_TYPE(objects_[v]);
+        PyTypeObject *t = Py_TYPE(objects_[v]);
         auto [it, inserted] = row_of.try_emplace(t, static_cast<uint32_t>(rows.size()));
         if (inserted) {
             rows.push_back(TypeRow{t});
@@ -225,7 +226,7 @@ std::vector<HeapGraph::TypeRow> HeapGraph::by_type() const {
     std::vector<std::pair<uint32_t, uint32_t>> stack; // (node, next child)
     stack.emplace_back(n, child_offsets[n]);
     while (!stack.empty()) {
-        auto& [v, next] = stack.back();
+        auto &[v, next] = stack.back();
         if (next == child_offsets[v + 1]) {
             if (v != n) {
                 --open_of_type[type_row[v]];

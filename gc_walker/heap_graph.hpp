@@ -17,16 +17,16 @@ namespace memxx::gc {
 // written in Python are counted at their basic size (what object.__sizeof__ would say).
 class ShallowSizer {
   public:
-    uint64_t operator()(PyObject* obj);
+    uint64_t operator()(PyObject *obj);
 
   private:
     struct Rule {
         PyCFunction sizeof_impl; // a builtin __sizeof__, or nullptr: the generic formula
     };
-    PyTypeObject* last_type_ = nullptr;
+    PyTypeObject *last_type_ = nullptr;
     Rule last_rule_{nullptr};
-    std::vector<std::pair<PyTypeObject*, Rule>> rules_;
-    Rule rule_for(PyTypeObject* type);
+    std::vector<std::pair<PyTypeObject *, Rule>> rules_;
+    Rule rule_for(PyTypeObject *type);
 };
 
 class HeapGraph {
@@ -41,8 +41,8 @@ class HeapGraph {
 
     uint32_t node_count() const { return static_cast<uint32_t>(objects_.size()); }
     // The node of `obj`, or npos if no tracked object refers to it and it is not tracked.
-    uint32_t node_of(PyObject* obj) const { return index_.find(obj); }
-    PyObject* object(uint32_t node) const { return objects_[node]; }
+    uint32_t node_of(PyObject *obj) const { return index_.find(obj); }
+    PyObject *object(uint32_t node) const { return objects_[node]; }
     uint64_t shallow(uint32_t node) const { return shallow_[node]; }
     uint64_t retained(uint32_t node) const { return retained_[node]; }
     uint32_t idom(uint32_t node) const { return tree_.idom[node]; }
@@ -53,7 +53,7 @@ class HeapGraph {
     // Per distinct type: objects, shallow bytes, and retained bytes of the type's objects taken
     // together (an object dominated by another of the same type is not counted twice).
     struct TypeRow {
-        PyTypeObject* type;
+        PyTypeObject *type;
         uint64_t count = 0;
         uint64_t shallow = 0;
         uint64_t retained = 0;
@@ -63,7 +63,7 @@ class HeapGraph {
   private:
     HeapGraph() : index_(0) {}
 
-    std::vector<PyObject*> objects_; // node -> object; the super root (last node) is nullptr
+    std::vector<PyObject *> objects_; // node -> object; the super root (last node) is nullptr
     PointerIndex index_;
     std::vector<uint64_t> shallow_;
     std::vector<uint64_t> retained_;

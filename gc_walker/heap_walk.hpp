@@ -10,9 +10,9 @@ namespace memxx::gc {
 // Calls f(PyObject*) for every tracked object, youngest generation first, then the objects
 // frozen by gc.freeze(). f must not run Python code or allocate Python objects: the walk
 // follows the collector's linked lists, which any allocation may reorder.
-template <class F> void for_each_tracked(F&& f) {
-    auto trampoline = [](PyObject* op, void* arg) -> int {
-        (*static_cast<F*>(arg))(op);
+template <class F> void for_each_tracked(F &&f) {
+    auto trampoline = [](PyObject *op, void *arg) -> int {
+        (*static_cast<F *>(arg))(op);
         return 0;
     };
     memxx_gc_visit_tracked(trampoline, &f);
@@ -20,7 +20,7 @@ template <class F> void for_each_tracked(F&& f) {
 
 // Calls f(PyObject* referent) for every reference held by `obj` (its tp_traverse), as
 // gc.get_referents does: only for objects of gc-aware types.
-template <class F> void for_each_referent(PyObject* obj, F&& f) {
+template <class F> void for_each_referent(PyObject *obj, F &&f) {
     if (!PyObject_IS_GC(obj)) {
         return;
     }
@@ -28,9 +28,9 @@ template <class F> void for_each_referent(PyObject* obj, F&& f) {
     if (traverse == nullptr) {
         return;
     }
-    auto visit = [](PyObject* referent, void* arg) -> int {
+    auto visit = [](PyObject *referent, void *arg) -> int {
         if (referent != nullptr) {
-            (*static_cast<F*>(arg))(referent);
+            (*static_cast<F *>(arg))(referent);
         }
         return 0;
     };

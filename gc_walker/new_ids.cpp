@@ -7,7 +7,7 @@
 
 namespace memxx::gc {
 
-uint32_t NewIdsTracker::name_number(const std::string& name) {
+uint32_t NewIdsTracker::name_number(const std::string &name) {
     auto [it, inserted] =
         number_of_name_.try_emplace(name, static_cast<uint32_t>(name_table_.size()));
     if (inserted) {
@@ -19,26 +19,26 @@ uint32_t NewIdsTracker::name_number(const std::string& name) {
 std::vector<NewIdsRow> NewIdsTracker::update(bool shortnames) {
     struct Entry {
         uint64_t address;
-        PyTypeObject* type;
+        PyTypeObject *type;
     };
     std::vector<Entry> scan;
     scan.reserve(tracked_count());
     TypeTally types;
-    for_each_tracked([&](PyObject* o) {
+    for_each_tracked([&](PyObject *o) {
         scan.push_back({reinterpret_cast<uint64_t>(o), Py_TYPE(o)});
         types.add(Py_TYPE(o));
     });
     // Names are resolved after the walk (it may run Python code); hold the types meanwhile.
     std::vector<PyRef> held;
-    for (PyTypeObject* t : types.types()) {
-        held.push_back(PyRef::borrow(reinterpret_cast<PyObject*>(t)));
+    for (PyTypeObject *t : types.types()) {
+        held.push_back(PyRef::borrow(reinterpret_cast<PyObject *>(t)));
     }
-    std::unordered_map<PyTypeObject*, uint32_t> number_of_type;
-    for (PyTypeObject* t : types.types()) {
+    std::unordered_map<PyTypeObject *, uint32_t> number_of_type;
+    for (PyTypeObject *t : types.types()) {
         number_of_type.emplace(t, name_number(type_name(t, shortnames)));
     }
     std::sort(scan.begin(), scan.end(),
-              [](const Entry& a, const Entry& b) { return a.address < b.address; });
+              [](const Entry &a, const Entry &b) { return a.address < b.address; });
 
     std::vector<uint64_t> addresses(scan.size());
     std::vector<uint32_t> names(scan.size());
@@ -55,13 +55,13 @@ std::vector<NewIdsRow> NewIdsTracker::update(bool shortnames) {
     }
     size_t j = 0;
     for (size_t i = 0; i < addresses.size(); ++i) {
-        NewIdsRow& row = rows[names[i]];
+        NewIdsRow &row = rows[names[i]];
         ++row.current_count;
         while (j < addresses_.size() && addresses_[j] < addresses[i]) {
             ++j;
         }
-        bool existed = j < addresses_.size() && addresses_[j] == addresses[i] &&
-                       names_[j] == names[i];
+        bool existed =
+            j < addresses_.size() && addresses_[j] == addresses[i] && names_[j] == names[i];
         if (!existed) {
             row.new_ids.push_back(addresses[i]);
         }

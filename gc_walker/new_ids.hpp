@@ -29,7 +29,7 @@ class NewIdsTracker {
     }
 
   private:
-    uint32_t name_number(const std::string& name);
+    uint32_t name_number(const std::string &name);
 
     std::vector<uint64_t> addresses_; // sorted
     std::vector<uint32_t> names_;     // parallel to addresses_

@@ -11,7 +11,7 @@ namespace {
 
 class SiteTally {
   public:
-    void add(PyTypeObject* type, uint32_t site, uint64_t bytes) {
+    void add(PyTypeObject *type, uint32_t site, uint64_t bytes) {
         const auto key = std::make_pair(type, site);
         auto [it, inserted] = row_of_.try_emplace(key, rows_.size());
         if (inserted) {
@@ -24,18 +24,18 @@ class SiteTally {
 
   private:
     struct KeyHash {
-        size_t operator()(const std::pair<PyTypeObject*, uint32_t>& k) const {
+        size_t operator()(const std::pair<PyTypeObject *, uint32_t> &k) const {
             return std::hash<uintptr_t>()(reinterpret_cast<uintptr_t>(k.first) ^
                                           (static_cast<uintptr_t>(k.second) << 40));
         }
     };
-    std::unordered_map<std::pair<PyTypeObject*, uint32_t>, size_t, KeyHash> row_of_;
+    std::unordered_map<std::pair<PyTypeObject *, uint32_t>, size_t, KeyHash> row_of_;
     std::vector<SiteCount> rows_;
 };
 
 } // namespace
 
-uint32_t object_site(PyObject* obj, uint32_t* epoch) {
+uint32_t object_site(PyObject *obj, uint32_t *epoch) {
     if (core::site_tracking() == core::SiteTracking::off) {
         return 0;
     }
@@ -51,7 +51,7 @@ std::vector<SiteCount> new_object_sites(uint32_t since) {
     if (core::site_tracking() == core::SiteTracking::off) {
         return tally.take();
     }
-    for_each_tracked([&](PyObject* o) {
+    for_each_tracked([&](PyObject *o) {
         uint32_t epoch = 0;
         const uint32_t site = object_site(o, &epoch);
         if (site != 0 && epoch >= since) {
@@ -61,13 +61,13 @@ std::vector<SiteCount> new_object_sites(uint32_t since) {
     return tally.take();
 }
 
-std::vector<SiteCount> heap_sites(const HeapGraph& graph) {
+std::vector<SiteCount> heap_sites(const HeapGraph &graph) {
     SiteTally tally;
     if (core::site_tracking() == core::SiteTracking::off) {
         return tally.take();
     }
     for (uint32_t v = 0; v + 1 < graph.node_count(); ++v) {
-        PyObject* o = graph.object(v);
+        PyObject *o = graph.object(v);
         const uint32_t site = object_site(o);
         if (site != 0) {
             tally.add(Py_TYPE(o), site, graph.shallow(v));

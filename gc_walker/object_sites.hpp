@@ -9,10 +9,10 @@
 namespace memxx::gc {
 
 // The allocation site of `obj` (0: not recorded), and the epoch it was allocated in.
-uint32_t object_site(PyObject* obj, uint32_t* epoch = nullptr);
+uint32_t object_site(PyObject *obj, uint32_t *epoch = nullptr);
 
 struct SiteCount {
-    PyTypeObject* type;
+    PyTypeObject *type;
     uint32_t site;
     uint64_t count = 0;
     uint64_t bytes = 0; // shallow bytes (heap_sites only)
@@ -22,6 +22,6 @@ struct SiteCount {
 std::vector<SiteCount> new_object_sites(uint32_t since);
 
 // Per (type, site): every node of the graph with a known site, with its shallow bytes.
-std::vector<SiteCount> heap_sites(const HeapGraph& graph);
+std::vector<SiteCount> heap_sites(const HeapGraph &graph);
 
 } // namespace memxx::gc

@@ -24,7 +24,7 @@ class PointerIndex {
 
     // Inserts `key` with `value` unless present; returns the value stored for `key`. The table
     // doubles past 3/4 load, so the expected size given to the constructor is only a hint.
-    uint32_t insert(const void* key, uint32_t value) {
+    uint32_t insert(const void *key, uint32_t value) {
         if ((size_ + 1) * 4 > (mask_ + 1) * 3) {
             grow();
         }
@@ -42,7 +42,7 @@ class PointerIndex {
         }
     }
 
-    uint32_t find(const void* key) const {
+    uint32_t find(const void *key) const {
         const uintptr_t k = reinterpret_cast<uintptr_t>(key);
         for (size_t i = slot(k);; i = (i + 1) & mask_) {
             if (keys_[i] == k) {
@@ -55,7 +55,7 @@ class PointerIndex {
     }
 
     // Replaces the value stored for `key`; false if `key` is absent.
-    bool assign(const void* key, uint32_t value) {
+    bool assign(const void *key, uint32_t value) {
         const uintptr_t k = reinterpret_cast<uintptr_t>(key);
         for (size_t i = slot(k);; i = (i + 1) & mask_) {
             if (keys_[i] == k) {
@@ -68,7 +68,7 @@ class PointerIndex {
         }
     }
 
-    bool contains(const void* key) const { return find(key) != npos; }
+    bool contains(const void *key) const { return find(key) != npos; }
     size_t size() const { return size_; }
 
   private:

@@ -11,31 +11,31 @@ namespace memxx::gc {
 class PyRef {
   public:
     PyRef() = default;
-    static PyRef steal(PyObject* o) { return PyRef(o); }
-    static PyRef borrow(PyObject* o) {
+    static PyRef steal(PyObject *o) { return PyRef(o); }
+    static PyRef borrow(PyObject *o) {
         Py_XINCREF(o);
         return PyRef(o);
     }
-    PyRef(const PyRef& other) : obj_(other.obj_) { Py_XINCREF(obj_); }
-    PyRef(PyRef&& other) noexcept : obj_(std::exchange(other.obj_, nullptr)) {}
-    PyRef& operator=(PyRef other) noexcept {
+    PyRef(const PyRef &other) : obj_(other.obj_) { Py_XINCREF(obj_); }
+    PyRef(PyRef &&other) noexcept : obj_(std::exchange(other.obj_, nullptr)) {}
+    PyRef &operator=(PyRef other) noexcept {
         std::swap(obj_, other.obj_);
         return *this;
     }
     ~PyRef() { Py_XDECREF(obj_); }
-    PyObject* get() const { return obj_; }
-    PyObject* release() { return std::exchange(obj_, nullptr); }
+    PyObject *get() const { return obj_; }
+    PyObject *release() { return std::exchange(obj_, nullptr); }
     explicit operator bool() const { return obj_ != nullptr; }
 
   private:
-    explicit PyRef(PyObject* o) : obj_(o) {}
-    PyObject* obj_ = nullptr;
+    explicit PyRef(PyObject *o) : obj_(o) {}
+    PyObject *obj_ = nullptr;
 };
 
 // Thrown when a Python call failed; the Python error indicator is set.
 struct PythonError {};
 
-inline PyObject* checked(PyObject* o) {
+inline PyObject *checked(PyObject *o) {
     if (o == nullptr) {
         throw PythonError{};
     }

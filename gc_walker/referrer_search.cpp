@@ -8,26 +8,26 @@ namespace memxx::gc {
 
 namespace {
 
-PointerIndex address_index(const std::vector<uintptr_t>& addresses) {
+PointerIndex address_index(const std::vector<uintptr_t> &addresses) {
     PointerIndex index(addresses.size());
     for (uintptr_t a : addresses) {
         if (a != 0) {
-            index.insert(reinterpret_cast<const void*>(a), 0);
+            index.insert(reinterpret_cast<const void *>(a), 0);
         }
     }
     return index;
 }
 
-void referrers_pass(const std::vector<PyObject*>& targets, const Excluded& excluded,
-                    const PointerIndex& excluded_addrs, std::vector<std::vector<PyRef>>& out) {
+void referrers_pass(const std::vector<PyObject *> &targets, const Excluded &excluded,
+                    const PointerIndex &excluded_addrs, std::vector<std::vector<PyRef>> &out) {
     PointerIndex slot_of(targets.size());
     for (size_t i = 0; i < targets.size(); ++i) {
         slot_of.insert(targets[i], static_cast<uint32_t>(i));
     }
     out.assign(targets.size(), {});
     std::vector<uint32_t> hits;
-    for_each_tracked([&](PyObject* x) {
-        for_each_referent(x, [&](PyObject* r) {
+    for_each_tracked([&](PyObject *x) {
+        for_each_referent(x, [&](PyObject *r) {
             uint32_t t = slot_of.find(r);
             if (t != PointerIndex::npos) {
                 hits.push_back(t);
@@ -49,11 +49,11 @@ void referrers_pass(const std::vector<PyObject*>& targets, const Excluded& exclu
 
 } // namespace
 
-bool Excluded::contains(PyObject* o, const PointerIndex& addrs) const {
+bool Excluded::contains(PyObject *o, const PointerIndex &addrs) const {
     if (addrs.contains(o)) {
         return true;
     }
-    for (PyTypeObject* t : observer_types) {
+    for (PyTypeObject *t : observer_types) {
         if (PyObject_TypeCheck(o, t)) {
             return true;
         }
@@ -61,21 +61,21 @@ bool Excluded::contains(PyObject* o, const PointerIndex& addrs) const {
     return false;
 }
 
-std::vector<std::vector<PyRef>> referrers_of(const std::vector<PyObject*>& targets,
-                                             const Excluded& excluded) {
+std::vector<std::vector<PyRef>> referrers_of(const std::vector<PyObject *> &targets,
+                                             const Excluded &excluded) {
     std::vector<std::vector<PyRef>> out;
     referrers_pass(targets, excluded, address_index(excluded.addresses), out);
     return out;
 }
 
-std::vector<PyRef> referents_of(PyObject* obj) {
+std::vector<PyRef> referents_of(PyObject *obj) {
     std::vector<PyRef> out;
-    for_each_referent(obj, [&](PyObject* r) { out.push_back(PyRef::borrow(r)); });
+    for_each_referent(obj, [&](PyObject *r) { out.push_back(PyRef::borrow(r)); });
     return out;
 }
 
-std::vector<PyRef> find_chain(PyObject* start, PyObject* predicate, bool backwards, long max_depth,
-                              const Excluded& excluded) {
+std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, bool backwards, long max_depth,
+                              const Excluded &excluded) {
     struct Node {
         PyRef obj;
         size_t parent;
@@ -83,16 +83,17 @@ std::vector<PyRef> find_chain(PyObject* start, PyObject* predicate, bool backwar
     constexpr size_t no_parent = SIZE_MAX;
     const PointerIndex excluded_addrs = address_index(excluded.addresses);
     std::vector<Node> nodes;
-    std::unordered_set<PyObject*> seen;
+    std::unordered_set<PyObject *> seen;
     nodes.push_back({PyRef::borrow(start), no_parent});
     seen.insert(start);
     size_t level_begin = 0;
     size_t level_end = 1;
-    std::vector<PyObject*> level;
+    std::vector<PyObject *> level;
     std::vector<std::vector<PyRef>> neighbours;
     for (long depth = 0;; ++depth) {
         for (size_t i = level_begin; i < level_end; ++i) {
-            PyRef verdict = PyRef::steal(checked(PyObject_CallOneArg(predicate, nodes[i].obj.get())));
+            PyRef verdict =
+                PyRef::steal(checked(PyObject_CallOneArg(predicate, nodes[i].obj.get())));
             int truth = PyObject_IsTrue(verdict.get());
             if (truth < 0) {
                 throw PythonError{};
@@ -116,9 +117,9 @@ std::vector<PyRef> find_chain(PyObject* start, PyObject* predicate, bool backwar
             referrers_pass(level, excluded, excluded_addrs, neighbours);
         } else {
             neighbours.clear();
-            for (PyObject* o : level) {
+            for (PyObject *o : level) {
                 std::vector<PyRef> next;
-                for (PyRef& r : referents_of(o)) {
+                for (PyRef &r : referents_of(o)) {
                     if (!excluded.contains(r.get(), excluded_addrs)) {
                         next.push_back(std::move(r));
                     }
@@ -127,7 +128,7 @@ std::vector<PyRef> find_chain(PyObject* start, PyObject* predicate, bool backwar
             }
         }
         for (size_t i = 0; i < neighbours.size(); ++i) {
-            for (PyRef& r : neighbours[i]) {
+            for (PyRef &r : neighbours[i]) {
                 if (seen.insert(r.get()).second) {
                     nodes.push_back({std::move(r), level_begin + i});
                 }
@@ -145,17 +146,17 @@ std::vector<PyRef> find_chain(PyObject* start, PyObject* predicate, bool backwar
     return chain;
 }
 
-std::vector<PyRef> unreferenced_objects(PyObject* objects) {
+std::vector<PyRef> unreferenced_objects(PyObject *objects) {
     constexpr uint32_t unreferenced = 0;
     constexpr uint32_t referenced = 1;
     std::vector<PyRef> result;
     if (objects == nullptr) {
         PointerIndex marks(tracked_count());
-        for_each_tracked([&](PyObject* o) { marks.insert(o, unreferenced); });
-        for_each_tracked([&](PyObject* x) {
-            for_each_referent(x, [&](PyObject* r) { marks.assign(r, referenced); });
+        for_each_tracked([&](PyObject *o) { marks.insert(o, unreferenced); });
+        for_each_tracked([&](PyObject *x) {
+            for_each_referent(x, [&](PyObject *r) { marks.assign(r, referenced); });
         });
-        for_each_tracked([&](PyObject* o) {
+        for_each_tracked([&](PyObject *o) {
             if (marks.find(o) == unreferenced) {
                 result.push_back(PyRef::borrow(o));
             }
@@ -164,23 +165,23 @@ std::vector<PyRef> unreferenced_objects(PyObject* objects) {
     }
     std::vector<PyRef> candidates;
     PyRef it = PyRef::steal(checked(PyObject_GetIter(objects)));
-    while (PyObject* item = PyIter_Next(it.get())) {
+    while (PyObject *item = PyIter_Next(it.get())) {
         candidates.push_back(PyRef::steal(item));
     }
     if (PyErr_Occurred()) {
         throw PythonError{};
     }
     PointerIndex marks(candidates.size());
-    for (const PyRef& c : candidates) {
+    for (const PyRef &c : candidates) {
         marks.insert(c.get(), unreferenced);
     }
-    for_each_tracked([&](PyObject* x) {
+    for_each_tracked([&](PyObject *x) {
         if (x == objects) {
             return;
         }
-        for_each_referent(x, [&](PyObject* r) { marks.assign(r, referenced); });
+        for_each_referent(x, [&](PyObject *r) { marks.assign(r, referenced); });
     });
-    for (PyRef& c : candidates) {
+    for (PyRef &c : candidates) {
         if (marks.find(c.get()) == unreferenced) {
             result.push_back(std::move(c));
         }

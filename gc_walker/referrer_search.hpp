@@ -15,26 +15,26 @@ namespace memxx::gc {
 // address), and every instance of the debugger / interactive-shell types.
 struct Excluded {
     std::vector<uintptr_t> addresses;
-    std::vector<PyTypeObject*> observer_types;
+    std::vector<PyTypeObject *> observer_types;
 
-    bool contains(PyObject* o, const PointerIndex& addrs) const;
+    bool contains(PyObject *o, const PointerIndex &addrs) const;
 };
 
 // For each target, the tracked objects that refer to it, in walk order; one heap pass for all.
-std::vector<std::vector<PyRef>> referrers_of(const std::vector<PyObject*>& targets,
-                                             const Excluded& excluded);
+std::vector<std::vector<PyRef>> referrers_of(const std::vector<PyObject *> &targets,
+                                             const Excluded &excluded);
 
 // The objects `obj` refers to (tp_traverse order), as gc.get_referents.
-std::vector<PyRef> referents_of(PyObject* obj);
+std::vector<PyRef> referents_of(PyObject *obj);
 
 // Breadth-first search from `start` along referrers (backwards) or referents; `predicate` is
 // called on each node as it is reached in BFS order. Returns [match, ..., start] for the first
 // match within `max_depth` steps, or [start]. One heap pass per level, not per node.
-std::vector<PyRef> find_chain(PyObject* start, PyObject* predicate, bool backwards, long max_depth,
-                              const Excluded& excluded);
+std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, bool backwards, long max_depth,
+                              const Excluded &excluded);
 
 // The objects (items of `objects`, or all tracked objects if nullptr) that no tracked object
 // other than `objects` itself refers to, in their original order.
-std::vector<PyRef> unreferenced_objects(PyObject* objects);
+std::vector<PyRef> unreferenced_objects(PyObject *objects);
 
 } // namespace memxx::gc

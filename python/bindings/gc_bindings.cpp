@@ -4,11 +4,11 @@
 #include "core/alloc_sites.hpp"
 #include "gc_walker/alive_chain.hpp"
 #include "gc_walker/edge_names.hpp"
-#include "gc_walker/heap_graph.hpp"
-#include "gc_walker/object_sites.hpp"
 #include "gc_walker/graph_render.hpp"
+#include "gc_walker/heap_graph.hpp"
 #include "gc_walker/heap_walk.hpp"
 #include "gc_walker/new_ids.hpp"
+#include "gc_walker/object_sites.hpp"
 #include "gc_walker/referrer_search.hpp"
 #include "gc_walker/type_stats.hpp"
 
@@ -24,15 +24,15 @@ namespace {
 
 using gc::PyRef;
 
-template <class F> auto python_errors(F&& f) {
+template <class F> auto python_errors(F &&f) {
     try {
         return f();
-    } catch (const gc::PythonError&) {
+    } catch (const gc::PythonError &) {
         throw py::error_already_set();
     }
 }
 
-PyObject* or_null(const py::object& o) { return o.is_none() ? nullptr : o.ptr(); }
+PyObject *or_null(const py::object &o) { return o.is_none() ? nullptr : o.ptr(); }
 
 py::list to_list(std::vector<PyRef> objects) {
     py::list out(objects.size());
@@ -42,7 +42,7 @@ py::list to_list(std::vector<PyRef> objects) {
     return out;
 }
 
-gc::Excluded excluded_from(const py::iterable& ids, const py::tuple& observer_types) {
+gc::Excluded excluded_from(const py::iterable &ids, const py::tuple &observer_types) {
     gc::Excluded excluded;
     for (py::handle id : ids) {
         excluded.addresses.push_back(id.cast<uintptr_t>());
@@ -51,19 +51,19 @@ gc::Excluded excluded_from(const py::iterable& ids, const py::tuple& observer_ty
         if (!PyType_Check(t.ptr())) {
             throw py::type_error("observer_types must hold types");
         }
-        excluded.observer_types.push_back(reinterpret_cast<PyTypeObject*>(t.ptr()));
+        excluded.observer_types.push_back(reinterpret_cast<PyTypeObject *>(t.ptr()));
     }
     return excluded;
 }
 
 // (filename, line) of an allocation site.
 py::tuple site_location(uint32_t site) {
-    PyObject* code = core::site_code(site);
+    PyObject *code = core::site_code(site);
     if (code == nullptr) {
         return py::make_tuple(py::none(), 0);
     }
     return py::make_tuple(
-        py::reinterpret_borrow<py::object>(reinterpret_cast<PyCodeObject*>(code)->co_filename),
+        py::reinterpret_borrow<py::object>(reinterpret_cast<PyCodeObject *>(code)->co_filename),
         core::site_line(site));
 }
 
@@ -71,10 +71,10 @@ py::tuple site_location(uint32_t site) {
 class TypeNames {
   public:
     explicit TypeNames(bool shortnames) : shortnames_(shortnames) {}
-    const std::string& operator()(PyTypeObject* type) {
+    const std::string &operator()(PyTypeObject *type) {
         auto it = names_.find(type);
         if (it == names_.end()) {
-            held_.push_back(PyRef::borrow(reinterpret_cast<PyObject*>(type)));
+            held_.push_back(PyRef::borrow(reinterpret_cast<PyObject *>(type)));
             it = names_.emplace(type, gc::type_name(type, shortnames_)).first;
         }
         return it->second;
@@ -83,24 +83,24 @@ class TypeNames {
   private:
     bool shortnames_;
     std::vector<PyRef> held_;
-    std::unordered_map<PyTypeObject*, std::string> names_;
+    std::unordered_map<PyTypeObject *, std::string> names_;
 };
 
-py::list site_rows(const std::vector<gc::SiteCount>& counts, bool shortnames) {
+py::list site_rows(const std::vector<gc::SiteCount> &counts, bool shortnames) {
     std::vector<PyRef> held;
-    for (const gc::SiteCount& c : counts) {
-        held.push_back(PyRef::borrow(reinterpret_cast<PyObject*>(c.type)));
+    for (const gc::SiteCount &c : counts) {
+        held.push_back(PyRef::borrow(reinterpret_cast<PyObject *>(c.type)));
     }
     TypeNames names(shortnames);
     py::list out;
-    for (const gc::SiteCount& c : counts) {
+    for (const gc::SiteCount &c : counts) {
         py::tuple where = site_location(c.site);
         out.append(py::make_tuple(names(c.type), where[0], where[1], c.count, c.bytes));
     }
     return out;
 }
 
-const char* root_kind_name(gc::AliveChain::Root kind) {
+const char *root_kind_name(gc::AliveChain::Root kind) {
     switch (kind) {
     case gc::AliveChain::Root::module:
         return "module";
@@ -116,7 +116,7 @@ const char* root_kind_name(gc::AliveChain::Root kind) {
 
 } // namespace
 
-void bind_gc(py::module_& m) {
+void bind_gc(py::module_ &m) {
     m.def(
         "sites_start", [] { core::sites_start(); },
         "Start recording the allocation site of every object allocated from now on.");
@@ -152,7 +152,7 @@ void bind_gc(py::module_& m) {
         "Blocks carrying a site, the tables' bytes, and the number of distinct sites.");
     m.def(
         "gc_object_site",
-        [](const py::object& obj) -> py::object {
+        [](const py::object &obj) -> py::object {
             const uint32_t site = gc::object_site(obj.ptr());
             if (site == 0) {
                 return py::none();
@@ -181,13 +181,13 @@ void bind_gc(py::module_& m) {
                 const size_t nodes = graph.node_count() - 1;
                 const size_t memory = graph.memory_bytes();
                 std::vector<PyRef> held;
-                for (const auto& r : rows) {
-                    held.push_back(PyRef::borrow(reinterpret_cast<PyObject*>(r.type)));
+                for (const auto &r : rows) {
+                    held.push_back(PyRef::borrow(reinterpret_cast<PyObject *>(r.type)));
                 }
                 graph = gc::HeapGraph::build_empty();
                 TypeNames names(shortnames);
                 py::list types;
-                for (const auto& r : rows) {
+                for (const auto &r : rows) {
                     types.append(py::make_tuple(names(r.type), r.count, r.shallow, r.retained));
                 }
                 py::dict d;
@@ -203,7 +203,7 @@ void bind_gc(py::module_& m) {
         "count, bytes)], nodes, analysis_bytes.");
     m.def(
         "gc_retained_size",
-        [](const py::object& obj) -> py::tuple {
+        [](const py::object &obj) -> py::tuple {
             return python_errors([&] {
                 gc::HeapGraph graph = gc::HeapGraph::build();
                 const uint32_t node = graph.node_of(obj.ptr());
@@ -221,15 +221,15 @@ void bind_gc(py::module_& m) {
         "tree of the whole heap.");
     m.def(
         "gc_shallow_size",
-        [](const py::object& obj) {
+        [](const py::object &obj) {
             gc::ShallowSizer sizer;
             return sizer(obj.ptr());
         },
         "sys.getsizeof(obj) as the heap analysis computes it (no Python code run).");
     m.def(
         "gc_why_alive",
-        [](const py::object& obj, const py::list& root_modules, const py::list& observer_prefixes,
-           const py::iterable& excluded_ids, const py::tuple& observer_types, long max_depth) {
+        [](const py::object &obj, const py::list &root_modules, const py::list &observer_prefixes,
+           const py::iterable &excluded_ids, const py::tuple &observer_types, long max_depth) {
             gc::AliveQuery query;
             for (py::handle mod : root_modules) {
                 query.root_modules.push_back(mod.ptr());
@@ -259,7 +259,7 @@ void bind_gc(py::module_& m) {
 
     m.def(
         "gc_type_counts",
-        [](const py::object& objects, bool shortnames, const py::object& filter) {
+        [](const py::object &objects, bool shortnames, const py::object &filter) {
             return python_errors([&] {
                 return gc::name_counts(gc::tally(or_null(objects), or_null(filter)), shortnames);
             });
@@ -270,8 +270,9 @@ void bind_gc(py::module_& m) {
 
     m.def(
         "gc_objects_named",
-        [](const std::string& name, const py::object& objects) {
-            return to_list(python_errors([&] { return gc::objects_named(name, or_null(objects)); }));
+        [](const std::string &name, const py::object &objects) {
+            return to_list(
+                python_errors([&] { return gc::objects_named(name, or_null(objects)); }));
         },
         py::arg("name"), py::arg("objects") = py::none(),
         "Objects whose type name (module-qualified if it has a dot) is `name`.");
@@ -279,14 +280,14 @@ void bind_gc(py::module_& m) {
     m.def(
         "gc_object_at",
         [](uintptr_t addr) -> py::object {
-            PyObject* o = gc::tracked_object_at(addr);
+            PyObject *o = gc::tracked_object_at(addr);
             return o ? py::reinterpret_borrow<py::object>(o) : py::none();
         },
         "The tracked object whose id() is `addr`, or None.");
 
     m.def(
         "gc_objects_at",
-        [](const py::iterable& addrs) {
+        [](const py::iterable &addrs) {
             std::vector<uintptr_t> wanted;
             for (py::handle a : addrs) {
                 wanted.push_back(a.cast<uintptr_t>());
@@ -297,16 +298,16 @@ void bind_gc(py::module_& m) {
 
     m.def(
         "gc_referrers_of",
-        [](const py::list& targets, const py::iterable& excluded_ids,
-           const py::tuple& observer_types) {
+        [](const py::list &targets, const py::iterable &excluded_ids,
+           const py::tuple &observer_types) {
             gc::Excluded excluded = excluded_from(excluded_ids, observer_types);
             excluded.addresses.push_back(reinterpret_cast<uintptr_t>(targets.ptr()));
-            std::vector<PyObject*> objs;
+            std::vector<PyObject *> objs;
             for (py::handle t : targets) {
                 objs.push_back(t.ptr());
             }
             py::list out;
-            for (auto& refs : gc::referrers_of(objs, excluded)) {
+            for (auto &refs : gc::referrers_of(objs, excluded)) {
                 out.append(to_list(std::move(refs)));
             }
             return out;
@@ -316,13 +317,14 @@ void bind_gc(py::module_& m) {
         "For each target, the list of tracked objects referring to it (one heap pass).");
 
     m.def(
-        "gc_referents_of", [](const py::object& obj) { return to_list(gc::referents_of(obj.ptr())); },
+        "gc_referents_of",
+        [](const py::object &obj) { return to_list(gc::referents_of(obj.ptr())); },
         "The objects `obj` refers to, as gc.get_referents(obj).");
 
     m.def(
         "gc_find_chain",
-        [](const py::object& obj, const py::object& predicate, bool backwards, long max_depth,
-           const py::iterable& excluded_ids, const py::tuple& observer_types) {
+        [](const py::object &obj, const py::object &predicate, bool backwards, long max_depth,
+           const py::iterable &excluded_ids, const py::tuple &observer_types) {
             gc::Excluded excluded = excluded_from(excluded_ids, observer_types);
             return to_list(python_errors([&] {
                 return gc::find_chain(obj.ptr(), predicate.ptr(), backwards, max_depth, excluded);
@@ -334,15 +336,16 @@ void bind_gc(py::module_& m) {
 
     m.def(
         "gc_unreferenced",
-        [](const py::object& objects) {
-            return to_list(python_errors([&] { return gc::unreferenced_objects(or_null(objects)); }));
+        [](const py::object &objects) {
+            return to_list(
+                python_errors([&] { return gc::unreferenced_objects(or_null(objects)); }));
         },
         py::arg("objects") = py::none(),
         "Objects (of `objects` or all tracked) that no tracked object refers to.");
 
     m.def(
         "gc_attribute_name",
-        [](const py::object& obj, const py::object& target) -> py::object {
+        [](const py::object &obj, const py::object &target) -> py::object {
             PyRef name = gc::attribute_name_of(obj.ptr(), target.ptr());
             return name ? py::reinterpret_steal<py::object>(name.release()) : py::none();
         },
@@ -350,8 +353,8 @@ void bind_gc(py::module_& m) {
 
     m.def(
         "gc_existing_dict",
-        [](const py::object& obj) -> py::object {
-            PyObject* d = memxx_existing_instance_dict(obj.ptr());
+        [](const py::object &obj) -> py::object {
+            PyObject *d = memxx_existing_instance_dict(obj.ptr());
             return d ? py::reinterpret_borrow<py::object>(d) : py::none();
         },
         "The instance __dict__ of `obj` if it exists (never creates it), else None.");
@@ -360,12 +363,12 @@ void bind_gc(py::module_& m) {
         .def(py::init<>())
         .def(
             "update",
-            [](gc::NewIdsTracker& self, bool shortnames) {
+            [](gc::NewIdsTracker &self, bool shortnames) {
                 auto rows = python_errors([&] { return self.update(shortnames); });
                 py::list out;
-                for (auto& r : rows) {
-                    out.append(py::make_tuple(r.name, r.old_count, r.current_count,
-                                              py::cast(r.new_ids)));
+                for (auto &r : rows) {
+                    out.append(
+                        py::make_tuple(r.name, r.old_count, r.current_count, py::cast(r.new_ids)));
                 }
                 return out;
             },
@@ -376,10 +379,10 @@ void bind_gc(py::module_& m) {
           "Image formats the linked Graphviz renders in-process.");
     m.def(
         "gc_render_dot",
-        [](const std::string& text, const std::string& format, const std::string& path) {
+        [](const std::string &text, const std::string &format, const std::string &path) {
             try {
                 gc::render_dot(text, format, path);
-            } catch (const gc::RenderError& e) {
+            } catch (const gc::RenderError &e) {
                 throw py::value_error(e.what());
             }
         },
