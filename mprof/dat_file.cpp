@@ -93,14 +93,16 @@ DatWriter::DatWriter(const std::string &path, Mode mode) : path_(path) {
     // A profile is written where others may write too (/tmp, a shared project dir): never
     // follow a symbolic link planted under its name, never block on a FIFO, never write into a
     // device or into a file someone else owns.
-    const int truncate = mode == Mode::truncate ? O_TRUNC : 0;
-    fd_ =
-        open(path.c_str(),
-             O_WRONLY | O_CREAT | truncate | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    // Emptied (Mode::truncate) only once the checks below have passed.
+    fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+               0644);
     if (fd_ < 0) {
         const int error = errno;
         if (error == ELOOP) {
             throw ProfileFileError(path + ": is a symbolic link; refusing to write through it");
+        }
+        if (error == ENXIO) { // a FIFO nobody reads (O_NONBLOCK) or a device without a driver
+            throw ProfileFileError(path + ": not a regular file; refusing to write to it");
         }
         throw ProfileFileError(path + ": cannot open for writing: " + std::strerror(error));
     }
@@ -117,6 +119,12 @@ DatWriter::DatWriter(const std::string &path, Mode mode) : path_(path) {
         throw ProfileFileError(path + ": " + refused);
     }
     fcntl(fd_, F_SETFL, O_APPEND);
+    if (mode == Mode::truncate && ftruncate(fd_, 0) != 0) {
+        const int error = errno;
+        ::close(fd_);
+        fd_ = -1;
+        throw ProfileFileError(path + ": cannot empty it: " + std::strerror(error));
+    }
 }
 
 DatWriter::~DatWriter() { close(); }
