@@ -110,7 +110,7 @@ def test_hostile_data_files_are_parsed_never_executed(tmp_path: Path, kind: str)
         payload = f"MEM __import__('pathlib').Path({str(sentinel)!r}).touch() 1.0\n".encode()
     else:
         code = f"__import__('pathlib').Path({str(sentinel)!r}).touch()"
-        payload = ('{"memory": [["%s", 1.0]], "cmdline": "x"}' % code).encode()
+        payload = ('{"memory": [["' + code + '", 1.0]], "cmdline": "x"}').encode()
     (tmp_path / "mprofile_20240101120000.dat").write_bytes(payload)
     for command in (["peak"], ["plot", "-o", "out.png"], ["list"]):
         result = mprofxx(*command, cwd=tmp_path)
