@@ -209,6 +209,27 @@ void record_current_site(const void *block) noexcept {
                  static_cast<std::uint64_t>(site) << 32 | g_epoch);
 }
 
+// 3.13+: sites are taken when an object is created (free-list reuse included) and dropped when
+// it is destroyed, through the interpreter's object events instead of the allocator hook.
+bool g_object_events = false;
+
+void on_object_created(PyObject *obj) {
+    const void *block = memxx_object_block_start(obj);
+    if (site_tracking() == SiteTracking::recording) {
+        record_current_site(block);
+    } else {
+        // An object moved by realloc (str, tuple resizes) is re-created without a destroy
+        // event for its old address: a tag left there must not name a newcomer.
+        std::uint64_t value;
+        g_blocks.erase(reinterpret_cast<std::uint64_t>(block), &value);
+    }
+}
+
+void on_object_destroyed(PyObject *obj) {
+    std::uint64_t value;
+    g_blocks.erase(reinterpret_cast<std::uint64_t>(memxx_object_block_start(obj)), &value);
+}
+
 void drop_sites() {
     g_blocks.clear();
     g_by_location.clear();
@@ -228,7 +249,12 @@ void drop_sites() {
 } // namespace
 
 void sites_start() {
-    hook_sites_attach();
+    if (site_tracking() == SiteTracking::off) {
+        g_object_events = memxx_object_events_install(on_object_created, on_object_destroyed);
+        if (!g_object_events) {
+            hook_sites_attach();
+        }
+    }
     detail::g_site_tracking.store(static_cast<int>(SiteTracking::recording),
                                   std::memory_order_release);
 }
@@ -244,23 +270,34 @@ void sites_stop(bool forget) {
     const bool attached = site_tracking() != SiteTracking::off;
     detail::g_site_tracking.store(static_cast<int>(SiteTracking::off), std::memory_order_release);
     if (attached) {
-        hook_sites_detach();
+        if (g_object_events) {
+            memxx_object_events_remove();
+            g_object_events = false;
+        } else {
+            hook_sites_detach();
+        }
     }
     drop_sites();
 }
 
 void sites_on_alloc(const void *block) noexcept {
-    if (site_tracking() == SiteTracking::recording) {
+    if (site_tracking() == SiteTracking::recording && !g_object_events) {
         record_current_site(block);
     }
 }
 
 void sites_on_free(const void *block) noexcept {
+    if (g_object_events) {
+        return;
+    }
     std::uint64_t value;
     g_blocks.erase(reinterpret_cast<std::uint64_t>(block), &value);
 }
 
 void sites_on_realloc(const void *old_block, const void *new_block) noexcept {
+    if (g_object_events) {
+        return; // a moved object is re-created: on_object_created tags its new address
+    }
     std::uint64_t value = 0;
     const bool known =
         old_block != nullptr && g_blocks.erase(reinterpret_cast<std::uint64_t>(old_block), &value);

@@ -1,9 +1,13 @@
 // Allocation sites: which line of Python code allocated each live object.
 //
-// While recording, every block the OBJ domain hands out is tagged with the innermost Python
-// frame's code object and line (interned as a site number) and with the current epoch; frees
-// remove the tag. Objects made before recording started, or by C code with no Python frame on
-// the stack, have no site.
+// While recording, every object is tagged (by the address of its memory block) with the
+// innermost Python frame's code object and line, interned as a site number, and with the
+// current epoch; its end removes the tag. On 3.13+ the interpreter's object events (PyRefTracer)
+// say when an object is created, free-list reuse included, and destroyed; on 3.11/3.12 (or when
+// another tool holds those events) the allocator hook tags every block the OBJ domain hands
+// out and untags it when freed, so an object taken from a free list keeps the tag of that
+// memory's earlier owner. Objects made before recording started, or by C code with no Python
+// frame on the stack, have no site.
 //
 // All of it runs with the GIL held: the OBJ domain is only called with the GIL, and so are the
 // queries. The tables live in mimalloc memory, never in the hooked allocator.

@@ -63,3 +63,60 @@ PyObject *memxx_current_code_location(int *offset) {
     }
     return NULL;
 }
+
+const void *memxx_object_block_start(PyObject *obj) {
+    /* _PyType_PreHeaderSize, whose header cannot be included here: the collector's header
+     * (two pointers) and the managed dict (and, 3.12+, weakref) pointers. */
+    PyTypeObject *type = Py_TYPE(obj);
+#if PY_VERSION_HEX >= 0x030C0000
+    const unsigned long managed = Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF;
+#else
+    const unsigned long managed = Py_TPFLAGS_MANAGED_DICT;
+#endif
+    size_t pre = PyType_IS_GC(type) ? 2 * sizeof(void *) : 0;
+    if (type->tp_flags & managed) {
+        pre += 2 * sizeof(PyObject *);
+    }
+    return (const char *)obj - pre;
+}
+
+#if PY_VERSION_HEX >= 0x030D0000
+static memxx_object_event_fn g_created = NULL;
+static memxx_object_event_fn g_destroyed = NULL;
+
+static int object_event(PyObject *obj, PyRefTracerEvent event, void *data) {
+    (void)data;
+    if (event == PyRefTracer_CREATE) {
+        g_created(obj);
+    } else {
+        g_destroyed(obj);
+    }
+    return 0;
+}
+#endif
+
+int memxx_object_events_install(memxx_object_event_fn created, memxx_object_event_fn destroyed) {
+#if PY_VERSION_HEX >= 0x030D0000
+    void *data = NULL;
+    PyRefTracer current = PyRefTracer_GetTracer(&data);
+    if (current != NULL && current != object_event) {
+        return 0;
+    }
+    g_created = created;
+    g_destroyed = destroyed;
+    return PyRefTracer_SetTracer(object_event, NULL) == 0;
+#else
+    (void)created;
+    (void)destroyed;
+    return 0;
+#endif
+}
+
+void memxx_object_events_remove(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    void *data = NULL;
+    if (PyRefTracer_GetTracer(&data) == object_event) {
+        PyRefTracer_SetTracer(NULL, NULL);
+    }
+#endif
+}

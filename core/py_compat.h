@@ -37,6 +37,18 @@ int memxx_code_is_resumable(PyObject *code);
  * call it. GIL held. */
 PyObject *memxx_current_code_location(int *offset);
 
+/* Where the allocator block of `obj` starts: the collector's header and the managed-dict
+ * pointers come before the object. */
+const void *memxx_object_block_start(PyObject *obj);
+
+/* 3.13+ (PyRefTracer): calls `created` whenever an object is created, free-list reuse
+ * included, and `destroyed` before one is deallocated. Returns 1 when installed; 0 when the
+ * interpreter has no such events (3.11, 3.12) or another tracer is already set. GIL held. */
+typedef void (*memxx_object_event_fn)(PyObject *obj);
+int memxx_object_events_install(memxx_object_event_fn created, memxx_object_event_fn destroyed);
+/* Removes them if they are still the interpreter's tracer. GIL held. */
+void memxx_object_events_remove(void);
+
 /* The first line of a code object (the first decorator's line for a decorated function). */
 int memxx_code_first_line(PyObject *code);
 

@@ -121,10 +121,6 @@ int memxx_is_immortal(PyObject *obj) {
 #endif
 }
 
-const void *memxx_object_block(PyObject *obj) {
-    return (const char *)obj - _PyType_PreHeaderSize(Py_TYPE(obj));
-}
-
 size_t memxx_getsizeof_overhead(PyObject *obj) {
 #if PY_VERSION_HEX >= 0x030D0000
     /* 3.13 counts no header for static types (they are not allocated). */

@@ -34,10 +34,6 @@ PyObject *memxx_existing_instance_dict(PyObject *obj);
 /* True for objects that are never freed on this version (3.12+ immortal objects). */
 int memxx_is_immortal(PyObject *obj);
 
-/* Where the allocator block of `obj` starts: before the object come the collector's header
- * and, for classes with managed dicts (3.11+), two more pointers. */
-const void *memxx_object_block(PyObject *obj);
-
 /* What sys.getsizeof() adds to __sizeof__(): the collector's header and the managed-dict
  * pointers. */
 size_t memxx_getsizeof_overhead(PyObject *obj);

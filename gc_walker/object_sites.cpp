@@ -1,6 +1,7 @@
 #include "gc_walker/object_sites.hpp"
 
 #include "core/alloc_sites.hpp"
+#include "core/py_compat.h"
 #include "gc_walker/heap_walk.hpp"
 
 #include <unordered_map>
@@ -39,7 +40,7 @@ uint32_t object_site(PyObject *obj, uint32_t *epoch) {
     if (core::site_tracking() == core::SiteTracking::off) {
         return 0;
     }
-    const core::BlockSite found = core::site_of_block(memxx_object_block(obj));
+    const core::BlockSite found = core::site_of_block(memxx_object_block_start(obj));
     if (epoch != nullptr) {
         *epoch = found.epoch;
     }

@@ -175,6 +175,19 @@ def test_stopped_tracking_forgets_freed_objects_and_keeps_live_ones(fixture_dir:
     assert _leaks._memxx.sites_stats()["live_blocks"] == 0
 
 
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="3.11/3.12 have no object events")
+def test_objects_from_free_lists_get_the_site_of_their_creation() -> None:
+    with objgraphxx.track_allocations():
+        first = [[] for _ in range(50)]  # <- fills the list free list when freed
+        del first
+        reused = []
+        line = sys._getframe().f_lineno - 1
+    try:
+        assert objgraphxx.allocation_site(reused) == (__file__, line)
+    finally:
+        objgraphxx.track_allocations().stop(forget=True)
+
+
 def test_show_growth_with_sites_says_when_nothing_was_tracked(fixture_dir: Path) -> None:
     mod = load(fixture_dir, "leakfix_planted")
     peaks: dict[str, int] = {}
