@@ -1,0 +1,131 @@
+// An open-addressing hash table from 64-bit keys to small values, in mimalloc memory (never in
+// the hooked Python allocator): linear probing, backward-shift deletion (no tombstones, so
+// lookups stay short however many keys come and go), doubling past 70 % load. Key 0 marks an
+// empty slot. Not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <mimalloc.h>
+
+namespace memxx::core {
+
+template <class Value> class FlatTable {
+  public:
+    FlatTable() = default;
+    FlatTable(const FlatTable &) = delete;
+    FlatTable &operator=(const FlatTable &) = delete;
+
+    struct Slot {
+        std::uint64_t key;
+        Value value;
+    };
+
+    ~FlatTable() { mi_free(slots_); }
+
+    Value *find(std::uint64_t key) noexcept {
+        if (slots_ == nullptr) {
+            return nullptr;
+        }
+        for (std::size_t i = home(key);; i = (i + 1) & mask_) {
+            if (slots_[i].key == key) {
+                return &slots_[i].value;
+            }
+            if (slots_[i].key == 0) {
+                return nullptr;
+            }
+        }
+    }
+
+    // Inserts or overwrites; false if the table could not grow (the key is then not stored).
+    bool put(std::uint64_t key, Value value) noexcept {
+        if ((count_ + 1) * 10 > capacity() * 7 && !resize(capacity() ? capacity() * 2 : 1024)) {
+            return false;
+        }
+        for (std::size_t i = home(key);; i = (i + 1) & mask_) {
+            if (slots_[i].key == key) {
+                slots_[i].value = value;
+                return true;
+            }
+            if (slots_[i].key == 0) {
+                slots_[i] = Slot{key, value};
+                ++count_;
+                return true;
+            }
+        }
+    }
+
+    bool erase(std::uint64_t key, Value *value) noexcept {
+        if (slots_ == nullptr) {
+            return false;
+        }
+        std::size_t i = home(key);
+        while (slots_[i].key != key) {
+            if (slots_[i].key == 0) {
+                return false;
+            }
+            i = (i + 1) & mask_;
+        }
+        *value = slots_[i].value;
+        // Shift later members of the probe run back over the hole.
+        for (std::size_t j = (i + 1) & mask_; slots_[j].key != 0; j = (j + 1) & mask_) {
+            const std::size_t h = home(slots_[j].key);
+            const bool movable = (j > i) ? (h <= i || h > j) : (h <= i && h > j);
+            if (movable) {
+                slots_[i] = slots_[j];
+                i = j;
+            }
+        }
+        slots_[i].key = 0;
+        --count_;
+        return true;
+    }
+
+    void clear() noexcept {
+        mi_free(slots_);
+        slots_ = nullptr;
+        mask_ = 0;
+        count_ = 0;
+    }
+
+    std::size_t size() const noexcept { return count_; }
+    std::size_t capacity() const noexcept { return slots_ ? mask_ + 1 : 0; }
+    std::size_t memory_bytes() const noexcept { return capacity() * sizeof(Slot); }
+
+  private:
+    std::size_t home(std::uint64_t key) const noexcept {
+        // Fibonacci hashing: the top bits of the product mix every bit of the key.
+        return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+    }
+
+    bool resize(std::size_t new_capacity) noexcept {
+        auto *fresh = static_cast<Slot *>(mi_zalloc(new_capacity * sizeof(Slot)));
+        if (fresh == nullptr) {
+            return false;
+        }
+        Slot *old = slots_;
+        const std::size_t old_capacity = capacity();
+        slots_ = fresh;
+        mask_ = new_capacity - 1;
+        shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(new_capacity));
+        for (std::size_t i = 0; i < old_capacity; ++i) {
+            if (old[i].key != 0) {
+                std::size_t j = home(old[i].key);
+                while (slots_[j].key != 0) {
+                    j = (j + 1) & mask_;
+                }
+                slots_[j] = old[i];
+            }
+        }
+        mi_free(old);
+        return true;
+    }
+
+    Slot *slots_ = nullptr;
+    std::size_t mask_ = 0;
+    unsigned shift_ = 63; // 64 - log2(capacity)
+    std::size_t count_ = 0;
+};
+
+} // namespace memxx::core
