@@ -339,7 +339,13 @@ Profile profile_from_json(const std::string &text, const std::string &source) {
                  f.at("time_end").get<double>(), f.value("level", 0)});
         }
     } catch (const json::exception &e) {
-        throw ProfileFileError(source + ": not an mprofxx JSON profile: " + e.what());
+        // nlohmann quotes the bytes it choked on: keep the message one printable ASCII line.
+        std::string why = e.what();
+        for (char &c : why) {
+            const auto byte = static_cast<unsigned char>(c);
+            c = byte < 0x20 || byte >= 0x7f ? '?' : c;
+        }
+        throw ProfileFileError(source + ": not an mprofxx JSON profile: " + why);
     }
     return profile;
 }

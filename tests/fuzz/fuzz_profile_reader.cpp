@@ -40,6 +40,13 @@ void check_error_message(const ProfileFileError &error) {
     if (message.empty() || message.find('\n') != std::string::npos) {
         fail("error message is not one line", message);
     }
+    // The sources here are ASCII names, so any other byte came from the input: Python would
+    // fail to decode the message (a UnicodeDecodeError instead of the error).
+    for (const char c : message) {
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+            fail("error message holds bytes of the input that are not printable ASCII", message);
+        }
+    }
 }
 
 // JSON replaces bytes that are not UTF-8 by U+FFFD: such strings cannot come back unchanged.
@@ -111,13 +118,54 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
 namespace {
 
 // Tokens a profile is made of: mutations that splice them in reach the parser's deeper branches.
-const char *const kTokens[] = {
-    "CMDLINE ", "MEM ", "CHLD ", "FUNC ", "\n", " ", "\r\n", "\t", "0", "-1", "1e308", "1e309",
-    "-1e309", "nan", "inf", "2147483648", "-2147483649", "1e300", "0x10", "12.500000",
-    "1700000000.1234", "__main__.f", "{", "}", "[", "]", ",", ":", "\"", "\"memory\"",
-    "\"children\"", "\"functions\"", "\"cmdline\"", "\"level\"", "\"name\"", "\"mem_start\"",
-    "\"time_start\"", "\"mem_end\"", "\"time_end\"", "null", "true", "\"\\u0000\"", "\\",
-    "" /* a NUL byte */, "\xff\xfe", "[[[[[[[[", "]]]]]]]]", "{\"memory\":[[1,2]]}"};
+const char *const kTokens[] = {"CMDLINE ",
+                               "MEM ",
+                               "CHLD ",
+                               "FUNC ",
+                               "\n",
+                               " ",
+                               "\r\n",
+                               "\t",
+                               "0",
+                               "-1",
+                               "1e308",
+                               "1e309",
+                               "-1e309",
+                               "nan",
+                               "inf",
+                               "2147483648",
+                               "-2147483649",
+                               "1e300",
+                               "0x10",
+                               "12.500000",
+                               "1700000000.1234",
+                               "__main__.f",
+                               "{",
+                               "}",
+                               "[",
+                               "]",
+                               ",",
+                               ":",
+                               "\"",
+                               "\"memory\"",
+                               "\"children\"",
+                               "\"functions\"",
+                               "\"cmdline\"",
+                               "\"level\"",
+                               "\"name\"",
+                               "\"mem_start\"",
+                               "\"time_start\"",
+                               "\"mem_end\"",
+                               "\"time_end\"",
+                               "null",
+                               "true",
+                               "\"\\u0000\"",
+                               "\\",
+                               "" /* a NUL byte */,
+                               "\xff\xfe",
+                               "[[[[[[[[",
+                               "]]]]]]]]",
+                               "{\"memory\":[[1,2]]}"};
 
 class Mutator {
   public:
