@@ -54,7 +54,7 @@ class EvalForest {
 
 } // namespace
 
-DominatorTree dominator_tree(const CsrGraph &graph, uint32_t root) {
+DominatorTree dominator_tree(CsrGraph graph, uint32_t root) {
     const uint32_t nodes = graph.node_count();
     DominatorTree tree;
     tree.idom.assign(nodes, kNone);
@@ -108,6 +108,9 @@ DominatorTree dominator_tree(const CsrGraph &graph, uint32_t root) {
             }
         }
     }
+
+    graph = CsrGraph{};
+    number = {};
 
     // 3. Semidominators in reverse preorder, implicit immediate dominators via buckets.
     std::vector<uint32_t> semi(n);

@@ -25,7 +25,8 @@ struct DominatorTree {
     std::vector<uint32_t> preorder;
 };
 
-DominatorTree dominator_tree(const CsrGraph &graph, uint32_t root);
+// Takes the graph by value: it is released as soon as the predecessors are built.
+DominatorTree dominator_tree(CsrGraph graph, uint32_t root);
 
 // Retained size of each node: its own size plus those of all nodes it dominates (0 for
 // unreachable nodes).

@@ -3,6 +3,7 @@
 #include "gc_walker/heap_walk.hpp"
 
 #include <unordered_map>
+#include <utility>
 
 namespace memxx::gc {
 
@@ -84,7 +85,7 @@ uint64_t ShallowSizer::operator()(PyObject *obj) {
     return size + memxx_getsizeof_overhead(obj);
 }
 
-HeapGraph HeapGraph::build() {
+HeapGraph HeapGraph::build(PyObject *focus) {
     CollectorPause pause;
     HeapGraph g;
     const size_t tracked = tracked_count();
@@ -165,15 +166,16 @@ HeapGraph HeapGraph::build() {
     }
     reached = {};
     reached.shrink_to_fit();
+    // The address index is the biggest structure here: gone before the dominator tree's arrays.
+    g.focus_ = focus != nullptr ? g.index_.find(focus) : PointerIndex::npos;
+    g.index_ = PointerIndex(0);
     g.super_root_ = n;
     g.objects_.push_back(nullptr);
     graph.targets.insert(graph.targets.end(), roots.begin(), roots.end());
     graph.offsets.push_back(static_cast<uint32_t>(graph.targets.size()));
     roots = {};
 
-    g.tree_ = dominator_tree(graph, g.super_root_);
-    const size_t graph_bytes = graph.offsets.capacity() * 4 + graph.targets.capacity() * 4;
-    graph = CsrGraph{};
+    g.tree_ = dominator_tree(std::move(graph), g.super_root_);
 
     ShallowSizer sizer;
     g.shallow_.resize(n + 1, 0);
@@ -181,9 +183,9 @@ HeapGraph HeapGraph::build() {
         g.shallow_[v] = sizer(g.objects_[v]);
     }
     g.retained_ = retained_sizes(g.tree_, g.shallow_);
-    g.memory_bytes_ = graph_bytes + g.objects_.capacity() * 8 + g.shallow_.capacity() * 8 +
+    g.memory_bytes_ = g.objects_.capacity() * 8 + g.shallow_.capacity() * 8 +
                       g.retained_.capacity() * 8 + g.tree_.idom.capacity() * 4 +
-                      g.tree_.preorder.capacity() * 4 + (n * 2 + 1) * 12;
+                      g.tree_.preorder.capacity() * 4;
     return g;
 }
 

@@ -35,19 +35,21 @@ class HeapGraph {
     // roots are the objects no other object refers to, the values of the named slots of every
     // live frame, and, so that every node has a dominator, one member of each group of objects
     // that nothing above reaches (cycles held only from C).
-    static HeapGraph build();
+    // `focus` (may be nullptr): an object whose node focus_node() then gives.
+    static HeapGraph build(PyObject *focus = nullptr);
     // A graph of no nodes: assigning it releases a built graph's memory.
     static HeapGraph build_empty() { return HeapGraph(); }
 
     uint32_t node_count() const { return static_cast<uint32_t>(objects_.size()); }
-    // The node of `obj`, or npos if no tracked object refers to it and it is not tracked.
-    uint32_t node_of(PyObject *obj) const { return index_.find(obj); }
+    // The node of the `focus` object given to build(), or npos if it is not in the graph (not
+    // tracked and referred to by no tracked object).
+    uint32_t focus_node() const { return focus_; }
     PyObject *object(uint32_t node) const { return objects_[node]; }
     uint64_t shallow(uint32_t node) const { return shallow_[node]; }
     uint64_t retained(uint32_t node) const { return retained_[node]; }
     uint32_t idom(uint32_t node) const { return tree_.idom[node]; }
     bool is_root_child(uint32_t node) const { return tree_.idom[node] == super_root_; }
-    // Bytes this analysis holds (arrays and index), for the benchmarks.
+    // Bytes the built graph keeps (its peak while building is higher), for the benchmarks.
     size_t memory_bytes() const { return memory_bytes_; }
 
     // Per distinct type: objects, shallow bytes, and retained bytes of the type's objects taken
@@ -69,6 +71,7 @@ class HeapGraph {
     std::vector<uint64_t> retained_;
     DominatorTree tree_;
     uint32_t super_root_ = 0;
+    uint32_t focus_ = PointerIndex::npos;
     size_t memory_bytes_ = 0;
 };
 

@@ -205,8 +205,8 @@ void bind_gc(py::module_ &m) {
         "gc_retained_size",
         [](const py::object &obj) -> py::tuple {
             return python_errors([&] {
-                gc::HeapGraph graph = gc::HeapGraph::build();
-                const uint32_t node = graph.node_of(obj.ptr());
+                gc::HeapGraph graph = gc::HeapGraph::build(obj.ptr());
+                const uint32_t node = graph.focus_node();
                 if (node == gc::PointerIndex::npos) {
                     gc::ShallowSizer sizer;
                     const uint64_t own = sizer(obj.ptr());
