@@ -17,7 +17,7 @@ struct FrameSlot {
     PyObject *value;
 };
 
-bool is_observer_code(PyObject *code, const std::vector<std::string> &prefixes) {
+bool file_matches(PyObject *code, const std::vector<std::string> &prefixes) {
     PyObject *filename = reinterpret_cast<PyCodeObject *>(code)->co_filename;
     const char *path = PyUnicode_Check(filename) ? PyUnicode_AsUTF8(filename) : nullptr;
     if (path == nullptr) {
@@ -32,6 +32,35 @@ bool is_observer_code(PyObject *code, const std::vector<std::string> &prefixes) 
     return false;
 }
 
+bool named(PyObject *code, const char *name) {
+    PyObject *co_name = reinterpret_cast<PyCodeObject *>(code)->co_name;
+    return PyUnicode_Check(co_name) && PyUnicode_CompareWithASCIIString(co_name, name) == 0;
+}
+
+// The deepest frame of the question on the calling thread: with a debugger prompt on the
+// stack (cmd's onecmd running a command), the prompt's frames and everything they run above
+// them; -1 without one.
+int asking_depth(const std::vector<FrameSlot> &frames, const AliveQuery &query) {
+    int prompt = -1;
+    for (const FrameSlot &f : frames) {
+        if (named(f.code, "onecmd") && file_matches(f.code, query.debugger_prefixes)) {
+            prompt = f.depth;
+            break;
+        }
+    }
+    if (prompt < 0) {
+        return -1;
+    }
+    // Down through the debugger's own frames to the frame being debugged.
+    int deepest = prompt;
+    for (const FrameSlot &f : frames) {
+        if (f.depth == deepest + 1 && file_matches(f.code, query.debugger_prefixes)) {
+            deepest = f.depth;
+        }
+    }
+    return deepest;
+}
+
 // The frame slots that count as roots, in thread order, innermost frame first.
 std::vector<FrameSlot> root_slots(PyObject *obj, const AliveQuery &query) {
     std::vector<FrameSlot> all;
@@ -42,20 +71,19 @@ std::vector<FrameSlot> root_slots(PyObject *obj, const AliveQuery &query) {
     };
     memxx_visit_frame_slots(collect, &all);
     const unsigned long self = PyThread_get_thread_ident();
-    // On the calling thread, everything down to the outermost observer frame is the question
-    // being asked (why_alive itself, a pdb prompt's exec, the debugger's own frames).
-    int asking_depth = -1;
+    std::vector<FrameSlot> own_frames; // the calling thread's frames, innermost first
     for (const FrameSlot &s : all) {
-        if (s.thread_id == self && s.value == nullptr &&
-            is_observer_code(s.code, query.observer_prefixes)) {
-            asking_depth = std::max(asking_depth, s.depth);
+        if (s.thread_id == self && s.value == nullptr) {
+            own_frames.push_back(s);
         }
     }
-    int caller_depth = -1;
-    for (const FrameSlot &s : all) {
-        if (s.thread_id == self && s.depth > asking_depth &&
-            (caller_depth < 0 || s.depth < caller_depth)) {
-            caller_depth = s.depth;
+    const int asking = asking_depth(own_frames, query);
+    // The caller: the first frame below the question that is not an observer's.
+    int caller = -1;
+    for (const FrameSlot &f : own_frames) {
+        if (f.depth > asking && !file_matches(f.code, query.observer_prefixes)) {
+            caller = f.depth;
+            break;
         }
     }
     std::vector<FrameSlot> roots;
@@ -64,13 +92,11 @@ std::vector<FrameSlot> root_slots(PyObject *obj, const AliveQuery &query) {
             continue; // the frame's own entry
         }
         if (s.thread_id == self) {
-            if (s.depth <= asking_depth) {
+            if (s.depth <= asking || (s.depth == caller && s.value == obj)) {
                 continue;
             }
-            if (s.depth == caller_depth && s.value == obj) {
-                continue;
-            }
-        } else if (is_observer_code(s.code, query.observer_prefixes)) {
+        }
+        if (file_matches(s.code, query.observer_prefixes)) {
             continue;
         }
         roots.push_back(s);

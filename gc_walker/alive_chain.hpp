@@ -1,9 +1,12 @@
 // Why is an object alive: the shortest chain of references from a root to it. Roots are
 // modules (those in sys.modules), classes (their attributes), and the named slots (locals,
-// cells) of live frames of every thread. Frames of observers (debugger, shell, profiler: any
-// frame whose file starts with one of the given prefixes) are never roots, nor is anything
-// inside them on the calling thread; the first frame below them (the caller) is a root except
-// for its own references to the object asked about.
+// cells) of live frames of every thread, except:
+// - frames of observers (the profiler itself, the IPython shell: files starting with one of
+//   `observer_prefixes`), on any thread;
+// - on the calling thread, with a debugger prompt on the stack (cmd's onecmd in one of the
+//   `debugger_prefixes` files), the prompt, what it runs, and the debugger's frames below it;
+// - the caller's own references to the object asked about (the caller: the first frame below
+//   all that, e.g. the function calling why_alive, or the frame pdb is stopped in).
 #pragma once
 
 #include "gc_walker/referrer_search.hpp"
@@ -16,6 +19,7 @@ namespace memxx::gc {
 struct AliveQuery {
     std::vector<PyObject *> root_modules;       // proper modules (sys.modules values)
     std::vector<std::string> observer_prefixes; // frames of files starting with these
+    std::vector<std::string> debugger_prefixes; // files of the debugger (bdb, pdb, cmd, ...)
     Excluded excluded;                          // never steps of the chain
     long max_depth = 100;
 };

@@ -229,13 +229,17 @@ void bind_gc(py::module_ &m) {
     m.def(
         "gc_why_alive",
         [](const py::object &obj, const py::list &root_modules, const py::list &observer_prefixes,
-           const py::iterable &excluded_ids, const py::tuple &observer_types, long max_depth) {
+           const py::list &debugger_prefixes, const py::iterable &excluded_ids,
+           const py::tuple &observer_types, long max_depth) {
             gc::AliveQuery query;
             for (py::handle mod : root_modules) {
                 query.root_modules.push_back(mod.ptr());
             }
             for (py::handle p : observer_prefixes) {
                 query.observer_prefixes.push_back(p.cast<std::string>());
+            }
+            for (py::handle p : debugger_prefixes) {
+                query.debugger_prefixes.push_back(p.cast<std::string>());
             }
             query.excluded = excluded_from(excluded_ids, observer_types);
             query.excluded.addresses.push_back(reinterpret_cast<uintptr_t>(root_modules.ptr()));
@@ -250,7 +254,8 @@ void bind_gc(py::module_ &m) {
                                   found.thread_id, found.frame_depth, code, name);
         },
         py::arg("obj"), py::arg("root_modules"), py::arg("observer_prefixes"),
-        py::arg("excluded_ids"), py::arg("observer_types"), py::arg("max_depth"),
+        py::arg("debugger_prefixes"), py::arg("excluded_ids"), py::arg("observer_types"),
+        py::arg("max_depth"),
         "(root kind, [root .. obj], thread id, frame depth, code, slot name): the shortest chain "
         "from a module, class or live frame slot to `obj`.");
 

@@ -241,20 +241,27 @@ class Hop(NamedTuple):
     obj: Any
 
 
+def _module_paths(names: Iterable[str], directory: bool) -> list[str]:
+    paths = []
+    for name in names:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            path = os.path.abspath(path)
+            paths.append(os.path.dirname(path) + os.sep if directory else path)
+    return paths
+
+
 def _observer_prefixes() -> list[str]:
-    """Files whose frames are the question, not the answer: this package, debuggers, shells."""
-    prefixes = [_PACKAGE_DIR]
-    for name in ("bdb", "pdb", "cmd", "code", "codeop"):
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        if path:
-            prefixes.append(os.path.abspath(path))
-    for package in ("IPython", "memory_profilerxx"):
-        module = sys.modules.get(package)
-        path = getattr(module, "__file__", None)
-        if path:
-            prefixes.append(os.path.dirname(os.path.abspath(path)) + os.sep)
-    return prefixes
+    """Files whose frames are never roots: this package, the line profiler, the IPython shell."""
+    return [_PACKAGE_DIR] + _module_paths(("memory_profilerxx", "IPython"), directory=True)
+
+
+def _debugger_prefixes() -> list[str]:
+    """Files of debuggers: with one at its prompt, the frames above the debugged one are the
+    question being asked."""
+    return _module_paths(("bdb", "pdb", "cmd", "IPython.core.debugger"), directory=False) + (
+        _module_paths(("ipdb",), directory=True)
+    )
 
 
 def _root_modules() -> list[Any]:
@@ -431,7 +438,13 @@ def _why_alive(
     extra = list(extra_ignore)
     excluded = extra + og._shell_history_ids() + [id(extra)]
     kind, chain, thread_id, depth, code, slot = _memxx.gc_why_alive(
-        obj, _root_modules(), _observer_prefixes(), excluded, og._observer_types(), max_depth
+        obj,
+        _root_modules(),
+        _observer_prefixes(),
+        _debugger_prefixes(),
+        excluded,
+        og._observer_types(),
+        max_depth,
     )
     del excluded
     if kind == "none":

@@ -270,6 +270,37 @@ def test_why_alive_finds_a_local_of_a_live_frame_but_not_the_callers_own_referen
     ), hops[0].edge
 
 
+def test_why_alive_finds_a_local_on_another_threads_stack() -> None:
+    import threading
+
+    class Job:
+        pass
+
+    holding = threading.Event()
+    release = threading.Event()
+    box: list = [Job()]
+
+    def worker() -> None:
+        job = box.pop()  # the only reference left, on this thread's stack
+        holding.set()
+        release.wait(30)
+        del job
+
+    thread = threading.Thread(target=worker, name="leaky-worker")
+    thread.start()
+    holding.wait(30)
+    try:
+        job = next(o for o in gc.get_objects() if type(o) is Job)
+        hops = objgraphxx.why_alive(job, file=io.StringIO())
+    finally:
+        release.set()
+        thread.join()
+    assert len(hops) == 1 and hops[0].obj is job
+    assert re.fullmatch(
+        r"local 'job' of .*worker\(\) at .*test_leaks\.py:\d+ \(leaky-worker\)", hops[0].edge
+    ), hops[0].edge
+
+
 def test_why_alive_says_so_when_no_root_reaches_the_object() -> None:
     out = io.StringIO()
     assert objgraphxx.why_alive(object(), file=out) == []
