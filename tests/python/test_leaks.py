@@ -175,6 +175,29 @@ def test_stopped_tracking_forgets_freed_objects_and_keeps_live_ones(fixture_dir:
     assert _leaks._memxx.sites_stats()["live_blocks"] == 0
 
 
+def test_tracking_and_the_line_profiler_share_the_hook(fixture_dir: Path) -> None:
+    from memory_profilerxx import LineProfiler
+
+    mod = load(fixture_dir, "leakfix_planted")
+    mod.KEPT.clear()
+
+    def grow() -> list:
+        block = [0] * 100_000
+        return block
+
+    with objgraphxx.track_allocations():
+        prof = LineProfiler()
+        prof(grow)()  # a profiling session begins and ends inside the tracking
+        mod.plant(5)
+    try:
+        increments = [r.increment for r in prof.records() if "[0] * 100_000" in r.source]
+        assert increments == [800_000 + sys.getsizeof([])] or increments == [800_000]
+        line = marker_line(fixture_dir, "leakfix_planted", "PLANT")
+        assert [objgraphxx.allocation_site(o)[1] for o in mod.KEPT] == [line] * 5
+    finally:
+        objgraphxx.track_allocations().stop(forget=True)
+
+
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="3.11/3.12 have no object events")
 def test_objects_from_free_lists_get_the_site_of_their_creation() -> None:
     with objgraphxx.track_allocations():
