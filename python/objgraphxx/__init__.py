@@ -238,8 +238,10 @@ def show_growth(
         result = growth(limit, peak_stats, shortnames, filter, collect)
     if file is None:
         file = sys.stdout
+    if not isinstance(sites, int):
+        raise TypeError("sites must be a bool or an int, not %s" % type(sites).__name__)
     if sites:
-        top = 3 if sites is True else int(sites)
+        top = 3 if sites is True else sites
         if result:
             _leaks._print_growth_with_sites(result, file, top, shortnames)
         else:

@@ -630,10 +630,14 @@ class Snapshot:
         Traceback (most recent call last):
         ValueError: ...bad.json is not a valid objgraphxx snapshot: expected a JSON object, found list
         """
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
         try:
-            data = json.loads(text)
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(
+                "%s is not a valid objgraphxx snapshot: not UTF-8 text" % os.fspath(path)
+            ) from None
         except json.JSONDecodeError as e:
             raise ValueError(
                 "%s is not a valid objgraphxx snapshot: not JSON (%s)" % (os.fspath(path), e)
@@ -720,6 +724,8 @@ def diff(
     for name, value in (("old", old), ("new", new)):
         if not isinstance(value, Snapshot):
             raise TypeError("diff(): %s must be a Snapshot, not %s" % (name, type(value).__name__))
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+        raise TypeError("diff(): limit must be an int or None, not %s" % type(limit).__name__)
     if file is None:
         file = sys.stdout
     zero = TypeStats(0, 0, 0)

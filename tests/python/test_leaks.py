@@ -525,6 +525,19 @@ def test_bad_arguments_give_clear_errors() -> None:
         objgraphxx.show_most_common_types(objects=[], sizes=True)
     with pytest.raises(FileNotFoundError):
         objgraphxx.Snapshot.load("/nonexistent/heap.json")
+    with pytest.raises(TypeError, match="sites must be a bool or an int, not str"):
+        objgraphxx.show_growth(sites="yes", file=io.StringIO())
+    with pytest.raises(TypeError, match="limit must be an int or None"):
+        objgraphxx.diff(objgraphxx.Snapshot({}, []), objgraphxx.Snapshot({}, []), limit="all")
+
+
+def test_a_binary_file_is_not_a_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "heap.pickle"
+    path.write_bytes(b"\x80\x04\x95\xff\xfe")
+    with pytest.raises(
+        ValueError, match="heap.pickle is not a valid objgraphxx snapshot: not UTF-8"
+    ):
+        objgraphxx.Snapshot.load(path)
 
 
 def test_docstring_examples_run() -> None:
