@@ -403,12 +403,13 @@ def why_alive(
     """Print and return the shortest chain of references from a root that keeps ``obj`` alive.
 
     Roots are modules in sys.modules (their globals), classes (their attributes) and the
-    variables of live frames on every thread. The frames that ask (this call, the frame that
-    calls it, for its own reference to ``obj``, a pdb or IPython prompt and the debugger
-    itself) are never roots, so the answer is the same from inside pdb. One line per hop with
-    the attribute, key or index that holds the next object; ``filename`` also draws the chain
-    (.png/.svg/.pdf rendered in-process, .dot written). Returns [Hop(edge, obj)] from the root
-    to ``obj``, or [] when no root reaches it (only C code holds it, or it is garbage).
+    variables of live frames on every thread. Never roots: frames of this package, the line
+    profiler and the IPython shell; at a pdb prompt, the prompt and what it runs; and the
+    calling (or debugged) frame's own reference to ``obj``, so the answer is the same from
+    inside pdb. One line per hop with the attribute, key or index that holds the next object;
+    ``filename`` also draws the chain (.png/.svg/.pdf rendered in-process, .dot written).
+    Returns [Hop(edge, obj)] from the root to ``obj``, or [] when no root reaches it (only C
+    code holds it, or it is garbage).
 
     >>> import sys, types
     >>> mod = sys.modules.setdefault('why_alive_demo', types.ModuleType('why_alive_demo'))
