@@ -4,7 +4,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-debs="g++ cmake make pkg-config libmimalloc-dev libgraphviz-dev nlohmann-json3-dev catch2"
+# gcc + libasan8/libubsan1: the sanitizer build of test-reliability.sh, and the C churn helper the
+# stress tests compile.
+debs="g++ gcc cmake make pkg-config libmimalloc-dev libgraphviz-dev nlohmann-json3-dev catch2"
+debs="$debs libasan8 libubsan1"
 missing=""
 for p in $debs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

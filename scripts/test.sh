@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, then runs every test: Catch2 (ctest), then pytest on each interpreter.
+# Installs what is missing, then runs every test: Catch2 (ctest), then pytest on each interpreter,
+# then the sanitizer step (scripts/test-reliability.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -18,4 +19,6 @@ for py in "${pythons[@]}"; do
     # Run from outside the checkout so the installed packages are the ones tested.
     (cd "$top/tests" && "$py" -m pytest -q -p no:cacheprovider "$top/tests/python")
 done
+# Reliability: ASan + UBSan build, ctest and pytest's core cases under them, the fuzz run.
+"$here/test-reliability.sh"
 echo "== all tests passed"
