@@ -39,14 +39,7 @@ void bind_usage_series(py::module_ &m) {
                             "Samples a process's memory into memory at absolute deadlines.")
         .def(py::init([](int pid, double interval, bool include_children, bool children_detail,
                          const std::string &metric, std::int64_t max_samples) {
-                 mprof::MemoryMetric chosen = mprof::MemoryMetric::rss;
-                 if (metric == "pss") {
-                     chosen = mprof::MemoryMetric::pss;
-                 } else if (metric == "uss") {
-                     chosen = mprof::MemoryMetric::uss;
-                 } else if (metric != "rss") {
-                     throw py::value_error("metric must be rss, pss or uss, not " + metric);
-                 }
+                 const mprof::MemoryMetric chosen = metric_from_name(metric);
                  if (!(interval > 0)) {
                      throw py::value_error("interval must be > 0");
                  }

@@ -85,6 +85,19 @@ Profile profile_from_dict(const py::dict& d) {
 
 } // namespace
 
+mprof::MemoryMetric metric_from_name(const std::string& name) {
+    if (name == "rss") {
+        return mprof::MemoryMetric::rss;
+    }
+    if (name == "pss") {
+        return mprof::MemoryMetric::pss;
+    }
+    if (name == "uss") {
+        return mprof::MemoryMetric::uss;
+    }
+    throw py::value_error("metric must be rss, pss or uss, not " + name);
+}
+
 void bind_mprof(py::module_& m) {
     py::register_exception<mprof::ProfileFileError>(m, "ProfileFileError", PyExc_ValueError);
 
@@ -92,14 +105,7 @@ void bind_mprof(py::module_& m) {
                                "Samples a process's memory at absolute deadlines into a .dat file.")
         .def(py::init([](int pid, const std::string& path, double interval, bool include_children,
                          bool multiprocess, const std::string& metric) {
-                 mprof::MemoryMetric chosen = mprof::MemoryMetric::rss;
-                 if (metric == "pss") {
-                     chosen = mprof::MemoryMetric::pss;
-                 } else if (metric == "uss") {
-                     chosen = mprof::MemoryMetric::uss;
-                 } else if (metric != "rss") {
-                     throw py::value_error("metric must be rss, pss or uss, not " + metric);
-                 }
+                 const mprof::MemoryMetric chosen = metric_from_name(metric);
                  auto writer =
                      std::make_unique<mprof::DatWriter>(path, mprof::DatWriter::Mode::append);
                  return std::make_unique<mprof::Sampler>(
