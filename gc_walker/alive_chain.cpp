@@ -61,6 +61,44 @@ int asking_depth(const std::vector<FrameSlot> &frames, const AliveQuery &query) 
     return deepest;
 }
 
+// A shell's output history name: _, __, ___ or _<digits>.
+bool is_history_name(PyObject *key) {
+    if (!PyUnicode_Check(key)) {
+        return false;
+    }
+    Py_ssize_t size = 0;
+    const char *text = PyUnicode_AsUTF8AndSize(key, &size);
+    if (text == nullptr) {
+        PyErr_Clear();
+        return false;
+    }
+    if (size == 0 || text[0] != '_') {
+        return false;
+    }
+    if (size <= 3 && std::strspn(text, "_") == static_cast<size_t>(size)) {
+        return true;
+    }
+    return size > 1 && std::strspn(text + 1, "0123456789") == static_cast<size_t>(size - 1);
+}
+
+// True when `referrer` is a shell namespace that holds `target` only under history names.
+bool only_history_refers(PyObject *referrer, PyObject *target, const AliveQuery &query) {
+    if (std::find(query.history_namespaces.begin(), query.history_namespaces.end(), referrer) ==
+            query.history_namespaces.end() ||
+        !PyDict_Check(referrer)) {
+        return false;
+    }
+    PyObject *key = nullptr;
+    PyObject *value = nullptr;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(referrer, &pos, &key, &value)) {
+        if ((value == target || key == target) && !is_history_name(key)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 // The frame slots that count as roots, in thread order, innermost frame first.
 std::vector<FrameSlot> root_slots(PyObject *obj, const AliveQuery &query) {
     std::vector<FrameSlot> all;
@@ -177,6 +215,9 @@ AliveChain why_alive(PyObject *obj, const AliveQuery &query) {
         referrers = referrers_of(level, query.excluded);
         for (size_t i = 0; i < referrers.size(); ++i) {
             for (PyRef &r : referrers[i]) {
+                if (only_history_refers(r.get(), level[i], query)) {
+                    continue;
+                }
                 if (seen.find(r.get()) == PointerIndex::npos) {
                     seen.insert(r.get(), 0);
                     nodes.push_back({std::move(r), level_begin + i});

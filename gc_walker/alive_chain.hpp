@@ -21,6 +21,9 @@ struct AliveQuery {
     std::vector<std::string> observer_prefixes; // frames of files starting with these
     std::vector<std::string> debugger_prefixes; // files of the debugger (bdb, pdb, cmd, ...)
     Excluded excluded;                          // never steps of the chain
+    // Shell namespaces (IPython's user_ns): their output history (_, __, ___, _<n>) is not a
+    // reason for being alive; their other variables are.
+    std::vector<PyObject *> history_namespaces;
     long max_depth = 100;
 };
 

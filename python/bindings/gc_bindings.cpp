@@ -230,7 +230,7 @@ void bind_gc(py::module_ &m) {
         "gc_why_alive",
         [](const py::object &obj, const py::list &root_modules, const py::list &observer_prefixes,
            const py::list &debugger_prefixes, const py::iterable &excluded_ids,
-           const py::tuple &observer_types, long max_depth) {
+           const py::tuple &observer_types, long max_depth, const py::list &history_namespaces) {
             gc::AliveQuery query;
             for (py::handle mod : root_modules) {
                 query.root_modules.push_back(mod.ptr());
@@ -244,6 +244,11 @@ void bind_gc(py::module_ &m) {
             query.excluded = excluded_from(excluded_ids, observer_types);
             query.excluded.addresses.push_back(reinterpret_cast<uintptr_t>(root_modules.ptr()));
             query.max_depth = max_depth;
+            for (py::handle ns : history_namespaces) {
+                query.history_namespaces.push_back(ns.ptr());
+            }
+            query.excluded.addresses.push_back(
+                reinterpret_cast<uintptr_t>(history_namespaces.ptr()));
             gc::AliveChain found = python_errors([&] { return gc::why_alive(obj.ptr(), query); });
             py::object code = found.code ? py::reinterpret_borrow<py::object>(found.code.get())
                                          : py::object(py::none());
@@ -255,7 +260,7 @@ void bind_gc(py::module_ &m) {
         },
         py::arg("obj"), py::arg("root_modules"), py::arg("observer_prefixes"),
         py::arg("debugger_prefixes"), py::arg("excluded_ids"), py::arg("observer_types"),
-        py::arg("max_depth"),
+        py::arg("max_depth"), py::arg("history_namespaces") = py::list(),
         "(root kind, [root .. obj], thread id, frame depth, code, slot name): the shortest chain "
         "from a module, class or live frame slot to `obj`.");
 

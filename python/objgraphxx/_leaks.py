@@ -264,6 +264,16 @@ def _debugger_prefixes() -> list[str]:
     )
 
 
+def _history_namespaces() -> list[Any]:
+    """The IPython user namespace, whose _, __, ___ and _<n> hold every displayed result."""
+    module = sys.modules.get("IPython.core.interactiveshell")
+    cls = getattr(module, "InteractiveShell", None) if module is not None else None
+    if cls is None or not cls.initialized():
+        return []
+    namespace = getattr(cls.instance(), "user_ns", None)
+    return [namespace] if isinstance(namespace, dict) else []
+
+
 def _root_modules() -> list[Any]:
     return [
         m
@@ -446,6 +456,7 @@ def _why_alive(
         excluded,
         og._observer_types(),
         max_depth,
+        _history_namespaces(),
     )
     del excluded
     if kind == "none":

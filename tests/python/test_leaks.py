@@ -388,6 +388,41 @@ def test_why_alive_from_inside_pdb_gives_the_same_chains(fixture_dir: Path) -> N
     assert "['foo-7'] -> Foo" in plain and ".__self__ -> Listener" in plain
 
 
+IPYTHON_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    shell.run_cell("import io, pdb, sys, objgraphxx, leakfix_cache\\nleakfix_cache.fill(10)")
+    shell.run_cell("leakfix_cache.CACHE['foo-7']")  # displayed: IPython's Out[2] holds it
+    shell.run_cell("def probe(x):\\n    return objgraphxx.why_alive(x)")
+    shell.run_cell("_h = probe(leakfix_cache.CACHE['foo-7'])")
+    shell.run_cell(
+        "cmds = io.StringIO('_h = objgraphxx.why_alive(leakfix_cache.CACHE[\\"foo-7\\"])\\\\nc\\\\n')\\n"
+        "def work():\\n"
+        "    pdb.Pdb(stdin=cmds, stdout=sys.stdout).set_trace()\\n"
+        "    return 1\\n"
+        "work()"
+    )
+    """
+)
+
+
+def test_why_alive_in_ipython_from_a_cell_and_from_pdb(fixture_dir: Path) -> None:
+    pytest.importorskip("IPython")
+    run = subprocess.run(
+        [sys.executable, "-c", IPYTHON_SCRIPT, str(fixture_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    chain = "module leakfix_cache\n    .CACHE -> dict (10 items)\n    ['foo-7'] -> Foo\n"
+    text = run.stdout.replace("(Pdb) ", "")
+    assert text.count(chain) == 2, run.stdout
+
+
 # -- sizes --------------------------------------------------------------------------------------
 
 
