@@ -6,15 +6,11 @@ import io
 import os
 import subprocess
 import sys
+import textwrap
 import tracemalloc
 
 import pytest
-from memory_profilerxx import (
-    _get_child_memory,
-    _get_memory,
-    choose_backend,
-    memory_usage,
-)
+from memory_profilerxx import _get_memory, choose_backend, memory_usage
 
 MiB = 2**20
 
@@ -93,29 +89,50 @@ def test_a_popen_is_sampled_until_it_exits():
     assert len(samples) >= 5
 
 
+def in_clean_process(code: str) -> str:
+    """Runs ``code`` in a fresh interpreter: no children left by other tests (multiprocessing's
+    resource tracker, for one) in the process tree it measures."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 def test_include_children_counts_children_and_not_the_sampler():
     """memory_profiler's sampler is a forked process that include_children counts (+40 MiB)."""
-    alone = memory_usage(lambda: None, max_usage=True)
-    with_children = memory_usage(lambda: None, max_usage=True, include_children=True)
-    assert abs(with_children - alone) < 1
+    out = in_clean_process("""
+        import subprocess, sys
+        from memory_profilerxx import memory_usage
 
-    def run_child():
-        subprocess.run([sys.executable, "-c",
-                        "import time; b = bytearray(80 * 2**20); time.sleep(0.5)"], check=True)
+        alone = memory_usage(lambda: None, max_usage=True)
+        with_children = memory_usage(lambda: None, max_usage=True, include_children=True)
 
-    peak = memory_usage(run_child, interval=0.05, include_children=True, max_usage=True)
-    assert peak - alone >= 80
+        def run_child():
+            subprocess.run([sys.executable, "-c",
+                            "import time; b = bytearray(80 * 2**20); time.sleep(0.5)"],
+                           check=True)
+
+        peak = memory_usage(run_child, interval=0.05, include_children=True, max_usage=True)
+        print(with_children - alone, peak - alone)
+    """)
+    sampler_extra, child_peak = map(float, out.split())
+    assert abs(sampler_extra) < 1
+    assert child_peak >= 80
 
 
 def test_multiprocess_gives_main_then_each_child():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
-    try:
+    out = in_clean_process("""
+        import os, subprocess, sys
+        from memory_profilerxx import _get_child_memory, memory_usage
+
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
         rows = memory_usage(-1, interval=0.1, timeout=0.3, multiprocess=True)
-        assert len(rows) == 3 and all(len(row) == 2 for row in rows)
-        assert all(row[0] > row[1] > 0 for row in rows)
-        assert [i for i, _mem in _get_child_memory(os.getpid())] == [0]
-    finally:
+        print(len(rows), *(len(row) for row in rows))
+        print(all(row[0] > row[1] > 0 for row in rows))
+        print([i for i, _mem in _get_child_memory(os.getpid())])
         child.wait()
+    """)
+    assert out.split("\n")[:3] == ["3 2 2 2", "True", "[0]"]
 
 
 def test_stream_gets_mem_lines_and_the_call_returns_none():
