@@ -204,7 +204,8 @@ void bind_gc(py::module_ &m) {
     m.def(
         "gc_retained_size",
         [](const py::object &obj) -> py::tuple {
-            return python_errors([&] {
+            // pybind11 3 types make_tuple's result by its arguments: the two returns differ.
+            return python_errors([&]() -> py::tuple {
                 gc::HeapGraph graph = gc::HeapGraph::build(obj.ptr());
                 const uint32_t node = graph.focus_node();
                 if (node == gc::PointerIndex::npos) {
