@@ -135,7 +135,12 @@ def test_get_new_ids_rejects_unknown_sort_column() -> None:
 # -- leaks, lookups, referrers ----------------------------------------------------------------
 
 
+# objgraph.get_leaking_objects calls gc.get_referents on every object; on CPython 3.12.0-3.12.4
+# that double-frees asyncio's FutureIter free list once asyncio has run (gh-122695), and the
+# next gc.get_referrers loops forever. test_mp_shapes runs asyncio earlier in this process.
 def test_get_leaking_objects_equals_objgraph_on_a_planted_set() -> None:
+    if (3, 12) <= sys.version_info[:3] < (3, 12, 5) and "_asyncio" in sys.modules:
+        pytest.skip("CPython gh-122695: objgraph's gc.get_referents sweep corrupts asyncio")
     cls = fresh_class("Leaky")
     held = [cls() for _ in range(3)]
     loose = [cls() for _ in range(4)]
