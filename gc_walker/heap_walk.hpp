@@ -29,7 +29,10 @@ template <class F> void for_each_referent(PyObject *obj, F &&f) {
         return;
     }
     auto visit = [](PyObject *referent, void *arg) -> int {
-        if (referent != nullptr) {
+        // A referent with no reference is free-list memory that a tp_traverse visits anyway
+        // (_asyncio's module on CPython 3.12.0-3.12.4, gh-122695): taking a reference to it and
+        // dropping it would free it twice and loop the free list.
+        if (referent != nullptr && Py_REFCNT(referent) > 0) {
             (*static_cast<F *>(arg))(referent);
         }
         return 0;

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import io
+import subprocess
 import sys
 import threading
 import time
@@ -144,3 +145,35 @@ def test_mocks_answer_every_attribute_and_are_still_handled():
     assert sum(len(m.mock_calls) for m in mocks[:20]) == before
     del HELD["mocks"]
     gc.collect()
+
+
+FREE_LIST_SCRIPT = """
+import asyncio, gc, sys
+import objgraphxx
+
+async def work():
+    await asyncio.sleep(0.001)
+
+async def main():
+    await asyncio.create_task(work())
+
+asyncio.run(main())
+chain = objgraphxx.find_ref_chain(sys.modules["_asyncio"], lambda x: False, max_depth=3)
+del chain
+gc.get_referrers(object())  # loops forever once a free list has been made circular
+print("ok")
+"""
+
+
+def test_a_traverse_that_visits_free_list_memory_does_not_corrupt_it():
+    # CPython 3.12.0-3.12.4 (gh-122695): _asyncio's module traverse visits FutureIter objects
+    # that are already on its free list; a chain search that took references to them freed
+    # them twice. In a subprocess: the failure mode is a hang.
+    done = subprocess.run(
+        [sys.executable, "-c", FREE_LIST_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
