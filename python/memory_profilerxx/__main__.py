@@ -76,23 +76,30 @@ def _run(args: argparse.Namespace, prof: Any) -> None:
     runpy.run_path(script, run_name="__main__")
 
 
+def _open_output(path: str, append: bool) -> Any:
+    """Opens a report file without following a symlink planted at its path (O_NOFOLLOW)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_APPEND if append else os.O_TRUNC
+    return os.fdopen(os.open(path, flags, 0o644), "a" if append else "w", encoding="utf-8")
+
+
 def _write_reports(args: argparse.Namespace, prof: Any) -> None:
     if isinstance(prof, TimeStamper):
         if args.out_filename is not None:
-            with open(args.out_filename, "a", encoding="utf-8") as out:
+            with _open_output(args.out_filename, append=True) as out:
                 prof.show_results(out)
         else:
             prof.show_results()
             sys.stdout.flush()
         return
     if args.out_filename is not None:
-        with open(args.out_filename, "a", encoding="utf-8") as out:
+        with _open_output(args.out_filename, append=True) as out:
             show_results(prof, stream=out, precision=args.precision, layout=args.layout)
     else:
         show_results(prof, precision=args.precision, layout=args.layout)
         sys.stdout.flush()
     if args.json_filename is not None:
-        with open(args.json_filename, "w", encoding="utf-8") as out:
+        with _open_output(args.json_filename, append=False) as out:
             out.write(prof.to_json())
             out.write("\n")
 
@@ -108,8 +115,15 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     for path in (args.out_filename, args.json_filename):
-        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            print(f"python -m memory_profilerxx: cannot write {path!r}: no such directory",
+        if path is None:
+            continue
+        problem = None
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            problem = "no such directory"
+        elif os.path.islink(path):
+            problem = "it is a symbolic link (refused: it could point anywhere)"
+        if problem:
+            print(f"python -m memory_profilerxx: cannot write {path!r}: {problem}",
                   file=sys.stderr)
             return 2
     prof: Any
@@ -132,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exception(exc_type, exc, tb.tb_next if tb else None)
         code = 1
     finally:
-        _write_reports(args, prof)
+        try:
+            _write_reports(args, prof)
+        except OSError as error:  # e.g. a symlink planted while the program ran: ELOOP
+            print(f"python -m memory_profilerxx: cannot write the report: {error}",
+                  file=sys.stderr)
+            code = code or 2
     return code
 
 

@@ -117,3 +117,15 @@ def test_script_runs_as_real_main_for_multiprocessing(tmp_path):
     done = run(["pool.py"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "285" in done.stdout
+
+
+def test_report_files_never_follow_a_planted_symlink(job):
+    victim = job / "victim.txt"
+    victim.write_text("precious\n")
+    for flag in ("-o", "--json"):
+        link = job / f"link{flag}"
+        link.symlink_to(victim)
+        done = run([flag, str(link), "job.py"], job)
+        assert done.returncode == 2
+        assert "is a symbolic link" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert victim.read_text() == "precious\n"
