@@ -639,6 +639,13 @@ class _BatchedReferrers:
         return refs
 
 
+def _refuse_symlink(path: str) -> None:
+    """ValueError for an output path that is a symbolic link: one planted in a shared directory
+    would make us write wherever it points."""
+    if os.path.islink(path):
+        raise ValueError("refusing to write %r: it is a symbolic link" % path)
+
+
 def _check_image_filename(filename: str) -> None:
     """One clear error, before any work, for an unknown extension or an unwritable path."""
     ext = os.path.splitext(filename)[1][1:]
@@ -683,6 +690,8 @@ def _show_graph(
         objs = [objs]
     if filename is not None and not isinstance(filename, str):
         raise TypeError("filename must be a str, not %s" % type(filename).__name__)
+    if filename:
+        _refuse_symlink(filename)
     if not isinstance(max_depth, int) or not isinstance(too_many, int):
         raise TypeError("max_depth and too_many must be ints")
     is_interactive = False

@@ -564,6 +564,9 @@ class Snapshot:
         >>> Snapshot.load(path).objects > 0
         True
         """
+        import objgraphxx
+
+        objgraphxx._refuse_symlink(os.fspath(path))
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=1)
             f.write("\n")

@@ -310,3 +310,19 @@ def test_nothing_opens_a_socket(tmp_path: Path):
         assert socket_fds(int(children[0])) == []
     finally:
         assert run.wait(timeout=30) == 0
+
+
+def test_objgraphxx_outputs_refuse_a_planted_symlink(tmp_path):
+    import objgraphxx
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    for name in ("graph.dot", "graph.png", "heap.json"):
+        link = tmp_path / name
+        link.symlink_to(victim)
+        with pytest.raises(ValueError, match="is a symbolic link"):
+            if name == "heap.json":
+                objgraphxx.snapshot().save(str(link))
+            else:
+                objgraphxx.show_refs([[1, 2]], filename=str(link))
+    assert victim.read_text() == "precious\n"
