@@ -199,4 +199,23 @@ std::string command_line(int pid) {
     return text;
 }
 
+bool read_tree_memory(int pid, MemoryMetric metric, bool with_descendants, TreeMemory& out) {
+    out.own = memory_bytes(pid, metric);
+    out.descendants_total = 0;
+    out.descendants.clear();
+    if (out.own <= 0) {
+        return false;
+    }
+    if (with_descendants) {
+        for (const int child : descendants(pid)) {
+            const std::int64_t bytes = memory_bytes(child, metric);
+            if (bytes > 0) {
+                out.descendants_total += bytes;
+                out.descendants.emplace_back(child, bytes);
+            }
+        }
+    }
+    return true;
+}
+
 } // namespace memxx::mprof

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace memxx::mprof {
@@ -22,6 +23,17 @@ bool process_running(int pid) noexcept;
 
 // Every live descendant of `pid` (children, grandchildren, ...), parents before their children.
 std::vector<int> descendants(int pid);
+
+// One reading of a process tree: the process itself and, if asked, each live descendant.
+struct TreeMemory {
+    std::int64_t own = 0;
+    std::int64_t descendants_total = 0;
+    std::vector<std::pair<int, std::int64_t>> descendants; // (pid, bytes)
+};
+
+// `metric` of `pid` (and of its descendants when `with_descendants`); false when `pid` has gone
+// (a zombie's statm reads all zeros: it has exited and only waits to be reaped).
+bool read_tree_memory(int pid, MemoryMetric metric, bool with_descendants, TreeMemory& out);
 
 // The command line of `pid` with arguments joined by spaces; empty if it cannot be read.
 std::string command_line(int pid);

@@ -59,26 +59,17 @@ SamplerStats Sampler::stats() const {
 }
 
 bool Sampler::take_sample() {
-    // A zombie's statm reads all zeros: the target has exited and only waits to be reaped.
-    const std::int64_t own = memory_bytes(options_.pid, options_.metric);
-    if (own <= 0) {
+    TreeMemory tree;
+    if (!read_tree_memory(options_.pid, options_.metric,
+                          options_.include_children || options_.multiprocess, tree)) {
         return false;
     }
     const double now = static_cast<double>(wall_clock_ns()) * 1e-9;
-    std::int64_t total = own;
+    const std::int64_t total = tree.own + (options_.include_children ? tree.descendants_total : 0);
     std::vector<std::pair<int, MemorySample>> children;
-    if (options_.include_children || options_.multiprocess) {
-        for (const int child : descendants(options_.pid)) {
-            const std::int64_t rss = memory_bytes(child, options_.metric);
-            if (rss <= 0) {
-                continue;
-            }
-            if (options_.include_children) {
-                total += rss;
-            }
-            if (options_.multiprocess) {
-                children.emplace_back(child, MemorySample{static_cast<double>(rss) / kMiB, now});
-            }
+    if (options_.multiprocess) {
+        for (const auto& [child, bytes] : tree.descendants) {
+            children.emplace_back(child, MemorySample{static_cast<double>(bytes) / kMiB, now});
         }
     }
     writer_->write_sample(MemorySample{static_cast<double>(total) / kMiB, now}, children);

@@ -51,25 +51,17 @@ bool UsageSeries::take_sample() {
             return false;
         }
     }
-    // A zombie's statm reads all zeros: the process has exited and only waits to be reaped.
-    const std::int64_t own = memory_bytes(options_.pid, options_.metric);
-    if (own <= 0) {
+    TreeMemory tree;
+    if (!read_tree_memory(options_.pid, options_.metric,
+                          options_.include_children || options_.children_detail, tree)) {
         return false;
     }
-    UsageSample sample{static_cast<double>(wall_clock_ns()) * 1e-9, own, own, {}};
-    if (options_.include_children || options_.children_detail) {
-        for (const int child : descendants(options_.pid)) {
-            const std::int64_t bytes = memory_bytes(child, options_.metric);
-            if (bytes <= 0) {
-                continue;
-            }
-            if (options_.include_children) {
-                sample.total_bytes += bytes;
-            }
-            if (options_.children_detail) {
-                sample.children.emplace_back(child, bytes);
-            }
-        }
+    UsageSample sample{static_cast<double>(wall_clock_ns()) * 1e-9,
+                       tree.own,
+                       tree.own + (options_.include_children ? tree.descendants_total : 0),
+                       {}};
+    if (options_.children_detail) {
+        sample.children = std::move(tree.descendants);
     }
     std::lock_guard<std::mutex> guard(mutex_);
     samples_.push_back(std::move(sample));

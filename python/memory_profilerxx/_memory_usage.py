@@ -58,10 +58,12 @@ def _check_pid(pid: int) -> int:
 
 def _first_samples(series: Any, pid: int, backend: str) -> list:
     samples = series.samples()
-    if not samples:
-        what = "exited" if not os.path.exists(f"/proc/{pid}") else "cannot be read (permission denied)"
-        raise ProcessLookupError(f"memory_usage: the {_metric(backend).upper()} of PID {pid} {what}")
-    return samples
+    if samples:
+        return samples
+    if not os.path.exists(f"/proc/{pid}"):
+        raise ProcessLookupError(f"memory_usage: PID {pid} has exited")
+    raise PermissionError(f"memory_usage: cannot read the {_metric(backend).upper()} of PID {pid}"
+                          " (permission denied)")
 
 
 def _series(pid: int, interval: float, backend: str, include_children: bool,
