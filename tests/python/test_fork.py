@@ -87,6 +87,12 @@ def forking(rounds, out):
     return before, after
 
 
+# GCC 12's libasan does not hold its allocator's locks across fork(): a child forked while a
+# churn thread is inside ASan's malloc waits on that lock forever (seen in ASan's
+# SizeClassAllocator64, not in our hook). glibc's malloc does hold them, so the plain runs of
+# this test on every interpreter keep the check; the sanitized run skips only this case.
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="libasan 12 leaves its allocator lock held in a forked child")
 def test_os_fork_in_a_profiled_function_with_gil_free_threads_allocating():
     results = []
     with warnings.catch_warnings():
