@@ -7,6 +7,11 @@
 #include <Python.h>
 #include <frameobject.h>
 
+/* The internals read here are those of CPython 3.11-3.13, each tested; refuse a newer one. */
+#if PY_VERSION_HEX >= 0x030E0000
+#error "memory-profilerxx supports CPython 3.11, 3.12 and 3.13 only (internals read here changed)"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
