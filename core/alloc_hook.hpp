@@ -1,7 +1,8 @@
-// The allocator hook: wraps the RAW, MEM and OBJ PyMem domains (and numpy's data allocator) and
-// charges every block allocated or freed on a profiled thread to that thread's ThreadLedger.
+// The allocator hook: wraps the RAW, MEM and OBJ PyMem domains, numpy's data allocator and the
+// malloc family and anonymous mmap of native code (through each loaded object's GOT), and charges
+// every block allocated or freed on a profiled thread to that thread's ThreadLedger.
 //
-// The hook calls no Python API: RAW-domain calls arrive without the GIL (lzma, bz2, ...).
+// The hooks call no Python API: RAW-domain and native calls arrive without the GIL.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +15,11 @@ namespace memxx::core {
 // remove the hooks, so both need the GIL.
 void hook_session_begin();
 void hook_session_end();
+
+// Native memory (malloc and mmap calls of loaded shared objects) is counted while a session is
+// open and at least one enabled profiler or watch wants it: each wants it with native_want(true)
+// and drops it with native_want(false). GIL held.
+void native_want(bool on);
 
 // Allocation-site tracking (core/alloc_sites) needs the hooks without a profiling session: the
 // hooks stay installed while either wants them. GIL held.
@@ -29,6 +35,11 @@ struct HookStats {
     std::size_t table_bytes; // the live-block table's own memory
     bool installed;          // our functions are in the PyMem chain of at least one domain
     bool active;             // accounting is on
+    bool native;             // native code's GOT slots point at our functions
+    std::size_t native_objects;   // loaded objects with redirected slots
+    std::size_t native_slots;     // redirected slots
+    std::size_t native_mappings;  // anonymous mappings made while profiling, still mapped
+    double native_patch_seconds;  // the last pass over the loaded objects
 };
 HookStats hook_stats();
 

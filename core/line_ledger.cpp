@@ -29,20 +29,24 @@ void ThreadLedger::begin_line(ActiveFrame &frame, int lineno, bool count) {
         ++stats->occurrences;
     }
     frame.lineno = lineno;
-    frame.line_start = net_;
-    frame.line_peak = net_;
-    hwm_ = net_;
+    frame.line_start = level();
+    frame.line_peak = level();
+    hwm_ = level();
 }
 
 void ThreadLedger::end_line(ActiveFrame &frame) {
-    const std::int64_t peak = std::max(frame.line_peak, hwm_);
+    const Level peak = std::max(frame.line_peak, hwm_);
     frame.frame_peak = std::max(frame.frame_peak, peak);
     if (frame.lineno == 0) {
         return;
     }
     LineStats *stats = frame.code->at(frame.lineno);
-    stats->increment += net_ - frame.line_start;
-    stats->peak = std::max(stats->peak, base_ + peak);
+    stats->increment += net_ - frame.line_start.net;
+    stats->native_increment += native_ - frame.line_start.native;
+    if (base_ + peak.net > stats->peak) {
+        stats->peak = base_ + peak.net;
+        stats->native_peak = peak.native;
+    }
     stats->memory = base_ + net_;
     frame.lineno = 0;
 }
@@ -59,7 +63,8 @@ void ThreadLedger::enter(const void *frame, CodeLines *code, int lineno, bool co
             }
         }
     }
-    frames_.push_back(ActiveFrame{frame, code, 0, net_, net_, net_, net_, outer_same_code});
+    frames_.push_back(
+        ActiveFrame{frame, code, 0, level(), level(), level(), level(), outer_same_code});
     ++code->active_frames;
     begin_line(frames_.back(), lineno, count_line);
 }
@@ -77,12 +82,12 @@ bool ThreadLedger::line(const void *frame, int lineno) {
 void ThreadLedger::pop() {
     ActiveFrame &done = frames_.back();
     end_line(done);
-    const std::int64_t delta = net_ - done.entry_net;
-    const std::int64_t peak = done.frame_peak;
+    const Level delta{net_ - done.entry.net, native_ - done.entry.native};
+    const Level peak = done.frame_peak;
     const std::ptrdiff_t outer_same_code = done.outer_same_code;
     --done.code->active_frames;
     frames_.pop_back();
-    hwm_ = net_;
+    hwm_ = level();
     if (frames_.empty()) {
         return;
     }
@@ -91,7 +96,9 @@ void ThreadLedger::pop() {
     if (outer_same_code >= 0) {
         // Those bytes are already on this code's lines (in the inner frame): the enclosing
         // frame of the same code must not count them a second time.
-        frames_[static_cast<std::size_t>(outer_same_code)].line_start += delta;
+        Level &start = frames_[static_cast<std::size_t>(outer_same_code)].line_start;
+        start.net += delta.net;
+        start.native += delta.native;
     }
 }
 

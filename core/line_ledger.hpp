@@ -19,6 +19,17 @@ struct LineStats {
     std::int64_t increment = 0;    // bytes allocated minus freed while it ran, over all occurrences
     std::int64_t peak = 0;         // highest memory while it ran (0 until it ran)
     std::int64_t memory = 0;       // memory when its last occurrence ended (0 until then)
+    // The native share (malloc/mmap of shared objects): of the increment, and of the memory at
+    // the moment of the peak (native bytes the thread held then, counted from the ledger's start).
+    std::int64_t native_increment = 0;
+    std::int64_t native_peak = 0;
+};
+
+// A point of the thread's allocation curve: net bytes, and the native part of them.
+struct Level {
+    std::int64_t net = 0;
+    std::int64_t native = 0;
+    bool operator<(const Level &other) const noexcept { return net < other.net; }
 };
 
 // The line table of one code object, indexed from its first line.
@@ -48,10 +59,10 @@ struct ActiveFrame {
     const void *frame; // identity of the running frame
     CodeLines *code;
     int lineno;                     // the line running now; 0 between lines
-    std::int64_t line_start;        // net when the line began (moved by nested same-code frames)
-    std::int64_t line_peak;         // highest net seen while the line ran, folded from callees
-    std::int64_t frame_peak;        // highest net seen while the frame ran
-    std::int64_t entry_net;         // net when the frame was entered
+    Level line_start;               // when the line began (moved by nested same-code frames)
+    Level line_peak;                // highest seen while the line ran, folded from callees
+    Level frame_peak;               // highest seen while the frame ran
+    Level entry;                    // when the frame was entered
     std::ptrdiff_t outer_same_code; // index of the nearest enclosing frame of the same code, or -1
 };
 
@@ -62,14 +73,22 @@ class ThreadLedger {
     // Hot path, called by the allocator hook on this thread.
     void on_alloc(std::size_t size) noexcept {
         net_ += static_cast<std::int64_t>(size);
-        if (net_ > hwm_) {
-            hwm_ = net_;
+        if (net_ > hwm_.net) {
+            hwm_ = Level{net_, native_};
         }
         if (net_ > peak_net_) {
             peak_net_ = net_;
         }
     }
     void on_free(std::size_t size) noexcept { net_ -= static_cast<std::int64_t>(size); }
+    void on_native_alloc(std::size_t size) noexcept {
+        native_ += static_cast<std::int64_t>(size);
+        on_alloc(size);
+    }
+    void on_native_free(std::size_t size) noexcept {
+        native_ -= static_cast<std::int64_t>(size);
+        on_free(size);
+    }
 
     // A profiled frame starts (count_line: its first line is a new occurrence) or resumes.
     void enter(const void *frame, CodeLines *code, int lineno, bool count_line);
@@ -85,6 +104,7 @@ class ThreadLedger {
     }
     std::int64_t memory() const noexcept { return base_ + net_; }
     std::int64_t net() const noexcept { return net_; }
+    std::int64_t native_net() const noexcept { return native_; }
 
     // Highest net since the last restart_peak; watchers keep the ledger open without frames.
     std::int64_t peak_net() const noexcept { return peak_net_; }
@@ -98,8 +118,11 @@ class ThreadLedger {
     void pop();
 
     std::int64_t base_;
+    Level level() const noexcept { return Level{net_, native_}; }
+
     std::int64_t net_ = 0;
-    std::int64_t hwm_ = 0;      // highest net since the innermost line began
+    std::int64_t native_ = 0;   // the native part of net_
+    Level hwm_;                 // highest net since the innermost line began
     std::int64_t peak_net_ = 0; // highest net since restart_peak
     std::vector<ActiveFrame, mi_stl_allocator<ActiveFrame>> frames_;
 };

@@ -14,10 +14,12 @@ std::string line_records_to_json(const std::vector<LineRecord> &records, int ind
                          {"occurrences", r.occurrences},
                          {"increment", r.increment},
                          {"peak", r.peak},
-                         {"memory", r.memory}});
+                         {"memory", r.memory},
+                         {"native_increment", r.native_increment},
+                         {"native_peak", r.native_peak}});
     }
     nlohmann::json document = {{"format", "memory_profilerxx-lines"},
-                               {"version", 1},
+                               {"version", 2},
                                {"unit", "bytes"},
                                {"lines", std::move(lines)}};
     // Source lines may hold any bytes: replace invalid UTF-8 rather than throw.

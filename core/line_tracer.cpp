@@ -438,6 +438,9 @@ void ProfiledCodes::release() {
 
 void ProfiledCodes::enable(bool arm) {
     if (enabled_++ == 0) {
+        if (native_) {
+            native_want(true);
+        }
         claim();
     }
 #if !MEMXX_USE_MONITORING
@@ -462,7 +465,17 @@ void ProfiledCodes::disable(bool armed) {
 #endif
     if (--enabled_ == 0) {
         release();
+        if (native_) {
+            native_want(false);
+        }
     }
+}
+
+void ProfiledCodes::set_native(bool on) {
+    if (enabled_ > 0 && on != native_) {
+        native_want(on);
+    }
+    native_ = on;
 }
 
 bool set_floor_trace(bool on) {
@@ -477,8 +490,10 @@ bool set_floor_trace(bool on) {
 }
 
 WatchMark watch_thread_begin() {
+    native_want(true);
     ThreadLedger *ledger = open_ledger();
     if (ledger == nullptr) {
+        native_want(false);
         throw std::bad_alloc();
     }
     ++ledger->watchers;
@@ -490,6 +505,7 @@ WatchMark watch_thread_begin() {
 std::int64_t watch_thread_end(WatchMark mark) {
     ThreadLedger *ledger = thread_ledger();
     if (ledger == nullptr || ledger->watchers == 0) {
+        native_want(false);
         return 0;
     }
     const std::int64_t peak = ledger->peak_net() - mark.start_net;
@@ -498,6 +514,7 @@ std::int64_t watch_thread_end(WatchMark mark) {
     if (--ledger->watchers == 0 && ledger->empty()) {
         close_ledger(ledger);
     }
+    native_want(false);
     return peak;
 }
 

@@ -35,6 +35,9 @@ class ProfiledCodes {
     void enable(bool arm = true);
     void disable(bool armed = true);
     int enabled() const noexcept { return enabled_; }
+    // Whether native memory (malloc/mmap of shared objects) is counted while this is enabled.
+    bool native() const noexcept { return native_; }
+    void set_native(bool on);
     const std::vector<std::pair<PyObject *, CodeLines *>> &codes() const noexcept { return codes_; }
 
   private:
@@ -47,6 +50,7 @@ class ProfiledCodes {
     std::vector<std::pair<PyObject *, CodeLines *>> codes_;
     std::vector<std::pair<PyObject *, CodeLines *>> nested_; // tables owned by codes_
     int enabled_ = 0;
+    bool native_ = true;
 };
 
 // Watches the calling thread's allocations (no profiled frame needed) from begin to end: end

@@ -15,7 +15,8 @@ using core::ProfiledCodes;
 
 namespace {
 
-// [(code, [(lineno, occurrences, increment, peak, memory), ...]), ...] for lines that ran.
+// [(code, [(lineno, occurrences, increment, peak, memory, native_increment, native_peak), ...]),
+//  ...] for lines that ran.
 py::list profiled_results(const ProfiledCodes &codes) {
     py::list out;
     for (const auto &[code, lines] : codes.codes()) {
@@ -24,7 +25,8 @@ py::list profiled_results(const ProfiledCodes &codes) {
         int lineno = first;
         for (const core::LineStats &s : lines->lines()) {
             if (s.occurrences > 0) {
-                rows.append(py::make_tuple(lineno, s.occurrences, s.increment, s.peak, s.memory));
+                rows.append(py::make_tuple(lineno, s.occurrences, s.increment, s.peak, s.memory,
+                                           s.native_increment, s.native_peak));
             }
             ++lineno;
         }
@@ -98,6 +100,8 @@ void bind_core(py::module_ &m) {
              "Counted enable; arm=False holds the claim between a generator's steps.")
         .def("disable", &ProfiledCodes::disable, py::arg("armed") = true)
         .def_property_readonly("enabled", &ProfiledCodes::enabled)
+        .def_property("native", &ProfiledCodes::native, &ProfiledCodes::set_native,
+                      "Count native memory (malloc/mmap of shared objects) while enabled.")
         .def("results", &profiled_results);
 
     m.def("rss_bytes", &core::current_rss_bytes, "Resident set size of this process, in bytes.");
@@ -130,6 +134,11 @@ void bind_core(py::module_ &m) {
         d["table_bytes"] = s.table_bytes;
         d["installed"] = s.installed;
         d["active"] = s.active;
+        d["native"] = s.native;
+        d["native_objects"] = s.native_objects;
+        d["native_slots"] = s.native_slots;
+        d["native_mappings"] = s.native_mappings;
+        d["native_patch_seconds"] = s.native_patch_seconds;
         return d;
     });
     m.def(
@@ -142,7 +151,9 @@ void bind_core(py::module_ &m) {
                     r.attr("lineno").cast<int>(), r.attr("source").cast<std::string>(),
                     r.attr("occurrences").cast<std::uint64_t>(),
                     r.attr("increment").cast<std::int64_t>(), r.attr("peak").cast<std::int64_t>(),
-                    r.attr("memory").cast<std::int64_t>()});
+                    r.attr("memory").cast<std::int64_t>(),
+                    r.attr("native_increment").cast<std::int64_t>(),
+                    r.attr("native_peak").cast<std::int64_t>()});
             }
             return core::line_records_to_json(rows, indent);
         },

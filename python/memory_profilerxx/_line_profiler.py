@@ -23,7 +23,9 @@ class LineRecord:
     ``increment`` is the net of what was allocated and freed while the line ran (summed over its
     ``occurrences``), ``peak`` the highest memory reached while it ran, ``memory`` the memory
     after its last run. Memory is the process RSS when profiling started plus the bytes the
-    profiled thread allocated minus those it freed since.
+    profiled thread allocated minus those it freed since. ``native_increment`` is the part of
+    ``increment`` that native code (C libraries' ``malloc``/``mmap``) allocated, ``native_peak``
+    the native bytes the thread held at the moment of ``peak``.
     """
 
     filename: str
@@ -34,6 +36,8 @@ class LineRecord:
     increment: int
     peak: int
     memory: int
+    native_increment: int = 0
+    native_peak: int = 0
 
 
 def code_of(func: Any) -> CodeType | None:
@@ -124,6 +128,7 @@ class LineProfiler:
         self.max_mem = kw.get("max_mem")
         self._previous_trace: Any = None
         self._codes = _memxx.ProfiledCodes()
+        self._codes.native = bool(kw.get("native", True))
         self.functions: list[Callable] = []
 
     def __call__(self, func: Callable | None = None, precision: int = 1) -> Callable:
@@ -203,7 +208,16 @@ class LineProfiler:
             self.disable()
         return self
 
-    def _results(self) -> list[tuple[CodeType, list[tuple[int, int, int, int, int]]]]:
+    @property
+    def native(self) -> bool:
+        """Whether native memory (C libraries' ``malloc``/``mmap``) is counted; default True."""
+        return self._codes.native
+
+    @native.setter
+    def native(self, on: bool) -> None:
+        self._codes.native = bool(on)
+
+    def _results(self) -> list[tuple[CodeType, list[tuple[int, int, int, int, int, int, int]]]]:
         return self._codes.results()
 
     @property
@@ -212,7 +226,7 @@ class LineProfiler:
         view = CodeMap()
         for code, rows in self._results():
             view[code] = {line: (inc / _MIB, mem / _MIB, occ)
-                          for line, occ, inc, _peak, mem in rows}
+                          for line, occ, inc, _peak, mem, *_native in rows}
         return view
 
     def records(self) -> list[LineRecord]:
@@ -222,10 +236,10 @@ class LineProfiler:
         out = []
         for code, rows in self._results():
             lines = linecache.getlines(code.co_filename)
-            for line, occ, inc, peak, mem in rows:
+            for line, occ, inc, peak, mem, native_inc, native_peak in rows:
                 source = lines[line - 1].rstrip("\n") if 0 < line <= len(lines) else ""
                 out.append(LineRecord(code.co_filename, code.co_qualname, line, source,
-                                      occ, inc, peak, mem))
+                                      occ, inc, peak, mem, native_inc, native_peak))
         return out
 
     def to_json(self, indent: int = 2) -> str:

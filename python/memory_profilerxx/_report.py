@@ -84,7 +84,7 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
                 template = _PEAK_TEMPLATE if peak_layout else _CLASSIC_TEMPLATE
                 stream.write(template.format(lineno, *blanks, source))
                 continue
-            _, occurrences, increment, peak, memory = row
+            _, occurrences, increment, peak, memory = row[:5]
             mem = cell.format(memory / _MIB)
             inc = cell.format(increment / _MIB)
             if peak_layout:

@@ -48,26 +48,39 @@ CHURN(obj, PyObject_Malloc, PyObject_Free)
 _library: dict[str, object] = {}
 
 
-def _compiler() -> str:
-    for name in (sysconfig.get_config_var("CC") or "", "cc", "gcc", "clang"):
+def compiler(cplusplus: bool = False) -> str:
+    """The system's C (or C++) compiler, for the test helpers built at run time."""
+    names = ("c++", "g++", "clang++") if cplusplus else (
+        sysconfig.get_config_var("CC") or "", "cc", "gcc", "clang")
+    for name in names:
         found = shutil.which(name.split()[0]) if name else None
         if found:
             return found
-    raise RuntimeError("no C compiler found (cc, gcc, clang): the churn helper needs one")
+    raise RuntimeError(f"no {'C++' if cplusplus else 'C'} compiler found ({', '.join(names)}):"
+                       " the native test helpers need one")
+
+
+def build_shared(source_text: str, source_name: str, library_name: str,
+                 extra: tuple[str, ...] = ()) -> str:
+    """Compiles one source file into a shared object in a new temporary folder; its path."""
+    directory = tempfile.mkdtemp(prefix="memxx-native-")
+    source = os.path.join(directory, source_name)
+    with open(source, "w") as out:
+        out.write(source_text)
+    library = os.path.join(directory, library_name)
+    result = subprocess.run(
+        [compiler(source_name.endswith(".cpp")), "-O2", "-shared", "-fPIC", "-o", library,
+         source, *extra],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"building {source_name} failed:\n{result.stderr}")
+    return library
 
 
 def _build() -> str:
-    directory = tempfile.mkdtemp(prefix="memxx-churn-")
-    source = os.path.join(directory, "churn.c")
-    with open(source, "w") as out:
-        out.write(_SOURCE)
-    library = os.path.join(directory, "libchurn.so")
-    subprocess.run(
-        [_compiler(), "-O2", "-shared", "-fPIC", "-o", library, source],
-        check=True,
-        capture_output=True,
-    )
-    return library
+    return build_shared(_SOURCE, "churn.c", "libchurn.so")
 
 
 def functions() -> tuple[object, object, object]:

@@ -1,0 +1,140 @@
+// The accounting core that every source of allocations charges: the live-block table, the
+// profiled thread's ledger, the re-entrancy flag. One file per source calls into it (PyMem
+// domains: pymem_hooks.cpp, numpy's handler: numpy_hooks.cpp, native code's malloc and mmap:
+// native_hooks.cpp), each wrapper with the same steps: re-entrancy check, real call, record.
+//
+// Internal to core. Callable from any thread, with or without the GIL: no Python API here.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/line_ledger.hpp"
+#include "core/live_blocks.hpp"
+#include "core/spin_lock.hpp"
+#include "core/thread_local.hpp"
+
+namespace memxx::core::accounting {
+
+// Who made the allocation: native blocks are also summed on their own (the line's native share).
+enum class Source { python, native };
+
+constexpr std::size_t kNoSize = SIZE_MAX;
+
+extern MEMXX_TLS ThreadLedger *t_ledger; // nullptr: the thread is not profiled
+extern MEMXX_TLS bool t_in_hook;         // inside a hook: nested allocator calls are not counted
+extern std::atomic<bool> g_active;       // accounting is on (a profiling session is open)
+
+// The table is created at the first session and never freed: hooks may still run at exit.
+extern SpinLock g_lock;
+extern LiveBlocks *g_blocks;
+
+// Fast path of every wrapper: false when the call must go straight to the real allocator.
+inline bool counting() noexcept { return !t_in_hook && g_active.load(std::memory_order_relaxed); }
+
+class ReentrancyGuard {
+  public:
+    ReentrancyGuard() noexcept { t_in_hook = true; }
+    ~ReentrancyGuard() { t_in_hook = false; }
+    ReentrancyGuard(const ReentrancyGuard &) = delete;
+    ReentrancyGuard &operator=(const ReentrancyGuard &) = delete;
+};
+
+inline void charge_alloc(ThreadLedger *ledger, std::size_t size, Source source) noexcept {
+    if (source == Source::native) {
+        ledger->on_native_alloc(size);
+    } else {
+        ledger->on_alloc(size);
+    }
+}
+
+inline void charge_free(ThreadLedger *ledger, std::size_t size, Source source) noexcept {
+    if (source == Source::native) {
+        ledger->on_native_free(size);
+    } else {
+        ledger->on_free(size);
+    }
+}
+
+// A new block on the calling thread: kept in the table and charged when the thread is profiled.
+inline void record_alloc(void *address, std::size_t size, Source source) noexcept {
+    ThreadLedger *ledger = t_ledger;
+    if (ledger == nullptr) {
+        return;
+    }
+    bool tracked;
+    {
+        SpinLockGuard guard(g_lock);
+        tracked = g_blocks->insert(address, size);
+    }
+    if (tracked) {
+        charge_alloc(ledger, size, source);
+    }
+}
+
+// Called before the real free: another thread could get the same address back in between.
+inline void record_free(void *address, Source source) noexcept {
+    std::size_t size;
+    bool known;
+    {
+        SpinLockGuard guard(g_lock);
+        known = g_blocks->erase(address, &size);
+    }
+    ThreadLedger *ledger = t_ledger;
+    if (known && ledger != nullptr) {
+        charge_free(ledger, size, source);
+    }
+}
+
+// The realloc steps shared by every source. `real(address, size)` is the real realloc;
+// `unknown.before(address)` runs before it for a block the table does not know (allocated before
+// profiling) and `unknown.after(size)` then gives that block's old size, or kNoSize when it
+// cannot be known (the resize is then not counted: only growth of known sizes is). The caller
+// has checked counting().
+template <class RealRealloc, class UnknownOldSize>
+void *realloc_counted(void *address, std::size_t size, Source source, RealRealloc &&real,
+                      UnknownOldSize &&unknown) noexcept {
+    ReentrancyGuard guard;
+    std::size_t old_size = 0;
+    bool known = false;
+    if (address != nullptr) {
+        SpinLockGuard lock(g_lock);
+        known = g_blocks->erase(address, &old_size);
+    }
+    const bool profiled = t_ledger != nullptr;
+    bool counted = known || address == nullptr;
+    if (!counted && profiled) {
+        unknown.before(address);
+    }
+    void *resized = real(address, size);
+    if (!counted && profiled) {
+        old_size = unknown.after(size);
+        counted = old_size != kNoSize;
+    }
+    if (resized == nullptr) {
+        if (known && size == 0) { // realloc(p, 0) freed the block (glibc)
+            if (profiled) {
+                charge_free(t_ledger, old_size, source);
+            }
+        } else if (known) { // the old block is still there
+            SpinLockGuard lock(g_lock);
+            g_blocks->insert(address, old_size);
+        }
+        return resized;
+    }
+    if (profiled && counted) {
+        bool tracked;
+        {
+            SpinLockGuard lock(g_lock);
+            tracked = g_blocks->insert(resized, size);
+        }
+        charge_free(t_ledger, old_size, source);
+        if (tracked) {
+            charge_alloc(t_ledger, size, source);
+        }
+    }
+    return resized;
+}
+
+} // namespace memxx::core::accounting

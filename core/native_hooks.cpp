@@ -1,0 +1,580 @@
+// Native code as a source of allocations: the malloc family and anonymous mmap calls that loaded
+// shared objects make, redirected to our functions by rewriting each object's GOT slots for them
+// (core/got_slots). No LD_PRELOAD and no restart: the slots are rewritten when a session with
+// native counting starts and put back when it ends; objects loaded meanwhile (an import, a
+// dlopen) are rewritten by our dlopen before their first call.
+//
+// Never rewritten, so that each block counts once and our own memory never counts: the objects
+// that implement the allocator (libc, or whatever defines the malloc we call, such as ASan's
+// runtime), the loader, mimalloc, this extension, and the allocation slots of the interpreter's
+// own object, whose malloc is the PyMem RAW domain, counted in pymem_hooks.cpp. Its dlopen
+// (how extension modules are loaded) is rewritten.
+#include <Python.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <ctime>
+#include <dlfcn.h>
+#include <gnu/libc-version.h>
+#include <link.h>
+#include <malloc.h>
+#include <map>
+#include <mutex>
+#include <string>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+#include <mimalloc.h>
+
+#include "core/alloc_accounting.hpp"
+#include "core/alloc_sources.hpp"
+#include "core/got_slots.hpp"
+
+namespace memxx::core {
+
+namespace {
+
+using namespace accounting;
+
+std::atomic<bool> g_native_on{false};
+
+inline bool native_counting() noexcept {
+    return !t_in_hook && g_native_on.load(std::memory_order_relaxed);
+}
+
+// --- anonymous mappings made while profiling: [begin, end) by begin --------------------------
+
+using MappingMap =
+    std::map<std::uintptr_t, std::uintptr_t, std::less<std::uintptr_t>,
+             mi_stl_allocator<std::pair<const std::uintptr_t, std::uintptr_t>>>;
+SpinLock g_mappings_lock;
+MappingMap *g_mappings = nullptr; // created at the first enable, never freed (hooks run at exit)
+
+std::uintptr_t page_round_up(std::size_t length) noexcept {
+    static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+    return (length + page - 1) & ~(page - 1);
+}
+
+// Removes [begin, begin + length) from the recorded mappings (splitting those it cuts) and
+// returns how many recorded bytes it covered.
+std::size_t take_mapped_range(void *address, std::size_t length) noexcept {
+    const auto begin = reinterpret_cast<std::uintptr_t>(address);
+    const std::uintptr_t end = begin + page_round_up(length);
+    std::size_t covered = 0;
+    SpinLockGuard guard(g_mappings_lock);
+    auto it = g_mappings->upper_bound(begin);
+    if (it != g_mappings->begin()) {
+        --it;
+    }
+    while (it != g_mappings->end() && it->first < end) {
+        const std::uintptr_t map_begin = it->first;
+        const std::uintptr_t map_end = it->second;
+        if (map_end <= begin) {
+            ++it;
+            continue;
+        }
+        const std::uintptr_t cut_begin = std::max(map_begin, begin);
+        const std::uintptr_t cut_end = std::min(map_end, end);
+        covered += cut_end - cut_begin;
+        it = g_mappings->erase(it);
+        if (map_begin < cut_begin) {
+            g_mappings->emplace(map_begin, cut_begin);
+        }
+        if (cut_end < map_end) {
+            it = g_mappings->emplace(cut_end, map_end).first;
+            ++it;
+        }
+    }
+    return covered;
+}
+
+void add_mapping(void *address, std::size_t length) noexcept {
+    const auto begin = reinterpret_cast<std::uintptr_t>(address);
+    SpinLockGuard guard(g_mappings_lock);
+    g_mappings->emplace(begin, begin + page_round_up(length));
+}
+
+// --- the hooks: re-entrancy check, real call, record -----------------------------------------
+
+void *native_malloc(std::size_t size) noexcept {
+    if (!native_counting()) {
+        return malloc(size);
+    }
+    ReentrancyGuard guard;
+    void *address = malloc(size);
+    if (address != nullptr) {
+        record_alloc(address, size, Source::native);
+    }
+    return address;
+}
+
+void *native_calloc(std::size_t count, std::size_t size) noexcept {
+    std::size_t bytes;
+    if (!native_counting() || __builtin_mul_overflow(count, size, &bytes)) {
+        return calloc(count, size);
+    }
+    ReentrancyGuard guard;
+    void *address = calloc(count, size);
+    if (address != nullptr) {
+        record_alloc(address, bytes, Source::native);
+    }
+    return address;
+}
+
+// glibc knows the size of a block from before profiling.
+struct NativeOldSize {
+    std::size_t size = kNoSize;
+    void before(void *address) noexcept { size = malloc_usable_size(address); }
+    std::size_t after(std::size_t) const noexcept { return size; }
+};
+
+void *native_realloc(void *address, std::size_t size) noexcept {
+    if (!native_counting()) {
+        return realloc(address, size);
+    }
+    return realloc_counted(
+        address, size, Source::native,
+        [](void *block, std::size_t bytes) { return realloc(block, bytes); }, NativeOldSize{});
+}
+
+void *native_reallocarray(void *address, std::size_t count, std::size_t size) noexcept {
+    std::size_t bytes;
+    if (!native_counting() || __builtin_mul_overflow(count, size, &bytes)) {
+        return reallocarray(address, count, size);
+    }
+    return realloc_counted(
+        address, bytes, Source::native,
+        [count, size](void *block, std::size_t) { return reallocarray(block, count, size); },
+        NativeOldSize{});
+}
+
+void native_free(void *address) noexcept {
+    if (address == nullptr || !native_counting()) {
+        free(address);
+        return;
+    }
+    ReentrancyGuard guard;
+    record_free(address, Source::native);
+    free(address);
+}
+
+// The aligned allocators share one shape: real call, then record `size` bytes at the result.
+template <class RealAlloc>
+void *aligned_counted(std::size_t size, RealAlloc &&real) noexcept {
+    if (!native_counting()) {
+        return real();
+    }
+    ReentrancyGuard guard;
+    void *address = real();
+    if (address != nullptr) {
+        record_alloc(address, size, Source::native);
+    }
+    return address;
+}
+
+int native_posix_memalign(void **result, std::size_t alignment, std::size_t size) noexcept {
+    int error = 0;
+    aligned_counted(size, [&]() -> void * {
+        error = posix_memalign(result, alignment, size);
+        return error == 0 ? *result : nullptr;
+    });
+    return error;
+}
+
+void *native_aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
+    return aligned_counted(size, [=] { return aligned_alloc(alignment, size); });
+}
+
+void *native_memalign(std::size_t alignment, std::size_t size) noexcept {
+    return aligned_counted(size, [=] { return memalign(alignment, size); });
+}
+
+void *native_valloc(std::size_t size) noexcept {
+    return aligned_counted(size, [=] { return valloc(size); });
+}
+
+// pvalloc rounds the size up to whole pages: that is what it allocates.
+void *native_pvalloc(std::size_t size) noexcept {
+    return aligned_counted(page_round_up(size), [=] { return pvalloc(size); });
+}
+
+void *native_mmap(void *address, std::size_t length, int protection, int flags, int fd,
+                  off_t offset) noexcept {
+    if ((flags & MAP_ANONYMOUS) == 0 || !native_counting()) {
+        return mmap(address, length, protection, flags, fd, offset);
+    }
+    ReentrancyGuard guard;
+    ThreadLedger *ledger = t_ledger;
+    if ((flags & MAP_FIXED) != 0) { // replaces whatever was mapped there
+        const std::size_t replaced = take_mapped_range(address, length);
+        if (replaced != 0 && ledger != nullptr) {
+            ledger->on_native_free(replaced);
+        }
+    }
+    void *mapped = mmap(address, length, protection, flags, fd, offset);
+    if (mapped != MAP_FAILED && ledger != nullptr) {
+        add_mapping(mapped, length);
+        ledger->on_native_alloc(page_round_up(length));
+    }
+    return mapped;
+}
+
+int native_munmap(void *address, std::size_t length) noexcept {
+    if (!native_counting()) {
+        return munmap(address, length);
+    }
+    ReentrancyGuard guard;
+    // Before the real munmap: another thread could map the same range again in between.
+    const std::size_t unmapped = take_mapped_range(address, length);
+    if (unmapped != 0 && t_ledger != nullptr) {
+        t_ledger->on_native_free(unmapped);
+    }
+    return munmap(address, length);
+}
+
+void *native_mremap(void *address, std::size_t old_length, std::size_t new_length, int flags,
+                    ...) noexcept {
+    void *new_address = nullptr;
+    if ((flags & MREMAP_FIXED) != 0) {
+        va_list rest;
+        va_start(rest, flags);
+        new_address = va_arg(rest, void *);
+        va_end(rest);
+    }
+    if (!native_counting() || old_length == 0) {
+        return mremap(address, old_length, new_length, flags, new_address);
+    }
+    ReentrancyGuard guard;
+    void *moved = mremap(address, old_length, new_length, flags, new_address);
+    if (moved == MAP_FAILED) {
+        return moved;
+    }
+    const std::size_t recorded = take_mapped_range(address, old_length);
+    ThreadLedger *ledger = t_ledger;
+    if (recorded != 0) {
+        if (ledger != nullptr) {
+            add_mapping(moved, new_length);
+            ledger->on_native_free(recorded);
+            ledger->on_native_alloc(page_round_up(new_length));
+        }
+    } else if (ledger != nullptr) {
+        // A mapping from before profiling counts its change only, as realloc does.
+        const std::int64_t change = static_cast<std::int64_t>(page_round_up(new_length)) -
+                                    static_cast<std::int64_t>(page_round_up(old_length));
+        if (change > 0) {
+            ledger->on_native_alloc(static_cast<std::size_t>(change));
+        } else {
+            ledger->on_native_free(static_cast<std::size_t>(-change));
+        }
+    }
+    return moved;
+}
+
+void patch_new_objects();
+
+// The object that called dlopen searches a bare file name in its own RPATH/RUNPATH: were we
+// simply to call dlopen, the loader would search ours instead (memray's bug #212). So a bare
+// name not loaded yet is looked up in the caller's search path (dlinfo) and opened by path.
+void *open_as_caller(const char *file, int mode, const void *caller) noexcept {
+    if (file == nullptr || std::strchr(file, '/') != nullptr) {
+        return dlopen(file, mode);
+    }
+    if (void *loaded = dlopen(file, mode | RTLD_NOLOAD)) {
+        return loaded;
+    }
+    Dl_info info;
+    link_map *caller_map = nullptr;
+    if (dladdr1(caller, &info, reinterpret_cast<void **>(&caller_map), RTLD_DL_LINKMAP) != 0 &&
+        caller_map != nullptr) {
+        Dl_serinfo size;
+        if (dlinfo(caller_map, RTLD_DI_SERINFOSIZE, &size) == 0) {
+            auto *paths = static_cast<Dl_serinfo *>(mi_malloc(size.dls_size));
+            if (paths != nullptr) {
+                *paths = size;
+                std::basic_string<char, std::char_traits<char>, mi_stl_allocator<char>> path;
+                void *opened = nullptr;
+                if (dlinfo(caller_map, RTLD_DI_SERINFO, paths) == 0) {
+                    for (unsigned i = 0; i < paths->dls_cnt && opened == nullptr; ++i) {
+                        const char *directory = paths->dls_serpath[i].dls_name;
+                        if (directory == nullptr || directory[0] == '\0') {
+                            continue;
+                        }
+                        path.assign(directory).append("/").append(file);
+                        struct stat status;
+                        if (stat(path.c_str(), &status) == 0 && S_ISREG(status.st_mode)) {
+                            opened = dlopen(path.c_str(), mode);
+                        }
+                    }
+                }
+                mi_free(paths);
+                if (opened != nullptr) {
+                    return opened;
+                }
+            }
+        }
+    }
+    return dlopen(file, mode); // the loader's cache and default directories are the same for all
+}
+
+void *native_dlopen(const char *file, int mode) noexcept {
+    void *handle = open_as_caller(file, mode, __builtin_return_address(0));
+    if (handle != nullptr && g_native_on.load(std::memory_order_acquire)) {
+        patch_new_objects();
+    }
+    return handle;
+}
+
+// --- which slots are rewritten ----------------------------------------------------------------
+
+struct NativeFunction {
+    const char *name;
+    void *ours;
+    bool allocates; // false: rewritten in the interpreter's object too
+};
+
+const NativeFunction g_functions[] = {
+    {"malloc", reinterpret_cast<void *>(native_malloc), true},
+    {"calloc", reinterpret_cast<void *>(native_calloc), true},
+    {"realloc", reinterpret_cast<void *>(native_realloc), true},
+    {"reallocarray", reinterpret_cast<void *>(native_reallocarray), true},
+    {"free", reinterpret_cast<void *>(native_free), true},
+    {"posix_memalign", reinterpret_cast<void *>(native_posix_memalign), true},
+    {"aligned_alloc", reinterpret_cast<void *>(native_aligned_alloc), true},
+    {"memalign", reinterpret_cast<void *>(native_memalign), true},
+    {"valloc", reinterpret_cast<void *>(native_valloc), true},
+    {"pvalloc", reinterpret_cast<void *>(native_pvalloc), true},
+    {"mmap", reinterpret_cast<void *>(native_mmap), true},
+    {"mmap64", reinterpret_cast<void *>(native_mmap), true},
+    {"mremap", reinterpret_cast<void *>(native_mremap), true},
+    {"munmap", reinterpret_cast<void *>(native_munmap), true},
+    {"dlopen", reinterpret_cast<void *>(native_dlopen), false},
+};
+
+const NativeFunction *function_named(const char *name) noexcept {
+    for (const NativeFunction &function : g_functions) {
+        if (std::strcmp(function.name, name) == 0) {
+            return &function;
+        }
+    }
+    return nullptr;
+}
+
+template <class T> using MiVector = std::vector<T, mi_stl_allocator<T>>;
+using MiString = std::basic_string<char, std::char_traits<char>, mi_stl_allocator<char>>;
+
+struct RedirectedSlot {
+    void **slot;
+    void *ours;
+    void *original; // what the slot held when it was rewritten
+};
+
+// An object's slots for our functions, found once by walking its relocations.
+struct PatchedObject {
+    std::uintptr_t base;
+    const void *headers;
+    MiString name;
+    ReadOnlyAfterRelocation relro;
+    MiVector<RedirectedSlot> slots;
+    bool seen; // found loaded by the current pass
+};
+
+struct Excluded {
+    std::uintptr_t whole[4]; // lowest mapped addresses of the objects never rewritten
+    std::uintptr_t loader;   // the loader's load address
+    std::uintptr_t interpreter;
+};
+
+std::mutex g_patch_mutex; // the records and the slots; taken before the loader's lock
+MiVector<PatchedObject> *g_objects = nullptr;
+bool g_redirected = false;
+Excluded g_excluded{};
+double g_last_pass_seconds = 0;
+
+std::uintptr_t base_of(const void *address) noexcept {
+    Dl_info info;
+    return dladdr(address, &info) != 0 ? reinterpret_cast<std::uintptr_t>(info.dli_fbase) : 0;
+}
+
+// dladdr gives the lowest mapped address of an object, dl_iterate_phdr its load bias: compare
+// the object's first PT_LOAD address instead.
+std::uintptr_t mapped_start(const dl_phdr_info &object) noexcept {
+    for (ElfW(Half) i = 0; i < object.dlpi_phnum; ++i) {
+        if (object.dlpi_phdr[i].p_type == PT_LOAD) {
+            return (object.dlpi_addr + object.dlpi_phdr[i].p_vaddr) &
+                   ~static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE) - 1);
+        }
+    }
+    return object.dlpi_addr;
+}
+
+void find_excluded() noexcept {
+    g_excluded.whole[0] = base_of(reinterpret_cast<void *>(&find_excluded));       // this extension
+    g_excluded.whole[1] = base_of(reinterpret_cast<void *>(&gnu_get_libc_version)); // libc
+    g_excluded.whole[2] = base_of(reinterpret_cast<void *>(&malloc)); // the allocator we call
+    g_excluded.whole[3] = base_of(reinterpret_cast<void *>(&mi_malloc));
+    g_excluded.loader = getauxval(AT_BASE);
+    g_excluded.interpreter = base_of(reinterpret_cast<void *>(&PyMem_RawMalloc));
+}
+
+PatchedObject *record_of(const dl_phdr_info &object) {
+    for (PatchedObject &known : *g_objects) {
+        if (known.base == object.dlpi_addr && known.headers == object.dlpi_phdr &&
+            known.name == (object.dlpi_name != nullptr ? object.dlpi_name : "")) {
+            return &known;
+        }
+    }
+    return nullptr;
+}
+
+struct SlotCollector {
+    PatchedObject *object;
+    bool interpreter;
+};
+
+void collect_slot(const char *symbol, void **slot, void *context) {
+    auto *collector = static_cast<SlotCollector *>(context);
+    const NativeFunction *function = function_named(symbol);
+    if (function != nullptr && !(collector->interpreter && function->allocates)) {
+        collector->object->slots.push_back(RedirectedSlot{slot, function->ours, nullptr});
+    }
+}
+
+int redirect_object(dl_phdr_info *info, std::size_t, void *) {
+    const dl_phdr_info &object = *info;
+    const char *name = object.dlpi_name != nullptr ? object.dlpi_name : "";
+    if (std::strncmp(name, "linux-vdso", 10) == 0 || std::strncmp(name, "linux-gate", 10) == 0) {
+        return 0;
+    }
+    const std::uintptr_t start = mapped_start(object);
+    for (std::uintptr_t excluded : g_excluded.whole) {
+        if (excluded != 0 && excluded == start) {
+            return 0;
+        }
+    }
+    if (g_excluded.loader != 0 && object.dlpi_addr == g_excluded.loader) {
+        return 0;
+    }
+    PatchedObject *record = record_of(object);
+    if (record == nullptr) {
+        g_objects->push_back(PatchedObject{object.dlpi_addr, object.dlpi_phdr, MiString(name),
+                                           relro_pages(object), {}, false});
+        record = &g_objects->back();
+        SlotCollector collector{record, start == g_excluded.interpreter};
+        for_each_got_slot(object, collect_slot, &collector);
+    }
+    record->seen = true;
+    MiVector<void **> slots;
+    MiVector<void *> values;
+    for (RedirectedSlot &redirected : record->slots) {
+        void *current = __atomic_load_n(redirected.slot, __ATOMIC_ACQUIRE);
+        if (current != redirected.ours) {
+            redirected.original = current;
+            slots.push_back(redirected.slot);
+            values.push_back(redirected.ours);
+        }
+    }
+    if (!slots.empty()) {
+        write_got_slots(slots.data(), values.data(), slots.size(), record->relro);
+    }
+    return 0;
+}
+
+int restore_object(dl_phdr_info *info, std::size_t, void *) {
+    PatchedObject *record = record_of(*info);
+    if (record == nullptr) {
+        return 0;
+    }
+    record->seen = true;
+    MiVector<void **> slots;
+    MiVector<void *> values;
+    for (const RedirectedSlot &redirected : record->slots) {
+        // Someone who rewrote the slot after us (another profiler) keeps it.
+        if (redirected.original != nullptr &&
+            __atomic_load_n(redirected.slot, __ATOMIC_ACQUIRE) == redirected.ours) {
+            slots.push_back(redirected.slot);
+            values.push_back(redirected.original);
+        }
+    }
+    if (!slots.empty()) {
+        write_got_slots(slots.data(), values.data(), slots.size(), record->relro);
+    }
+    return 0;
+}
+
+// One pass over the loaded objects, under the loader's lock (no object is unloaded meanwhile);
+// records of objects no longer loaded are dropped. Caller holds g_patch_mutex.
+void pass_locked(int (*visit)(dl_phdr_info *, std::size_t, void *)) {
+    ReentrancyGuard guard;
+    for (PatchedObject &known : *g_objects) {
+        known.seen = false;
+    }
+    dl_iterate_phdr(visit, nullptr);
+    MiVector<PatchedObject> loaded;
+    for (PatchedObject &known : *g_objects) {
+        if (known.seen) {
+            loaded.push_back(std::move(known));
+        }
+    }
+    g_objects->swap(loaded);
+}
+
+void patch_new_objects() {
+    std::lock_guard<std::mutex> lock(g_patch_mutex);
+    if (g_redirected) {
+        pass_locked(redirect_object);
+    }
+}
+
+double seconds_now() noexcept {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
+} // namespace
+
+void native_hooks_enable() {
+    std::lock_guard<std::mutex> lock(g_patch_mutex);
+    if (g_objects == nullptr) {
+        g_objects = new (mi_malloc(sizeof(MiVector<PatchedObject>))) MiVector<PatchedObject>();
+        g_mappings = new (mi_malloc(sizeof(MappingMap))) MappingMap();
+        find_excluded();
+    }
+    const double start = seconds_now();
+    g_redirected = true;
+    pass_locked(redirect_object);
+    g_last_pass_seconds = seconds_now() - start;
+    g_native_on.store(true, std::memory_order_release);
+}
+
+void native_hooks_disable() {
+    std::lock_guard<std::mutex> lock(g_patch_mutex);
+    if (!g_redirected) {
+        return;
+    }
+    g_native_on.store(false, std::memory_order_release);
+    g_redirected = false;
+    pass_locked(restore_object);
+    SpinLockGuard guard(g_mappings_lock);
+    g_mappings->clear();
+}
+
+NativeHookStats native_hook_stats() {
+    std::lock_guard<std::mutex> lock(g_patch_mutex);
+    NativeHookStats stats{g_redirected, 0, 0, 0, g_last_pass_seconds};
+    if (g_objects != nullptr) {
+        for (const PatchedObject &object : *g_objects) {
+            stats.objects += object.slots.empty() ? 0 : 1;
+            stats.slots += object.slots.size();
+        }
+        SpinLockGuard guard(g_mappings_lock);
+        stats.live_mappings = g_mappings->size();
+    }
+    return stats;
+}
+
+} // namespace memxx::core

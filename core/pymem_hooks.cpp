@@ -1,0 +1,222 @@
+// The PyMem domains as a source of allocations: our functions on top of each domain's chain.
+// pymalloc hands requests over 512 B to the RAW domain: the re-entrancy flag, held across the
+// call to the previous allocator, makes such a block count once.
+#include <Python.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <malloc.h>
+
+#include "core/alloc_accounting.hpp"
+#include "core/alloc_sites.hpp"
+#include "core/alloc_sources.hpp"
+
+namespace memxx::core {
+
+namespace {
+
+using namespace accounting;
+
+// A realloc of a MEM/OBJ block the table does not know asks the nested RAW call for the old size.
+MEMXX_TLS const void *t_probe_address = nullptr;
+MEMXX_TLS std::size_t t_probe_size = 0;
+
+// pymalloc serves requests up to this size itself; larger ones go to the RAW domain.
+constexpr std::size_t kSmallRequest = 512;
+
+bool g_usable_size_ok = false; // RAW blocks are plain glibc blocks (no debug hooks)
+
+std::size_t raw_block_size(void *address) noexcept {
+    return g_usable_size_ok ? malloc_usable_size(address) : kNoSize;
+}
+
+enum DomainIndex { kRaw = 0, kMem = 1, kObj = 2, kDomains = 3 };
+
+struct Domain {
+    PyMemAllocatorDomain id;
+    PyMemAllocatorEx previous;
+    PyMemAllocatorEx ours;
+    bool installed;
+};
+Domain g_domains[kDomains];
+
+// Allocation sites are kept for the OBJ domain only (objects); it is always called with the GIL.
+// The check sits after the real call so that the accounting path is unchanged when it is off.
+inline bool sites_wanted() noexcept { return !t_in_hook && site_tracking() != SiteTracking::off; }
+
+template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
+    const PyMemAllocatorEx &prev = g_domains[D].previous;
+    void *address;
+    if (!counting()) {
+        address = prev.malloc(prev.ctx, size);
+    } else {
+        ReentrancyGuard guard;
+        address = prev.malloc(prev.ctx, size);
+        if (address != nullptr) {
+            record_alloc(address, size, Source::python);
+        }
+    }
+    if (D == kObj && address != nullptr && sites_wanted()) {
+        ReentrancyGuard guard;
+        sites_on_alloc(address);
+    }
+    return address;
+}
+
+template <int D> void *hook_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
+    const PyMemAllocatorEx &prev = g_domains[D].previous;
+    void *address;
+    if (!counting()) {
+        address = prev.calloc(prev.ctx, count, elsize);
+    } else {
+        ReentrancyGuard guard;
+        address = prev.calloc(prev.ctx, count, elsize);
+        if (address != nullptr) {
+            record_alloc(address, count * elsize, Source::python);
+        }
+    }
+    if (D == kObj && address != nullptr && sites_wanted()) {
+        ReentrancyGuard guard;
+        sites_on_alloc(address);
+    }
+    return address;
+}
+
+// The old size of a block from before profiling: RAW blocks are glibc's (malloc_usable_size);
+// a MEM/OBJ block over 512 B was passed down to RAW, whose nested realloc reports its size.
+template <int D> struct PymemOldSize {
+    std::size_t raw_size = kNoSize;
+    void before(void *address) noexcept {
+        if (D == kRaw) {
+            raw_size = raw_block_size(address);
+        } else {
+            t_probe_address = address;
+            t_probe_size = kNoSize;
+        }
+    }
+    std::size_t after(std::size_t size) noexcept {
+        if (D == kRaw) {
+            return raw_size;
+        }
+        t_probe_address = nullptr;
+        // No nested RAW realloc: pymalloc owned it, so it was at most 512 bytes.
+        return t_probe_size != kNoSize ? t_probe_size : std::min(size, kSmallRequest);
+    }
+};
+
+template <int D> void *accounted_realloc(void *address, std::size_t size) noexcept {
+    const PyMemAllocatorEx &prev = g_domains[D].previous;
+    if (t_in_hook) {
+        if (D == kRaw && address != nullptr && address == t_probe_address) {
+            t_probe_size = raw_block_size(address);
+        }
+        return prev.realloc(prev.ctx, address, size);
+    }
+    if (!counting()) {
+        return prev.realloc(prev.ctx, address, size);
+    }
+    return realloc_counted(
+        address, size, Source::python,
+        [&prev](void *block, std::size_t bytes) { return prev.realloc(prev.ctx, block, bytes); },
+        PymemOldSize<D>{});
+}
+
+template <int D> void *hook_realloc(void *, void *address, std::size_t size) noexcept {
+    if (D != kObj || !sites_wanted()) {
+        return accounted_realloc<D>(address, size);
+    }
+    void *resized = accounted_realloc<D>(address, size);
+    if (resized != nullptr) {
+        ReentrancyGuard guard;
+        sites_on_realloc(address, resized);
+    }
+    return resized;
+}
+
+template <int D> void hook_free(void *, void *address) noexcept {
+    const PyMemAllocatorEx &prev = g_domains[D].previous;
+    if (D == kObj && address != nullptr && sites_wanted()) {
+        ReentrancyGuard guard;
+        sites_on_free(address); // before the real free, as record_free
+    }
+    if (address == nullptr || !counting()) {
+        prev.free(prev.ctx, address);
+        return;
+    }
+    ReentrancyGuard guard;
+    record_free(address, Source::python);
+    prev.free(prev.ctx, address);
+}
+
+template <int D> void init_domain(PyMemAllocatorDomain id) {
+    Domain &domain = g_domains[D];
+    domain.id = id;
+    domain.ours =
+        PyMemAllocatorEx{nullptr, hook_malloc<D>, hook_calloc<D>, hook_realloc<D>, hook_free<D>};
+}
+
+bool pymalloc_has_debug_hooks() {
+    // Debug hooks (PYTHONMALLOC=*debug, -X dev) put a header before RAW blocks.
+    const char *env = std::getenv("PYTHONMALLOC");
+    if (env != nullptr && std::strstr(env, "debug") != nullptr) {
+        return true;
+    }
+    PyObject *flags = PySys_GetObject("flags"); // borrowed
+    if (flags == nullptr) {
+        return true;
+    }
+    PyObject *dev_mode = PyObject_GetAttrString(flags, "dev_mode");
+    if (dev_mode == nullptr) {
+        PyErr_Clear();
+        return true;
+    }
+    const bool on = PyObject_IsTrue(dev_mode) != 0;
+    Py_DECREF(dev_mode);
+    return on;
+}
+
+} // namespace
+
+void pymem_hooks_install() {
+    if (g_domains[kRaw].ours.malloc == nullptr) {
+        init_domain<kRaw>(PYMEM_DOMAIN_RAW);
+        init_domain<kMem>(PYMEM_DOMAIN_MEM);
+        init_domain<kObj>(PYMEM_DOMAIN_OBJ);
+        g_usable_size_ok = !pymalloc_has_debug_hooks();
+    }
+    for (Domain &domain : g_domains) {
+        if (!domain.installed) {
+            // `previous` is set before our functions become visible to other threads.
+            PyMem_GetAllocator(domain.id, &domain.previous);
+            PyMem_SetAllocator(domain.id, &domain.ours);
+            domain.installed = true;
+        }
+    }
+}
+
+void pymem_hooks_remove() {
+    for (Domain &domain : g_domains) {
+        if (!domain.installed) {
+            continue;
+        }
+        PyMemAllocatorEx current;
+        PyMem_GetAllocator(domain.id, &current);
+        // Another hook (tracemalloc, ...) stacked on top of ours keeps calling us: stay in the
+        // chain, passing through, rather than cut it out from under it.
+        if (current.malloc == domain.ours.malloc) {
+            PyMem_SetAllocator(domain.id, &domain.previous);
+            domain.installed = false;
+        }
+    }
+}
+
+bool pymem_hooks_installed() noexcept {
+    for (const Domain &domain : g_domains) {
+        if (domain.installed) {
+            return true;
+        }
+    }
+    return false;
+}
+
+} // namespace memxx::core
