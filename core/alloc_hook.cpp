@@ -116,6 +116,7 @@ HookStats hook_stats() {
                     native.enabled,
                     native.objects,
                     native.slots,
+                    native.slots_now,
                     native.live_mappings,
                     native.last_enable_seconds};
     if (g_blocks != nullptr) {

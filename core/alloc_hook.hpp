@@ -37,7 +37,8 @@ struct HookStats {
     bool active;             // accounting is on
     bool native;             // native code's GOT slots point at our functions
     std::size_t native_objects;   // loaded objects with redirected slots
-    std::size_t native_slots;     // redirected slots
+    std::size_t native_slots;     // slots found for our functions
+    std::size_t native_slots_now; // of them, those pointing at our functions now (read back)
     std::size_t native_mappings;  // anonymous mappings made while profiling, still mapped
     double native_patch_seconds;  // the last pass over the loaded objects
 };

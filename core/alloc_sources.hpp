@@ -21,7 +21,8 @@ void native_hooks_disable();
 struct NativeHookStats {
     bool enabled;                // the slots point at our functions
     std::size_t objects;         // loaded objects whose slots are redirected
-    std::size_t slots;           // slots redirected
+    std::size_t slots;           // slots found for our functions
+    std::size_t slots_now;       // of them, those that point at our functions now (read back)
     std::size_t live_mappings;   // anonymous mappings made while profiling, not unmapped yet
     double last_enable_seconds;  // the last enable's pass over the loaded objects
 };

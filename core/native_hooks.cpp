@@ -505,6 +505,18 @@ int restore_object(dl_phdr_info *info, std::size_t, void *) {
     return 0;
 }
 
+int count_redirected(dl_phdr_info *info, std::size_t, void *context) {
+    auto *stats = static_cast<NativeHookStats *>(context);
+    if (const PatchedObject *record = record_of(*info)) {
+        for (const RedirectedSlot &redirected : record->slots) {
+            if (__atomic_load_n(redirected.slot, __ATOMIC_ACQUIRE) == redirected.ours) {
+                ++stats->slots_now;
+            }
+        }
+    }
+    return 0;
+}
+
 // One pass over the loaded objects, under the loader's lock (no object is unloaded meanwhile);
 // records of objects no longer loaded are dropped. Caller holds g_patch_mutex.
 void pass_locked(int (*visit)(dl_phdr_info *, std::size_t, void *)) {
@@ -565,8 +577,10 @@ void native_hooks_disable() {
 
 NativeHookStats native_hook_stats() {
     std::lock_guard<std::mutex> lock(g_patch_mutex);
-    NativeHookStats stats{g_redirected, 0, 0, 0, g_last_pass_seconds};
+    NativeHookStats stats{g_redirected, 0, 0, 0, 0, g_last_pass_seconds};
     if (g_objects != nullptr) {
+        // Read under the loader's lock: the objects recorded cannot be unloaded meanwhile.
+        dl_iterate_phdr(count_redirected, &stats);
         for (const PatchedObject &object : *g_objects) {
             stats.objects += object.slots.empty() ? 0 : 1;
             stats.slots += object.slots.size();

@@ -26,5 +26,5 @@ for py in "${pythons[@]}"; do
     echo "== pip install (build and test packages) for $py"
     "$py" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
         "scikit-build-core>=0.10" "pybind11>=2.10" pytest numpy memory_profiler objgraph \
-        ipython matplotlib psutil setuptools
+        ipython matplotlib psutil setuptools pillow memray
 done

@@ -137,6 +137,7 @@ void bind_core(py::module_ &m) {
         d["native"] = s.native;
         d["native_objects"] = s.native_objects;
         d["native_slots"] = s.native_slots;
+        d["native_slots_now"] = s.native_slots_now;
         d["native_mappings"] = s.native_mappings;
         d["native_patch_seconds"] = s.native_patch_seconds;
         return d;

@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--layout", choices=LAYOUTS, default=None,
                         help="peak: with a Peak column (default, or $MEMORY_PROFILERXX_LAYOUT); "
                              "classic: memory_profiler's")
+    parser.add_argument("--no-native", dest="native", action="store_false",
+                        help="count PyMem and numpy memory only, not what C libraries allocate "
+                             "with malloc/mmap")
     parser.add_argument("-m", dest="module", action="store_true",
                         help="the program is a module name, run as with python -m")
     parser.add_argument("program", nargs=argparse.REMAINDER,
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.timestamp:
         prof = TimeStamper(args.backend, include_children=args.include_children)
     else:
-        prof = BuiltinProfile(max_mem=args.max_mem, backend=args.backend)
+        prof = BuiltinProfile(max_mem=args.max_mem, backend=args.backend, native=args.native)
     code = 0
     try:
         _run(args, prof)

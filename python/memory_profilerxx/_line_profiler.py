@@ -344,7 +344,7 @@ def _mprof_span(func: Callable) -> Callable | None:
 
 
 def profile(func: Callable | None = None, stream: Any = None, precision: int = 1,
-            backend: str = "psutil", layout: str | None = None) -> Callable:
+            backend: str = "psutil", layout: str | None = None, native: bool = True) -> Callable:
     """Decorator that prints a line-by-line memory report of ``func`` after each call.
 
     As memory_profiler's ``profile``: bare or with arguments; ``stream`` (default stdout) gets
@@ -352,7 +352,8 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
     memory_profiler's exact table; the default adds a ``Peak`` column (see
     ``default_layout``). Recursive calls are
     reported once, when the outermost call returns. ``backend`` is accepted for compatibility;
-    the figures always come from the allocation hook.
+    the figures always come from the allocation hook. ``native=False`` counts PyMem and numpy
+    memory only, not what C libraries allocate with ``malloc``/``mmap``.
 
     >>> import io
     >>> out = io.StringIO()
@@ -365,7 +366,7 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
     """
     if func is None:
         return functools.partial(profile, stream=stream, precision=precision, backend=backend,
-                                 layout=layout)
+                                 layout=layout, native=native)
     if code_of(func) is None:
         raise TypeError("profile() expects a function or method, got "
                         f"{type(func).__name__} object {func!r}")
@@ -376,7 +377,7 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
     from memory_profilerxx._memory_usage import choose_backend
 
     choose_backend(backend)
-    calls = _ReportedCalls(func, stream, precision, layout)
+    calls = _ReportedCalls(func, stream, precision, layout, native)
     span = _mprof_span(func)
     if span is not None and not getattr(code_of(func), "co_flags", 0) & (_CO_COROUTINE
                                                                          | _CO_GENERATOR):
@@ -403,8 +404,10 @@ class _ReportedCalls:
     LineProfiler and one report; the bookkeeping is locked because threads enter and leave.
     """
 
-    def __init__(self, func: Callable, stream: Any, precision: int, layout: str | None) -> None:
+    def __init__(self, func: Callable, stream: Any, precision: int, layout: str | None,
+                 native: bool = True) -> None:
         self._func, self._stream, self._precision, self._layout = func, stream, precision, layout
+        self._native = native
         self._lock = threading.Lock()
         self._current: LineProfiler | None = None
         self._running = 0
@@ -412,7 +415,7 @@ class _ReportedCalls:
     def begin(self) -> LineProfiler:
         with self._lock:
             if self._current is None:
-                self._current = LineProfiler()
+                self._current = LineProfiler(native=self._native)
                 self._current.add_function(self._func)
             self._running += 1
             return self._current

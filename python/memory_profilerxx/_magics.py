@@ -32,10 +32,10 @@ class MemoryProfilerMagics(Magics):
     def mprun(self, parameter_s: str = "", cell: str | None = None) -> LineProfiler | None:
         """Line-by-line memory report of the functions given with ``-f`` while a statement runs.
 
-        ``%mprun -f func [-f other] [-T file] [-c] [-r] statement``; in cell mode the cell is
-        the statement. Works on functions defined in the notebook as well as in modules.
+        ``%mprun -f func [-f other] [-T file] [-c] [-r] [-N] statement``; in cell mode the cell
+        is the statement. ``-N``: PyMem and numpy memory only (no native malloc/mmap). Works on functions defined in the notebook as well as in modules.
         """
-        opts, arg_str = self.parse_options(parameter_s, "rf:T:c", list_all=True)
+        opts, arg_str = self.parse_options(parameter_s, "rf:T:cN", list_all=True)
         opts.merge(Struct(f=[], T=[""]))
         if cell is not None:
             arg_str += "\n" + cell
@@ -48,7 +48,7 @@ class MemoryProfilerMagics(Magics):
             except Exception as e:  # noqa: BLE001 - reported as memory_profiler does
                 raise UsageError(f"Could not find function {name!r}.\n"
                                  f"{e.__class__.__name__}: {e}") from None
-        prof = LineProfiler(include_children="c" in opts)
+        prof = LineProfiler(include_children="c" in opts, native="N" not in opts)
         for func in funcs:
             prof.add_function(func)
         saved = builtins.__dict__.get("profile")

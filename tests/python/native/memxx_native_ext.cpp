@@ -15,6 +15,8 @@
 
 namespace {
 
+void *volatile g_escape = nullptr;
+
 void *allocate(const std::string &kind, std::size_t size) {
     void *p = nullptr;
     if (kind == "malloc") {
@@ -176,6 +178,7 @@ PyObject *py_temporary(PyObject *, PyObject *args) {
     }
     void *p = std::malloc(static_cast<std::size_t>(size));
     std::memset(p, 3, static_cast<std::size_t>(size));
+    g_escape = p; // else the compiler may drop the malloc/free pair altogether
     std::free(p);
     Py_RETURN_NONE;
 }
