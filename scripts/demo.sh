@@ -11,3 +11,5 @@ echo "== python -m memory_profilerxx seed.py"
 "$py" -m memory_profilerxx seed.py
 echo "== python -m memory_profilerxx word_index.py"
 "$py" -m memory_profilerxx word_index.py
+echo "== python -m memory_profilerxx native_memory.py"
+"$py" -m memory_profilerxx native_memory.py

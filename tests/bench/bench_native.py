@@ -1,0 +1,146 @@
+"""Native memory: the cost of counting what C code allocates with malloc, against memray, in one
+process. Prints medians and ratios.
+
+Workloads: a native-allocation-heavy function (1 M malloc/free pairs of mixed sizes in the test
+extension, tests/python/native/memxx_native_ext.cpp) and the allocation-heavy Python function of
+bench_line_profiler.py. Modes: plain; under memory_profilerxx's profile (native counted); under
+profile(native=False); under memray's Tracker (which redirects malloc the same way) and
+tracemalloc, where installed. Every mode runs once to warm up, then the modes take turns round
+by round; the figure is each mode's median.
+
+Run: python tests/bench/bench_native.py [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+sys.path.insert(0, HERE)
+
+import _memxx  # noqa: E402
+import _native  # noqa: E402
+from bench_line_profiler import alloc_work  # noqa: E402
+from memory_profilerxx import LineProfiler  # noqa: E402
+
+QUICK = "--quick" in sys.argv
+ROUNDS = 3 if QUICK else 7
+PAIRS = 300_000 if QUICK else 1_000_000
+N_ALLOC = 300_000 if QUICK else 1_000_000
+
+ext = _native.module()
+
+
+def native_work(pairs):
+    total = ext.churn(pairs)
+    return total
+
+
+def plain(func):
+    return func
+
+
+def profiled(native):
+    def wrap(func):
+        return LineProfiler(native=native)(func)
+    return wrap
+
+
+def under_memray(func):
+    import memray
+
+    folder = tempfile.mkdtemp(prefix="memxx-bench-memray-")
+    runs = iter(range(10**6))
+
+    def run(*args):
+        path = os.path.join(folder, f"run{next(runs)}.bin")
+        with memray.Tracker(destination=memray.FileDestination(path, overwrite=True),
+                            native_traces=False):
+            result = func(*args)
+        os.unlink(path)
+        return result
+    return run
+
+
+def under_tracemalloc(func):
+    def run(*args):
+        tracemalloc.start()
+        try:
+            return func(*args)
+        finally:
+            tracemalloc.stop()
+    return run
+
+
+def interleaved(func, arg, modes):
+    """{mode name: median seconds}: one warm-up run per mode, then ROUNDS rounds in turn."""
+    wrapped = {name: make(func) for name, make in modes.items()}
+    times = {name: [] for name in modes}
+    for name, run in wrapped.items():
+        run(arg)
+    for _ in range(ROUNDS):
+        for name, run in wrapped.items():
+            start = time.perf_counter()
+            run(arg)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def report(title, medians):
+    base = medians["plain"]
+    print(f"\n{title}")
+    for name, seconds in medians.items():
+        print(f"  {name:28s} {seconds * 1e3:9.1f} ms   {seconds / base:5.2f}x plain")
+
+
+def main():
+    modes = {"plain": plain, "profile (native)": profiled(True),
+             "profile(native=False)": profiled(False)}
+    try:
+        import memray  # noqa: F401
+
+        modes["memray Tracker"] = under_memray
+    except ImportError:
+        print("memray not installed: its rows are left out")
+    print(f"Python {sys.version.split()[0]}; medians of {ROUNDS} interleaved rounds, "
+          "each mode warmed up once")
+
+    native = interleaved(native_work, PAIRS, modes)
+    report(f"native-heavy native_work({PAIRS:,}): {PAIRS:,} malloc/free pairs in C", native)
+    if "memray Tracker" in native:
+        print(f"  memray / profile (native): "
+              f"{native['memray Tracker'] / native['profile (native)']:.2f}x")
+
+    python_modes = dict(modes, tracemalloc=under_tracemalloc)
+    python = interleaved(alloc_work, N_ALLOC, python_modes)
+    report(f"allocation-heavy Python alloc_work({N_ALLOC:,})", python)
+
+    # The patching pass, with the extension, numpy, sqlite and Pillow loaded where installed.
+    for name in ("numpy", "sqlite3", "PIL.Image"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    passes = []
+    for _ in range(ROUNDS):
+        LineProfiler()(native_work)(10)
+        passes.append(_memxx.hook_stats()["native_patch_seconds"])
+    stats = _memxx.hook_stats()
+    print(f"\npatching pass: {statistics.median(passes) * 1e3:.2f} ms median "
+          f"({stats['native_objects']} objects, {stats['native_slots']} slots); "
+          f"slots still redirected after profiling: {stats['native_slots_now']}")
+
+    # After profiling the slots are restored: native calls run at full speed again.
+    after = interleaved(native_work, PAIRS, {"plain": plain})["plain"]
+    print(f"native_work after profiling ended: {after / native['plain']:.3f}x the plain run "
+          "before it")
+
+
+if __name__ == "__main__":
+    main()
