@@ -51,9 +51,10 @@ ubsan_runtime=$(gcc -print-file-name=libubsan.so)
 core_tests=(
     test_line_exact.py test_line_robust.py test_line_cli.py test_objgraph.py
     test_fork.py test_stress.py test_faults.py test_security.py
-    test_reliability_objgraph.py test_reliability_fuzz.py test_mprof.py
+    test_reliability_objgraph.py test_reliability_fuzz.py test_mprof.py test_native.py
 )
-hook_tests=(test_line_exact.py test_line_robust.py test_stress.py test_fork.py test_reliability_objgraph.py)
+hook_tests=(test_line_exact.py test_line_robust.py test_stress.py test_fork.py test_reliability_objgraph.py
+    test_native.py)
 run_pytest() {
     local label=$1
     shift
