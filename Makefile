@@ -6,6 +6,7 @@ test:
 	./scripts/test.sh
 bench:
 	python3 tests/bench/bench_line_profiler.py
+	python3 tests/bench/bench_native.py
 	python3 tests/bench/bench_memory_usage.py
 	python3 tests/bench/bench_objgraph.py
 	python3 tests/bench/bench_leaks.py
