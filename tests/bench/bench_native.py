@@ -127,6 +127,10 @@ def main():
 
     native = interleaved(native_work, PAIRS, modes)
     report(f"native-heavy native_work({PAIRS:,}): {PAIRS:,} malloc/free pairs in C", native)
+    # native=False does the same work as plain here (no native counting): their ratio is the
+    # run-to-run noise of glibc's heap, which depends on what the previous mode left in it.
+    print(f"  noise: profile(native=False) / plain = "
+          f"{native['profile(native=False)'] / native['plain']:.2f}x")
     if "memray Tracker" in native:
         print(f"  memray / profile (native): "
               f"{native['memray Tracker'] / native['profile (native)']:.2f}x")
