@@ -87,6 +87,25 @@ inline void record_free(void *address, Source source) noexcept {
     }
 }
 
+// The malloc/calloc/aligned steps shared by every source: `real()` is the real allocation, of
+// `size` bytes. The caller has checked counting().
+template <class RealAlloc>
+void *alloc_counted(std::size_t size, Source source, RealAlloc &&real) noexcept {
+    ReentrancyGuard guard;
+    void *address = real();
+    if (address != nullptr) {
+        record_alloc(address, size, source);
+    }
+    return address;
+}
+
+// The free steps shared by every source. The caller has checked counting() and address != 0.
+template <class RealFree> void free_counted(void *address, Source source, RealFree &&real) noexcept {
+    ReentrancyGuard guard;
+    record_free(address, source); // before the real free: see record_free
+    real();
+}
+
 // The realloc steps shared by every source. `real(address, size)` is the real realloc;
 // `unknown.before(address)` runs before it for a block the table does not know (allocated before
 // profiling) and `unknown.after(size)` then gives that block's old size, or kNoSize when it

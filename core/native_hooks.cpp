@@ -104,12 +104,7 @@ void *native_malloc(std::size_t size) noexcept {
     if (!native_counting()) {
         return malloc(size);
     }
-    ReentrancyGuard guard;
-    void *address = malloc(size);
-    if (address != nullptr) {
-        record_alloc(address, size, Source::native);
-    }
-    return address;
+    return alloc_counted(size, Source::native, [size] { return malloc(size); });
 }
 
 void *native_calloc(std::size_t count, std::size_t size) noexcept {
@@ -117,12 +112,7 @@ void *native_calloc(std::size_t count, std::size_t size) noexcept {
     if (!native_counting() || __builtin_mul_overflow(count, size, &bytes)) {
         return calloc(count, size);
     }
-    ReentrancyGuard guard;
-    void *address = calloc(count, size);
-    if (address != nullptr) {
-        record_alloc(address, bytes, Source::native);
-    }
-    return address;
+    return alloc_counted(bytes, Source::native, [=] { return calloc(count, size); });
 }
 
 // glibc knows the size of a block from before profiling.
@@ -157,23 +147,12 @@ void native_free(void *address) noexcept {
         free(address);
         return;
     }
-    ReentrancyGuard guard;
-    record_free(address, Source::native);
-    free(address);
+    free_counted(address, Source::native, [address] { free(address); });
 }
 
-// The aligned allocators share one shape: real call, then record `size` bytes at the result.
-template <class RealAlloc>
-void *aligned_counted(std::size_t size, RealAlloc &&real) noexcept {
-    if (!native_counting()) {
-        return real();
-    }
-    ReentrancyGuard guard;
-    void *address = real();
-    if (address != nullptr) {
-        record_alloc(address, size, Source::native);
-    }
-    return address;
+// The aligned allocators: real call, then `size` bytes recorded at the result.
+template <class RealAlloc> void *aligned_counted(std::size_t size, RealAlloc &&real) noexcept {
+    return native_counting() ? alloc_counted(size, Source::native, real) : real();
 }
 
 int native_posix_memalign(void **result, std::size_t alignment, std::size_t size) noexcept {

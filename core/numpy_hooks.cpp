@@ -46,12 +46,7 @@ void *numpy_malloc(void *, std::size_t size) noexcept {
     if (!counting()) {
         return prev.malloc(prev.ctx, size);
     }
-    ReentrancyGuard guard;
-    void *address = prev.malloc(prev.ctx, size);
-    if (address != nullptr) {
-        record_alloc(address, size, Source::python);
-    }
-    return address;
+    return alloc_counted(size, Source::python, [&] { return prev.malloc(prev.ctx, size); });
 }
 
 void *numpy_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
@@ -59,12 +54,8 @@ void *numpy_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
     if (!counting()) {
         return prev.calloc(prev.ctx, count, elsize);
     }
-    ReentrancyGuard guard;
-    void *address = prev.calloc(prev.ctx, count, elsize);
-    if (address != nullptr) {
-        record_alloc(address, count * elsize, Source::python);
-    }
-    return address;
+    return alloc_counted(count * elsize, Source::python,
+                         [&] { return prev.calloc(prev.ctx, count, elsize); });
 }
 
 // numpy's default handler is plain malloc: glibc knows the size of a block from before
@@ -94,9 +85,7 @@ void numpy_free(void *, void *address, std::size_t size) noexcept {
         prev.free(prev.ctx, address, size);
         return;
     }
-    ReentrancyGuard guard;
-    record_free(address, Source::python);
-    prev.free(prev.ctx, address, size);
+    free_counted(address, Source::python, [&] { prev.free(prev.ctx, address, size); });
 }
 
 NumpyHandler g_numpy_handler = {

@@ -46,16 +46,9 @@ inline bool sites_wanted() noexcept { return !t_in_hook && site_tracking() != Si
 
 template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
-    void *address;
-    if (!counting()) {
-        address = prev.malloc(prev.ctx, size);
-    } else {
-        ReentrancyGuard guard;
-        address = prev.malloc(prev.ctx, size);
-        if (address != nullptr) {
-            record_alloc(address, size, Source::python);
-        }
-    }
+    void *address = !counting() ? prev.malloc(prev.ctx, size)
+                                : alloc_counted(size, Source::python,
+                                                [&] { return prev.malloc(prev.ctx, size); });
     if (D == kObj && address != nullptr && sites_wanted()) {
         ReentrancyGuard guard;
         sites_on_alloc(address);
@@ -65,16 +58,10 @@ template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
 
 template <int D> void *hook_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
-    void *address;
-    if (!counting()) {
-        address = prev.calloc(prev.ctx, count, elsize);
-    } else {
-        ReentrancyGuard guard;
-        address = prev.calloc(prev.ctx, count, elsize);
-        if (address != nullptr) {
-            record_alloc(address, count * elsize, Source::python);
-        }
-    }
+    void *address =
+        !counting() ? prev.calloc(prev.ctx, count, elsize)
+                    : alloc_counted(count * elsize, Source::python,
+                                    [&] { return prev.calloc(prev.ctx, count, elsize); });
     if (D == kObj && address != nullptr && sites_wanted()) {
         ReentrancyGuard guard;
         sites_on_alloc(address);
@@ -143,9 +130,7 @@ template <int D> void hook_free(void *, void *address) noexcept {
         prev.free(prev.ctx, address);
         return;
     }
-    ReentrancyGuard guard;
-    record_free(address, Source::python);
-    prev.free(prev.ctx, address);
+    free_counted(address, Source::python, [&] { prev.free(prev.ctx, address); });
 }
 
 template <int D> void init_domain(PyMemAllocatorDomain id) {

@@ -18,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-import tracemalloc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
@@ -26,7 +25,7 @@ sys.path.insert(0, HERE)
 
 import _memxx  # noqa: E402
 import _native  # noqa: E402
-from bench_line_profiler import alloc_work  # noqa: E402
+from bench_line_profiler import alloc_work, under_tracemalloc  # noqa: E402
 from memory_profilerxx import LineProfiler  # noqa: E402
 
 QUICK = "--quick" in sys.argv
@@ -65,16 +64,6 @@ def under_memray(func):
             result = func(*args)
         os.unlink(path)
         return result
-    return run
-
-
-def under_tracemalloc(func):
-    def run(*args):
-        tracemalloc.start()
-        try:
-            return func(*args)
-        finally:
-            tracemalloc.stop()
     return run
 
 
