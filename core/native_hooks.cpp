@@ -21,6 +21,7 @@
 #include <malloc.h>
 #include <map>
 #include <mutex>
+#include <pthread.h>
 #include <string>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -520,6 +521,18 @@ void patch_new_objects() {
     }
 }
 
+// A thread without the GIL may hold either lock (a dlopen, an munmap) when another forks: the
+// child would inherit it held and hang at its next dlopen or profiling session. The forking
+// thread takes both across fork(), as the live-block table's lock is taken.
+void lock_before_fork() noexcept {
+    g_patch_mutex.lock();
+    g_mappings_lock.lock();
+}
+void unlock_after_fork() noexcept {
+    g_mappings_lock.unlock();
+    g_patch_mutex.unlock();
+}
+
 double seconds_now() noexcept {
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -529,6 +542,9 @@ double seconds_now() noexcept {
 } // namespace
 
 void native_hooks_enable() {
+    static const bool fork_handlers =
+        pthread_atfork(lock_before_fork, unlock_after_fork, unlock_after_fork) == 0;
+    (void)fork_handlers;
     std::lock_guard<std::mutex> lock(g_patch_mutex);
     if (g_objects == nullptr) {
         g_objects = new (mi_malloc(sizeof(MiVector<PatchedObject>))) MiVector<PatchedObject>();
