@@ -20,6 +20,7 @@ import gc
 import io
 import json
 import re
+import unittest
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,6 +67,8 @@ class Plan:
     objects: bool = False
     types: tuple[str, ...] = ()
     runs: int = 1
+
+    marked: bool = False
 
     @property
     def leaks(self) -> bool:
@@ -132,6 +135,10 @@ def plan_for(item: Any, leak_runs: int, default_limit: int | None) -> Plan:
         else:
             plan.objects, plan.types = True, value
         runs = extra["runs"] or runs
+        plan.marked = True
+    if plan.marked and item.cls is not None and issubclass(item.cls, unittest.TestCase):
+        raise ValueError(f"{item.nodeid}: memory markers apply to pytest test functions, "
+                         "not to unittest.TestCase methods")
     if plan.leaks:
         plan.runs = runs or leak_runs
     return plan
@@ -324,34 +331,53 @@ class MemxxPlugin:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: Any) -> Any:
         plan = pyfuncitem.stash.get(_PLAN, None)
-        marked = plan is not None and (plan.leaks or any(
-            pyfuncitem.get_closest_marker(m) for m in _MARKERS))
-        if plan is None or not (marked or self.track_all) or _is_async(pyfuncitem.obj):
+        if plan is None or not plan.marked or _is_async(pyfuncitem.obj):
             yield
             return
         func = pyfuncitem.obj
-        runner = _LeakRuns(func, plan) if marked else None
-        figures = Figures(pyfuncitem.nodeid, runs=plan.runs, limit_memory=plan.limit_memory,
-                          limit_leaks=plan.limit_leaks)
-        pyfuncitem.obj = functools.wraps(func)(runner or _watched(func, figures))
+        runner = _LeakRuns(func, plan)
+        pyfuncitem.obj = functools.wraps(func)(runner)
         try:
             outcome = yield
         finally:
             pyfuncitem.obj = func
-        if runner is not None:
-            figures.peak, figures.run_nets = runner.peak, list(runner.nets)
-            figures.leaked = runner.leaked_bytes() if plan.leaks else (
-                runner.nets[-1] if runner.nets else 0)
-            figures.leaked_objects = {_short(k): v for k, v in runner.leaked_types().items()} \
-                if plan.leaks else {}
+        figures = Figures(pyfuncitem.nodeid, peak=runner.peak, runs=plan.runs,
+                          run_nets=list(runner.nets), limit_memory=plan.limit_memory,
+                          limit_leaks=plan.limit_leaks)
+        if plan.leaks:
+            figures.leaked = runner.leaked_bytes()
+            figures.leaked_objects = {_short(k): v for k, v in runner.leaked_types().items()}
+        elif runner.nets:
+            figures.leaked = runner.nets[-1]
         pyfuncitem.stash[_FIGURES] = figures
-        if outcome.excinfo is None and (runner is not None or plan.limit_memory is not None):
-            message = verdict(pyfuncitem.name, runner, figures) if runner else (
-                _peak_only_verdict(pyfuncitem.name, figures))
+        if outcome.excinfo is None:
+            message = verdict(pyfuncitem.name, runner, figures)
             if message:
                 pyfuncitem.stash[_VERDICT] = message
-        if runner is not None and runner.sites is not None:
+        if runner.sites is not None:
             runner.sites.stop(forget=True)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: Any) -> Any:
+        """--memxx: the call phase of every unmarked test (unittest ones too), measured once."""
+        plan = item.stash.get(_PLAN, None)
+        if not self.track_all or (plan is not None and plan.marked):
+            yield
+            return
+        import _memxx
+
+        mark = _memxx.watch_thread_begin()
+        try:
+            outcome = yield
+            gc.collect(1)
+            leaked = _memxx.watch_thread_net(mark)
+        finally:
+            peak = _memxx.watch_thread_end(mark)
+        limit = self.default_limit
+        item.stash[_FIGURES] = Figures(item.nodeid, peak=peak, leaked=leaked, limit_memory=limit)
+        if outcome.excinfo is None and limit is not None and peak > limit:
+            item.stash[_VERDICT] = (f"{item.name} used {format_size(peak)} at its peak "
+                                    f"(limit {format_size(limit)}, --memxx-limit)")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
@@ -399,31 +425,6 @@ def _is_async(func: Any) -> bool:
     import inspect
 
     return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
-
-
-def _watched(func: Any, figures: Figures) -> Any:
-    """``func`` measured once: peak, and net bytes after a young-generation collection."""
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        import _memxx
-
-        mark = _memxx.watch_thread_begin()
-        try:
-            result = func(*args, **kwargs)
-            gc.collect(1)
-            figures.leaked = _memxx.watch_thread_net(mark)
-            return result
-        finally:
-            figures.peak = _memxx.watch_thread_end(mark)
-
-    return run
-
-
-def _peak_only_verdict(name: str, figures: Figures) -> str | None:
-    if figures.limit_memory is not None and figures.peak > figures.limit_memory:
-        return (f"{name} used {format_size(figures.peak)} at its peak "
-                f"(limit {format_size(figures.limit_memory)}, --memxx-limit)")
-    return None
 
 
 def pytest_addoption(parser: Any) -> None:

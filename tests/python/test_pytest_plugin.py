@@ -248,6 +248,32 @@ def test_memxx_summary_lists_the_top_tests_and_writes_json(pytester):
     assert figures["test_suite.py::test_leak"]["leaked"] >= 2 * 2**20
 
 
+def test_memxx_measures_unittest_tests_and_refuses_markers_on_them(pytester):
+    pytester.makepyfile(test_old="""
+        import unittest
+
+        class Old(unittest.TestCase):
+            def test_builds(self):
+                data = bytearray(3 * 2**20)
+    """)
+    result = run(pytester, "--memxx")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["1 tests with the highest peak:", "*3.0 MiB  test_old.py::Old::test_builds"])
+    pytester.makepyfile(test_old="""
+        import unittest
+        import pytest
+
+        class Old(unittest.TestCase):
+            @pytest.mark.limit_memory("1 MB")
+            def test_builds(self):
+                pass
+    """)
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["test_old.py::Old::test_builds: memory markers apply to pytest "
+                                 "test functions, not to unittest.TestCase methods"])
+
+
 def test_xdist_workers_give_the_same_verdicts_and_one_summary(pytester):
     pytest.importorskip("xdist")
     pytester.makepyfile(test_suite=SUITE)
