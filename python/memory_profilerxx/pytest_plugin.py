@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+__all__ = ["format_size", "parse_size"]
+
 _UNITS = {"B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
 _SIZE = re.compile(r"^\s*\+?(\d*\.?\d+)\s*([KMGTP]?)(I?)B\s*$", re.IGNORECASE)
 _MARKERS = ("limit_memory", "limit_leaks", "no_leaked_objects")
@@ -89,7 +91,7 @@ class Figures:
     leaked_objects: dict[str, int] = field(default_factory=dict)
 
 
-def _marker_args(mark: Any, nodeid: str) -> tuple[Any, dict[str, Any]]:
+def _marker_args(mark: Any) -> tuple[Any, dict[str, Any]]:
     kwargs = dict(mark.kwargs)
     kwargs.pop("current_thread_only", None)  # the test's own thread is all we count, either way
     if mark.name == "limit_leaks":
@@ -114,7 +116,7 @@ def _marker_args(mark: Any, nodeid: str) -> tuple[Any, dict[str, Any]]:
     return value, {"runs": runs}
 
 
-def plan_for(item: Any, leak_runs: int, default_limit: int | None) -> Plan:
+def _plan_for(item: Any, leak_runs: int, default_limit: int | None) -> Plan:
     """The Plan of a test from its markers; ValueError naming the test and the marker if bad."""
     plan = Plan(limit_memory=default_limit)
     runs = None
@@ -123,7 +125,7 @@ def plan_for(item: Any, leak_runs: int, default_limit: int | None) -> Plan:
         if mark is None:
             continue
         try:
-            value, extra = _marker_args(mark, item.nodeid)
+            value, extra = _marker_args(mark)
         except (ValueError, TypeError) as exc:
             shown = ", ".join([repr(a) for a in mark.args]
                               + [f"{k}={v!r}" for k, v in mark.kwargs.items()])
@@ -273,7 +275,7 @@ def _object_story(runner: _LeakRuns, leaked: dict[str, int]) -> list[str]:
     return lines
 
 
-def verdict(name: str, runner: _LeakRuns, figures: Figures) -> str | None:
+def _verdict(name: str, runner: _LeakRuns, figures: Figures) -> str | None:
     """The failure message of a measured test, or None when it kept its budgets."""
     plan, parts = runner.plan, []
     if plan.limit_memory is not None and figures.peak > plan.limit_memory:
@@ -281,23 +283,20 @@ def verdict(name: str, runner: _LeakRuns, figures: Figures) -> str | None:
                      f"(limit {format_size(plan.limit_memory)}), reached on:")
         parts += _line_blame(runner, "peak")
     leaked = runner.leaked_types() if plan.leaks else {}
-    if plan.limit_leaks is not None and figures.leaked > plan.limit_leaks:
-        parts.append(f"{name} leaked {format_size(figures.leaked)} a run "
-                     f"(limit {format_size(plan.limit_leaks)}), held more after each of "
-                     f"{plan.runs} runs:" if plan.runs > 1 else
-                     f"{name} leaked {format_size(figures.leaked)} "
-                     f"(limit {format_size(plan.limit_leaks)}):")
+    over_leak = plan.limit_leaks is not None and figures.leaked > plan.limit_leaks
+    if over_leak:
+        runs = f" a run (limit {format_size(plan.limit_leaks)}), held more after each of " \
+               f"{plan.runs} runs:" if plan.runs > 1 else \
+               f" (limit {format_size(plan.limit_leaks)}):"
+        parts.append(f"{name} leaked {format_size(figures.leaked)}{runs}")
         parts += _line_blame(runner, "increment")
-        if leaked:
-            parts += _object_story(runner, leaked)
-    if plan.objects and leaked:
-        if not parts or plan.limit_leaks is None or figures.leaked <= plan.limit_leaks:
-            parts += _object_story(runner, leaked)
+    if leaked and (over_leak or plan.objects):
+        parts += _object_story(runner, leaked)
     return "\n".join(parts) if parts else None
 
 
 class MemxxPlugin:
-    """The hooks; registered once per session (``config.stash``-free: one object per config)."""
+    """The plugin's hooks and the session's figures; one per pytest config."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -323,7 +322,7 @@ class MemxxPlugin:
             if not isinstance(item, pytest.Function):
                 continue
             try:
-                item.stash[_PLAN] = plan_for(item, self.leak_runs, self.default_limit)
+                item.stash[_PLAN] = _plan_for(item, self.leak_runs, self.default_limit)
             except ValueError as exc:
                 report.outcome, report.longrepr, report.result = "failed", str(exc), []
                 return
@@ -351,7 +350,7 @@ class MemxxPlugin:
             figures.leaked = runner.nets[-1]
         pyfuncitem.stash[_FIGURES] = figures
         if outcome.excinfo is None:
-            message = verdict(pyfuncitem.name, runner, figures)
+            message = _verdict(pyfuncitem.name, runner, figures)
             if message:
                 pyfuncitem.stash[_VERDICT] = message
         if runner.sites is not None:
