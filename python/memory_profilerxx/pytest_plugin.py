@@ -305,6 +305,8 @@ class MemxxPlugin:
         self.leak_runs = config.getoption("memxx_leak_runs")
         if self.leak_runs < 1:
             raise pytest.UsageError(f"--memxx-leak-runs must be >= 1, not {self.leak_runs}")
+        if config.getoption("memxx_top") < 1:
+            raise pytest.UsageError(f"--memxx-top must be >= 1, not {config.getoption('memxx_top')}")
         limit = config.getoption("memxx_limit")
         try:
             self.default_limit = parse_size(limit) if limit else None

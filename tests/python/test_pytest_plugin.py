@@ -58,7 +58,7 @@ def test_one_planted_allocation_over_the_budget_fails_and_names_its_line(pyteste
             big = bytearray(3 * 2**19)
             del big
 
-        @pytest.mark.limit_memory("2 MiB")
+        @pytest.mark.limit_memory("2 MiB", current_thread_only=True)
         def test_fits():
             big = bytearray(3 * 2**19)
     """)
@@ -286,6 +286,18 @@ def test_xdist_workers_give_the_same_verdicts_and_one_summary(pytester):
     result.stdout.fnmatch_lines(["6 tests with the highest peak:"])
     for n in range(4):
         assert f"{n + 1}.0 MiB  test_suite.py::test_sizes[{n}]" in out
+
+
+@pytest.mark.parametrize(("option", "says"), [
+    (("--memxx-limit", "lots"), "--memxx-limit: 'lots' is not a memory size"),
+    (("--memxx-leak-runs", "0"), "--memxx-leak-runs must be >= 1, not 0"),
+    (("--memxx-top", "0"), "--memxx-top must be >= 1, not 0"),
+])
+def test_bad_options_are_one_usage_error(pytester, option, says):
+    pytester.makepyfile(test_any="def test_ok(): pass")
+    result = run(pytester, *option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {says}*"])
 
 
 def test_installed_but_unused_leaves_outcome_and_output_unchanged(pytester):
