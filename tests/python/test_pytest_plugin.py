@@ -96,6 +96,38 @@ def test_a_leak_through_a_module_cache_fails_with_its_line_and_chain(pytester):
         [r" +module test_leaky -> \.CACHE -> dict \(3003 items\) -> \['k2\d{3}'\] -> Session"])
 
 
+def test_a_leak_inside_a_library_names_the_calling_line_and_where_objects_were_made(pytester):
+    pytester.makepyfile(shop_cache="""
+        class Session:
+            def __init__(self, key):
+                self.key = key
+
+        class Cache:
+            def __init__(self):
+                self._store = {}
+
+            def put(self, key):
+                self._store[key] = Session(key)
+
+        CACHE = Cache()
+    """, test_shop="""
+        import pytest
+        import shop_cache
+
+        @pytest.mark.no_leaked_objects(types=["Session"])
+        def test_sessions():
+            for i in range(50):
+                shop_cache.CACHE.put("k%d" % len(shop_cache.CACHE._store))
+    """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    text = failure_text(result, "test_sessions")
+    assert "Session x 150 still alive after 3 runs; one of them:" in text
+    assert "made at shop_cache.py:10" in text
+    result.stdout.re_match_lines([r" +module shop_cache -> \.CACHE -> Cache -> \._store -> "
+                                  r"dict \(150 items\) -> \['k1\d\d'\] -> Session"])
+
+
 def test_a_warm_up_cache_filled_on_the_first_run_only_passes(pytester):
     pytester.makepyfile(test_warm="""
         import functools
