@@ -397,7 +397,7 @@ def test_truncated_file_names_the_line(tmp_path: Path) -> None:
 
 
 def test_function_labels_shortest_unambiguous_suffix() -> None:
-    from mprofxx.plot import function_labels
+    from mprofxx._plot import function_labels
 
     assert function_labels(["pkg.a.run", "pkg.b.run", "pkg.load", ".block"]) == {
         "pkg.a.run": "a.run",
