@@ -132,7 +132,9 @@ def report_html(prof: Any, precision: int = 1, layout: str | None = None) -> str
     peak_layout = layout == "peak"
     columns = ["Line #", "Mem usage", "Increment"] + (["Peak"] if peak_layout else [])
     columns += ["Occurrences", "Line Contents"]
-    parts = ['<div class="memxx-report">']
+    parts = ['<div class="memxx-report">',
+             "<style>.memxx-lines td, .memxx-lines th {padding: 1px 8px; text-align: right}"
+             "</style>"]
     for filename, lines in _functions(prof):
         measured = [row for _, _, row in lines if row is not None]
         start = min(row[4] - row[2] for row in measured)  # memory before the first line
