@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -200,3 +201,13 @@ def test_the_html_table_is_visible_in_a_headless_browser(line_cells, tmp_path):
     assert bar > 500
     dark = int((pixels.sum(axis=2) < 200).sum())  # the table's text
     assert dark > 1000
+
+
+def test_importing_the_packages_loads_no_display_machinery():
+    probe = ("import sys, memory_profilerxx, objgraphxx, mprofxx\n"
+             "from memory_profilerxx import _display\n"
+             "print(sorted(m for m in ('IPython', 'matplotlib', 'graphviz', 'ipykernel')"
+             " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
