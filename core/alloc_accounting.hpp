@@ -132,7 +132,7 @@ void *realloc_counted(void *address, std::size_t size, Source source, RealReallo
         counted = old_size != kNoSize;
     }
     if (resized == nullptr) {
-        if (known && size == 0) { // realloc(p, 0) freed the block (glibc)
+        if (known && size == 0 && source == Source::native) { // glibc's realloc(p, 0) frees p
             if (profiled) {
                 charge_free(t_ledger, old_size, source);
             }

@@ -61,23 +61,24 @@ std::vector<std::string> render_formats() {
     return formats;
 }
 
-void render_dot(const std::string &dot_text, const std::string &format, const std::string &path) {
+namespace {
+
+void check_format(const std::string &format, const std::string &target) {
     std::vector<std::string> formats = render_formats();
     if (std::find(formats.begin(), formats.end(), format) == formats.end()) {
         std::string known;
         for (const std::string &f : formats) {
             known += (known.empty() ? "" : ", ") + f;
         }
-        throw RenderError("unknown output format '" + format + "' for " + path +
+        throw RenderError("unknown output format '" + format + "' for " + target +
                           " (Graphviz can write: " + known + ")");
     }
-    // Check the path first: gvRenderFilename reports an unwritable file only on stderr.
-    FILE *probe = std::fopen(path.c_str(), "wb");
-    if (probe == nullptr) {
-        throw RenderError("cannot write " + path + ": " + std::strerror(errno));
-    }
-    std::fclose(probe);
+}
 
+// Reads and lays out the DOT text, then calls render(gvc, graph), which returns Graphviz's
+// status; throws RenderError with Graphviz's own messages when any step fails.
+template <class Render>
+void lay_out_and_render(const std::string &dot_text, const std::string &target, Render &&render) {
     CapturedErrors errors;
     Agraph_t *graph = agmemread(dot_text.c_str());
     if (graph == nullptr) {
@@ -86,13 +87,45 @@ void render_dot(const std::string &dot_text, const std::string &format, const st
     GVC_t *gvc = context();
     int rc = gvLayout(gvc, graph, "dot");
     if (rc == 0) {
-        rc = gvRenderFilename(gvc, graph, format.c_str(), path.c_str());
+        rc = render(gvc, graph);
         gvFreeLayout(gvc, graph);
     }
     agclose(graph);
     if (rc != 0) {
-        throw RenderError("Graphviz failed to render " + path + ": " + errors.text());
+        throw RenderError("Graphviz failed to render " + target + ": " + errors.text());
     }
+}
+
+} // namespace
+
+void render_dot(const std::string &dot_text, const std::string &format, const std::string &path) {
+    check_format(format, path);
+    // Check the path first: gvRenderFilename reports an unwritable file only on stderr.
+    FILE *probe = std::fopen(path.c_str(), "wb");
+    if (probe == nullptr) {
+        throw RenderError("cannot write " + path + ": " + std::strerror(errno));
+    }
+    std::fclose(probe);
+    lay_out_and_render(dot_text, path, [&](GVC_t *gvc, Agraph_t *graph) {
+        return gvRenderFilename(gvc, graph, format.c_str(), path.c_str());
+    });
+}
+
+std::string render_dot_data(const std::string &dot_text, const std::string &format) {
+    const std::string target = "the " + format + " image";
+    check_format(format, target);
+    std::string image;
+    lay_out_and_render(dot_text, target, [&](GVC_t *gvc, Agraph_t *graph) {
+        char *data = nullptr;
+        unsigned int length = 0;
+        const int rc = gvRenderData(gvc, graph, format.c_str(), &data, &length);
+        if (rc == 0 && data != nullptr) {
+            image.assign(data, length);
+        }
+        gvFreeRenderData(data);
+        return rc;
+    });
+    return image;
 }
 
 } // namespace memxx::gc

@@ -1,4 +1,4 @@
-// Rendering DOT text to an image file in-process with Graphviz (cgraph reads, gvc lays out
+// Rendering DOT text to an image file (or to memory, for a notebook) in-process with Graphviz (cgraph reads, gvc lays out
 // and renders). Graphviz is not thread-safe: callers hold the GIL.
 #pragma once
 
@@ -18,5 +18,8 @@ std::vector<std::string> render_formats();
 // Lays out `dot_text` with the dot engine and writes it to `path` in `format`.
 // Throws RenderError naming the problem (unknown format, unreadable DOT, unwritable path).
 void render_dot(const std::string &dot_text, const std::string &format, const std::string &path);
+
+// The same, returning the image's bytes (an SVG document, a PNG file's contents, ...).
+std::string render_dot_data(const std::string &dot_text, const std::string &format);
 
 } // namespace memxx::gc

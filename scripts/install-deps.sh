@@ -9,6 +9,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # stress tests compile.
 debs="g++ gcc cmake make pkg-config libmimalloc-dev libgraphviz-dev nlohmann-json3-dev catch2"
 debs="$debs libasan8 libubsan1"
+# chromium: the notebook tests look at a rendered HTML table in a real headless browser.
+debs="$debs chromium"
 missing=""
 for p in $debs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -27,5 +29,7 @@ for py in "${pythons[@]}"; do
     echo "== pip install (build and test packages) for $py"
     "$py" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
         "scikit-build-core>=0.10" "pybind11>=2.10" pytest numpy memory_profiler objgraph \
-        ipython matplotlib psutil setuptools pillow memray pytest-xdist pytest-memray toolz
+        ipython matplotlib psutil setuptools pillow memray \
+        ipykernel nbclient nbformat \
+        pytest-xdist pytest-memray toolz
 done

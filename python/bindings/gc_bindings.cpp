@@ -399,6 +399,19 @@ void bind_gc(py::module_ &m) {
         },
         py::arg("dot_text"), py::arg("format"), py::arg("path"),
         "Lay out DOT text with Graphviz dot and write it to `path` as `format`.");
+    m.def(
+        "gc_render_dot_data",
+        [](const std::string &text, const std::string &format) {
+            std::string image;
+            try {
+                image = gc::render_dot_data(text, format);
+            } catch (const gc::RenderError &e) {
+                throw py::value_error(e.what());
+            }
+            return py::bytes(image);
+        },
+        py::arg("dot_text"), py::arg("format"),
+        "Lay out DOT text with Graphviz dot and return the image's bytes in `format`.");
 }
 
 } // namespace memxx::bindings

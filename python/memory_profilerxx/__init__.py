@@ -22,7 +22,7 @@ from memory_profilerxx._memory_usage import (
     has_tracemalloc,
     memory_usage,
 )
-from memory_profilerxx._report import show_results
+from memory_profilerxx._report import report_html, show_results
 from memory_profilerxx._timestamper import LogFile, TimeStamper
 
 __version__ = "0.1.0"
@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 __all__ = ["_TWO_20", "CodeMap", "LineProfiler", "LineRecord", "LogFile", "MemitResult",
            "MemoryProfilerMagics", "TimeStamper", "__version__", "_get_child_memory",
            "_get_memory", "choose_backend", "has_tracemalloc", "load_ipython_extension",
-           "memory_usage", "profile", "show_results"]
+           "memory_usage", "profile", "report_html", "show_results"]
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -17,7 +17,8 @@ from IPython.utils.ipstruct import Struct
 
 from memory_profilerxx._line_profiler import LineProfiler
 from memory_profilerxx._memory_usage import MemitResult, call_with_peak, memory_usage
-from memory_profilerxx._report import show_results
+from memory_profilerxx._display import in_kernel, show
+from memory_profilerxx._report import report_html, show_results
 
 
 def _run_statement(stmt: str, namespace: dict) -> None:
@@ -68,9 +69,12 @@ class MemoryProfilerMagics(Magics):
         out = io.StringIO()
         show_results(prof, out, precision=1)
         output = out.getvalue().rstrip()
-        from IPython.core import page
+        if in_kernel():  # the cell's output: a pager payload is dropped by executed notebooks
+            show(output, report_html(prof, precision=1))
+        else:
+            from IPython.core import page
 
-        page.page(output)
+            page.page(output)
         print(message)
         text_file = opts.T[0]
         if text_file:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import linecache
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 LAYOUTS = ("peak", "classic")
@@ -56,7 +58,31 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
     layout = layout or default_layout()
     check_layout(layout)
     if stream is None:
+        from memory_profilerxx._display import in_kernel, show
+
+        if in_kernel():  # a notebook: the cell's output, as text and as an HTML table
+            text = io.StringIO()
+            _write_text(prof, text, precision, layout)
+            show(text.getvalue(), report_html(prof, precision, layout))
+            return
         stream = sys.stdout
+    _write_text(prof, stream, precision, layout)
+
+
+def _functions(prof: Any) -> Iterator[tuple[str, list[tuple[int, str, tuple | None]]]]:
+    """(filename, [(lineno, source line, measured row or None), ...]) per profiled function."""
+    from memory_profilerxx._line_profiler import function_lines
+
+    for code, rows in prof._results():
+        if not rows:
+            continue
+        measured = {row[0]: row for row in rows}
+        all_lines = linecache.getlines(code.co_filename)
+        yield code.co_filename, [(lineno, _source_line(all_lines, lineno), measured.get(lineno))
+                                 for lineno in function_lines(code)]
+
+
+def _write_text(prof: Any, stream: Any, precision: int, layout: str) -> None:
     cell = "{0:" + f"{precision + 4}.{precision}f" + "} MiB"
     peak_layout = layout == "peak"
     if peak_layout:
@@ -65,20 +91,11 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
     else:
         header = _CLASSIC_TEMPLATE.format("Line #", "Mem usage", "Increment", "Occurrences",
                                           "Line Contents")
-    from memory_profilerxx._line_profiler import function_lines
-
-    for code, rows in prof._results():
-        if not rows:
-            continue
-        measured = {row[0]: row for row in rows}
-        filename = code.co_filename
+    for filename, lines in _functions(prof):
         stream.write("Filename: " + filename + "\n\n")
         stream.write(header + "\n")
         stream.write("=" * len(header) + "\n")
-        all_lines = linecache.getlines(filename)
-        for lineno in function_lines(code):
-            source = _source_line(all_lines, lineno)
-            row = measured.get(lineno)
+        for lineno, source, row in lines:
             if row is None:
                 blanks = ("", "", "", "") if peak_layout else ("", "", "")
                 template = _PEAK_TEMPLATE if peak_layout else _CLASSIC_TEMPLATE
@@ -93,3 +110,60 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
             else:
                 stream.write(_CLASSIC_TEMPLATE.format(lineno, mem, inc, occurrences, source))
         stream.write("\n\n")
+
+
+def report_html(prof: Any, precision: int = 1, layout: str | None = None) -> str:
+    """The line table as HTML: the text report's columns, Increment and Peak shaded by size.
+
+    Each function is a ``<table class="memxx-lines">``; a measured cell's bar is its share of
+    the largest figure in that column (an increment's absolute value; a peak above the
+    function's starting memory), so the heaviest lines stand out.
+
+    >>> from memory_profilerxx import LineProfiler
+    >>> prof = LineProfiler()
+    >>> _ = prof(lambda: [0] * 10**5)()
+    >>> '<th>Increment</th>' in report_html(prof)
+    True
+    """
+    import html
+
+    layout = layout or default_layout()
+    check_layout(layout)
+    peak_layout = layout == "peak"
+    columns = ["Line #", "Mem usage", "Increment"] + (["Peak"] if peak_layout else [])
+    columns += ["Occurrences", "Line Contents"]
+    parts = ['<div class="memxx-report">',
+             "<style>.memxx-lines td, .memxx-lines th {padding: 1px 8px; text-align: right}"
+             "</style>"]
+    for filename, lines in _functions(prof):
+        measured = [row for _, _, row in lines if row is not None]
+        start = min(row[4] - row[2] for row in measured)  # memory before the first line
+        top_increment = max(abs(row[2]) for row in measured) or 1
+        top_peak = max(row[3] - start for row in measured) or 1
+        parts.append(f"<p><b>Filename:</b> <code>{html.escape(filename)}</code></p>")
+        parts.append('<table class="memxx-lines" style="font-family:monospace">')
+        parts.append("<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
+        for lineno, source, row in lines:
+            code = f'<td style="text-align:left;white-space:pre">{html.escape(source.rstrip())}</td>'
+            if row is None:
+                parts.append(f"<tr><td>{lineno}</td>" + "<td></td>" * (len(columns) - 2) + code
+                             + "</tr>")
+                continue
+            _, occurrences, increment, peak, memory = row[:5]
+            cells = [f"<td>{lineno}</td>", f"<td>{memory / _MIB:.{precision}f} MiB</td>",
+                     _bar_cell(f"{increment / _MIB:.{precision}f} MiB", abs(increment) / top_increment,
+                               "#f4a261" if increment > 0 else "#8ecae6")]
+            if peak_layout:
+                cells.append(_bar_cell(f"{peak / _MIB:.{precision}f} MiB",
+                                       max(peak - start, 0) / top_peak, "#e76f51"))
+            cells.append(f"<td>{occurrences}</td>")
+            parts.append("<tr>" + "".join(cells) + code + "</tr>")
+        parts.append("</table>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _bar_cell(text: str, share: float, colour: str) -> str:
+    percent = round(min(max(share, 0.0), 1.0) * 100, 1)
+    return (f'<td style="text-align:right;background:linear-gradient(to right, {colour} '
+            f'{percent}%, transparent {percent}%)" data-share="{percent}">{text}</td>')

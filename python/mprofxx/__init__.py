@@ -12,6 +12,30 @@ needs it.
 __version__ = "0.1.0"
 
 
+def plot(*profiles: str, **options: object) -> object:
+    """The matplotlib Figure ``mprofxx plot`` draws, for a notebook or a script.
+
+    ``profiles``: .dat/.json files or indices as ``mprofxx list`` numbers them (default: the
+    newest recording here); options as the command's: ``title``, ``flame``, ``slope``,
+    ``window="xmin,xmax"``, ``children="separate"|"stacked"``, ``function_spans``. In a
+    notebook the returned Figure is the cell's picture; elsewhere save it with ``savefig``.
+
+    >>> fig = plot("mprofile_20240101000000.dat")  # doctest: +SKIP
+    """
+    from mprofxx import _profiles
+    from mprofxx._plot import draw, plot_options
+
+    chosen = plot_options(**options)  # type: ignore[arg-type]
+    recordings = [_profiles.read(p) for p in _profiles.latest_or(list(profiles))]
+    import matplotlib.pyplot as plt
+
+    figure = draw(recordings, chosen)
+    # Out of pyplot's list of open figures: the notebook shows the returned Figure once (as the
+    # cell's value), not a second time when the cell ends.
+    plt.close(figure)
+    return figure
+
+
 def run_action() -> None:
     """``mprof run`` driven by ``sys.argv``, as memory_profiler's ``mprof.run_action()``.
 
@@ -36,6 +60,6 @@ def function_labels(dotted_names: list[str]) -> dict[str, str]:
     >>> function_labels(["x.z", "g.a.c", "f.a.b", "g.a.b"])["g.a.c"]
     'a.c'
     """
-    from mprofxx.plot import function_labels as labels
+    from mprofxx._plot import function_labels as labels
 
     return labels(list(dotted_names))

@@ -505,7 +505,7 @@ def peak_command(args: list[str]) -> int:
 
 def plot_command(args: list[str]) -> int:
     """``mprofxx plot``: draw profiles with matplotlib (see ``mprofxx plot --help``)."""
-    from mprofxx import plot
+    from mprofxx import _plot as plot
 
     return plot.plot_command(args)
 

@@ -33,6 +33,7 @@ import _memxx
 
 from . import _leaks
 from ._leaks import (  # noqa: F401 - the leak finder's public API
+    AliveChain,
     Hop,
     SiteStats,
     Snapshot,
@@ -481,8 +482,10 @@ def show_refs(
     )
 
 
-def show_chain(*chains: list[Any], **kw: Any) -> None:
+def show_chain(*chains: list[Any], **kw: Any) -> Any:
     """Draw one or more chains from find_backref_chain / find_ref_chain (``backrefs=False``).
+
+    Returns what show_backrefs / show_refs return: in a notebook, the graph shown inline.
 
     >>> out = io.StringIO()
     >>> leaf = []
@@ -502,9 +505,8 @@ def show_chain(*chains: list[Any], **kw: Any) -> None:
 
     max_depth = max(map(len, chains)) - 1
     if backrefs:
-        show_backrefs([c[-1] for c in chains], max_depth=max_depth, filter=in_chains, **kw)
-    else:
-        show_refs([c[0] for c in chains], max_depth=max_depth, filter=in_chains, **kw)
+        return show_backrefs([c[-1] for c in chains], max_depth=max_depth, filter=in_chains, **kw)
+    return show_refs([c[0] for c in chains], max_depth=max_depth, filter=in_chains, **kw)
 
 
 def is_proper_module(obj: Any) -> bool:
@@ -695,11 +697,15 @@ def _show_graph(
     if not isinstance(max_depth, int) or not isinstance(too_many, int):
         raise TypeError("max_depth and too_many must be ints")
     is_interactive = False
+    inline = False
     dot_filename = None
     if filename and output:
         raise ValueError("Cannot specify both output and filename.")
     elif output:
         f = output
+    elif not filename and _in_kernel() and _renders_in_process():
+        inline = True  # shown as the cell's output: no temporary file, no viewer
+        f = io.StringIO()
     elif filename and filename.endswith(".dot"):
         f = codecs.open(filename, "w", encoding="utf-8")
         dot_filename = filename
@@ -816,12 +822,22 @@ def _show_graph(
     f.write("}\n")
     if output:
         return None
+    if inline:
+        from objgraphxx._inline import show_inline
+
+        return show_inline(f.getvalue(), nodes)
     if is_interactive:
         return graphviz.Source(f.getvalue())  # type: ignore[union-attr]
     f.close()
     print("Graph written to %s (%d nodes)" % (dot_filename, nodes))
     _present_graph(dot_filename, filename)
     return None
+
+
+def _in_kernel() -> bool:
+    from memory_profilerxx._display import in_kernel
+
+    return in_kernel()
 
 
 def _present_graph(dot_filename: str, filename: Optional[str] = None) -> None:

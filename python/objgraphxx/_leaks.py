@@ -235,10 +235,33 @@ def _print_sized_types(limit: Optional[int], shortnames: bool, file: IO[str]) ->
 
 
 class Hop(NamedTuple):
-    """One step of a why_alive() chain: how it is reached (``edge``) and the object."""
+    """One step of a why_alive() chain: how it is reached (``edge``) and the object.
+
+    Its repr is short (the object's kind and size, not the whole container):
+
+    >>> Hop('.CACHE', {'k': list(range(10**6))})
+    Hop(edge='.CACHE', obj=<dict (1 items)>)
+    """
 
     edge: str
     obj: Any
+
+    def __repr__(self) -> str:
+        return "Hop(edge=%r, obj=<%s>)" % (self.edge, _describe(self.obj))
+
+
+class AliveChain(list):
+    """The list of Hops why_alive() returns; its repr names the hops, not the objects' contents.
+
+    >>> AliveChain([Hop('module m', None), Hop('.CACHE', {})])
+    <why_alive chain of 2 hops: module m -> .CACHE (dict (0 items))>
+    """
+
+    def __repr__(self) -> str:
+        if not self:
+            return "<why_alive chain: no root reaches the object>"
+        edges = " -> ".join(hop.edge for hop in self)
+        return "<why_alive chain of %d hops: %s (%s)>" % (len(self), edges, _describe(self[-1].obj))
 
 
 def _module_paths(names: Iterable[str], directory: bool) -> list[str]:
@@ -409,7 +432,7 @@ def why_alive(
     file: Optional[IO[str]] = None,
     max_depth: int = 100,
     extra_ignore: Iterable[int] = (),
-) -> list[Hop]:
+) -> "AliveChain":
     """Print and return the shortest chain of references from a root that keeps ``obj`` alive.
 
     Roots are modules in sys.modules (their globals), classes (their attributes) and the
@@ -443,7 +466,7 @@ def why_alive(
 
 def _why_alive(
     obj: Any, filename: Optional[str], file: IO[str], max_depth: int, extra_ignore: Iterable[int]
-) -> list[Hop]:
+) -> "AliveChain":
     import objgraphxx as og
 
     extra = list(extra_ignore)
@@ -464,8 +487,8 @@ def _why_alive(
             "no root reaches this %s within %d steps: only C code holds it, or it is garbage\n"
             % (type(obj).__name__, max_depth)
         )
-        return []
-    hops: list[Hop] = []
+        return AliveChain()
+    hops = AliveChain()
     if kind == "module":
         hops.append(Hop("module %s" % chain[0].__name__, chain[0]))
     elif kind == "class":
@@ -488,7 +511,7 @@ def _why_alive(
         file.write("%s\n" % hops[0].edge)
     for hop in hops[1:]:
         file.write("    %s -> %s\n" % (hop.edge, _describe(hop.obj)))
-    if filename:
+    if filename or og._in_kernel():  # in a notebook the chain is also drawn, inline
         og.show_chain(chain, filename=filename, highlight=lambda o, first=chain[0]: o is first)
     del chain
     return hops

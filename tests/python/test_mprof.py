@@ -100,12 +100,16 @@ def test_samples_keep_their_period_at_10_ms(tmp_path: Path) -> None:
     periods = sorted(b - a for a, b in itertools.pairwise(times))
     median = periods[len(periods) // 2]
     assert abs(median - 0.01) <= 0.001
-    # Absolute deadlines: no drift, every sample sits near a whole number of periods after
-    # the first (sleeping 10 ms after each sample would spread them across the period).
-    residuals = sorted(
-        abs((t - times[0]) / 0.01 - round((t - times[0]) / 0.01)) * 0.01 for t in times
-    )
-    assert residuals[len(residuals) // 2] <= 0.001
+    # Absolute deadlines: no drift, the samples sit near one phase of the 10 ms grid (sleeping
+    # 10 ms after each sample would spread them across the period). The phase is the one that
+    # fits best, not the first sample's: that one may itself be late on a loaded machine.
+    phases = [((t - times[0]) / 0.01) % 1.0 for t in times]
+
+    def median_residual(reference: float) -> float:
+        off = sorted(abs((phase - reference + 0.5) % 1.0 - 0.5) * 0.01 for phase in phases)
+        return off[len(off) // 2]
+
+    assert min(median_residual(reference) for reference in phases) <= 0.001
 
 
 POOL = """
@@ -397,7 +401,7 @@ def test_truncated_file_names_the_line(tmp_path: Path) -> None:
 
 
 def test_function_labels_shortest_unambiguous_suffix() -> None:
-    from mprofxx.plot import function_labels
+    from mprofxx._plot import function_labels
 
     assert function_labels(["pkg.a.run", "pkg.b.run", "pkg.load", ".block"]) == {
         "pkg.a.run": "a.run",

@@ -468,3 +468,27 @@ def test_mprun_in_ipython_counts_native_memory_and_minus_n_does_not(tmp_path):
     increments = [float(row.split()[3]) for row in rows]  # one decimal, as memory_profiler
     assert increments[0] == pytest.approx(N / 2**20, abs=0.06)
     assert increments[1] == pytest.approx(0, abs=0.06)
+
+
+def test_realloc_to_zero_bytes_frees_the_block():
+    # glibc's realloc(p, 0) frees p and returns NULL: the block is given back, not kept.
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = libc.realloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    probe = libc.malloc(64)
+    if libc.realloc(probe, 0) is not None:
+        pytest.skip("this C library's realloc(p, 0) returns a block")
+    lines, _ = profiled(realloc_to_zero_returning, N)
+    assert lines[1].native_increment == N
+    assert lines[3].native_increment == -N
+
+
+def realloc_to_zero_returning(size):
+    address = ext.alloc("malloc", size)
+    try:
+        ext.resize("realloc", address, size, 0)
+    except MemoryError:  # NULL from realloc(p, 0): the extension reports it as a failure
+        pass

@@ -233,6 +233,20 @@ def render(recordings: list[Recording], options: argparse.Namespace, output: str
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    figure = draw(recordings, options)
+    if output is None:
+        plt.show()
+    else:
+        try:
+            _save_figure(figure, output)
+        finally:
+            plt.close(figure)
+
+
+def draw(recordings: list[Recording], options: argparse.Namespace) -> Any:
+    """The matplotlib Figure of ``recordings``, drawn as ``mprofxx plot`` draws it."""
+    import matplotlib.pyplot as plt
+
     single = len(recordings) == 1
     flame = options.flame and single
     if flame:
@@ -257,13 +271,24 @@ def render(recordings: list[Recording], options: argparse.Namespace, output: str
         ax.set_xlim(*window)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), framealpha=0.5, fontsize=9)
     figure.subplots_adjust(left=0.07, right=0.72, top=0.92, bottom=0.1)
-    if output is None:
-        plt.show()
-    else:
-        try:
-            _save_figure(figure, output)
-        finally:
-            plt.close(figure)
+    return figure
+
+
+def plot_options(
+    title: str | None = None,
+    flame: bool = False,
+    slope: bool = False,
+    window: str | None = None,
+    children: str = "separate",
+    function_spans: bool = True,
+) -> argparse.Namespace:
+    """The options ``mprofxx plot`` parses from its command line, given as arguments."""
+    if children not in ("separate", "stacked"):
+        raise ValueError(f"children must be 'separate' or 'stacked', not {children!r}")
+    _parse_window(window)
+    return argparse.Namespace(title=title, flame=flame, slope=slope, window=window,
+                              children=children, no_function_ts=not function_spans,
+                              backend=None)
 
 
 def _save_figure(figure: Any, output: str) -> None:
