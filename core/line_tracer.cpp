@@ -518,6 +518,11 @@ std::int64_t watch_thread_end(WatchMark mark) {
     return peak;
 }
 
+std::int64_t watch_thread_net(WatchMark mark) {
+    const ThreadLedger *ledger = thread_ledger();
+    return ledger == nullptr ? 0 : ledger->net() - mark.start_net;
+}
+
 std::size_t thread_profiled_depth() {
     const ThreadLedger *ledger = thread_ledger();
     return ledger == nullptr ? 0 : ledger->depth();

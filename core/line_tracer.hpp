@@ -62,6 +62,8 @@ struct WatchMark {
 };
 WatchMark watch_thread_begin();
 std::int64_t watch_thread_end(WatchMark mark);
+// The net bytes the thread allocated since `mark`'s begin (the watch goes on). GIL held.
+std::int64_t watch_thread_net(WatchMark mark);
 
 // Depth of profiled frames on the calling thread (0 when nothing profiled runs here).
 std::size_t thread_profiled_depth();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing: the Debian build packages, then the Python packages for each
-# interpreter given (default: every one scripts/pythons.sh lists).
+# interpreter given (default: every one scripts/pythons.sh lists). pytest-xdist and pytest-memray:
+# the pytest plugin's xdist tests and benchmark; toolz: the third-party suite it times.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -29,5 +30,6 @@ for py in "${pythons[@]}"; do
     "$py" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
         "scikit-build-core>=0.10" "pybind11>=2.10" pytest numpy memory_profiler objgraph \
         ipython matplotlib psutil setuptools pillow memray \
-        ipykernel nbclient nbformat
+        ipykernel nbclient nbformat \
+        pytest-xdist pytest-memray toolz
 done

@@ -122,6 +122,12 @@ void bind_core(py::module_ &m) {
             return core::watch_thread_end(core::WatchMark{mark.first, mark.second});
         },
         py::arg("mark"), "The highest net bytes the thread allocated since watch_thread_begin.");
+    m.def(
+        "watch_thread_net",
+        [](const std::pair<std::int64_t, std::int64_t> &mark) {
+            return core::watch_thread_net(core::WatchMark{mark.first, mark.second});
+        },
+        py::arg("mark"), "The net bytes the thread allocated since watch_thread_begin (still on).");
     bind_usage_series(m);
     m.def("profiled_depth", &core::thread_profiled_depth,
           "Profiled frames running on the calling thread.");
