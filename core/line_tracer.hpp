@@ -1,4 +1,6 @@
-// The line tracer: tells each thread's ThreadLedger which profiled frame and line are running.
+// The line tracer: tells each thread's ThreadLedger which profiled frame and line are running,
+// and, from a frame's return or unwind event on, how to tell when the interpreter has finished
+// tearing that frame down (memxx_teardown_begin), so that what the teardown frees is charged.
 //
 // 3.11: a C trace function (PyEval_SetTrace) armed on a thread only while a profiler is enabled
 // there; frames of code that is not profiled get their line events switched off at their first
