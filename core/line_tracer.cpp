@@ -521,12 +521,15 @@ void ProfiledCodes::enable(bool arm) {
     if (enabled_++ == 0) {
         claim();
     }
+    if (!arm) {
+        // Between steps the hook keeps watching frees, so that the blocks of one step are
+        // still known when a later step (or the close) frees them.
+        hook_session_begin();
+    }
 #if !MEMXX_USE_MONITORING
     if (arm) {
         arm_thread();
     }
-#else
-    (void)arm;
 #endif
 }
 
@@ -539,12 +542,31 @@ void ProfiledCodes::disable(bool armed) {
     if (armed) {
         disarm_thread();
     }
-#else
-    (void)armed;
 #endif
+    if (!armed) {
+        hook_session_end();
+    }
     if (--enabled_ == 0) {
         release();
     }
+}
+
+PyObject *ProfiledCodes::close_generator(PyObject *generator) {
+    // gen.close() may drop the locals without running the frame at all (3.12+, when it is not
+    // inside a try block): no event then, so the suspended line is entered here for the call.
+    PyObject *code = nullptr;
+    const int lineno = memxx_suspended_line(generator, &code);
+    CodeLines *lines = lineno > 0 ? claimed_lines(code) : nullptr;
+    if (lines != nullptr) {
+        frame_started(generator, lines, lineno, false);
+    }
+    static PyObject *close_name = PyUnicode_InternFromString("close");
+    PyObject *result = close_name != nullptr ? PyObject_CallMethodNoArgs(generator, close_name)
+                                             : nullptr;
+    if (lines != nullptr) {
+        frame_left(generator);
+    }
+    return result;
 }
 
 bool set_floor_trace(bool on) {

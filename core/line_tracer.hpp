@@ -33,9 +33,14 @@ class ProfiledCodes {
     // Counted: the first enable claims the code objects, and on 3.11 each enable arms the
     // calling thread's trace function until its matching disable. A generator or coroutine
     // between two of its steps holds the claim without arming (arm = false): the consumer's
-    // frames then run untraced while the profiled code keeps its events (3.12+).
+    // frames then run untraced while the profiled code keeps its events (3.12+), and the
+    // allocator hook keeps its block table so that a later step's frees are charged.
     void enable(bool arm = true);
     void disable(bool armed = true);
+    // generator.close(), its frees (and its finally blocks' work) charged to the line at which
+    // the generator or coroutine was suspended. Returns close()'s result (new reference), or
+    // nullptr with the exception set.
+    PyObject *close_generator(PyObject *generator);
     int enabled() const noexcept { return enabled_; }
     const std::vector<std::pair<PyObject *, CodeLines *>> &codes() const noexcept { return codes_; }
 

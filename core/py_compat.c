@@ -260,3 +260,18 @@ int memxx_teardown_running(const memxx_teardown *teardown) {
     return 1;
 #endif
 }
+
+int memxx_suspended_line(PyObject *generator, PyObject **code) {
+    if (!PyGen_Check(generator) && !PyCoro_CheckExact(generator) &&
+        !PyAsyncGen_CheckExact(generator)) {
+        return 0;
+    }
+    PyGenObject *gen = (PyGenObject *)generator;
+    if (gen->gi_frame_state >= FRAME_EXECUTING || gen->gi_frame_state == FRAME_CREATED) {
+        return 0;
+    }
+    _PyInterpreterFrame *frame = (_PyInterpreterFrame *)gen->gi_iframe;
+    *code = frame_code(frame);
+    return PyCode_Addr2Line((PyCodeObject *)*code,
+                            _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT));
+}

@@ -97,6 +97,10 @@ int memxx_teardown_begin(PyObject *code, memxx_teardown *teardown);
  * without the GIL, on the thread of that teardown. */
 int memxx_teardown_running(const memxx_teardown *teardown);
 
+/* The line at which a generator, coroutine or async generator is suspended, and its code
+ * (borrowed) in *code; 0 if it is not suspended (not started, running or finished). GIL held. */
+int memxx_suspended_line(PyObject *generator, PyObject **code);
+
 #ifdef __cplusplus
 }
 #endif

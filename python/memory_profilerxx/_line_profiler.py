@@ -251,7 +251,7 @@ def _step(steps: Any, codes: Any) -> Generator[Any, Any, Any]:
         except GeneratorExit:
             codes.enable()
             try:
-                steps.close()
+                codes.close_generator(steps)
             finally:
                 codes.disable()
             raise
