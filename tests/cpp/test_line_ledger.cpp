@@ -330,3 +330,41 @@ TEST_CASE("bytes made for a frame before its first event are its own, not its ca
     CHECK(sum_of(inner) == 28);
     CHECK(outer.at(2)->increment == 28);
 }
+
+namespace {
+int g_probe_calls = 0;
+
+// Counts how often the ledger asks; the answer comes from the flag as in flag_probe.
+bool counting_probe(const TeardownMark &mark) noexcept {
+    ++g_probe_calls;
+    return flag_probe(mark);
+}
+} // namespace
+
+TEST_CASE("while the watched words keep their values the probe is not asked") {
+    CodeLines code(1, 2);
+    ThreadLedger ledger(0, counting_probe);
+    bool running = true;
+    const void *top = &running; // stands for the interpreter's data-stack top
+    TeardownMark mark = mark_of(running);
+    mark.watched[0] = &top;
+    mark.expected[0] = &running;
+    g_probe_calls = 0;
+    ledger.enter(frame_a, &code, 1, true);
+    ledger.line(frame_a, 2);
+    ledger.on_alloc(1000);
+    REQUIRE(ledger.leave_after_teardown(frame_a, mark));
+    for (int i = 0; i < 100; ++i) {
+        ledger.on_free(10);
+    }
+    CHECK(g_probe_calls == 0);
+    top = nullptr; // a finaliser pushed a frame: the watch fails, the probe says it still runs
+    ledger.on_free(10);
+    CHECK(g_probe_calls == 1);
+    CHECK_FALSE(ledger.empty());
+    running = false;
+    ledger.on_free(10);
+    CHECK(g_probe_calls == 2);
+    CHECK(ledger.empty());
+    CHECK(code.at(2)->increment == 1000 - 1010);
+}
