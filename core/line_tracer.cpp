@@ -552,6 +552,11 @@ void ProfiledCodes::disable(bool armed) {
 }
 
 PyObject *ProfiledCodes::close_generator(PyObject *generator) {
+    // Made once, outside the measured call (a name made per call is kept by some interpreters).
+    static PyObject *close_name = nullptr;
+    if (close_name == nullptr && (close_name = PyUnicode_InternFromString("close")) == nullptr) {
+        return nullptr;
+    }
     // gen.close() may drop the locals without running the frame at all (3.12+, when it is not
     // inside a try block): no event then, so the suspended line is entered here for the call.
     PyObject *code = nullptr;
@@ -560,9 +565,7 @@ PyObject *ProfiledCodes::close_generator(PyObject *generator) {
     if (lines != nullptr) {
         frame_started(generator, lines, lineno, false);
     }
-    static PyObject *close_name = PyUnicode_InternFromString("close");
-    PyObject *result = close_name != nullptr ? PyObject_CallMethodNoArgs(generator, close_name)
-                                             : nullptr;
+    PyObject *result = PyObject_CallMethodNoArgs(generator, close_name);
     if (lines != nullptr) {
         frame_left(generator);
     }
