@@ -21,8 +21,8 @@ Py_ssize_t memxx_frame_object_bytes(PyFrameObject *frame) {
     PyCodeObject *code = PyFrame_GetCode(frame);
     const Py_ssize_t slots = code->co_nlocalsplus + code->co_stacksize;
     Py_DECREF(code);
-    const size_t header = (size_t)((const char *)frame - (const char *)memxx_object_block_start(
-                                                              (PyObject *)frame));
+    const size_t header =
+        (size_t)((const char *)frame - (const char *)memxx_object_block_start((PyObject *)frame));
     return (Py_ssize_t)(_PyObject_VAR_SIZE(Py_TYPE(frame), slots) + header);
 }
 

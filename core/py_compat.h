@@ -76,11 +76,11 @@ typedef struct {
     const void *const *watched[3];
     const void *expected[3];
     PyThreadState *tstate;
-    const void *frame;        /* the dying interpreter frame */
-    const void *frame_instr;  /* its instruction pointer at the event */
-    const void *slot_end;     /* end of its data-stack slot; NULL for a generator's frame */
-    const void *chunk;        /* the data-stack chunk holding the slot */
-    const void *caller;       /* a generator's frame: the frame it returns to */
+    const void *frame;       /* the dying interpreter frame */
+    const void *frame_instr; /* its instruction pointer at the event */
+    const void *slot_end;    /* end of its data-stack slot; NULL for a generator's frame */
+    const void *chunk;       /* the data-stack chunk holding the slot */
+    const void *caller;      /* a generator's frame: the frame it returns to */
     const void *caller_instr;
     const void *below_caller; /* reaching it while looking for the caller: the caller is gone */
     PyObject *code;           /* 3.11 generators: the code, whose last reference the */

@@ -190,7 +190,7 @@ TEST_CASE("frees and a finaliser's allocations during a teardown count for the r
     CHECK(sum_of(code) == 28 + 40);
 }
 
-TEST_CASE("a callee's teardown goes to its return line, the rest of the calling line to the caller") {
+TEST_CASE("a callee's teardown goes to its return line, the calling line's rest to the caller") {
     CodeLines outer(1, 3), inner(20, 22);
     ThreadLedger ledger(0, flag_probe);
     bool running = true;

@@ -11,8 +11,9 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-_WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron "
-          "pi rho sigma tau upsilon phi chi psi omega").split()
+_WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+          "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi",
+          "chi", "psi", "omega")
 
 
 def _text(n: int) -> str:

@@ -285,11 +285,11 @@ async def returns_after_an_await():
 
 
 async def cleans_up_when_cancelled():
-    big = [0] * BIG  # noqa: F841
+    big = [0] * BIG
     try:
         await asyncio.sleep(10)
     finally:
-        big = None
+        del big
 
 
 async def cancelled_without_cleanup():
