@@ -151,7 +151,7 @@ bool ThreadLedger::leave_after_teardown(const void *frame, const TeardownMark &m
     return true;
 }
 
-void ThreadLedger::settle() noexcept {
+void ThreadLedger::settle_teardowns() noexcept {
     while (tearing_down_) {
         const Teardown &innermost = teardowns_.back();
         if (innermost.depth != frames_.size() || teardown_surely_running() ||

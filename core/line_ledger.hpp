@@ -85,7 +85,7 @@ class ThreadLedger {
     // it costs one predictable branch more than the plain sum.
     void on_alloc(std::size_t size) noexcept {
         if (__builtin_expect(tearing_down_, false) && !teardown_surely_running()) {
-            settle();
+            settle_teardowns();
         }
         net_ += static_cast<std::int64_t>(size);
         if (net_ > hwm_) {
@@ -97,7 +97,7 @@ class ThreadLedger {
     }
     void on_free(std::size_t size) noexcept {
         if (__builtin_expect(tearing_down_, false) && !teardown_surely_running()) {
-            settle();
+            settle_teardowns();
         }
         net_ -= static_cast<std::int64_t>(size);
     }
@@ -118,7 +118,11 @@ class ThreadLedger {
     bool leave_after_teardown(const void *frame, const TeardownMark &mark);
     // Closes the innermost frames whose teardown is over. A frame called during a teardown (by
     // a finaliser) runs above the frame being torn down, which waits for it.
-    void settle() noexcept;
+    void settle() noexcept {
+        if (tearing_down_) {
+            settle_teardowns();
+        }
+    }
     bool tearing_down() const noexcept { return tearing_down_; }
     bool contains(const void *frame) const noexcept;
 
@@ -147,6 +151,7 @@ class ThreadLedger {
         }
         return watched_[0] != nullptr;
     }
+    void settle_teardowns() noexcept;
     void watch_innermost_teardown() noexcept;
     void begin_line(ActiveFrame &frame, int lineno, bool count);
     void end_line(ActiveFrame &frame);
