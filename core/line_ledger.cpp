@@ -51,7 +51,9 @@ void ThreadLedger::end_line(ActiveFrame &frame) {
     frame.lineno = 0;
 }
 
-void ThreadLedger::enter(const void *frame, CodeLines *code, int lineno, bool count_line) {
+void ThreadLedger::enter(const void *frame, CodeLines *code, int lineno, bool count_line,
+                         std::int64_t made_before) {
+    settle();
     std::ptrdiff_t outer_same_code = -1;
     if (!frames_.empty()) {
         ActiveFrame &caller = frames_.back();
@@ -66,10 +68,14 @@ void ThreadLedger::enter(const void *frame, CodeLines *code, int lineno, bool co
     frames_.push_back(
         ActiveFrame{frame, code, 0, level(), level(), level(), level(), outer_same_code});
     ++code->active_frames;
-    begin_line(frames_.back(), lineno, count_line);
+    ActiveFrame &entered = frames_.back();
+    begin_line(entered, lineno, count_line);
+    entered.line_start.net -= made_before; // a frame object: Python memory, not native
+    entered.entry.net -= made_before;
 }
 
 bool ThreadLedger::line(const void *frame, int lineno) {
+    settle();
     if (frames_.empty() || frames_.back().frame != frame) {
         return false;
     }
@@ -79,7 +85,19 @@ bool ThreadLedger::line(const void *frame, int lineno) {
     return true;
 }
 
-void ThreadLedger::pop() {
+void ThreadLedger::watch_innermost_teardown() noexcept {
+    tearing_down_ = !teardowns_.empty();
+    for (int i = 0; i < TeardownMark::kWatched; ++i) {
+        watched_[i] = tearing_down_ ? teardowns_.back().mark.watched[i] : nullptr;
+        expected_[i] = tearing_down_ ? teardowns_.back().mark.expected[i] : nullptr;
+    }
+}
+
+void ThreadLedger::pop() noexcept {
+    if (tearing_down_ && teardowns_.back().depth == frames_.size()) {
+        teardowns_.pop_back();
+        watch_innermost_teardown();
+    }
     ActiveFrame &done = frames_.back();
     end_line(done);
     const Level delta{net_ - done.entry.net, native_ - done.entry.native};
@@ -102,7 +120,13 @@ void ThreadLedger::pop() {
     }
 }
 
+bool ThreadLedger::contains(const void *frame) const noexcept {
+    return std::any_of(frames_.rbegin(), frames_.rend(),
+                       [frame](const ActiveFrame &f) { return f.frame == frame; });
+}
+
 bool ThreadLedger::leave(const void *frame) {
+    settle();
     auto it = std::find_if(frames_.rbegin(), frames_.rend(),
                            [frame](const ActiveFrame &f) { return f.frame == frame; });
     if (it == frames_.rend()) {
@@ -113,6 +137,36 @@ bool ThreadLedger::leave(const void *frame) {
         pop();
     }
     return true;
+}
+
+bool ThreadLedger::leave_after_teardown(const void *frame, const TeardownMark &mark) {
+    settle();
+    auto it = std::find_if(frames_.rbegin(), frames_.rend(),
+                           [frame](const ActiveFrame &f) { return f.frame == frame; });
+    if (it == frames_.rend()) {
+        return false;
+    }
+    const std::size_t depth = static_cast<std::size_t>(frames_.rend() - it);
+    while (frames_.size() > depth) {
+        pop();
+    }
+    // A frame on the ledger is torn down once; a second mark for it would be a tracer bug.
+    if (!tearing_down_ || teardowns_.back().depth != depth) {
+        teardowns_.push_back(Teardown{depth, mark});
+        watch_innermost_teardown();
+    }
+    return true;
+}
+
+void ThreadLedger::settle_teardowns() noexcept {
+    while (tearing_down_) {
+        const Teardown &innermost = teardowns_.back();
+        if (innermost.depth != frames_.size() || teardown_surely_running() ||
+            (probe_ != nullptr && probe_(innermost.mark))) {
+            return; // a finaliser's profiled call runs above it, or the teardown still runs
+        }
+        pop();
+    }
 }
 
 } // namespace memxx::core

@@ -4,6 +4,11 @@
 // Pure C++ (no Python): the tracer feeds it frame and line events, the allocator hook feeds it
 // sizes. Memory is `base + net`: the process memory when the thread's outermost profiled frame
 // started, plus the bytes this thread allocated minus those it freed since.
+//
+// A frame that returns or raises is torn down after its last event (its locals are dropped,
+// their finalisers run): its last line stays open through that teardown, which a probe given by
+// the tracer tells apart from what runs next. So the increments of a call's lines add up to
+// what the thread's blocks grew by across the whole call.
 #pragma once
 
 #include <cstddef>
@@ -66,36 +71,72 @@ struct ActiveFrame {
     std::ptrdiff_t outer_same_code; // index of the nearest enclosing frame of the same code, or -1
 };
 
+// Where a frame being torn down sits, as the tracer recorded it at the frame's last event. The
+// ledger keeps it and hands it back to the probe; only the tracer reads `words`.
+struct TeardownMark {
+    // Words of the interpreter's state that all keep these values while the teardown runs, read
+    // in order (a read is safe once the ones before it matched): while they match, the teardown
+    // is known to run and the probe is not asked. An entry watching nullptr ends the list.
+    static constexpr int kWatched = 3;
+    const void *const *watched[kWatched];
+    const void *expected[kWatched];
+    std::uintptr_t words[16];
+};
+// True while the teardown `mark` describes still runs. Called from the allocator hook (any GIL
+// state, no Python API) and from the ledger's event methods.
+using TeardownProbe = bool (*)(const TeardownMark &mark) noexcept;
+
 class ThreadLedger {
   public:
-    explicit ThreadLedger(std::int64_t base_memory) : base_(base_memory) {}
+    // Without a probe a teardown is over at the next allocation, free or event.
+    explicit ThreadLedger(std::int64_t base_memory, TeardownProbe probe = nullptr)
+        : base_(base_memory), probe_(probe) {}
 
-    // Hot path, called by the allocator hook on this thread.
+    // Hot path, called by the allocator hook on this thread. While no frame is being torn down
+    // it costs one predictable branch more than the plain sum.
     void on_alloc(std::size_t size) noexcept {
-        net_ += static_cast<std::int64_t>(size);
-        if (net_ > hwm_.net) {
-            hwm_ = Level{net_, native_};
-        }
-        if (net_ > peak_net_) {
-            peak_net_ = net_;
-        }
+        settle_if_over();
+        add(size);
     }
-    void on_free(std::size_t size) noexcept { net_ -= static_cast<std::int64_t>(size); }
+    void on_free(std::size_t size) noexcept {
+        settle_if_over();
+        net_ -= static_cast<std::int64_t>(size);
+    }
+    // Native blocks (malloc/mmap of shared objects) count the same and are also summed apart.
     void on_native_alloc(std::size_t size) noexcept {
+        settle_if_over();
         native_ += static_cast<std::int64_t>(size);
-        on_alloc(size);
+        add(size);
     }
     void on_native_free(std::size_t size) noexcept {
+        settle_if_over();
         native_ -= static_cast<std::int64_t>(size);
-        on_free(size);
+        net_ -= static_cast<std::int64_t>(size);
     }
 
+    // Each event first settles the teardowns that are over (see settle).
     // A profiled frame starts (count_line: its first line is a new occurrence) or resumes.
-    void enter(const void *frame, CodeLines *code, int lineno, bool count_line);
+    // made_before: bytes allocated for the frame just before this event, which it (not the
+    // caller's line alone) holds from now on.
+    void enter(const void *frame, CodeLines *code, int lineno, bool count_line,
+               std::int64_t made_before = 0);
     // The innermost frame moves to a new line; false if `frame` is not the innermost one.
     bool line(const void *frame, int lineno);
-    // A profiled frame returns, yields or unwinds; frames above it are closed too.
+    // A profiled frame yields, or is given up: it is closed now, with the frames above it.
     bool leave(const void *frame);
+    // A profiled frame returns or raises: the frames above it are closed now; it stays the
+    // innermost frame, its line open, until the probe says its teardown is over. False if
+    // `frame` is not on the ledger.
+    bool leave_after_teardown(const void *frame, const TeardownMark &mark);
+    // Closes the innermost frames whose teardown is over. A frame called during a teardown (by
+    // a finaliser) runs above the frame being torn down, which waits for it.
+    void settle() noexcept {
+        if (tearing_down_) {
+            settle_teardowns();
+        }
+    }
+    bool tearing_down() const noexcept { return tearing_down_; }
+    bool contains(const void *frame) const noexcept;
 
     bool empty() const noexcept { return frames_.empty(); }
     std::size_t depth() const noexcept { return frames_.size(); }
@@ -113,18 +154,56 @@ class ThreadLedger {
     bool idle() const noexcept { return frames_.empty() && watchers == 0; }
 
   private:
+    // The innermost teardown's watched words still hold their values (a teardown's frees call
+    // this once each: it must stay a few loads).
+    bool teardown_surely_running() const noexcept {
+        for (int i = 0; i < TeardownMark::kWatched && watched_[i] != nullptr; ++i) {
+            if (*watched_[i] != expected_[i]) {
+                return false;
+            }
+        }
+        return watched_[0] != nullptr;
+    }
+    void settle_teardowns() noexcept;
+    void watch_innermost_teardown() noexcept;
     void begin_line(ActiveFrame &frame, int lineno, bool count);
     void end_line(ActiveFrame &frame);
-    void pop();
+    void pop() noexcept;
+
+    struct Teardown {
+        std::size_t depth; // frames_.size() while it is the innermost frame
+        TeardownMark mark;
+    };
 
     std::int64_t base_;
     Level level() const noexcept { return Level{net_, native_}; }
+    // Before a block is counted: a teardown that is over gives its line up first.
+    void settle_if_over() noexcept {
+        if (__builtin_expect(tearing_down_, false) && !teardown_surely_running()) {
+            settle_teardowns();
+        }
+    }
+    void add(std::size_t size) noexcept {
+        net_ += static_cast<std::int64_t>(size);
+        if (net_ > hwm_.net) {
+            hwm_ = Level{net_, native_};
+        }
+        if (net_ > peak_net_) {
+            peak_net_ = net_;
+        }
+    }
 
+    TeardownProbe probe_;
+    bool tearing_down_ = false; // teardowns_ is not empty
+    // A copy of the innermost teardown's watch, next to the flag the hot path reads.
+    const void *const *watched_[TeardownMark::kWatched] = {};
+    const void *expected_[TeardownMark::kWatched] = {};
     std::int64_t net_ = 0;
     std::int64_t native_ = 0;   // the native part of net_
     Level hwm_;                 // highest net since the innermost line began
     std::int64_t peak_net_ = 0; // highest net since restart_peak
     std::vector<ActiveFrame, mi_stl_allocator<ActiveFrame>> frames_;
+    std::vector<Teardown, mi_stl_allocator<Teardown>> teardowns_; // innermost last
 };
 
 } // namespace memxx::core

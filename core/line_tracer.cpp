@@ -1,6 +1,7 @@
 #include "core/line_tracer.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 #include <unordered_map>
 
@@ -26,18 +27,46 @@ CodeLines *claimed_lines(PyObject *code) {
 
 MEMXX_TLS void *t_numpy_previous = nullptr;
 
-// --- a thread's ledger lives from its outermost profiled frame to that frame's end ------------
+// --- teardowns: the ledger's marks are py_compat's records ----------------------------------
+
+static_assert(sizeof(memxx_teardown) <= sizeof(TeardownMark::words), "TeardownMark too small");
+static_assert(TeardownMark::kWatched == 3, "py_compat watches three words");
+
+TeardownMark mark_of(const memxx_teardown &teardown) {
+    TeardownMark mark{};
+    for (int i = 0; i < TeardownMark::kWatched; ++i) {
+        mark.watched[i] = teardown.watched[0] != nullptr ? teardown.watched[i] : nullptr;
+        mark.expected[i] = teardown.expected[i];
+    }
+    std::memcpy(mark.words, &teardown, sizeof(teardown));
+    return mark;
+}
+
+bool teardown_running(const TeardownMark &mark) noexcept {
+    memxx_teardown teardown;
+    std::memcpy(&teardown, mark.words, sizeof(teardown));
+    return memxx_teardown_running(&teardown) != 0;
+}
+
+// --- a thread's ledger lives from its outermost profiled frame to the end of its teardown -----
+
+void close_ledger(ThreadLedger *ledger);
 
 ThreadLedger *open_ledger() {
     ThreadLedger *ledger = thread_ledger();
     if (ledger != nullptr) {
-        return ledger;
+        ledger->settle();
+        if (!ledger->idle()) {
+            return ledger;
+        }
+        // Its last frame's teardown ended after the last event: a new call starts afresh.
+        close_ledger(ledger);
     }
     void *memory = mi_malloc(sizeof(ThreadLedger));
     if (memory == nullptr) {
         return nullptr;
     }
-    ledger = new (memory) ThreadLedger(current_rss_bytes());
+    ledger = new (memory) ThreadLedger(current_rss_bytes(), teardown_running);
     hook_session_begin();
     t_numpy_previous = numpy_install_handler();
     set_thread_ledger(ledger);
@@ -56,22 +85,57 @@ void close_ledger(ThreadLedger *ledger) {
     mi_free(ledger);
 }
 
-void frame_started(const void *frame, CodeLines *lines, int lineno, bool count_line) {
+// made_before: bytes already allocated for this frame (3.11's frame object) that its lines, not
+// the caller's, should hold.
+void frame_started(const void *frame, CodeLines *lines, int lineno, bool count_line,
+                   std::int64_t made_before = 0) {
     ThreadLedger *ledger = open_ledger();
     if (ledger != nullptr) {
-        ledger->enter(frame, lines, lineno, count_line);
+        ledger->enter(frame, lines, lineno, count_line, made_before);
+    }
+}
+
+// Closes the teardowns that are over on the calling thread, and its ledger when nothing is left
+// on it. GIL held (closing a ledger removes hooks).
+void settle_thread() {
+    if (ThreadLedger *ledger = thread_ledger()) {
+        ledger->settle();
+        if (ledger->idle()) {
+            close_ledger(ledger);
+        }
     }
 }
 
 void frame_line(const void *frame, int lineno) {
     if (ThreadLedger *ledger = thread_ledger()) {
-        ledger->line(frame, lineno);
+        if (!ledger->line(frame, lineno) && ledger->idle()) {
+            close_ledger(ledger);
+        }
     }
 }
 
-void frame_ended(const void *frame) {
+// A profiled frame suspends (a yield or await), or is given up: closed now.
+void frame_left(const void *frame) {
     ThreadLedger *ledger = thread_ledger();
     if (ledger != nullptr && ledger->leave(frame) && ledger->idle()) {
+        close_ledger(ledger);
+    }
+}
+
+// A profiled frame returns or raises (`code` is its code): its line stays open while the
+// interpreter tears the frame down, which happens after this, the frame's last event.
+void frame_returned(const void *frame, PyObject *code) {
+    ThreadLedger *ledger = thread_ledger();
+    if (ledger == nullptr || !ledger->contains(frame)) {
+        return;
+    }
+    memxx_teardown teardown;
+    if (!memxx_teardown_begin(code, &teardown)) {
+        frame_left(frame); // a yield (3.11 reports it as a return), or nothing to watch
+        return;
+    }
+    ledger->leave_after_teardown(frame, mark_of(teardown));
+    if (ledger->idle()) {
         close_ledger(ledger);
     }
 }
@@ -101,8 +165,13 @@ PyObject *on_py_resume(PyObject *, PyObject *const *args, Py_ssize_t) {
     Py_RETURN_NONE;
 }
 
-PyObject *on_py_exit(PyObject *, PyObject *const *args, Py_ssize_t) {
-    frame_ended(args[0]);
+PyObject *on_py_return(PyObject *, PyObject *const *args, Py_ssize_t) {
+    frame_returned(args[0], args[0]);
+    Py_RETURN_NONE;
+}
+
+PyObject *on_py_yield(PyObject *, PyObject *const *args, Py_ssize_t) {
+    frame_left(args[0]);
     Py_RETURN_NONE;
 }
 
@@ -116,10 +185,12 @@ PyMethodDef g_callbacks[] = {
      METH_FASTCALL, nullptr},
     {"_memxx_py_resume", reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(on_py_resume)),
      METH_FASTCALL, nullptr},
-    {"_memxx_py_exit", reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(on_py_exit)),
+    {"_memxx_py_return", reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(on_py_return)),
      METH_FASTCALL, nullptr},
     {"_memxx_line", reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(on_line)), METH_FASTCALL,
      nullptr},
+    {"_memxx_py_yield", reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(on_py_yield)),
+     METH_FASTCALL, nullptr},
 };
 
 PyObject *monitoring() {
@@ -194,7 +265,7 @@ bool ensure_tool() {
                     register_callback(mon, g_event_resume, &g_callbacks[1]) &&
                     register_callback(mon, g_event_throw, &g_callbacks[1]) &&
                     register_callback(mon, g_event_return, &g_callbacks[2]) &&
-                    register_callback(mon, g_event_yield, &g_callbacks[2]) &&
+                    register_callback(mon, g_event_yield, &g_callbacks[4]) &&
                     register_callback(mon, g_event_unwind, &g_callbacks[2]) &&
                     register_callback(mon, g_event_line, &g_callbacks[3]);
     Py_DECREF(mon);
@@ -269,7 +340,11 @@ void on_call(PyFrameObject *frame) {
     const bool first_entry =
         !memxx_code_is_resumable(code_object) || lineno == memxx_code_first_line(code_object);
     Py_DECREF(code);
-    frame_started(frame, lines, lineno, first_entry);
+    // A call that starts while this thread is profiled had its frame object counted on the
+    // calling line; its teardown frees it on the call's last line, so it belongs to the call.
+    const std::int64_t frame_object =
+        first_entry && thread_ledger() != nullptr ? memxx_frame_object_bytes(frame) : 0;
+    frame_started(frame, lines, lineno, first_entry, frame_object);
 }
 
 int trace_function(PyObject *, PyFrameObject *frame, int what, PyObject *arg) {
@@ -281,7 +356,13 @@ int trace_function(PyObject *, PyFrameObject *frame, int what, PyObject *arg) {
         on_call(frame);
         break;
     case PyTrace_RETURN:
-        frame_ended(frame);
+        if (ThreadLedger *ledger = thread_ledger(); ledger != nullptr && ledger->contains(frame)) {
+            // Borrowed: the frame holds its code (and a 3.11 generator's teardown is told by the
+            // code's reference count, which must not include ours).
+            PyCodeObject *code = PyFrame_GetCode(frame);
+            Py_DECREF(code);
+            frame_returned(frame, reinterpret_cast<PyObject *>(code));
+        }
         break;
     default:
         break;
@@ -443,12 +524,15 @@ void ProfiledCodes::enable(bool arm) {
         }
         claim();
     }
+    if (!arm) {
+        // Between steps the hook keeps watching frees, so that the blocks of one step are
+        // still known when a later step (or the close) frees them.
+        hook_session_begin();
+    }
 #if !MEMXX_USE_MONITORING
     if (arm) {
         arm_thread();
     }
-#else
-    (void)arm;
 #endif
 }
 
@@ -456,13 +540,15 @@ void ProfiledCodes::disable(bool armed) {
     if (enabled_ == 0) {
         return;
     }
+    settle_thread(); // a teardown that ended before this call ends its line there
 #if !MEMXX_USE_MONITORING
     if (armed) {
         disarm_thread();
     }
-#else
-    (void)armed;
 #endif
+    if (!armed) {
+        hook_session_end();
+    }
     if (--enabled_ == 0) {
         release();
         if (native_) {
@@ -476,6 +562,27 @@ void ProfiledCodes::set_native(bool on) {
         native_want(on);
     }
     native_ = on;
+}
+
+PyObject *ProfiledCodes::close_generator(PyObject *generator) {
+    // Made once, outside the measured call (a name made per call is kept by some interpreters).
+    static PyObject *close_name = nullptr;
+    if (close_name == nullptr && (close_name = PyUnicode_InternFromString("close")) == nullptr) {
+        return nullptr;
+    }
+    // gen.close() may drop the locals without running the frame at all (3.12+, when it is not
+    // inside a try block): no event then, so the suspended line is entered here for the call.
+    PyObject *code = nullptr;
+    const int lineno = memxx_suspended_line(generator, &code);
+    CodeLines *lines = lineno > 0 ? claimed_lines(code) : nullptr;
+    if (lines != nullptr) {
+        frame_started(generator, lines, lineno, false);
+    }
+    PyObject *result = PyObject_CallMethodNoArgs(generator, close_name);
+    if (lines != nullptr) {
+        frame_left(generator);
+    }
+    return result;
 }
 
 bool set_floor_trace(bool on) {
@@ -511,9 +618,8 @@ std::int64_t watch_thread_end(WatchMark mark) {
     const std::int64_t peak = ledger->peak_net() - mark.start_net;
     // An enclosing watch still needs the highest point of this one.
     ledger->restart_peak(std::max(mark.saved_peak, ledger->peak_net()));
-    if (--ledger->watchers == 0 && ledger->empty()) {
-        close_ledger(ledger);
-    }
+    --ledger->watchers;
+    settle_thread();
     native_want(false);
     return peak;
 }
@@ -524,6 +630,7 @@ std::int64_t watch_thread_net(WatchMark mark) {
 }
 
 std::size_t thread_profiled_depth() {
+    settle_thread();
     const ThreadLedger *ledger = thread_ledger();
     return ledger == nullptr ? 0 : ledger->depth();
 }

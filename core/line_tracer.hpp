@@ -1,4 +1,6 @@
-// The line tracer: tells each thread's ThreadLedger which profiled frame and line are running.
+// The line tracer: tells each thread's ThreadLedger which profiled frame and line are running,
+// and, from a frame's return or unwind event on, how to tell when the interpreter has finished
+// tearing that frame down (memxx_teardown_begin), so that what the teardown frees is charged.
 //
 // 3.11: a C trace function (PyEval_SetTrace) armed on a thread only while a profiler is enabled
 // there; frames of code that is not profiled get their line events switched off at their first
@@ -31,9 +33,14 @@ class ProfiledCodes {
     // Counted: the first enable claims the code objects, and on 3.11 each enable arms the
     // calling thread's trace function until its matching disable. A generator or coroutine
     // between two of its steps holds the claim without arming (arm = false): the consumer's
-    // frames then run untraced while the profiled code keeps its events (3.12+).
+    // frames then run untraced while the profiled code keeps its events (3.12+), and the
+    // allocator hook keeps its block table so that a later step's frees are charged.
     void enable(bool arm = true);
     void disable(bool armed = true);
+    // generator.close(), its frees (and its finally blocks' work) charged to the line at which
+    // the generator or coroutine was suspended. Returns close()'s result (new reference), or
+    // nullptr with the exception set.
+    PyObject *close_generator(PyObject *generator);
     int enabled() const noexcept { return enabled_; }
     // Whether native memory (malloc/mmap of shared objects) is counted while this is enabled.
     bool native() const noexcept { return native_; }

@@ -1,6 +1,8 @@
 /* CPython-version differences. The only file that reads interpreter internals. */
 #include "core/py_compat.h"
 
+#include <string.h>
+
 /* PyFrameObject's fields (3.11) and the interpreter frames (all versions) are internal. */
 #define Py_BUILD_CORE 1
 #include <internal/pycore_frame.h>
@@ -12,6 +14,16 @@ void memxx_frame_skip_lines(PyFrameObject *frame) {
 #else
     frame->f_trace_lines = 0;
 #endif
+}
+
+Py_ssize_t memxx_frame_object_bytes(PyFrameObject *frame) {
+    /* _PyFrame_New_NoTrack: PyObject_GC_NewVar(PyFrameObject, &PyFrame_Type, slots). */
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    const Py_ssize_t slots = code->co_nlocalsplus + code->co_stacksize;
+    Py_DECREF(code);
+    const size_t header =
+        (size_t)((const char *)frame - (const char *)memxx_object_block_start((PyObject *)frame));
+    return (Py_ssize_t)(_PyObject_VAR_SIZE(Py_TYPE(frame), slots) + header);
 }
 
 void memxx_thread_tracer(PyThreadState *tstate, Py_tracefunc *func, PyObject **obj) {
@@ -119,4 +131,147 @@ void memxx_object_events_remove(void) {
         PyRefTracer_SetTracer(NULL, NULL);
     }
 #endif
+}
+
+/* --- frames being torn down --------------------------------------------------------------- */
+
+static _PyInterpreterFrame *thread_current_frame(PyThreadState *tstate) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return tstate->current_frame;
+#else
+    return tstate->cframe->current_frame;
+#endif
+}
+
+/* Where the frame is in its code: 3.11 and 3.12 keep the previous instruction, 3.13 the current
+ * one. Either way a frame pushed anew starts at its code's beginning. */
+static const void *frame_instr(const _PyInterpreterFrame *frame) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return frame->instr_ptr;
+#else
+    return frame->prev_instr;
+#endif
+}
+
+static PyObject *frame_code(const _PyInterpreterFrame *frame) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return frame->f_executable;
+#else
+    return (PyObject *)frame->f_code;
+#endif
+}
+
+/* Words a frame of `code` takes on the data stack. */
+static Py_ssize_t code_frame_size(PyCodeObject *code) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return code->co_framesize;
+#else
+    return code->co_nlocalsplus + code->co_stacksize + (Py_ssize_t)FRAME_SPECIALS_SIZE;
+#endif
+}
+
+int memxx_teardown_begin(PyObject *code, memxx_teardown *teardown) {
+    PyThreadState *tstate = _PyThreadState_UncheckedGet();
+    if (tstate == NULL) {
+        return 0;
+    }
+    _PyInterpreterFrame *frame = thread_current_frame(tstate);
+    if (frame == NULL || frame_code(frame) != code) {
+        return 0;
+    }
+    memset(teardown, 0, sizeof(*teardown));
+    teardown->tstate = tstate;
+    teardown->frame = frame;
+    teardown->frame_instr = frame_instr(frame);
+    if (frame->owner == FRAME_OWNED_BY_THREAD) {
+        /* Nothing runs above a frame at its own return event: its slot ends at the top. */
+        PyObject **slot_end = (PyObject **)frame + code_frame_size((PyCodeObject *)code);
+        if (tstate->datastack_top != slot_end) {
+            return 0;
+        }
+        teardown->slot_end = slot_end;
+        teardown->chunk = tstate->datastack_chunk;
+        /* No finaliser running Python code: the same chunk, the top at the slot's end (so the
+         * slot is mapped), the frame there still at its return. */
+        teardown->watched[0] = (const void *const *)&tstate->datastack_chunk;
+        teardown->expected[0] = teardown->chunk;
+        teardown->watched[1] = (const void *const *)&tstate->datastack_top;
+        teardown->expected[1] = slot_end;
+#if PY_VERSION_HEX >= 0x030D0000
+        teardown->watched[2] = (const void *const *)&frame->instr_ptr;
+#else
+        teardown->watched[2] = (const void *const *)&frame->prev_instr;
+#endif
+        teardown->expected[2] = teardown->frame_instr;
+        return 1;
+    }
+    if (frame->owner != FRAME_OWNED_BY_GENERATOR || frame->previous == NULL) {
+        return 0;
+    }
+    if (_PyFrame_GetGenerator(frame)->gi_frame_state < FRAME_EXECUTING) {
+        return 0; /* suspended at a yield or await */
+    }
+    teardown->caller = frame->previous;
+    teardown->caller_instr = frame_instr(frame->previous);
+    teardown->below_caller = frame->previous->previous;
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11 clears a finished generator's frame in C after the caller got control back
+     * (gen_send_ex2), so the caller has not moved yet when the frame's clear ends with
+     * Py_DECREF(f_code); the generator object (which holds the code too) is freed after. */
+    teardown->code = code;
+    teardown->code_refs = Py_REFCNT(code);
+#endif
+    return 1;
+}
+
+int memxx_teardown_running(const memxx_teardown *teardown) {
+    PyThreadState *tstate = teardown->tstate;
+    if (teardown->slot_end != NULL) {
+        /* The slot is still reserved while its chunk is live with its top at or above the slot's
+         * end (frames a finaliser calls go above it), and it holds the dying frame while the
+         * instruction pointer there is the one recorded (a frame pushed there after the pop
+         * starts at its code's beginning, never at a return). */
+        const _PyStackChunk *chunk = tstate->datastack_chunk;
+        PyObject *const *top = tstate->datastack_top;
+        while (chunk != NULL && chunk != teardown->chunk) {
+            chunk = chunk->previous;
+            top = chunk != NULL ? &chunk->data[chunk->top] : NULL;
+        }
+        if (chunk == NULL || top < (PyObject *const *)teardown->slot_end) {
+            return 0;
+        }
+        return frame_instr((const _PyInterpreterFrame *)teardown->frame) == teardown->frame_instr;
+    }
+    /* A generator's frame: its teardown runs while the frame it returns to is still on the
+     * thread's stack and has not executed anything since. */
+    const _PyInterpreterFrame *frame = thread_current_frame(tstate);
+    while (frame != NULL && frame != teardown->caller) {
+        if (frame == teardown->below_caller) {
+            return 0;
+        }
+        frame = frame->previous;
+    }
+    if (frame == NULL || frame_instr(frame) != teardown->caller_instr) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    return Py_REFCNT(teardown->code) == teardown->code_refs;
+#else
+    return 1;
+#endif
+}
+
+int memxx_suspended_line(PyObject *generator, PyObject **code) {
+    if (!PyGen_Check(generator) && !PyCoro_CheckExact(generator) &&
+        !PyAsyncGen_CheckExact(generator)) {
+        return 0;
+    }
+    PyGenObject *gen = (PyGenObject *)generator;
+    if (gen->gi_frame_state >= FRAME_EXECUTING || gen->gi_frame_state == FRAME_CREATED) {
+        return 0;
+    }
+    _PyInterpreterFrame *frame = (_PyInterpreterFrame *)gen->gi_iframe;
+    *code = frame_code(frame);
+    return PyCode_Addr2Line((PyCodeObject *)*code,
+                            _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT));
 }

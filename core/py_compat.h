@@ -27,6 +27,11 @@ extern "C" {
 /* 3.11: stop LINE events for a frame that is not profiled (its f_trace_lines). No-op on 3.12+. */
 void memxx_frame_skip_lines(PyFrameObject *frame);
 
+/* 3.11: the bytes the allocator was asked for to hold a frame object. A C trace function makes
+ * the interpreter create one as each traced call starts, before the call's first event; the
+ * call's teardown frees it first. */
+Py_ssize_t memxx_frame_object_bytes(PyFrameObject *frame);
+
 /* 3.11: the C trace function and its object installed on a thread (borrowed). */
 void memxx_thread_tracer(PyThreadState *tstate, Py_tracefunc *func, PyObject **obj);
 
@@ -56,6 +61,45 @@ void memxx_object_events_remove(void);
 
 /* The first line of a code object (the first decorator's line for a decorated function). */
 int memxx_code_first_line(PyObject *code);
+
+/* A profiled frame that returned or raised, while the interpreter tears it down (drops its
+ * locals, whose finalisers may run code). The interpreter unlinks the frame before clearing it
+ * (gh-99729), so "the current frame" cannot tell the teardown from what its caller does next;
+ * this records what can: the frame's slot on the thread's data stack and its instruction
+ * pointer (a frame pushed into the slot afterwards starts elsewhere), or, for a generator's
+ * frame (which lives in the generator, not on the data stack), its caller's instruction pointer
+ * (the caller moves on right after the teardown). */
+typedef struct {
+    /* Up to three words of the thread's state that keep these values while the teardown runs,
+     * to be read in order, each only if the ones before matched (then it is mapped memory):
+     * a check of a few loads before memxx_teardown_running. watched[0] NULL: none. */
+    const void *const *watched[3];
+    const void *expected[3];
+    PyThreadState *tstate;
+    const void *frame;       /* the dying interpreter frame */
+    const void *frame_instr; /* its instruction pointer at the event */
+    const void *slot_end;    /* end of its data-stack slot; NULL for a generator's frame */
+    const void *chunk;       /* the data-stack chunk holding the slot */
+    const void *caller;      /* a generator's frame: the frame it returns to */
+    const void *caller_instr;
+    const void *below_caller; /* reaching it while looking for the caller: the caller is gone */
+    PyObject *code;           /* 3.11 generators: the code, whose last reference the */
+    Py_ssize_t code_refs;     /* teardown drops at its very end */
+} memxx_teardown;
+
+/* At a profiled frame's return or unwind event, when that frame is the thread's current one:
+ * fills *teardown and returns 1 if the frame is torn down next; 0 if it only suspends (a
+ * generator's yield, which 3.11 also reports as a return) or cannot be described. GIL held. */
+int memxx_teardown_begin(PyObject *code, memxx_teardown *teardown);
+
+/* 1 while the teardown described by *teardown still runs. Reads the calling thread's own frames
+ * and data stack only (creates nothing, takes no lock): the allocator hook may call it, with or
+ * without the GIL, on the thread of that teardown. */
+int memxx_teardown_running(const memxx_teardown *teardown);
+
+/* The line at which a generator, coroutine or async generator is suspended, and its code
+ * (borrowed) in *code; 0 if it is not suspended (not started, running or finished). GIL held. */
+int memxx_suspended_line(PyObject *generator, PyObject **code);
 
 #ifdef __cplusplus
 }

@@ -99,6 +99,17 @@ void bind_core(py::module_ &m) {
         .def("enable", &ProfiledCodes::enable, py::arg("arm") = true,
              "Counted enable; arm=False holds the claim between a generator's steps.")
         .def("disable", &ProfiledCodes::disable, py::arg("armed") = true)
+        .def(
+            "close_generator",
+            [](ProfiledCodes &self, py::handle generator) {
+                PyObject *result = self.close_generator(generator.ptr());
+                if (result == nullptr) {
+                    throw py::error_already_set();
+                }
+                return py::reinterpret_steal<py::object>(result);
+            },
+            py::arg("generator"),
+            "generator.close(), what it frees charged to the line the generator waits at.")
         .def_property_readonly("enabled", &ProfiledCodes::enabled)
         .def_property("native", &ProfiledCodes::native, &ProfiledCodes::set_native,
                       "Count native memory (malloc/mmap of shared objects) while enabled.")

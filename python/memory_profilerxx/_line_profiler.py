@@ -21,11 +21,13 @@ class LineRecord:
     """One measured source line; sizes are in bytes.
 
     ``increment`` is the net of what was allocated and freed while the line ran (summed over its
-    ``occurrences``), ``peak`` the highest memory reached while it ran, ``memory`` the memory
-    after its last run. Memory is the process RSS when profiling started plus the bytes the
-    profiled thread allocated minus those it freed since. ``native_increment`` is the part of
-    ``increment`` that native code (C libraries' ``malloc``/``mmap``) allocated, ``native_peak``
-    the native bytes the thread held at the moment of ``peak``.
+    ``occurrences``); the line that leaves a function (its ``return``, its last line) also holds
+    what the frame's teardown frees, so a call's increments add up to what the call kept.
+    ``peak`` is the highest memory reached while it ran, ``memory`` the memory after its last
+    run. Memory is the process RSS when profiling started plus the bytes the profiled thread
+    allocated minus those it freed since. ``native_increment`` is the part of ``increment``
+    that native code (C libraries' ``malloc``/``mmap``) allocated, ``native_peak`` the native
+    bytes the thread held at the moment of ``peak``.
     """
 
     filename: str
@@ -265,7 +267,7 @@ def _step(steps: Any, codes: Any) -> Generator[Any, Any, Any]:
         except GeneratorExit:
             codes.enable()
             try:
-                steps.close()
+                codes.close_generator(steps)
             finally:
                 codes.disable()
             raise
