@@ -85,8 +85,11 @@ def test_mprun_table_is_the_cells_output_as_text_and_html(line_cells):
     assert increment_of(text, "b = bytearray(n)") == pytest.approx(1_000_057 / MiB, abs=0.05)
     assert '<table class="memxx-lines"' in html
     assert "<th>Increment</th>" in html and "<th>Peak</th>" in html
-    # The heaviest increment has the full bar.
-    assert 'data-share="100.0">7.6 MiB' in html
+    # The heaviest increment has the full bar: the return line, which gives a and b back
+    # (-9,000,113 B); a's line has 8,000,056 / 9,000,113 of it.
+    assert increment_of(text, "return len(a)") == pytest.approx(-9_000_113 / MiB, abs=0.05)
+    assert 'data-share="100.0">-8.6 MiB' in html
+    assert 'data-share="88.9">7.6 MiB' in html
 
 
 def test_cell_mprun_and_a_profile_decorated_call_show_their_tables(line_cells):
