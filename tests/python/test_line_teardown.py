@@ -53,7 +53,8 @@ def test_the_issue_example_report_shows_minus_76_3_mib_and_the_entry_memory():
             if line.strip()[:1].isdigit()}
     entry, kept, released = rows["returns_a_count():"], rows["BIG"], rows["len(big)"]
     assert kept[3] == "76.3" and released[3] == "-76.3"
-    assert abs(float(released[1]) - float(entry[1])) <= 0.1
+    # One display step (0.1 MiB) apart at most: the 28 bytes kept can round across a boundary.
+    assert abs(float(released[1]) - float(entry[1])) <= 0.1 + 1e-9
 
 
 def falls_off_its_end():
