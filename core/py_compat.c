@@ -275,3 +275,38 @@ int memxx_suspended_line(PyObject *generator, PyObject **code) {
     return PyCode_Addr2Line((PyCodeObject *)*code,
                             _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT));
 }
+
+int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
+    /* Not _PyThreadState_UncheckedGet: on 3.11 that is whichever thread holds the GIL. */
+    PyThreadState *tstate = PyGILState_GetThisThreadState();
+    *deeper = 0;
+    if (tstate == NULL) {
+        return 0;
+    }
+    int count = 0;
+    for (_PyInterpreterFrame *frame = thread_current_frame(tstate); frame != NULL;
+         frame = frame->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+        if (frame->owner == FRAME_OWNED_BY_CSTACK) {
+            continue;
+        }
+#endif
+        PyObject *code = frame_code(frame);
+#if PY_VERSION_HEX >= 0x030D0000
+        if (!PyCode_Check(code)) {
+            continue;
+        }
+#endif
+        if (_PyFrame_IsIncomplete(frame)) {
+            continue;
+        }
+        if (count == max) {
+            *deeper = 1;
+            break;
+        }
+        codes[count] = code;
+        offsets[count] = _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT);
+        ++count;
+    }
+    return count;
+}

@@ -101,6 +101,14 @@ int memxx_teardown_running(const memxx_teardown *teardown);
  * (borrowed) in *code; 0 if it is not suspended (not started, running or finished). GIL held. */
 int memxx_suspended_line(PyObject *generator, PyObject **code);
 
+/* The calling thread's Python frames, innermost first: up to `max` code objects (borrowed) in
+ * codes[] and the byte offsets of their current instructions in offsets[]. Returns how many were
+ * filled and sets *deeper when more frames lie beyond them. Reads the thread's own frames only
+ * (creates nothing, takes no lock): the allocator hook may call it with or without the GIL. A
+ * thread that released the GIL is found through its GIL-state key; its frames cannot change
+ * while it runs the C code that called the allocator. */
+int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
 #include "core/alloc_hook.hpp"
 #include "core/line_records_json.hpp"
 #include "core/line_tracer.hpp"
+#include "core/peak_recorder.hpp"
 #include "core/process_memory.hpp"
 #include "mprof/usage_series.hpp"
 #include "python/bindings/bindings.hpp"
@@ -32,6 +33,39 @@ py::list profiled_results(const ProfiledCodes &codes) {
         }
         out.append(py::make_tuple(py::reinterpret_borrow<py::object>(code), rows));
     }
+    return out;
+}
+
+// {"peak_bytes", "peak_time", "current_bytes", "live_blocks", "block_table_bytes",
+//  "stack_table_bytes", "stacks", "at_peak": [(bytes, deeper, ((code, line), ...)), ...]}
+// with each stack innermost frame first.
+py::dict peak_report_dict() {
+    core::PeakReport report;
+    try {
+        report = core::peak_report();
+    } catch (const std::logic_error &e) {
+        throw py::value_error(e.what());
+    }
+    py::list rows;
+    for (const core::PeakRow &row : report.at_peak) {
+        const core::PeakStack &stack = report.stacks[row.stack];
+        py::tuple frames(stack.frames.size());
+        for (std::size_t i = 0; i < stack.frames.size(); ++i) {
+            const core::PeakFrame &frame = stack.frames[i];
+            frames[i] = py::make_tuple(py::reinterpret_borrow<py::object>(frame.code),
+                                       core::peak_frame_line(frame));
+        }
+        rows.append(py::make_tuple(row.bytes, stack.deeper, frames));
+    }
+    py::dict out;
+    out["peak_bytes"] = report.peak_bytes;
+    out["peak_time"] = report.peak_time;
+    out["current_bytes"] = report.current_bytes;
+    out["live_blocks"] = report.live_blocks;
+    out["block_table_bytes"] = report.block_table_bytes;
+    out["stack_table_bytes"] = report.stack_table_bytes;
+    out["stacks"] = report.stacks.size();
+    out["at_peak"] = rows;
     return out;
 }
 
@@ -140,6 +174,20 @@ void bind_core(py::module_ &m) {
         },
         py::arg("mark"), "The net bytes the thread allocated since watch_thread_begin (still on).");
     bind_usage_series(m);
+    m.def(
+        "peak_start",
+        [](bool native) {
+            try {
+                core::peak_start(native);
+            } catch (const std::logic_error &e) {
+                throw py::value_error(e.what());
+            }
+        },
+        py::arg("native") = true,
+        "Starts recording every allocation with the Python stack that made it.");
+    m.def("peak_stop", &core::peak_stop, "Stops the peak recorder and drops its tables.");
+    m.def("peak_report", &peak_report_dict,
+          "The peak recorder's figures: the peak, and the bytes per stack live at that moment.");
     m.def("profiled_depth", &core::thread_profiled_depth,
           "Profiled frames running on the calling thread.");
     m.def("set_floor_trace", &core::set_floor_trace, py::arg("on"),

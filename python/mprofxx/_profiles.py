@@ -90,6 +90,34 @@ def read(path: str, require_samples: bool = True) -> Recording:
     return recording
 
 
+def peak_path(dat_path: str) -> str:
+    """Return the peak file of a profile: ``mprofile_<time>.peak.json`` beside the .dat."""
+    return os.path.splitext(dat_path)[0] + ".peak.json"
+
+
+def peak_parts_path(dat_path: str) -> str:
+    """Return the folder the recorded processes write their tables to during ``run --peak``."""
+    return os.path.splitext(dat_path)[0] + ".peak.parts"
+
+
+def companions(dat_path: str) -> list[str]:
+    """Return the files that belong to a profile and exist: the .dat and its peak file."""
+    return [path for path in (dat_path, peak_path(dat_path)) if os.path.lexists(path)]
+
+
+def read_peak(dat_path: str) -> list:
+    """Return the peak tables recorded with a profile; CliError (one line) if there are none."""
+    from memory_profilerxx._peak import PeakFileError, load
+
+    path = peak_path(dat_path)
+    if not os.path.lexists(path):
+        raise CliError(f"{dat_path}: no peak file ({path}); record with 'mprofxx run --peak'")
+    try:
+        return load(path)
+    except PeakFileError as error:
+        raise CliError(str(error)) from None
+
+
 def samples_in_function(recording: Recording, name: str) -> list[float]:
     """Return the MEM values (and span end points) taken while function ``name`` ran."""
     spans = [f for f in recording.functions if f[0] == name]
