@@ -34,6 +34,7 @@ constexpr std::uint64_t kMaxTag = (std::uint64_t{1} << 21) - 2;
 constexpr std::uint64_t kWideMark = std::uint64_t{1} << 63;
 constexpr unsigned kWideStackShift = 40;
 constexpr std::uint64_t kWideSizeMask = (std::uint64_t{1} << kWideStackShift) - 1;
+constexpr std::uint32_t kMaxNodes = std::uint32_t{1} << 23; // a node must fit a wide value
 
 std::uint64_t mix(std::uint64_t h) noexcept {
     h ^= h >> 31;
@@ -53,16 +54,20 @@ std::uint64_t stack_hash(PyObject *const *codes, const int *offsets, int depth,
     return h == 0 ? 1 : h;
 }
 
-struct StackEntry {
-    std::uint64_t hash;
-    std::uint32_t first_frame; // in Recorder::frames
-    std::uint16_t depth;
-    bool deeper;
+// The stacks are a tree of frames interned outermost first: a stack is its innermost node, and a
+// node is its caller's node plus one frame, so stacks that share their callers share nodes.
+struct StackNode {
+    std::uint32_t parent;
+    std::int32_t offset;
+    PyObject *code;
 };
+constexpr std::uint32_t kRootNode = 0;   // no Python frame
+constexpr std::uint32_t kDeeperNode = 1; // frames beyond the recorded depth were left out
 
 struct Tag {
-    std::uint32_t stack;
-    std::uint64_t size;
+    std::uint64_t stack_hash;
+    std::uint64_t size : 40;
+    std::uint64_t stack : 24; // its innermost node
 };
 
 double wall_seconds() noexcept {
@@ -81,7 +86,7 @@ class Recorder {
         const std::uint64_t key = (mix(hash + size) | 1);
         if (const std::uint32_t *tag = tag_index_.find(key); tag != nullptr) {
             const Tag &known = tags_[*tag];
-            if (known.size == size && stacks_[known.stack].hash == hash) {
+            if (known.size == size && known.stack_hash == hash) {
                 *value = *tag;
                 *stack = known.stack;
                 return true;
@@ -90,9 +95,10 @@ class Recorder {
         if (!intern_stack(hash, codes, offsets, depth, deeper, stack)) {
             return false;
         }
-        if (tags_.size() <= kMaxTag && tag_index_.put(key, static_cast<std::uint32_t>(tags_.size()))) {
+        if (tags_.size() <= kMaxTag && size <= kWideSizeMask &&
+            tag_index_.put(key, static_cast<std::uint32_t>(tags_.size()))) {
             *value = tags_.size();
-            tags_.push_back(Tag{*stack, size});
+            tags_.push_back(Tag{hash, size, *stack});
             return true;
         }
         *value = kWideMark | (static_cast<std::uint64_t>(*stack) << kWideStackShift) |
@@ -168,22 +174,18 @@ class Recorder {
                 out.at_peak.push_back(PeakRow{stack, at_peak_[stack]});
             }
         }
-        out.stacks.reserve(stacks_.size());
-        for (const StackEntry &entry : stacks_) {
-            PeakStack stack;
-            stack.deeper = entry.deeper;
-            stack.frames.assign(frames_.begin() + entry.first_frame,
-                                frames_.begin() + entry.first_frame + entry.depth);
-            out.stacks.push_back(std::move(stack));
+        out.nodes.reserve(nodes_.size());
+        for (const StackNode &node : nodes_) {
+            out.nodes.push_back(PeakNode{node.parent, PeakFrame{node.code, node.offset}});
         }
         out.live_blocks = blocks.count();
         out.block_table_bytes = blocks.memory_bytes();
-        out.stack_table_bytes = frames_.capacity() * sizeof(PeakFrame) +
-                                stacks_.capacity() * sizeof(StackEntry) +
+        out.stack_table_bytes = nodes_.capacity() * sizeof(StackNode) +
+                                node_index_.memory_bytes() + stack_index_.memory_bytes() +
                                 tags_.capacity() * sizeof(Tag) + tag_index_.memory_bytes() +
-                                stack_index_.memory_bytes() +
                                 live_.capacity() * 2 * sizeof(std::int64_t) + dirty_.capacity() +
-                                dirty_list_.capacity() * sizeof(std::uint32_t);
+                                dirty_list_.capacity() * sizeof(std::uint32_t) +
+                                owned_.memory_bytes() + owned_list_.capacity() * sizeof(void *);
         return out;
     }
 
@@ -196,27 +198,57 @@ class Recorder {
             *stack = *known;
             return true;
         }
-        const auto id = static_cast<std::uint32_t>(stacks_.size());
-        if (id >= (std::uint32_t{1} << 23) || !stack_index_.put(hash, id)) {
-            return false;
+        if (nodes_.empty()) {
+            nodes_.push_back(StackNode{kRootNode, 0, nullptr});
+            nodes_.push_back(StackNode{kRootNode, 0, nullptr});
+            grow_figures(2);
         }
         const bool gil = PyGILState_Check() != 0;
-        stacks_.push_back(StackEntry{hash, static_cast<std::uint32_t>(frames_.size()),
-                                     static_cast<std::uint16_t>(depth), deeper});
-        for (int i = 0; i < depth; ++i) {
-            frames_.push_back(PeakFrame{codes[i], offsets[i]});
-            if (gil) {
-                own_code(codes[i]);
-            } else {
-                // Its frame holds it alive now; the reference is taken with the GIL later.
-                pending_codes_.push_back(codes[i]);
+        std::uint32_t node = deeper ? kDeeperNode : kRootNode;
+        for (int i = depth - 1; i >= 0; --i) {
+            if (!intern_node(node, codes[i], offsets[i], gil, &node)) {
+                return false;
             }
         }
-        live_.push_back(0);
-        at_peak_.push_back(0);
-        dirty_.push_back(0);
-        *stack = id;
+        stack_index_.put(hash, node); // when it cannot grow, the next walk interns again
+        *stack = node;
         return true;
+    }
+
+    // The node for `frame` called from `parent`, added if new.
+    bool intern_node(std::uint32_t parent, PyObject *code, int offset, bool gil,
+                     std::uint32_t *node) noexcept {
+        const std::uint64_t key =
+            mix(mix(parent + (static_cast<std::uint64_t>(offset) << 32)) ^
+                reinterpret_cast<std::uintptr_t>(code)) | 1;
+        if (const std::uint32_t *known = node_index_.find(key); known != nullptr) {
+            const StackNode &found = nodes_[*known];
+            if (found.parent == parent && found.code == code && found.offset == offset) {
+                *node = *known;
+                return true;
+            }
+        }
+        const auto id = static_cast<std::uint32_t>(nodes_.size());
+        if (id >= kMaxNodes) {
+            return false;
+        }
+        nodes_.push_back(StackNode{parent, offset, code});
+        grow_figures(1);
+        node_index_.put(key, id); // a key taken by another node only costs a duplicate node
+        if (gil) {
+            own_code(code);
+        } else {
+            // Its frame holds it alive now; the reference is taken with the GIL later.
+            pending_codes_.push_back(code);
+        }
+        *node = id;
+        return true;
+    }
+
+    void grow_figures(std::size_t count) {
+        live_.resize(live_.size() + count, 0);
+        at_peak_.resize(at_peak_.size() + count, 0);
+        dirty_.resize(dirty_.size() + count, 0);
     }
 
     void own_code(PyObject *code) noexcept {
@@ -234,13 +266,13 @@ class Recorder {
         }
     }
 
-    MiVector<PeakFrame> frames_;
-    MiVector<StackEntry> stacks_;
-    FlatTable<std::uint32_t> stack_index_; // stack hash -> stack id
+    MiVector<StackNode> nodes_;
+    FlatTable<std::uint32_t> node_index_;  // mix(parent, code, offset) -> node
+    FlatTable<std::uint32_t> stack_index_; // stack hash -> its innermost node
     MiVector<Tag> tags_;
     FlatTable<std::uint32_t> tag_index_; // mix(stack hash, size) -> tag
-    MiVector<std::int64_t> live_;        // by stack id: bytes live now
-    MiVector<std::int64_t> at_peak_;     // by stack id: bytes live at the peak
+    MiVector<std::int64_t> live_;        // by node: bytes live now of the stack ending there
+    MiVector<std::int64_t> at_peak_;     // by node: those bytes at the peak
     MiVector<std::uint8_t> dirty_;       // changed since the peak figures were last copied
     MiVector<std::uint32_t> dirty_list_;
     FlatTable<std::uint8_t> owned_; // code objects we hold a reference to

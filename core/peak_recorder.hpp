@@ -44,13 +44,16 @@ struct PeakFrame {
     int offset;    // byte offset of the instruction that was running
 };
 
-struct PeakStack {
-    std::vector<PeakFrame> frames; // innermost first
-    bool deeper = false;           // frames beyond the recorded depth were left out
+// The stacks form a tree: node 0 is the root (no Python frame), node 1 the root of stacks whose
+// outer frames were left out (deeper than kPeakMaxDepth); every other node is one frame called
+// from its parent node. A stack is named by its innermost node.
+struct PeakNode {
+    std::uint32_t parent;
+    PeakFrame frame; // code nullptr for nodes 0 and 1
 };
 
 struct PeakRow {
-    std::uint32_t stack;
+    std::uint32_t stack; // its innermost node
     std::int64_t bytes;
 };
 
@@ -59,10 +62,10 @@ struct PeakReport {
     double peak_time = 0;           // seconds since the epoch when the total left its peak
     std::int64_t current_bytes = 0; // bytes live now
     std::vector<PeakRow> at_peak;   // live bytes per stack at the peak, those above 0
-    std::vector<PeakStack> stacks;  // by stack id, every stack interned so far
+    std::vector<PeakNode> nodes;    // every node interned so far
     std::size_t live_blocks = 0;
     std::size_t block_table_bytes = 0; // the live-block table's own memory
-    std::size_t stack_table_bytes = 0; // stacks, their tags and the per-stack figures
+    std::size_t stack_table_bytes = 0; // stack nodes, their tags and the per-stack figures
 };
 // The figures so far; the peak is that of the whole recording. GIL held.
 PeakReport peak_report();

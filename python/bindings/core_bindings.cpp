@@ -37,8 +37,9 @@ py::list profiled_results(const ProfiledCodes &codes) {
 }
 
 // {"peak_bytes", "peak_time", "current_bytes", "live_blocks", "block_table_bytes",
-//  "stack_table_bytes", "stacks", "at_peak": [(bytes, deeper, ((code, line), ...)), ...]}
-// with each stack innermost frame first.
+//  "stack_table_bytes", "stacks", "nodes": [(parent, code, line), ...],
+//  "at_peak": [(bytes, node), ...]}: the nodes the stacks live at the peak go through, each after
+// its parent; a parent of -1 is the root, -2 the root of stacks cut at the recorded depth.
 py::dict peak_report_dict() {
     core::PeakReport report;
     try {
@@ -46,16 +47,34 @@ py::dict peak_report_dict() {
     } catch (const std::logic_error &e) {
         throw py::value_error(e.what());
     }
+    // Parents are interned before their children, so ascending ids put each parent first.
+    std::vector<std::int64_t> index(report.nodes.size(), -1);
+    if (index.size() > 1) {
+        index[0] = -1;
+        index[1] = -2;
+    }
+    std::vector<bool> used(report.nodes.size(), false);
+    for (const core::PeakRow &row : report.at_peak) {
+        for (std::uint32_t node = row.stack; node > 1 && !used[node];
+             node = report.nodes[node].parent) {
+            used[node] = true;
+        }
+    }
+    py::list nodes;
+    std::int64_t next = 0;
+    for (std::size_t id = 2; id < report.nodes.size(); ++id) {
+        if (!used[id]) {
+            continue;
+        }
+        const core::PeakNode &node = report.nodes[id];
+        index[id] = next++;
+        nodes.append(py::make_tuple(index[node.parent],
+                                    py::reinterpret_borrow<py::object>(node.frame.code),
+                                    core::peak_frame_line(node.frame)));
+    }
     py::list rows;
     for (const core::PeakRow &row : report.at_peak) {
-        const core::PeakStack &stack = report.stacks[row.stack];
-        py::tuple frames(stack.frames.size());
-        for (std::size_t i = 0; i < stack.frames.size(); ++i) {
-            const core::PeakFrame &frame = stack.frames[i];
-            frames[i] = py::make_tuple(py::reinterpret_borrow<py::object>(frame.code),
-                                       core::peak_frame_line(frame));
-        }
-        rows.append(py::make_tuple(row.bytes, stack.deeper, frames));
+        rows.append(py::make_tuple(row.bytes, row.stack < index.size() ? index[row.stack] : -1));
     }
     py::dict out;
     out["peak_bytes"] = report.peak_bytes;
@@ -64,7 +83,8 @@ py::dict peak_report_dict() {
     out["live_blocks"] = report.live_blocks;
     out["block_table_bytes"] = report.block_table_bytes;
     out["stack_table_bytes"] = report.stack_table_bytes;
-    out["stacks"] = report.stacks.size();
+    out["stacks"] = report.nodes.size();
+    out["nodes"] = nodes;
     out["at_peak"] = rows;
     return out;
 }

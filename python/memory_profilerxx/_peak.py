@@ -216,17 +216,27 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
     """
     report = _memxx.peak_report()
     names: dict[int, tuple[str, str]] = {}
+    chains: list[tuple[Frame, ...]] = []  # by node: its stack, innermost first
+    deeper: list[bool] = []
+    for parent, code, line in report["nodes"]:
+        name = names.get(id(code))
+        if name is None:
+            name = names[id(code)] = (code.co_filename, _code_name(code))
+        frame = (name[0], name[1], line)
+        outer = chains[parent] if parent >= 0 else ()
+        cut = deeper[parent] if parent >= 0 else parent == -2
+        if not outer and not cut and frame[0] in runner_files:
+            chains.append(())  # the code that started the program, outside any of its frames
+        else:
+            chains.append((frame,) + outer)
+        deeper.append(cut)
     stacks = []
-    for size, deeper, frames in report["at_peak"]:
-        resolved = []
-        for code, line in frames:
-            name = names.get(id(code))
-            if name is None:
-                name = names[id(code)] = (code.co_filename, _code_name(code))
-            resolved.append((name[0], name[1], line))
-        while resolved and resolved[-1][0] in runner_files:
-            resolved.pop()
-        stacks.append(PeakStack(size, tuple(resolved), deeper))
+    for size, node in report["at_peak"]:
+        if node < 0:
+            stacks.append(PeakStack(size, (), node == -2))
+            continue
+        frames = chains[node]
+        stacks.append(PeakStack(size, frames, deeper[node]))
     return PeakTable(
         pid=os.getpid(),
         peak_bytes=report["peak_bytes"],

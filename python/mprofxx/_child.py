@@ -47,6 +47,7 @@ def start_peak() -> None:
     if not directory or _peak_started:
         return
     import _memxx
+    from memory_profilerxx import _peak  # noqa: F401 - imported before recording starts
 
     _parent_pid = os.getppid()
     _memxx.peak_start(True)
@@ -94,6 +95,7 @@ def _restart_peak_in_child() -> None:
     # which runs no atexit handler.
     global _peak_started, _peak_written, _parent_pid
     import _memxx
+    from memory_profilerxx import _peak  # noqa: F401 - imported before recording starts
 
     _parent_pid = os.getppid()
     _memxx.peak_stop()
