@@ -115,7 +115,7 @@ class PeakTable:
         if len(rows) > limit:
             rest = sum(row.bytes for row in rows[limit:])
             out.append(f"{rest / MIB:6,.1f}  {100.0 * rest / max(self.peak_bytes, 1):5.1f}"
-                       f"  ({len(rows) - limit} more lines)")
+                       f"  ({len(rows) - limit} more line{'s' if len(rows) - limit > 1 else ''})")
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -218,13 +218,13 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
     names: dict[int, tuple[str, str]] = {}
     chains: list[tuple[Frame, ...]] = []  # by node: its stack, innermost first
     deeper: list[bool] = []
-    for parent, code, line in report["nodes"]:
+    for up, code, line in report["nodes"]:
         name = names.get(id(code))
         if name is None:
             name = names[id(code)] = (code.co_filename, _code_name(code))
         frame = (name[0], name[1], line)
-        outer = chains[parent] if parent >= 0 else ()
-        cut = deeper[parent] if parent >= 0 else parent == -2
+        outer = chains[up] if up >= 0 else ()
+        cut = deeper[up] if up >= 0 else up == -2
         if not outer and not cut and frame[0] in runner_files:
             chains.append(())  # the code that started the program, outside any of its frames
         else:
@@ -330,8 +330,8 @@ class peak_report:  # noqa: N801 - a function-like context manager, as memray's 
         self._start = 0.0
 
     def __enter__(self) -> peak_report:
+        self._start = time.time()  # before: the float would be one of the block's objects
         _memxx.peak_start(self.native)
-        self._start = time.time()
         return self
 
     def __exit__(self, *exc: object) -> bool:

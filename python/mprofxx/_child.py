@@ -60,29 +60,46 @@ def start_peak() -> None:
 
 def write_peak() -> None:
     """Stop the recorder and write this process's table to ``<dir>/<pid>.json`` (once)."""
-    global _peak_written
+    global _peak_written, _writing
     directory = os.environ.get(PEAK_DIR_VAR)
     if _peak_written or not _peak_started or not directory:
         return
-    _peak_written = True
+    _peak_written = _writing = True
     import _memxx
     from memory_profilerxx import _peak
 
     try:
-        table = _peak.capture(start_time=_peak_started, parent=_parent_pid,
-                              cmdline=" ".join(sys.argv),
-                              runner_files=frozenset({runpy.__file__, __file__}))
-    finally:
-        _memxx.peak_stop()
-    try:
+        try:
+            table = _peak.capture(start_time=_peak_started, parent=_parent_pid,
+                                  cmdline=" ".join(sys.argv),
+                                  runner_files=frozenset({runpy.__file__, "<frozen runpy>",
+                                                          __file__}))
+        finally:
+            _memxx.peak_stop()
         os.makedirs(directory, exist_ok=True)
         _peak.write_atomic(os.path.join(directory, f"{os.getpid()}.json"), _peak.dumps([table]))
     except OSError as error:
         print(f"mprofxx: cannot write the peak table: {error}", file=sys.stderr)
+    finally:
+        _writing = False
+    if _pending_signal:
+        _terminate(_pending_signal)
+
+
+_writing = False  # write_peak is under way: a SIGTERM now waits for it to finish
+_pending_signal = 0
 
 
 def _write_then_terminate(signum: int, frame: Any) -> None:
+    global _pending_signal
+    if _writing:
+        _pending_signal = signum
+        return
     write_peak()
+    _terminate(signum)
+
+
+def _terminate(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 

@@ -507,9 +507,12 @@ def _remove(paths: list[str], dry_run: bool) -> None:
         return
     for path in paths:
         os.remove(path)
-        peak = _profiles.peak_path(path)
-        if path.endswith(".dat") and os.path.lexists(peak):
-            os.remove(peak)
+        if path.endswith(".dat"):
+            peak = _profiles.peak_path(path)
+            if os.path.lexists(peak):
+                os.remove(peak)
+            # What the processes of a killed 'run --peak' wrote and nobody gathered.
+            shutil.rmtree(_profiles.peak_parts_path(path), ignore_errors=True)
 
 
 def rm_command(args: list[str]) -> int:
