@@ -82,7 +82,7 @@ inline void record_free(void *address, Source source) noexcept {
     std::size_t size;
     bool known;
     if (peak_recording()) {
-        peak_on_free(address, &size);
+        peak_on_free(address);
     }
     {
         SpinLockGuard guard(g_lock);
@@ -125,8 +125,9 @@ void *realloc_counted(void *address, std::size_t size, Source source, RealReallo
     std::size_t old_size = 0;
     bool known = false;
     const bool peak = peak_recording();
-    std::size_t peak_old_size = 0;
-    const bool peak_known = peak && address != nullptr && peak_on_free(address, &peak_old_size);
+    if (peak && address != nullptr) {
+        peak_on_free(address);
+    }
     if (address != nullptr) {
         SpinLockGuard lock(g_lock);
         known = g_blocks->erase(address, &old_size);
@@ -139,8 +140,6 @@ void *realloc_counted(void *address, std::size_t size, Source source, RealReallo
     void *resized = real(address, size);
     if (peak && resized != nullptr) {
         peak_on_alloc(resized, size);
-    } else if (peak_known && !(size == 0 && source == Source::native)) {
-        peak_on_alloc(address, peak_old_size); // the old block is still there
     }
     if (!counted && profiled) {
         old_size = unknown.after(size);

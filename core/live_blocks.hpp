@@ -23,7 +23,9 @@ class LiveBlocks {
   public:
     static constexpr std::size_t kMinCapacity = 1024;
 
-    LiveBlocks();
+    LiveBlocks() : LiveBlocks(kMinCapacity) {}
+    // A table that never shrinks below `min_capacity` slots (a power of two >= kMinCapacity).
+    explicit LiveBlocks(std::size_t min_capacity);
     ~LiveBlocks();
     LiveBlocks(const LiveBlocks &) = delete;
     LiveBlocks &operator=(const LiveBlocks &) = delete;
@@ -33,6 +35,8 @@ class LiveBlocks {
     // Removes a block; false when the address is not in the table.
     bool erase(const void *address, std::size_t *size) noexcept;
     bool contains(const void *address) const noexcept;
+    // Starts loading the cache line where `address` would be found or inserted.
+    void prefetch(const void *address) const noexcept;
 
     std::size_t count() const noexcept { return count_ + large_.size(); }
     std::size_t capacity() const noexcept { return capacity_; }
@@ -56,6 +60,7 @@ class LiveBlocks {
 
     std::uint64_t *slots_ = nullptr;
     std::size_t capacity_ = 0; // a power of two
+    std::size_t min_capacity_ = kMinCapacity;
     std::size_t count_ = 0;    // occupied slots
     unsigned shift_ = 64;      // 64 - log2(capacity_)
     LargeMap large_;           // sizes that do not fit a slot, and odd addresses

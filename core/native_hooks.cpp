@@ -99,15 +99,6 @@ void add_mapping(void *address, std::size_t length) noexcept {
     g_mappings->emplace(begin, begin + page_round_up(length));
 }
 
-// The peak recorder keys a mapping by its start: an unmap from the start frees it (what stays
-// mapped beyond `length` is kept, charged to the stack that unmaps); one inside it is not seen.
-void peak_unmap(void *address, std::size_t length) noexcept {
-    std::size_t size = 0;
-    if (peak_on_free(address, &size) && length < size) {
-        peak_on_alloc(static_cast<char *>(address) + length, size - length);
-    }
-}
-
 // --- the hooks: re-entrancy check, real call, record -----------------------------------------
 
 void *native_malloc(std::size_t size) noexcept {
@@ -222,7 +213,7 @@ int native_munmap(void *address, std::size_t length) noexcept {
     ReentrancyGuard guard;
     // Before the real munmap: another thread could map the same range again in between.
     if (peak_recording()) {
-        peak_unmap(address, page_round_up(length));
+        peak_on_unmap(address, page_round_up(length));
     }
     const std::size_t unmapped = take_mapped_range(address, length);
     if (unmapped != 0 && t_ledger != nullptr) {
@@ -244,12 +235,13 @@ void *native_mremap(void *address, std::size_t old_length, std::size_t new_lengt
         return mremap(address, old_length, new_length, flags, new_address);
     }
     ReentrancyGuard guard;
-    std::size_t peak_old_size = 0;
-    const bool peak_known = peak_recording() && peak_on_free(address, &peak_old_size);
+    const bool peak = peak_recording();
+    if (peak) {
+        peak_on_free(address); // a failed mremap leaves the mapping counted as freed
+    }
     void *moved = mremap(address, old_length, new_length, flags, new_address);
-    if (peak_known) {
-        peak_on_alloc(moved == MAP_FAILED ? address : moved,
-                      moved == MAP_FAILED ? peak_old_size : page_round_up(new_length));
+    if (peak && moved != MAP_FAILED) {
+        peak_on_alloc(moved, page_round_up(new_length));
     }
     if (moved == MAP_FAILED) {
         return moved;

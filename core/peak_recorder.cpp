@@ -1,20 +1,33 @@
-// The peak recorder's tables and the two hooks the sources call. Everything below the hooks'
-// stack walk runs under accounting::g_lock, the lock of the line profiler's table, which the
-// fork handlers of alloc_hook.cpp already take across fork().
+// The peak recorder: the hooks put one event per allocation and free on a queue, and a thread of
+// ours applies them, in order, to the peak tables (core/peak_tables.hpp). The program's threads
+// thus pay for a walk of their own Python frames and a 16-byte write; the table work (a cache
+// miss or two per block) runs on another core. The figures are those of applying every event
+// in the order the hooks saw them, so they are exact; a report first applies what is queued.
+//
+// Locks: accounting::g_lock (a spin lock, the allocator hook's) orders the producers: it is held
+// to intern a stack and to queue an event. m_apply (a mutex) is held while events are applied.
+// Whoever holds g_lock only tries m_apply and lets go of g_lock between tries, so the fork
+// handlers may take the two in either order.
 #include "core/peak_recorder.hpp"
 
 #include <Python.h>
 
-#include <ctime>
+#include <algorithm>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
 #include <new>
+#include <pthread.h>
+#include <sched.h>
 #include <stdexcept>
+#include <thread>
 
 #include <mimalloc.h>
 
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_hook.hpp"
 #include "core/flat_table.hpp"
-#include "core/live_blocks.hpp"
+#include "core/peak_tables.hpp"
 #include "core/py_compat.h"
 
 namespace memxx::core {
@@ -27,32 +40,7 @@ namespace {
 
 template <class T> using MiVector = std::vector<T, mi_stl_allocator<T>>;
 
-// A block's value in the live-block table: a tag (a stack and a size seen together before) when
-// it fits the table's slot, else the stack and the size themselves (the table keeps such values
-// in its side map).
-constexpr std::uint64_t kMaxTag = (std::uint64_t{1} << 21) - 2;
-constexpr std::uint64_t kWideMark = std::uint64_t{1} << 63;
-constexpr unsigned kWideStackShift = 40;
-constexpr std::uint64_t kWideSizeMask = (std::uint64_t{1} << kWideStackShift) - 1;
-constexpr std::uint32_t kMaxNodes = std::uint32_t{1} << 23; // a node must fit a wide value
-
-std::uint64_t mix(std::uint64_t h) noexcept {
-    h ^= h >> 31;
-    h *= 0x9E3779B97F4A7C15ull;
-    return h ^ (h >> 29);
-}
-
-// The stack's identity: a 64-bit hash of its frames' code objects and offsets. Two stacks are
-// taken for one when their hashes are equal (about 1 in 10^13 for a million stacks).
-std::uint64_t stack_hash(PyObject *const *codes, const int *offsets, int depth,
-                         bool deeper) noexcept {
-    std::uint64_t h = 0x243F6A8885A308D3ull + static_cast<std::uint64_t>(deeper);
-    for (int i = 0; i < depth; ++i) {
-        h = mix(h ^ reinterpret_cast<std::uintptr_t>(codes[i]) ^
-                (static_cast<std::uint64_t>(offsets[i]) << 48));
-    }
-    return h == 0 ? 1 : h;
-}
+constexpr std::uint32_t kMaxNodes = std::uint32_t{1} << 23; // a node id fits an event's 24 bits
 
 // The stacks are a tree of frames interned outermost first: a stack is its innermost node, and a
 // node is its caller's node plus one frame, so stacks that share their callers share nodes.
@@ -64,89 +52,42 @@ struct StackNode {
 constexpr std::uint32_t kRootNode = 0;   // no Python frame
 constexpr std::uint32_t kDeeperNode = 1; // frames beyond the recorded depth were left out
 
-struct Tag {
-    std::uint64_t stack_hash;
-    std::uint64_t size : 40;
-    std::uint64_t stack : 24; // its innermost node
-};
-
-double wall_seconds() noexcept {
-    timespec now{};
-    clock_gettime(CLOCK_REALTIME_COARSE, &now); // a few ns: this runs at every fall from a peak
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+std::uint64_t mix(std::uint64_t h) noexcept {
+    h ^= h >> 31;
+    h *= 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
 }
 
-class Recorder {
+// The interned stacks, with a reference to each code object in them. g_lock held.
+class StackTree {
   public:
-    // The value to store for a block of `size` bytes allocated by the stack walked; false when
-    // the tables cannot grow. g_lock held.
-    bool value_for(std::uint64_t hash, std::size_t size, PyObject *const *codes,
-                   const int *offsets, int depth, bool deeper, std::uint64_t *value,
-                   std::uint32_t *stack) noexcept {
-        const std::uint64_t key = (mix(hash + size) | 1);
-        if (const std::uint32_t *tag = tag_index_.find(key); tag != nullptr) {
-            const Tag &known = tags_[*tag];
-            if (known.size == size && known.stack_hash == hash) {
-                *value = *tag;
-                *stack = known.stack;
-                return true;
+    StackTree() {
+        nodes_.push_back(StackNode{kRootNode, 0, nullptr});
+        nodes_.push_back(StackNode{kRootNode, 0, nullptr});
+    }
+
+    // The stack of the calling thread whose identity is `key` (see memxx_thread_stack_key);
+    // kRootNode when the tables cannot grow.
+    std::uint32_t stack_of(std::uint64_t key) noexcept {
+        if (const std::uint32_t *known = stack_index_.find(key); known != nullptr) {
+            return *known;
+        }
+        PyObject *codes[kPeakMaxDepth];
+        int offsets[kPeakMaxDepth];
+        int deeper = 0;
+        const int depth = memxx_thread_stack(codes, offsets, kPeakMaxDepth, &deeper);
+        const bool gil = PyGILState_Check() != 0;
+        std::uint32_t node = deeper ? kDeeperNode : kRootNode;
+        for (int i = depth - 1; i >= 0; --i) {
+            if (!intern_node(node, codes[i], offsets[i], gil, &node)) {
+                return kRootNode;
             }
         }
-        if (!intern_stack(hash, codes, offsets, depth, deeper, stack)) {
-            return false;
-        }
-        if (tags_.size() <= kMaxTag && size <= kWideSizeMask &&
-            tag_index_.put(key, static_cast<std::uint32_t>(tags_.size()))) {
-            *value = tags_.size();
-            tags_.push_back(Tag{hash, size, *stack});
-            return true;
-        }
-        *value = kWideMark | (static_cast<std::uint64_t>(*stack) << kWideStackShift) |
-                 std::min<std::uint64_t>(size, kWideSizeMask);
-        return true;
+        stack_index_.put(key, node); // when it cannot grow, the next walk interns again
+        return node;
     }
 
-    void decode(std::uint64_t value, std::uint32_t *stack, std::uint64_t *size) const noexcept {
-        if ((value & kWideMark) == 0) {
-            *stack = tags_[value].stack;
-            *size = tags_[value].size;
-        } else {
-            *stack = static_cast<std::uint32_t>((value & ~kWideMark) >> kWideStackShift);
-            *size = value & kWideSizeMask;
-        }
-    }
-
-    void charge(std::uint32_t stack, std::uint64_t size) noexcept {
-        touch(stack);
-        live_[stack] += static_cast<std::int64_t>(size);
-        total_ += static_cast<std::int64_t>(size);
-        if (total_ > peak_) {
-            peak_ = total_;
-            at_high_ = true;
-        }
-    }
-
-    void discharge(std::uint32_t stack, std::uint64_t size) noexcept {
-        if (at_high_) {
-            keep_peak(); // the figures just before this fall are those of the peak
-        }
-        touch(stack);
-        live_[stack] -= static_cast<std::int64_t>(size);
-        total_ -= static_cast<std::int64_t>(size);
-    }
-
-    // Copies the stacks changed since the last copy: amortised, one copy per change.
-    void keep_peak() noexcept {
-        for (const std::uint32_t stack : dirty_list_) {
-            at_peak_[stack] = live_[stack];
-            dirty_[stack] = 0;
-        }
-        dirty_list_.clear();
-        at_high_ = false;
-        peak_time_ = wall_seconds();
-    }
-
-    // Code objects seen without the GIL get their reference at the next call with it. GIL held.
+    // Code objects seen without the GIL get their reference at the next call with it.
     void own_pending_codes() noexcept {
         for (PyObject *code : pending_codes_) {
             own_code(code);
@@ -155,72 +96,28 @@ class Recorder {
     }
 
     void release_codes() noexcept { // GIL held, g_lock not held (a decref may free)
+        own_pending_codes();
         for (PyObject *code : owned_list_) {
             Py_DECREF(code);
         }
         owned_list_.clear();
     }
 
-    PeakReport report() {
-        if (at_high_) {
-            keep_peak();
-        }
-        PeakReport out;
-        out.peak_bytes = peak_;
-        out.peak_time = peak_time_;
-        out.current_bytes = total_;
-        for (std::uint32_t stack = 0; stack < at_peak_.size(); ++stack) {
-            if (at_peak_[stack] > 0) {
-                out.at_peak.push_back(PeakRow{stack, at_peak_[stack]});
-            }
-        }
-        out.nodes.reserve(nodes_.size());
-        for (const StackNode &node : nodes_) {
-            out.nodes.push_back(PeakNode{node.parent, PeakFrame{node.code, node.offset}});
-        }
-        out.live_blocks = blocks.count();
-        out.block_table_bytes = blocks.memory_bytes();
-        out.stack_table_bytes = nodes_.capacity() * sizeof(StackNode) +
-                                node_index_.memory_bytes() + stack_index_.memory_bytes() +
-                                tags_.capacity() * sizeof(Tag) + tag_index_.memory_bytes() +
-                                live_.capacity() * 2 * sizeof(std::int64_t) + dirty_.capacity() +
-                                dirty_list_.capacity() * sizeof(std::uint32_t) +
-                                owned_.memory_bytes() + owned_list_.capacity() * sizeof(void *);
-        return out;
-    }
+    const MiVector<StackNode> &nodes() const noexcept { return nodes_; }
 
-    LiveBlocks blocks;
+    std::size_t memory_bytes() const noexcept {
+        return nodes_.capacity() * sizeof(StackNode) + node_index_.memory_bytes() +
+               stack_index_.memory_bytes() + owned_.memory_bytes() +
+               owned_list_.capacity() * sizeof(void *);
+    }
 
   private:
-    bool intern_stack(std::uint64_t hash, PyObject *const *codes, const int *offsets, int depth,
-                      bool deeper, std::uint32_t *stack) noexcept {
-        if (const std::uint32_t *known = stack_index_.find(hash); known != nullptr) {
-            *stack = *known;
-            return true;
-        }
-        if (nodes_.empty()) {
-            nodes_.push_back(StackNode{kRootNode, 0, nullptr});
-            nodes_.push_back(StackNode{kRootNode, 0, nullptr});
-            grow_figures(2);
-        }
-        const bool gil = PyGILState_Check() != 0;
-        std::uint32_t node = deeper ? kDeeperNode : kRootNode;
-        for (int i = depth - 1; i >= 0; --i) {
-            if (!intern_node(node, codes[i], offsets[i], gil, &node)) {
-                return false;
-            }
-        }
-        stack_index_.put(hash, node); // when it cannot grow, the next walk interns again
-        *stack = node;
-        return true;
-    }
-
     // The node for `frame` called from `parent`, added if new.
     bool intern_node(std::uint32_t parent, PyObject *code, int offset, bool gil,
                      std::uint32_t *node) noexcept {
-        const std::uint64_t key =
-            mix(mix(parent + (static_cast<std::uint64_t>(offset) << 32)) ^
-                reinterpret_cast<std::uintptr_t>(code)) | 1;
+        const std::uint64_t key = mix(mix(parent + (static_cast<std::uint64_t>(offset) << 32)) ^
+                                      reinterpret_cast<std::uintptr_t>(code)) |
+                                  1;
         if (const std::uint32_t *known = node_index_.find(key); known != nullptr) {
             const StackNode &found = nodes_[*known];
             if (found.parent == parent && found.code == code && found.offset == offset) {
@@ -233,7 +130,6 @@ class Recorder {
             return false;
         }
         nodes_.push_back(StackNode{parent, offset, code});
-        grow_figures(1);
         node_index_.put(key, id); // a key taken by another node only costs a duplicate node
         if (gil) {
             own_code(code);
@@ -245,12 +141,6 @@ class Recorder {
         return true;
     }
 
-    void grow_figures(std::size_t count) {
-        live_.resize(live_.size() + count, 0);
-        at_peak_.resize(at_peak_.size() + count, 0);
-        dirty_.resize(dirty_.size() + count, 0);
-    }
-
     void own_code(PyObject *code) noexcept {
         const auto key = reinterpret_cast<std::uintptr_t>(code);
         if (owned_.find(key) == nullptr && owned_.put(key, 1)) {
@@ -259,80 +149,233 @@ class Recorder {
         }
     }
 
-    void touch(std::uint32_t stack) noexcept {
-        if (dirty_[stack] == 0) {
-            dirty_[stack] = 1;
-            dirty_list_.push_back(stack);
+    MiVector<StackNode> nodes_;
+    FlatTable<std::uint32_t> node_index_;  // mix(parent, code, offset) -> node
+    FlatTable<std::uint32_t> stack_index_; // a thread's stack key -> its innermost node
+    FlatTable<std::uint8_t> owned_;        // code objects we hold a reference to
+    MiVector<PyObject *> owned_list_;
+    MiVector<PyObject *> pending_codes_;
+};
+
+// One allocation, free or unmap: the address with the kind in its top bits, and the size (40
+// bits) with the stack (24 bits).
+struct Event {
+    std::uint64_t address_kind;
+    std::uint64_t size_stack;
+};
+enum Kind : std::uint64_t { kAlloc = 0, kFree = 1, kUnmap = 2 };
+constexpr unsigned kKindShift = 62;
+constexpr std::uint64_t kAddressMask = (std::uint64_t{1} << kKindShift) - 1;
+constexpr std::uint64_t kSizeMask = (std::uint64_t{1} << 40) - 1;
+
+constexpr std::size_t kQueueEvents = std::size_t{1} << 16; // 1 MiB
+
+class Recorder {
+  public:
+    Recorder() : events_(static_cast<Event *>(mi_malloc(kQueueEvents * sizeof(Event)))) {
+        if (events_ == nullptr) {
+            throw std::bad_alloc();
+        }
+    }
+    ~Recorder() { mi_free(events_); }
+
+    StackTree stacks;      // g_lock
+    PeakTables tables;     // m_apply
+    std::mutex m_apply;
+
+    // Queues an event. g_lock held; may release and retake it while the queue is full.
+    void push(Event event) noexcept {
+        const std::uint64_t head = head_.load(std::memory_order_relaxed);
+        while (head - tail_.load(std::memory_order_acquire) >= kQueueEvents) {
+            // Full: apply the queue here. Only try the mutex: see the lock order at the top.
+            if (m_apply.try_lock()) {
+                apply_queued_locked();
+                m_apply.unlock();
+            } else {
+                accounting::g_lock.unlock();
+                sched_yield();
+                accounting::g_lock.lock();
+            }
+        }
+        events_[head & (kQueueEvents - 1)] = event;
+        head_.store(head + 1, std::memory_order_release);
+        if (sleeping_.load(std::memory_order_relaxed) && head - notified_ >= kQueueEvents / 4) {
+            notified_ = head;
+            wake_.notify_one();
         }
     }
 
-    MiVector<StackNode> nodes_;
-    FlatTable<std::uint32_t> node_index_;  // mix(parent, code, offset) -> node
-    FlatTable<std::uint32_t> stack_index_; // stack hash -> its innermost node
-    MiVector<Tag> tags_;
-    FlatTable<std::uint32_t> tag_index_; // mix(stack hash, size) -> tag
-    MiVector<std::int64_t> live_;        // by node: bytes live now of the stack ending there
-    MiVector<std::int64_t> at_peak_;     // by node: those bytes at the peak
-    MiVector<std::uint8_t> dirty_;       // changed since the peak figures were last copied
-    MiVector<std::uint32_t> dirty_list_;
-    FlatTable<std::uint8_t> owned_; // code objects we hold a reference to
-    MiVector<PyObject *> owned_list_;
-    MiVector<PyObject *> pending_codes_;
-    std::int64_t total_ = 0;
-    std::int64_t peak_ = 0;
-    bool at_high_ = false; // the total stands at a new peak not yet copied
-    double peak_time_ = 0;
+    // Applies every queued event. m_apply held.
+    void apply_queued_locked() noexcept {
+        const std::uint64_t head = head_.load(std::memory_order_acquire);
+        std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+        constexpr std::uint64_t kAhead = 8; // table lines are loaded this many events early
+        for (std::uint64_t next = tail; next != head && next - tail < kAhead; ++next) {
+            tables.prefetch(events_[next & (kQueueEvents - 1)].address_kind & kAddressMask);
+        }
+        for (; tail != head; ++tail) {
+            if (head - tail > kAhead) {
+                tables.prefetch(events_[(tail + kAhead) & (kQueueEvents - 1)].address_kind &
+                                kAddressMask);
+            }
+            const Event &event = events_[tail & (kQueueEvents - 1)];
+            const std::uintptr_t address = event.address_kind & kAddressMask;
+            const std::uint64_t size = event.size_stack & kSizeMask;
+            const auto stack = static_cast<std::uint32_t>(event.size_stack >> 40);
+            switch (event.address_kind >> kKindShift) {
+            case kAlloc:
+                tables.on_alloc(address, size, stack);
+                break;
+            case kFree:
+                tables.on_free(address);
+                break;
+            default:
+                tables.on_unmap(address, size, stack);
+                break;
+            }
+        }
+        tail_.store(tail, std::memory_order_release);
+    }
+
+    // The applying thread: wakes when a quarter of the queue waits, or every millisecond.
+    void start_thread() {
+        sigset_t all;
+        sigset_t previous;
+        sigfillset(&all);
+        // Signals stay with the program's threads (Python handles them in its main thread).
+        pthread_sigmask(SIG_SETMASK, &all, &previous);
+        try {
+            thread_ = std::thread([this] { run(); });
+        } catch (...) {
+            pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+            throw;
+        }
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    }
+
+    void stop_thread() {
+        {
+            std::lock_guard<std::mutex> guard(wake_mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_one();
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+    }
+
+    // After fork, in the child: the thread did not come along; queued events are applied by
+    // whoever reports or finds the queue full.
+    void forget_thread() noexcept {
+        // Its handle, mutex and condition describe a thread that is not in this process (and
+        // may have held the mutex at the fork): made anew, not destroyed.
+        new (&thread_) std::thread();
+        new (&wake_mutex_) std::mutex();
+        new (&wake_) std::condition_variable();
+        sleeping_.store(false, std::memory_order_relaxed);
+    }
+
+  private:
+    void run() {
+        std::unique_lock<std::mutex> lock(wake_mutex_);
+        while (!stopping_) {
+            lock.unlock();
+            {
+                std::lock_guard<std::mutex> guard(m_apply);
+                apply_queued_locked();
+            }
+            lock.lock();
+            if (stopping_) {
+                break;
+            }
+            sleeping_.store(true, std::memory_order_relaxed);
+            wake_.wait_for(lock, std::chrono::milliseconds(1));
+            sleeping_.store(false, std::memory_order_relaxed);
+        }
+    }
+
+    Event *events_;
+    std::atomic<std::uint64_t> head_{0}; // next event to write (g_lock)
+    std::atomic<std::uint64_t> tail_{0}; // next event to apply (m_apply)
+    std::uint64_t notified_ = 0;
+    std::atomic<bool> sleeping_{false};
+    std::mutex wake_mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::thread thread_;
 };
 
-Recorder *g_recorder = nullptr; // set while recording; changed with the GIL and g_lock held
+Recorder *g_recorder = nullptr; // changed with the GIL and g_lock held
 bool g_native = false;
 
-} // namespace
+// fork(): the child must not inherit the tables half-way through an event, nor the spin lock
+// held (alloc_hook.cpp's handlers take g_lock after this one took m_apply).
+void lock_before_fork() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.lock();
+    }
+}
+void unlock_in_parent() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.unlock();
+    }
+}
+void unlock_in_child() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.unlock();
+        g_recorder->forget_thread();
+    }
+}
 
-using accounting::g_lock;
-
-void peak_on_alloc(const void *address, std::size_t size) noexcept {
-    PyObject *codes[kPeakMaxDepth];
-    int offsets[kPeakMaxDepth];
-    int deeper = 0;
-    const int depth = memxx_thread_stack(codes, offsets, kPeakMaxDepth, &deeper);
-    const std::uint64_t hash = stack_hash(codes, offsets, depth, deeper != 0);
-    SpinLockGuard guard(g_lock);
+inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size,
+                  std::uint64_t key) noexcept {
+    SpinLockGuard guard(accounting::g_lock);
     Recorder *recorder = g_recorder;
     if (recorder == nullptr) {
         return;
     }
-    std::uint64_t value = 0;
-    std::uint32_t stack = 0;
-    if (!recorder->value_for(hash, size, codes, offsets, depth, deeper != 0, &value, &stack) ||
-        !recorder->blocks.insert(address, value)) {
-        return; // the tables cannot grow: the block stays untracked
-    }
-    recorder->charge(stack, size);
+    const std::uint32_t stack = kind == kFree ? 0 : recorder->stacks.stack_of(key);
+    recorder->push(Event{(kind << kKindShift) | (address & kAddressMask),
+                         std::min(size, kSizeMask) | (static_cast<std::uint64_t>(stack) << 40)});
 }
 
-bool peak_on_free(const void *address, std::size_t *size) noexcept {
-    SpinLockGuard guard(g_lock);
-    Recorder *recorder = g_recorder;
-    std::size_t value = 0;
-    if (recorder == nullptr || !recorder->blocks.erase(address, &value)) {
-        return false;
+// Takes m_apply while g_lock is held, by the lock order: try, and let go of g_lock between tries.
+void lock_both() noexcept {
+    while (true) {
+        accounting::g_lock.lock();
+        if (g_recorder == nullptr || g_recorder->m_apply.try_lock()) {
+            return;
+        }
+        accounting::g_lock.unlock();
+        sched_yield();
     }
-    std::uint32_t stack = 0;
-    std::uint64_t bytes = 0;
-    recorder->decode(value, &stack, &bytes);
-    recorder->discharge(stack, bytes);
-    *size = bytes;
-    return true;
+}
+
+} // namespace
+
+void peak_on_alloc(const void *address, std::size_t size) noexcept {
+    queue(kAlloc, reinterpret_cast<std::uintptr_t>(address), size, memxx_thread_stack_key());
+}
+
+void peak_on_free(const void *address) noexcept {
+    queue(kFree, reinterpret_cast<std::uintptr_t>(address), 0, 0);
+}
+
+void peak_on_unmap(const void *address, std::size_t length) noexcept {
+    queue(kUnmap, reinterpret_cast<std::uintptr_t>(address), length, memxx_thread_stack_key());
 }
 
 void peak_start(bool native) {
     if (g_recorder != nullptr) {
         throw std::logic_error("the peak recorder is already running");
     }
+    static const bool fork_handlers =
+        pthread_atfork(lock_before_fork, unlock_in_parent, unlock_in_child) == 0;
+    (void)fork_handlers;
     auto *recorder = new (mi_malloc(sizeof(Recorder))) Recorder();
+    recorder->start_thread();
     {
-        SpinLockGuard guard(g_lock);
+        SpinLockGuard guard(accounting::g_lock);
         g_recorder = recorder;
     }
     detail::g_peak_on.store(true, std::memory_order_release);
@@ -354,12 +397,12 @@ void peak_stop() {
     detail::g_peak_on.store(false, std::memory_order_release);
     Recorder *recorder;
     {
-        SpinLockGuard guard(g_lock);
+        SpinLockGuard guard(accounting::g_lock);
         recorder = g_recorder;
         g_recorder = nullptr;
     }
-    recorder->own_pending_codes();
-    recorder->release_codes();
+    recorder->stop_thread();
+    recorder->stacks.release_codes();
     recorder->~Recorder();
     mi_free(recorder);
 }
@@ -368,14 +411,35 @@ PeakReport peak_report() {
     if (g_recorder == nullptr) {
         throw std::logic_error("the peak recorder is not running");
     }
-    {
-        SpinLockGuard guard(g_lock);
-        g_recorder->own_pending_codes();
-    }
     // The copy's own allocations cannot come back here: our extension's malloc calls are never
     // redirected, and the PyMem domains are not used.
-    SpinLockGuard guard(g_lock);
-    return g_recorder->report();
+    lock_both();
+    Recorder &recorder = *g_recorder;
+    recorder.stacks.own_pending_codes();
+    recorder.apply_queued_locked();
+    PeakTables &tables = recorder.tables;
+    tables.settle();
+    PeakReport out;
+    out.peak_bytes = tables.peak();
+    out.peak_time = tables.peak_time();
+    out.current_bytes = tables.total();
+    const auto &at_peak = tables.at_peak();
+    for (std::uint32_t stack = 0; stack < at_peak.size(); ++stack) {
+        if (at_peak[stack] > 0) {
+            out.at_peak.push_back(PeakRow{stack, at_peak[stack]});
+        }
+    }
+    const auto &nodes = recorder.stacks.nodes();
+    out.nodes.reserve(nodes.size());
+    for (const StackNode &node : nodes) {
+        out.nodes.push_back(PeakNode{node.parent, PeakFrame{node.code, node.offset}});
+    }
+    out.live_blocks = tables.live_blocks();
+    out.block_table_bytes = tables.block_table_bytes();
+    out.stack_table_bytes = recorder.stacks.memory_bytes() + tables.other_bytes();
+    recorder.m_apply.unlock();
+    accounting::g_lock.unlock();
+    return out;
 }
 
 int peak_frame_line(const PeakFrame &frame) { return memxx_code_line(frame.code, frame.offset); }

@@ -28,9 +28,12 @@ inline bool peak_recording() noexcept {
 
 // --- called by the sources (any thread, inside the re-entrancy guard) -------------------------
 void peak_on_alloc(const void *address, std::size_t size) noexcept;
-// Before the real free: the address may be handed out again right after it. False when the block
-// was not allocated while recording; else its size in *size.
-bool peak_on_free(const void *address, std::size_t *size) noexcept;
+// Before the real free (and before a realloc's real call): the address may be handed out again
+// right after it. A realloc that fails leaves its block counted as freed.
+void peak_on_free(const void *address) noexcept;
+// Before the real munmap: a mapping recorded at `address` is freed, what stays mapped beyond
+// `length` kept (an unmap inside a mapping is not seen).
+void peak_on_unmap(const void *address, std::size_t length) noexcept;
 
 // --- recording (GIL held) ----------------------------------------------------------------------
 // Starts recording every thread's allocations (and native code's, with `native`). Throws

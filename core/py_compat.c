@@ -310,3 +310,30 @@ int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
     }
     return count;
 }
+
+unsigned long long memxx_thread_stack_key(void) {
+    PyThreadState *tstate = PyGILState_GetThisThreadState();
+    if (tstate == NULL) {
+        return 1;
+    }
+    /* A frame's instruction pointer names its code and its offset in it at once. Unlike
+     * memxx_thread_stack this does not skip a frame still being set up (only the innermost can
+     * be), whose pointer is its code's start: a second key for the same listed stack. */
+    unsigned long long key = 0x243F6A8885A308D3ull;
+    int depth = 0;
+    for (_PyInterpreterFrame *frame = thread_current_frame(tstate); frame != NULL;
+         frame = frame->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+        if (frame->owner == FRAME_OWNED_BY_CSTACK) {
+            continue;
+        }
+#endif
+        if (++depth > 128) {
+            key ^= 0x5bd1e995ull; /* deeper than recorded */
+            break;
+        }
+        key = (key ^ (unsigned long long)(uintptr_t)frame_instr(frame)) * 0x9E3779B97F4A7C15ull;
+    }
+    key ^= key >> 29;
+    return key == 0 ? 1 : key;
+}

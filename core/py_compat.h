@@ -109,6 +109,11 @@ int memxx_suspended_line(PyObject *generator, PyObject **code);
  * while it runs the C code that called the allocator. */
 int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper);
 
+/* The identity of the calling thread's Python stack as memxx_thread_stack would list it (up to
+ * 128 frames): equal for equal stacks, different otherwise but for a chance of about 2^-64 per
+ * pair. A few loads per frame, under the same rules as memxx_thread_stack. */
+unsigned long long memxx_thread_stack_key(void);
+
 #ifdef __cplusplus
 }
 #endif
