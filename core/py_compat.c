@@ -73,13 +73,7 @@ static int frame_offset(_PyInterpreterFrame *frame) {
     return _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT);
 }
 
-void memxx_frame_skip_lines(PyFrameObject *frame) {
-#if MEMXX_USE_MONITORING
-    (void)frame;
-#else
-    frame->f_trace_lines = 0;
-#endif
-}
+void memxx_frame_skip_lines(PyFrameObject *frame) { frame->f_trace_lines = 0; }
 
 Py_ssize_t memxx_frame_object_bytes(PyFrameObject *frame) {
     /* _PyFrame_New_NoTrack: PyObject_GC_NewVar(PyFrameObject, &PyFrame_Type, slots). */

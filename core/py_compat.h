@@ -19,15 +19,7 @@
 extern "C" {
 #endif
 
-/* 3.12+ raise line events for chosen code objects only (PEP 669, sys.monitoring);
- * 3.11 has the per-thread C trace function. */
-#if PY_VERSION_HEX >= 0x030C0000
-#define MEMXX_USE_MONITORING 1
-#else
-#define MEMXX_USE_MONITORING 0
-#endif
-
-/* 3.11: stop LINE events for a frame that is not profiled (its f_trace_lines). No-op on 3.12+. */
+/* 3.11 (the C trace function): stop LINE events for a frame not profiled (its f_trace_lines). */
 void memxx_frame_skip_lines(PyFrameObject *frame);
 
 /* 3.11: the bytes the allocator was asked for to hold a frame object. A C trace function makes
