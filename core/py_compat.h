@@ -10,10 +10,8 @@
 #include <Python.h>
 #include <frameobject.h>
 
-/* The internals read here are those of CPython 3.11-3.13, each tested; refuse a newer one. */
-#if PY_VERSION_HEX >= 0x030E0000
-#error "memory-profilerxx supports CPython 3.11, 3.12 and 3.13 only (internals read here changed)"
-#endif
+/* The internals read here are those of the GIL builds of CPython 3.11-3.13, each tested; the
+ * top-level CMakeLists.txt refuses any other interpreter at configure. */
 
 #ifdef __cplusplus
 extern "C" {
