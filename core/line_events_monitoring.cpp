@@ -7,8 +7,9 @@
 // frame on the thread, so the ledger's innermost frame with that code is the one meant.
 //
 // The tool id is shared with other tools (coverage.py takes COVERAGE_ID, cProfile PROFILER_ID):
-// we take PROFILER_ID or the next free one, check at each start that it is still ours (another
-// tool may have freed and taken it), and when none is free say which tools hold them.
+// we take PROFILER_ID or the next free one, check before each change of our events that it is
+// still ours (another tool may have freed and taken it: then we take a free one again), and when
+// none is free raise one error that says which tools hold them.
 // GIL held for everything.
 #include "core/line_events.hpp"
 
