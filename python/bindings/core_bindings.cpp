@@ -73,7 +73,7 @@ void bind_usage_series(py::module_ &m) {
 
 void bind_core(py::module_ &m) {
     // The core reports a Python error it left set (a taken sys.monitoring tool id) this way.
-    py::register_exception_translator([](std::exception_ptr error) {
+    py::register_local_exception_translator([](std::exception_ptr error) {
         try {
             if (error) {
                 std::rethrow_exception(error);
