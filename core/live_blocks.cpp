@@ -44,8 +44,14 @@ void free_slots(std::uint64_t *slots, std::size_t count) noexcept {
 
 } // namespace
 
-LiveBlocks::LiveBlocks(std::size_t min_capacity) : min_capacity_(min_capacity) {
+LiveBlocks::LiveBlocks(std::size_t min_capacity, bool shrink_on_erase)
+    : min_capacity_(min_capacity), shrink_on_erase_(shrink_on_erase) {
     resize(min_capacity_);
+}
+
+void LiveBlocks::shrink() noexcept {
+    while (capacity_ > min_capacity_ && count_ * 3 < capacity_ && resize(capacity_ / 2)) {
+    }
 }
 
 LiveBlocks::~LiveBlocks() { free_slots(slots_, capacity_); }
@@ -181,7 +187,7 @@ bool LiveBlocks::erase(const void *address, std::size_t *size) noexcept {
         *size = size_field;
     }
     erase_slot(i);
-    if (capacity_ > min_capacity_ && count_ * 3 < capacity_) {
+    if (shrink_on_erase_ && capacity_ > min_capacity_ && count_ * 3 < capacity_) {
         resize(capacity_ / 2);
     }
     return true;

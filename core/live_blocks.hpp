@@ -23,9 +23,10 @@ class LiveBlocks {
   public:
     static constexpr std::size_t kMinCapacity = 1024;
 
-    LiveBlocks() : LiveBlocks(kMinCapacity) {}
-    // A table that never shrinks below `min_capacity` slots (a power of two >= kMinCapacity).
-    explicit LiveBlocks(std::size_t min_capacity);
+    LiveBlocks() : LiveBlocks(kMinCapacity, true) {}
+    // A table that never shrinks below `min_capacity` slots (a power of two >= kMinCapacity);
+    // without `shrink_on_erase` it shrinks only when shrink() is called.
+    LiveBlocks(std::size_t min_capacity, bool shrink_on_erase);
     ~LiveBlocks();
     LiveBlocks(const LiveBlocks &) = delete;
     LiveBlocks &operator=(const LiveBlocks &) = delete;
@@ -35,6 +36,8 @@ class LiveBlocks {
     // Removes a block; false when the address is not in the table.
     bool erase(const void *address, std::size_t *size) noexcept;
     bool contains(const void *address) const noexcept;
+    // Halves the slot array while it is under 1/3 full (above the minimum capacity).
+    void shrink() noexcept;
     // Starts loading the cache line where `address` would be found or inserted.
     void prefetch(const void *address) const noexcept;
 
@@ -61,6 +64,7 @@ class LiveBlocks {
     std::uint64_t *slots_ = nullptr;
     std::size_t capacity_ = 0; // a power of two
     std::size_t min_capacity_ = kMinCapacity;
+    bool shrink_on_erase_ = true;
     std::size_t count_ = 0;    // occupied slots
     unsigned shift_ = 64;      // 64 - log2(capacity_)
     LargeMap large_;           // sizes that do not fit a slot, and odd addresses

@@ -278,11 +278,18 @@ class Recorder {
   private:
     void run() {
         std::unique_lock<std::mutex> lock(wake_mutex_);
+        int idle = 0; // wakes in a row that found nothing to apply
         while (!stopping_) {
             lock.unlock();
             {
                 std::lock_guard<std::mutex> guard(m_apply);
+                const bool any = head_.load(std::memory_order_acquire) !=
+                                 tail_.load(std::memory_order_relaxed);
                 apply_queued_locked();
+                idle = any ? 0 : idle + 1;
+                if (idle == 20) { // quiet for 20 ms: the table may give memory back
+                    tables.trim();
+                }
             }
             lock.lock();
             if (stopping_) {
@@ -441,6 +448,8 @@ PeakReport peak_report() {
     accounting::g_lock.unlock();
     return out;
 }
+
+void peak_runner_frame(bool on) { memxx_set_stack_key_base(on ? 1 : 0); }
 
 int peak_frame_line(const PeakFrame &frame) { return memxx_code_line(frame.code, frame.offset); }
 

@@ -41,6 +41,10 @@ void peak_on_unmap(const void *address, std::size_t length) noexcept;
 void peak_start(bool native);
 // Stops recording and drops the tables.
 void peak_stop();
+// With `on`, the calling frame is the program's runner (mprofxx's child): the frames below it
+// are the same for every stack recorded while it runs, and need not be walked each time. The
+// runner clears it (`on` false) before it returns. GIL held.
+void peak_runner_frame(bool on);
 
 struct PeakFrame {
     _object *code; // borrowed: the recorder holds a reference until peak_stop

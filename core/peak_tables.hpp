@@ -26,9 +26,14 @@ class PeakTables {
     template <class T> using Vector = std::vector<T, mi_stl_allocator<T>>;
 
     // The block table starts (and stays) at 64 Ki slots: a program's first blocks come and go by
-    // the hundred thousand, and each resize would move them all.
+    // the hundred thousand, and each resize would move them all. It grows as blocks come, but
+    // shrinks only when trim() is called: a burst of frees followed by a burst of allocations
+    // (a function called in a loop) would otherwise move every block twice per call.
     static constexpr std::size_t kMinSlots = std::size_t{1} << 16;
-    PeakTables() : blocks_(kMinSlots) {}
+    PeakTables() : blocks_(kMinSlots, false) {}
+
+    // Gives back what the block table does not need (its own rule: under 1/3 full, halve).
+    void trim() noexcept { blocks_.shrink(); }
 
     // Starts loading what the event for `address` will touch (the caller applies events in
     // order, a few ahead of the one it loads).

@@ -444,20 +444,37 @@ int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
     return count;
 }
 
+static const void *_Atomic g_key_base = NULL;
+
+void memxx_set_stack_key_base(int on) {
+    PyThreadState *tstate = PyGILState_GetThisThreadState();
+    g_key_base = on && tstate != NULL ? (const void *)thread_frame(tstate) : NULL;
+}
+
 unsigned long long memxx_thread_stack_key(void) {
     PyThreadState *tstate = PyGILState_GetThisThreadState();
     if (tstate == NULL) {
         return 1;
     }
-    /* A frame's instruction pointer names its code and its offset in it at once. Unlike
-     * memxx_thread_stack this does not skip frames that are not complete (the entry frames are
-     * the same for the same stack; one still being set up can only be the innermost, and its
-     * pointer is its code's start): at worst a second key for the same listed stack. */
+    /* A frame's instruction pointer names its code and its offset in it at once. Only the C
+     * stack's entry frames are skipped here (a load of the frame's owner): a frame still being
+     * set up can only be the innermost (its pointer is its code's start: at worst a second key
+     * for the same listed stack), so 130 frames cover the 128 complete ones listed. */
     unsigned long long key = 0x243F6A8885A308D3ull;
     int depth = 0;
+    const void *base = g_key_base;
     for (_PyInterpreterFrame *frame = thread_frame(tstate); frame != NULL;
          frame = frame->previous) {
-        if (++depth > 2 * 128) {
+        if ((const void *)frame == base) {
+            key ^= 0x27d4eb2full; /* the program's runner below: the same for every key */
+            break;
+        }
+#if PY_VERSION_HEX >= 0x030C0000
+        if (frame->owner == FRAME_OWNED_BY_CSTACK) {
+            continue;
+        }
+#endif
+        if (++depth > 130) {
             key ^= 0x5bd1e995ull; /* deeper than recorded */
             break;
         }

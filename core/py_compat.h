@@ -110,6 +110,11 @@ int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper);
  * pair. A few loads per frame, under the same rules as memxx_thread_stack. */
 unsigned long long memxx_thread_stack_key(void);
 
+/* With `on`, the calling thread's current frame becomes the stack keys' base: a walk that
+ * reaches it stops there (what lies beyond it cannot change while it runs). The caller clears
+ * it (`on` 0) before that frame returns. GIL held. */
+void memxx_set_stack_key_base(int on);
+
 /* --- the heap walker's reads (gc_walker) --------------------------------------------------- */
 
 /* Called for each tracked object; return non-zero to stop the walk. Must not allocate

@@ -215,6 +215,8 @@ void bind_core(py::module_ &m) {
         py::arg("native") = true,
         "Starts recording every allocation with the Python stack that made it.");
     m.def("peak_stop", &core::peak_stop, "Stops the peak recorder and drops its tables.");
+    m.def("peak_runner_frame", &core::peak_runner_frame, py::arg("on"),
+          "The calling frame runs the program (True) until it returns (False first).");
     m.def("peak_report", &peak_report_dict,
           "The peak recorder's figures: the peak, and the bytes per stack live at that moment.");
     m.def("profiled_depth", &core::thread_profiled_depth,

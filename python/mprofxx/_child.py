@@ -170,16 +170,25 @@ def main(argv: list[str]) -> None:
     install_profile()
     start_peak()
     sys.meta_path.insert(0, _SpawnPatcher())
-    if argv[:1] == ["-m"]:
-        module = argv[1]
-        sys.argv = [module] + argv[2:]
-        sys.path[0] = os.getcwd()
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    else:
-        script = argv[0]
-        sys.argv = list(argv)
-        sys.path[0] = os.path.dirname(os.path.abspath(script))
-        runpy.run_path(script, run_name="__main__")
+    runner = _peak_started != 0.0
+    if runner:
+        import _memxx
+
+        _memxx.peak_runner_frame(True)  # the stacks' walks stop at this frame
+    try:
+        if argv[:1] == ["-m"]:
+            module = argv[1]
+            sys.argv = [module] + argv[2:]
+            sys.path[0] = os.getcwd()
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            script = argv[0]
+            sys.argv = list(argv)
+            sys.path[0] = os.path.dirname(os.path.abspath(script))
+            runpy.run_path(script, run_name="__main__")
+    finally:
+        if runner:
+            _memxx.peak_runner_frame(False)
 
 
 if __name__ == "__main__":
