@@ -58,7 +58,7 @@ class PeakLine:
         return linecache.getline(self.filename, self.lineno).strip()
 
     def location(self) -> str:
-        return f"{_short_path(self.filename)}:{self.lineno}"
+        return f"{short_path(self.filename)}:{self.lineno}"
 
 
 @dataclass
@@ -196,7 +196,8 @@ def library_paths() -> list[str]:
     return sorted(os.path.join(path, "") for path in found)
 
 
-def _short_path(filename: str) -> str:
+def short_path(filename: str) -> str:
+    """``filename`` relative to the current folder when it lies below it, else as it is."""
     try:
         relative = os.path.relpath(filename)
     except ValueError:

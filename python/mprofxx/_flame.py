@@ -10,8 +10,8 @@ shows its file:line, bytes and share, clicking one zooms to it, clicking the roo
 ...     PeakStack(2 << 20, (("a.py", "load", 7), ("a.py", "<module>", 1))),
 ...     PeakStack(1 << 20, (("a.py", "<module>", 2),))])
 >>> tree = build_tree(table)
->>> tree["b"], [child["n"] for child in tree["c"]]
-(3145728, ['<module>'])
+>>> tree["b"], [(child["n"], child["f"], child["b"]) for child in tree["c"]]
+(3145728, [('<module>', 'a.py:1', 2097152), ('<module>', 'a.py:2', 1048576)])
 >>> "<svg" in flame_svg(table, "peak")
 True
 """
@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from typing import Any
 
-from memory_profilerxx._peak import MIB, PeakTable, iter_frames
+from memory_profilerxx._peak import MIB, PeakTable, iter_frames, short_path
 
 ROW_HEIGHT = 18
 
@@ -38,7 +37,7 @@ def build_tree(table: PeakTable) -> dict[str, Any]:
             key = (filename, function, line)
             child = node["_k"].get(key)
             if child is None:
-                where = f"{_short(filename)}:{line}" if line else filename
+                where = f"{short_path(filename)}:{line}" if line else filename
                 child = {"n": function, "f": where, "b": 0, "c": [], "_k": {}}
                 node["_k"][key] = child
                 node["c"].append(child)
@@ -53,14 +52,6 @@ def _finish(node: dict[str, Any]) -> None:
     node["c"].sort(key=lambda child: -child["b"])
     for child in node["c"]:
         _finish(child)
-
-
-def _short(filename: str) -> str:
-    try:
-        relative = os.path.relpath(filename)
-    except ValueError:
-        return filename
-    return filename if relative.startswith("..") else relative
 
 
 _PAGE = """<!DOCTYPE html>
