@@ -578,42 +578,14 @@ def _find_chain(
         raise TypeError("max_depth must be an int, not %s" % type(max_depth).__name__)
     extra_ignore = list(extra_ignore)
     gc.collect()
-    if edge_func is gc.get_referrers or edge_func is gc.get_referents:
-        excluded = extra_ignore + _own_frame_ids() + _shell_history_ids() + [id(extra_ignore)]
-        return _memxx.gc_find_chain(
-            obj,
-            predicate,
-            edge_func is gc.get_referrers,
-            max_depth,
-            excluded,
-            _observer_types(),
-        )
-    # Any other edge function: breadth-first, one call per expanded node.
-    queue = collections.deque([obj])
-    depth = {id(obj): 0}
-    parent: dict[int, Any] = {id(obj): None}
-    ignore = set(extra_ignore)
-    ignore.update((id(extra_ignore), id(queue), id(depth), id(parent), id(ignore)))
-    ignore.update(_own_frame_ids())
-    while queue:
-        target = queue.popleft()
-        if predicate(target):
-            chain = [target]
-            while parent[id(target)] is not None:
-                target = parent[id(target)]
-                chain.append(target)
-            return chain
-        tdepth = depth[id(target)]
-        if tdepth < max_depth:
-            neighbours = edge_func(target)
-            ignore.add(id(neighbours))
-            for source in neighbours:
-                if id(source) in ignore or id(source) in depth:
-                    continue
-                depth[id(source)] = tdepth + 1
-                parent[id(source)] = target
-                queue.append(source)
-    return [obj]
+    if edge_func is gc.get_referrers:
+        steps: Any = "referrers"
+    elif edge_func is gc.get_referents:
+        steps = "referents"
+    else:
+        steps = edge_func
+    excluded = extra_ignore + _own_frame_ids() + _shell_history_ids() + [id(extra_ignore)]
+    return _memxx.gc_find_chain(obj, predicate, steps, max_depth, excluded, _observer_types())
 
 
 class _BatchedReferrers:
@@ -977,47 +949,31 @@ def _gradient(
     return h1 * (1 - f) + h2 * f, s1 * (1 - f) + s2 * f, v1 * (1 - f) + v2 * f
 
 
-def _instance_dict(obj: Any) -> Any:
-    """obj.__dict__ if it exists, without creating a 3.11+ instance dict to look."""
-    if _isinstance(obj, types.FunctionType) or inspect.ismodule(obj):
-        return getattr(obj, "__dict__", None)
-    if _isinstance(obj, type):
-        return None
-    return _memxx.gc_existing_dict(obj)
-
-
 def _edge_label(source: Any, target: Any, shortnames: bool = True) -> str:
-    if _isinstance(target, dict) and target is _instance_dict(source):
-        return ' [label="__dict__",weight=10]'
-    if _isinstance(source, types.FrameType):
-        if target is source.f_globals:
-            return ' [label="f_globals",weight=10]'
-    if _isinstance(source, types.MethodType):
-        if target is source.__self__:
-            return ' [label="__self__",weight=10]'
-        if target is source.__func__:
-            return ' [label="__func__",weight=10]'
-    if _isinstance(source, types.FunctionType):
-        for k in dir(source):
-            if target is getattr(source, k):
-                return ' [label="%s",weight=10]' % _quote(k)
-    if _isinstance(source, dict):
-        for k, v in source.items():
-            if v is target:
-                if _isinstance(k, str) and _is_identifier(k):
-                    return ' [label="%s",weight=2]' % _quote(k)
-                tn = _short_typename(k) if shortnames else _long_typename(k)
-                return ' [label="%s"]' % _quote(tn + "\n" + _safe_repr(k))
+    edge = _memxx.gc_edge(source, target)
+    if edge is None:
+        return ""
+    kind, key = edge
+    if kind == "namespace":
+        return "" if _isinstance(source, type) else ' [label="__dict__",weight=10]'
+    if kind == "attribute" and _isinstance(
+        source, (types.FrameType, types.MethodType, types.FunctionType)
+    ):
+        return ' [label="%s",weight=10]' % _quote(key)
+    if kind == "dict_value":
+        if _isinstance(key, str) and _is_identifier(key):
+            return ' [label="%s",weight=2]' % _quote(key)
+        tn = _short_typename(key) if shortnames else _long_typename(key)
+        return ' [label="%s"]' % _quote(tn + "\n" + _safe_repr(key))
     if STRICT_DOT:
         return ""
-    if _isinstance(source, (list, tuple)):
-        for i, v in enumerate(source):
-            if v is target:
-                return ' [label="[%d]"]' % i
-        return ""
-    name = _memxx.gc_attribute_name(source, target)
-    if _isinstance(name, str):
-        return ' [label="%s",weight=2]' % _quote(name)
+    if kind == "index":
+        return ' [label="[%d]"]' % key
+    # Beyond objgraph: instance attributes only (not a cell's contents or a class's bases).
+    if kind == "attribute" and not _isinstance(source, (types.CellType, type)):
+        return ' [label="%s",weight=2]' % _quote(key)
+    if kind == "attribute" and _isinstance(source, type) and key != "__mro__":
+        return ' [label="%s",weight=2]' % _quote(key)
     return ""
 
 

@@ -305,34 +305,6 @@ def _root_modules() -> list[Any]:
     ]
 
 
-def _namespace_of(src: Any) -> Any:
-    """The dict that holds ``src``'s attributes, if it is an object of its own (else None)."""
-    if isinstance(src, types.ModuleType):
-        return getattr(src, "__dict__", None)
-    if isinstance(src, type):
-        proxy = src.__dict__
-        for d in gc.get_referents(proxy):
-            if isinstance(d, dict):
-                return d
-        return None
-    return _memxx.gc_existing_dict(src)
-
-
-_FUNCTION_ATTRS = (
-    "__closure__",
-    "__defaults__",
-    "__kwdefaults__",
-    "__globals__",
-    "__dict__",
-    "__code__",
-    "__annotations__",
-    "__module__",
-    "__doc__",
-    "__name__",
-    "__qualname__",
-)
-
-
 def _key_text(key: Any, as_attribute: bool) -> str:
     if as_attribute and isinstance(key, str) and key.isidentifier():
         return "." + key
@@ -345,53 +317,20 @@ def _key_text(key: Any, as_attribute: bool) -> str:
     return "[%s]" % text
 
 
-def _edge_name(src: Any, dst: Any, namespace: bool) -> str:
-    """How ``src`` refers to ``dst``: '.attr', "['key']", '[3]', ... ('' when not found)."""
-    if isinstance(src, dict):
-        for k, v in src.items():
-            if v is dst:
-                return _key_text(k, namespace)
-            if k is dst:
-                return "(key %s)" % _key_text(k, False)
-        return ""
-    if isinstance(src, (list, tuple)):
-        for i, v in enumerate(src):
-            if v is dst:
-                return "[%d]" % i
-        return ""
-    if isinstance(src, (set, frozenset)):
+def _edge_name(kind: str, key: Any, namespace: bool) -> str:
+    """How a hop is reached, from gc_edge's (kind, key): '.attr', "['key']", '[3]', ..."""
+    if kind == "dict_value":
+        return _key_text(key, namespace)
+    if kind == "dict_key":
+        return "(key %s)" % _key_text(key, False)
+    if kind == "index":
+        return "[%d]" % key
+    if kind == "member":
         return "(member)"
-    if isinstance(src, types.MethodType):
-        if src.__self__ is dst:
-            return ".__self__"
-        if src.__func__ is dst:
-            return ".__func__"
-    if isinstance(src, types.CellType):
-        try:
-            if src.cell_contents is dst:
-                return ".cell_contents"
-        except ValueError:
-            pass
-    if isinstance(src, types.FunctionType):
-        for attr in _FUNCTION_ATTRS:
-            if getattr(src, attr, None) is dst:
-                return "." + attr
-    if isinstance(src, (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)):
-        frame = (
-            getattr(src, "gi_frame", None)
-            or getattr(src, "cr_frame", None)
-            or getattr(src, "ag_frame", None)
-        )
-        if frame is not None:
-            for k, v in frame.f_locals.items():
-                if v is dst:
-                    return " local %r" % k
-    if isinstance(src, type):
-        if dst in src.__bases__ or dst in src.__mro__:
-            return ".__mro__"
-    name = _memxx.gc_attribute_name(src, dst)
-    if isinstance(name, str):
-        return "." + name
+    if kind == "attribute":
+        return "." + key
+    if kind == "local":
+        return " local %r" % key
     return ""
 
 
@@ -496,14 +435,12 @@ def _why_alive(
     else:
         hops.append(Hop(_frame_text(thread_id, depth, code, slot, sys._getframe()), chain[0]))
     namespace = False
-    prefix = ""
     for src, dst in zip(chain, chain[1:]):
-        if dst is _namespace_of(src) and not isinstance(src, dict):
+        kind, key = _memxx.gc_edge(src, dst) or ("", None)
+        if kind == "namespace":
             namespace = True
-            prefix = ""
             continue
-        edge = _edge_name(src, dst, namespace) or "(referent)"
-        hops.append(Hop(prefix + edge, dst))
+        hops.append(Hop(_edge_name(kind, key, namespace) or "(referent)", dst))
         namespace = False
     if kind == "frame":
         file.write("%s -> %s\n" % (hops[0].edge, _describe(hops[0].obj)))
