@@ -246,9 +246,9 @@ def _line_blame(runner: _LeakRuns, key: str, limit: int = 5) -> list[str]:
     else:
         records = sorted(records, key=lambda r: -r.increment)[:limit]
         sizes = [r.increment for r in records]
-    from objgraphxx._leaks import _short_path
+    from objgraphxx._sites import short_path
 
-    return [f"   {format_size(size):>9}  {_short_path(r.filename)}:{r.lineno}   {r.source.strip()}"
+    return [f"   {format_size(size):>9}  {short_path(r.filename)}:{r.lineno}   {r.source.strip()}"
             for size, r in zip(sizes, records)]
 
 
@@ -262,9 +262,9 @@ def _object_story(runner: _LeakRuns, leaked: dict[str, int]) -> list[str]:
         return lines + ["   (gone before it could be shown)"]
     site = objgraphxx.allocation_site(obj)
     if site is not None:
-        from objgraphxx._leaks import _short_path
+        from objgraphxx._sites import short_path
 
-        lines.append(f"   made at {_short_path(site[0])}:{site[1]}")
+        lines.append(f"   made at {short_path(site[0])}:{site[1]}")
     text = io.StringIO()
     objgraphxx.why_alive(obj, file=text)
     chain = [line.strip() for line in text.getvalue().splitlines() if line.strip()]
