@@ -11,6 +11,7 @@
 #include "gc_walker/object_sites.hpp"
 #include "gc_walker/referrer_search.hpp"
 #include "gc_walker/type_stats.hpp"
+#include "mprof/output_file.hpp"
 
 #include <pybind11/stl.h>
 
@@ -416,14 +417,17 @@ void bind_gc(py::module_ &m) {
     m.def(
         "gc_render_dot",
         [](const std::string &text, const std::string &format, const std::string &path) {
+            std::string image;
             try {
-                gc::render_dot(text, format, path);
+                image = gc::render_dot_data(text, format);
             } catch (const gc::RenderError &e) {
                 throw py::value_error(e.what());
             }
+            mprof::write_output(path, image);
         },
         py::arg("dot_text"), py::arg("format"), py::arg("path"),
-        "Lay out DOT text with Graphviz dot and write it to `path` as `format`.");
+        "Lay out DOT text with Graphviz dot and write it to `path` as `format` (through "
+        "write_output: rendered in memory, then written; never through a link).");
     m.def(
         "gc_render_dot_data",
         [](const std::string &text, const std::string &format) {

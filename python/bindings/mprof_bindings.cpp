@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include "mprof/dat_file.hpp"
+#include "mprof/output_file.hpp"
 #include "mprof/process_tree.hpp"
 #include "mprof/sampler.hpp"
 #include "python/bindings/bindings.hpp"
@@ -100,6 +101,29 @@ mprof::MemoryMetric metric_from_name(const std::string& name) {
 
 void bind_mprof(py::module_& m) {
     py::register_exception<mprof::ProfileFileError>(m, "ProfileFileError", PyExc_ValueError);
+    py::register_exception<mprof::OutputFileError>(m, "OutputFileError", PyExc_ValueError);
+
+    m.def(
+        "open_output",
+        [](const std::string& path, bool append) {
+            return mprof::open_output(path, append ? mprof::OutputMode::append
+                                                   : mprof::OutputMode::truncate);
+        },
+        py::arg("path"), py::arg("append") = false,
+        "A descriptor open for writing `path` (O_APPEND; emptied unless `append`), refusing a "
+        "symbolic link, FIFO, device or another user's file (OutputFileError).");
+    m.def("check_output", &mprof::check_output, py::arg("path"),
+          "Raises OutputFileError if `path` exists and is a link, not a regular file, or another "
+          "user's; creates nothing.");
+    m.def(
+        "write_output",
+        [](const std::string& path, const std::string& data) {
+            py::gil_scoped_release unlocked;
+            mprof::write_output(path, data);
+        },
+        py::arg("path"), py::arg("data"),
+        "Writes `data` (bytes, or str as UTF-8) as the whole content of `path`: a new file in "
+        "the same directory renamed over it; refuses as open_output (OutputFileError).");
 
     py::class_<mprof::Sampler>(m, "Sampler",
                                "Samples a process's memory at absolute deadlines into a .dat file.")

@@ -10,7 +10,6 @@ an image rendered in-process, a notebook cell, a viewer).
 
 from __future__ import annotations
 
-import codecs
 import collections
 import gc
 import inspect
@@ -28,7 +27,7 @@ from ._chains import is_proper_module
 from ._edges import dot_label, quote
 from ._naming import is_instance, long_typename, safe_repr, short_typename
 from ._observers import in_kernel, observer_types, own_frame_ids, shell_history_ids
-from ._output import refuse_symlink
+from ._output import check_output_path, write_output
 
 Predicate = Callable[[Any], Any]
 NodeAttrs = Callable[[Any], dict[str, Any]]
@@ -286,8 +285,8 @@ def write_graph(
 
 
 def check_image_filename(filename: str) -> None:
-    """Return None, or raise ValueError before any work for an unknown extension or an
-    unwritable path.
+    """Return None, or raise before any work: ValueError for an unknown extension,
+    FileNotFoundError or OutputFileError (a ValueError) for a path that cannot be written.
 
     >>> check_image_filename('graph')
     Traceback (most recent call last):
@@ -301,15 +300,14 @@ def check_image_filename(filename: str) -> None:
             "unknown output format %r for %s (use .dot, .png, .svg, .pdf or another Graphviz format)"
             % (ext, filename)
         )
-    with open(filename, "ab"):
-        pass
+    check_output_path(filename)
 
 
 class GraphSink(NamedTuple):
     """Where a graph's DOT goes: the stream, and what becomes of it once written."""
 
     f: IO[str]
-    kind: str  # "output" (caller's stream), "inline", "interactive" or "file"
+    kind: str  # "output" (caller's stream), "inline", "interactive", "dot" or "file"
     dot_filename: Optional[str] = None
 
 
@@ -327,7 +325,8 @@ def open_sink(filename: Optional[str], output: Optional[IO[str]]) -> GraphSink:
     if not filename and in_kernel() and _settings.renders_in_process():
         return GraphSink(io.StringIO(), "inline")  # the cell's output: no file, no viewer
     if filename and filename.endswith(".dot"):
-        return GraphSink(codecs.open(filename, "w", encoding="utf-8"), "file", filename)
+        check_output_path(filename)
+        return GraphSink(io.StringIO(), "dot", filename)  # written whole, once complete
     if _settings.IS_INTERACTIVE and not filename:
         return GraphSink(io.StringIO(), "interactive")
     if filename and _settings.renders_in_process():
@@ -364,8 +363,6 @@ def show_graph(
         objs = [objs]
     if filename is not None and not isinstance(filename, str):
         raise TypeError("filename must be a str, not %s" % type(filename).__name__)
-    if filename:
-        refuse_symlink(filename)
     if not isinstance(max_depth, int) or not isinstance(too_many, int):
         raise TypeError("max_depth and too_many must be ints")
     sink = open_sink(filename, output)
@@ -382,6 +379,8 @@ def show_graph(
         return show_inline(sink.f.getvalue(), nodes)  # type: ignore[attr-defined]
     if sink.kind == "interactive":
         return _settings.graphviz.Source(sink.f.getvalue())  # type: ignore[attr-defined]
+    if sink.kind == "dot":
+        write_output(sink.dot_filename, sink.f.getvalue())  # type: ignore[arg-type,attr-defined]
     sink.f.close()
     print("Graph written to %s (%d nodes)" % (sink.dot_filename, nodes))
     present_graph(sink.dot_filename, filename)  # type: ignore[arg-type]
@@ -407,7 +406,7 @@ def present_graph(dot_filename: str, filename: Optional[str] = None) -> None:
             filename = dot_filename[:-4] + ".png"
         with open(dot_filename, encoding="utf-8") as dot_file:
             text = dot_file.read()
-        _memxx.gc_render_dot(text, os.path.splitext(filename)[1][1:], filename)
+        write_output(filename, _memxx.gc_render_dot_data(text, os.path.splitext(filename)[1][1:]))
         print("Image generated as %s" % filename)
     elif program_in_path("dot"):
         if not filename:

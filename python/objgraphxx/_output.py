@@ -1,21 +1,45 @@
-"""Output files of objgraphxx: the checks made before one is written.
+"""Output files of objgraphxx (graphs, images, snapshots), written through the project's one
+safe writer (``_memxx.write_output``: a new file renamed into place; never through a link, a
+FIFO or another user's file).
 
 >>> import os, tempfile
->>> refuse_symlink(os.path.join(tempfile.mkdtemp(), 'graph.dot'))
+>>> path = os.path.join(tempfile.mkdtemp(), 'graph.dot')
+>>> check_output_path(path)
+>>> write_output(path, 'digraph {}\\n')
+>>> open(path).read()
+'digraph {}\\n'
 """
 
 from __future__ import annotations
 
+import errno
 import os
+from typing import Union
+
+import _memxx
 
 
-def refuse_symlink(path: str) -> None:
-    """Return None, or raise ValueError if ``path`` is a symbolic link: one planted in a shared
-    directory would make us write wherever it points.
+def check_output_path(path: str) -> None:
+    """Return None, or raise before any work is done: FileNotFoundError if the directory is
+    missing, ValueError (OutputFileError) if ``path`` is a link, not a regular file, or
+    another user's. Nothing is created.
 
-    >>> refuse_symlink('/proc/self/exe')  # doctest: +ELLIPSIS
+    >>> check_output_path('/proc/self/exe')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: refusing to write '/proc/self/exe': it is a symbolic link
+    _memxx.OutputFileError: /proc/self/exe: cannot write: is a symbolic link ...
     """
-    if os.path.islink(path):
-        raise ValueError("refusing to write %r: it is a symbolic link" % path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    _memxx.check_output(path)
+
+
+def write_output(path: str, data: Union[str, bytes]) -> None:
+    """Return None once ``data`` is the whole content of ``path`` (str is written as UTF-8).
+
+    >>> write_output('/proc/self/exe', b'')  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    _memxx.OutputFileError: /proc/self/exe: cannot write: is a symbolic link ...
+    """
+    check_output_path(path)
+    _memxx.write_output(path, data)

@@ -18,7 +18,7 @@ from typing import IO, Any, NamedTuple, Optional, Union
 
 import _memxx
 
-from ._output import refuse_symlink
+from ._output import write_output
 from ._sites import NotRecording, is_own_site, site_text
 
 SNAPSHOT_FORMAT = "objgraphxx-snapshot"
@@ -153,10 +153,7 @@ class Snapshot:
         >>> Snapshot.load(path).objects > 0
         True
         """
-        refuse_symlink(os.fspath(path))
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1)
-            f.write("\n")
+        write_output(os.fspath(path), json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "snapshot") -> "Snapshot":
