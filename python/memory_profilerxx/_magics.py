@@ -11,6 +11,7 @@ import gc
 import io
 from typing import Any
 
+import _memxx
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.utils.ipstruct import Struct
@@ -78,8 +79,7 @@ class MemoryProfilerMagics(Magics):
         print(message)
         text_file = opts.T[0]
         if text_file:
-            with open(text_file, "w", encoding="utf-8") as pfile:
-                pfile.write(output)
+            _memxx.write_output(text_file, output)
             print(f"\n*** Profile printout saved to text file {text_file}. {message}")
         return prof if "r" in opts else None
 

@@ -413,9 +413,11 @@ class MemxxPlugin:
                 tr.write_line(f"   {format_size(getattr(f, key)):>9}  {f.nodeid}")
         path = self.config.getoption("memxx_json")
         if path:
-            with open(path, "w", encoding="utf-8") as out:
-                json.dump({"format": "memxx-pytest", "version": 1,
-                           "tests": [asdict(f) for f in self.results]}, out, indent=2)
+            import _memxx
+
+            _memxx.write_output(path, json.dumps({"format": "memxx-pytest", "version": 1,
+                                                  "tests": [asdict(f) for f in self.results]},
+                                                 indent=2))
             tr.write_line(f"figures of {len(self.results)} tests written to {path}")
 
 

@@ -47,8 +47,9 @@ def _descriptors(path: str) -> tuple[int, int]:
     if _files["pid"] != pid or _files["path"] != path:
         with _open_lock:
             if _files["pid"] != pid or _files["path"] != path:
-                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-                dat = os.open(path, flags, 0o644)
+                from _memxx import open_output
+
+                dat = open_output(path, append=True)
                 statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
                 _files.update(pid=pid, path=path, dat=dat, statm=statm)
     return _files["dat"], _files["statm"]
