@@ -231,7 +231,7 @@ def _stop_program(process: subprocess.Popen, signum: int = signal.SIGINT) -> Non
 
 def _finish(sampler: object, output: str, write_json: bool) -> bool:
     """Report what was recorded; return False when recording stopped on a write error."""
-    from _memxx import OutputFileError, profile_to_json, read_profile, write_output
+    from _memxx import profile_to_json, read_profile, write_output
 
     error = sampler.error  # type: ignore[attr-defined]
     stats = sampler.stats()  # type: ignore[attr-defined]
@@ -247,7 +247,7 @@ def _finish(sampler: object, output: str, write_json: bool) -> bool:
         json_path = os.path.splitext(output)[0] + ".json"
         try:
             write_output(json_path, profile_to_json(read_profile(output)))
-        except OutputFileError as error:  # one line naming the file and why
+        except ValueError as error:  # OutputFileError, ProfileFileError: one line naming the file
             raise CliError(str(error)) from None
         _say(f"{PROG}: wrote {json_path}")
     return not error
@@ -277,14 +277,18 @@ def run_command(args: list[str]) -> int:
         signum: signal.signal(signum, _raise_terminated)
         for signum in (signal.SIGTERM, signal.SIGHUP)
     }
-    sampler = Sampler(
-        process.pid,
-        output,
-        options.interval,
-        options.include_children,
-        options.multiprocess,
-        metric,
-    )
+    try:
+        sampler = Sampler(
+            process.pid,
+            output,
+            options.interval,
+            options.include_children,
+            options.multiprocess,
+            metric,
+        )
+    except ValueError as error:  # the .dat was replaced (a link planted) since create_dat
+        _stop_program(process)
+        raise CliError(str(error)) from None
     sampler.start()
     status = _StatusLine(sampler)
     interrupted = 0
