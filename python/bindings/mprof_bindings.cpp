@@ -155,6 +155,28 @@ void bind_mprof(py::module_& m) {
             return d;
         });
 
+    m.attr("MIB") = mprof::bytes_per_mib;
+    m.def(
+        "format_mem_line",
+        [](double mib, double time) { return mprof::format_mem_line({mib, time}); },
+        py::arg("mib"), py::arg("time"), "A .dat MEM line: 'MEM <MiB> <unix time>\\n'.");
+    m.def(
+        "format_child_line",
+        [](const std::string& child, double mib, double time) {
+            return mprof::format_child_line(child, {mib, time});
+        },
+        py::arg("child"), py::arg("mib"), py::arg("time"),
+        "A .dat CHLD line: 'CHLD <child> <MiB> <unix time>\\n'.");
+    m.def(
+        "format_function_line",
+        [](const std::string& name, double mem_start, double time_start, double mem_end,
+           double time_end, int level) {
+            return mprof::format_function_line(
+                {name, mem_start, time_start, mem_end, time_end, level});
+        },
+        py::arg("name"), py::arg("mem_start"), py::arg("time_start"), py::arg("mem_end"),
+        py::arg("time_end"), py::arg("level"),
+        "A .dat FUNC line: 'FUNC <name> <MiB> <t> <MiB> <t> <level>\\n'.");
     m.def(
         "create_dat",
         [](const std::string& path, const std::string& cmdline) {

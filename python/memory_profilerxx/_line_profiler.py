@@ -13,7 +13,6 @@ from typing import Any, Self
 
 import _memxx
 
-_MIB = 2.0**20
 
 
 @dataclass(frozen=True)
@@ -177,8 +176,8 @@ class LineProfiler:
         """``--pdb-mmem``: enters pdb when a profiled line runs above ``max_mem`` MiB."""
         if frame.f_code not in self._codes:
             return None
-        if event in ("line", "return") and _memxx.rss_bytes() / _MIB >= self.max_mem:
-            sys.stdout.write(f"Current memory {_memxx.rss_bytes() / _MIB:.2f} MiB exceeded the "
+        if event in ("line", "return") and _memxx.rss_bytes() / _memxx.MIB >= self.max_mem:
+            sys.stdout.write(f"Current memory {_memxx.rss_bytes() / _memxx.MIB:.2f} MiB exceeded the "
                              f"maximum of {self.max_mem:.2f} MiB\n")
             sys.stdout.write("Stepping into the debugger \n")
             import pdb  # noqa: T100 - --pdb-mmem is a request for the debugger
@@ -227,7 +226,7 @@ class LineProfiler:
         """memory_profiler's view: ``{code: {lineno: (increment MiB, memory MiB, occurrences)}}``."""
         view = CodeMap()
         for code, rows in self._results():
-            view[code] = {line: (inc / _MIB, mem / _MIB, occ)
+            view[code] = {line: (inc / _memxx.MIB, mem / _memxx.MIB, occ)
                           for line, occ, inc, _peak, mem, *_native in rows}
         return view
 
@@ -246,7 +245,9 @@ class LineProfiler:
 
     def to_json(self, indent: int = 2) -> str:
         """The records as JSON text: ``{"format", "version", "unit": "bytes", "lines": [...]}``."""
-        return _memxx.line_records_to_json(self.records(), indent)
+        from memory_profilerxx._report import records_json
+
+        return records_json(self.records(), indent)
 
 
 def _step(steps: Any, codes: Any) -> Generator[Any, Any, Any]:

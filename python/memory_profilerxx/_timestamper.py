@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import _memxx
+
 from memory_profilerxx._memory_usage import _get_memory, choose_backend
 
 
@@ -103,7 +105,7 @@ class TimeStamper:
                 if len(readings) < 2:
                     continue
                 (mem0, t0), (mem1, t1) = readings[0], readings[1]
-                stream.write(f"FUNC {name} {mem0:.4f} {t0:.4f} {mem1:.4f} {t1:.4f} {level}\n")
+                stream.write(_memxx.format_function_line(name, mem0, t0, mem1, t1, level))
 
 
 class LogFile:
