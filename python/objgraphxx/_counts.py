@@ -20,6 +20,7 @@ import _memxx
 
 from ._sites import new_object_sites, print_growth_with_sites
 from ._sizes import print_sized_types
+from ._tables import write_growth, write_new_ids, write_type_counts
 
 Predicate = Callable[[Any], Any]
 
@@ -126,12 +127,7 @@ def show_most_common_types(
         check_limit(limit)
         print_sized_types(limit, shortnames, file)
         return
-    stats = most_common_types(limit, objects, shortnames=shortnames, filter=filter)
-    if not stats:
-        return
-    width = max(len(name) for name, _ in stats)
-    for name, n in stats:
-        file.write("%-*s %i\n" % (width, name, n))
+    write_type_counts(file, most_common_types(limit, objects, shortnames=shortnames, filter=filter))
 
 
 def growth(
@@ -208,10 +204,7 @@ def show_growth(
         else:
             new_object_sites(shortnames)  # starts the next interval all the same
         return
-    if result:
-        width = max(len(name) for name, _, _ in result)
-        for name, n, delta in result:
-            file.write("%-*s%9d %+9d\n" % (width, name, n, delta))
+    write_growth(file, result)
 
 
 _SORT_COLUMNS = {"old": 1, "current": 2, "new": 3, "deltas": 4}
@@ -260,21 +253,7 @@ def get_new_ids(
     rows.sort(key=operator.itemgetter(column, 0), reverse=True)
     if limit is not None:
         rows = rows[:limit]
-    if not rows:
-        return new_ids
-    if file is None:
-        file = sys.stdout
-    width = max(len(row[0]) for row in rows)
-    rule = "=" * (width + 13 * 4)
-    print(rule, file=file)
-    print(
-        "%-*s%13s%13s%13s%13s" % (width, "Type", "Old_ids", "Current_ids", "New_ids", "Count_Deltas"),
-        file=file,
-    )
-    print(rule, file=file)
-    for name, old, current, new, delta in rows:
-        print("%-*s%13d%13d%+13d%+13d" % (width, name, old, current, new, delta), file=file)
-    print(rule, file=file)
+    write_new_ids(sys.stdout if file is None else file, rows)
     return new_ids
 
 

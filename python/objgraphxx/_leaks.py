@@ -31,6 +31,7 @@ from ._observers import (
     shell_history_ids,
 )
 from ._sites import NotRecording, short_path
+from ._tables import write_alive_chain, write_no_root
 
 
 class Hop(NamedTuple):
@@ -140,10 +141,7 @@ def _why_alive(
     )
     del excluded
     if kind == "none":
-        file.write(
-            "no root reaches this %s within %d steps: only C code holds it, or it is garbage\n"
-            % (type(obj).__name__, max_depth)
-        )
+        write_no_root(file, obj, max_depth)
         return AliveChain()
     hops = AliveChain()
     if kind == "module":
@@ -159,12 +157,7 @@ def _why_alive(
             continue
         hops.append(Hop(hop_text(src, dst, namespace) or "(referent)", dst))
         namespace = False
-    if kind == "frame":
-        file.write("%s -> %s\n" % (hops[0].edge, describe(hops[0].obj)))
-    else:
-        file.write("%s\n" % hops[0].edge)
-    for hop in hops[1:]:
-        file.write("    %s -> %s\n" % (hop.edge, describe(hop.obj)))
+    write_alive_chain(file, hops, frame_root=kind == "frame")
     if filename or in_kernel():  # in a notebook the chain is also drawn, inline
         show_chain(chain, filename=filename, highlight=lambda o, first=chain[0]: o is first)
     del chain

@@ -16,6 +16,7 @@ from typing import IO, Any, Optional
 import _memxx
 
 from ._observers import PACKAGE_DIR
+from ._tables import NO_SITES_HINT, write_growth
 
 _tracking_users = [0]  # active track_allocations() starts, across all instances
 
@@ -195,10 +196,6 @@ def print_growth_with_sites(
     """
     with NotRecording():
         sites = new_object_sites(shortnames)
-    width = max(len(name) for name, _, _ in result)
-    for name, n, delta in result:
-        file.write("%-*s%9d %+9d\n" % (width, name, n, delta))
-        for where, count in sites.get(name, [])[:top]:
-            file.write("    %-*s %+9d\n" % (max(width + 5, len(where)), where, count))
+    write_growth(file, result, sites, top)
     if _memxx.sites_state() == "off":
-        file.write("(no allocation sites: run the code under objgraphxx.track_allocations())\n")
+        file.write(NO_SITES_HINT)

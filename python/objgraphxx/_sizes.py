@@ -20,6 +20,7 @@ import _memxx
 
 from ._output import write_output
 from ._sites import NotRecording, is_own_site, site_text
+from ._tables import write_sized_types, write_snapshot_diff
 
 SNAPSHOT_FORMAT = "objgraphxx-snapshot"
 SNAPSHOT_VERSION = 1
@@ -78,12 +79,7 @@ def print_sized_types(limit: Optional[int], shortnames: bool, file: IO[str]) -> 
     rows = sorted(type_sizes(shortnames), key=lambda r: r[1], reverse=True)
     if limit:
         rows = rows[:limit]
-    if not rows:
-        return
-    width = max(max(len(r[0]) for r in rows), len("type"))
-    file.write("%-*s %9s %14s %14s\n" % (width, "type", "count", "shallow B", "retained B"))
-    for name, n, shallow, retained in rows:
-        file.write("%-*s %9d %14d %14d\n" % (width, name, n, shallow, retained))
+    write_sized_types(file, rows)
 
 
 class TypeStats(NamedTuple):
@@ -347,15 +343,5 @@ def diff(
     if limit:
         types_grown = types_grown[:limit]
         sites_grown = sites_grown[:limit]
-    if types_grown:
-        width = max(len("type"), *(len(r[0]) for r in types_grown))
-        file.write("%-*s %10s %11s %11s\n" % (width, "type", "objects", "shallow B", "retained B"))
-        for name, n, shallow, retained in types_grown:
-            file.write("%-*s %+10d %+11d %+11d\n" % (width, name, n, shallow, retained))
-    if sites_grown:
-        width = max(len("site"), *(len(r[0]) for r in sites_grown))
-        twidth = max(len("type"), *(len(r[1]) for r in sites_grown))
-        file.write("%-*s  %-*s %10s %11s\n" % (width, "site", twidth, "type", "objects", "bytes"))
-        for site, name, n, nbytes in sites_grown:
-            file.write("%-*s  %-*s %+10d %+11d\n" % (width, site, twidth, name, n, nbytes))
+    write_snapshot_diff(file, types_grown, sites_grown)
     return SnapshotDiff(types_grown, sites_grown)
