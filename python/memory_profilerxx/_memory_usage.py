@@ -60,8 +60,8 @@ def _check_pid(pid: int) -> int:
     return pid
 
 
-def _first_samples(series: Any, pid: int, backend: str) -> list:
-    samples = series.samples()
+def _first_samples(series: Any, pid: int, backend: str) -> list[Any]:
+    samples: list[Any] = series.samples()
     if samples:
         return samples
     if not os.path.exists(f"/proc/{pid}"):
@@ -117,7 +117,7 @@ def _get_child_memory(process: Any, meminfo_attr: Any = None,
     return [(index, mem / MIB) for index, (_pid, mem) in enumerate(children)]
 
 
-def _shape(samples: list, timestamps: bool, multiprocess: bool) -> list:
+def _shape(samples: list[Any], timestamps: bool, multiprocess: bool) -> list[Any]:
     """The samples as memory_profiler returns them: MiB, ``(MiB, t)`` or ``[main, kids...]``."""
     out = []
     for when, _own, total, children in samples:
@@ -130,7 +130,7 @@ def _shape(samples: list, timestamps: bool, multiprocess: bool) -> list:
     return out
 
 
-def _write_stream(stream: Any, samples: list, multiprocess: bool) -> None:
+def _write_stream(stream: Any, samples: list[Any], multiprocess: bool) -> None:
     for index, (when, _own, total, children) in enumerate(samples, 1):
         stream.write(_memxx.format_mem_line(total / MIB, when))
         if multiprocess:
@@ -141,7 +141,7 @@ def _write_stream(stream: Any, samples: list, multiprocess: bool) -> None:
     stream.flush()
 
 
-def _unpack(proc: Any) -> tuple[Callable, tuple, dict]:
+def _unpack(proc: Any) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
     if callable(proc):
         return proc, (), {}
     if not 1 <= len(proc) <= 3:
@@ -164,7 +164,7 @@ class PeakReading:
 
     __slots__ = ("increment_mib", "returned", "samples", "start_mib")
 
-    def __init__(self, samples: list, start_mib: float, increment_mib: float,
+    def __init__(self, samples: list[Any], start_mib: float, increment_mib: float,
                  returned: Any) -> None:
         self.samples, self.start_mib = samples, start_mib
         self.increment_mib, self.returned = increment_mib, returned
@@ -174,7 +174,8 @@ class PeakReading:
         return self.start_mib + self.increment_mib
 
 
-def _call_tracemalloc(f: Callable, args: tuple, kwargs: dict) -> PeakReading:
+def _call_tracemalloc(f: Callable[..., Any], args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> PeakReading:
     """Runs f once with tracemalloc on; memory is the bytes tracemalloc traces."""
     import tracemalloc
 
@@ -190,11 +191,12 @@ def _call_tracemalloc(f: Callable, args: tuple, kwargs: dict) -> PeakReading:
     finally:
         if started:
             tracemalloc.stop()
-    samples = [(when, mem, mem, []) for when, mem in (before, after)]
+    samples: list[Any] = [(when, mem, mem, []) for when, mem in (before, after)]
     return PeakReading(samples, before[1] / MIB, (peak - before[1]) / MIB, returned)
 
 
-def call_with_peak(f: Callable, args: tuple = (), kwargs: dict | None = None,
+def call_with_peak(f: Callable[..., Any], args: tuple[Any, ...] = (),
+                   kwargs: dict[str, Any] | None = None,
                    interval: float = 0.1, backend: str = "hook", include_children: bool = False,
                    multiprocess: bool = False) -> PeakReading:
     """Runs ``f(*args, **kwargs)`` once and measures how far its memory rose, whatever the interval.
@@ -294,7 +296,7 @@ def _is_popen(proc: Any) -> bool:
 
 
 def _sample_process(pid: int, interval: float, timeout: float | None, backend: str,
-                    include_children: bool, multiprocess: bool, until_exit: bool) -> list:
+                    include_children: bool, multiprocess: bool, until_exit: bool) -> list[Any]:
     if timeout is not None:
         count = max(1, round(timeout / interval))
     else:

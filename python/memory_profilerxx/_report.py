@@ -73,7 +73,7 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
     _write_text(prof, stream, precision, layout)
 
 
-def _functions(prof: Any) -> Iterator[tuple[str, list[tuple[int, str, tuple | None]]]]:
+def _functions(prof: Any) -> Iterator[tuple[str, list[tuple[int, str, tuple[Any, ...] | None]]]]:
     """(filename, [(lineno, source line, measured row or None), ...]) per profiled function."""
     from memory_profilerxx._line_profiler import function_lines
 

@@ -212,6 +212,7 @@ class _LeakRuns:
 
     def _count_new_objects(self, last: bool) -> None:
         grown: dict[str, int] = {}
+        assert self.tracker is not None
         for name, old, current, new in self.tracker.update(False):
             if current > old and new and _type_matches(name, self.plan.types):
                 grown[name] = current - old
@@ -280,14 +281,15 @@ def _verdict(name: str, runner: _LeakRuns, figures: Figures) -> str | None:
     plan, parts = runner.plan, []
     if plan.limit_memory is not None and figures.peak > plan.limit_memory:
         parts.append(f"{name} used {format_size(figures.peak)} at its peak "
-                     f"(limit {format_size(plan.limit_memory)}), reached on:")
+                     f"(limit {format_size(plan.limit_memory or 0)}), reached on:")
         parts += _line_blame(runner, "peak")
     leaked = runner.leaked_types() if plan.leaks else {}
     over_leak = plan.limit_leaks is not None and figures.leaked > plan.limit_leaks
     if over_leak:
-        runs = f" a run (limit {format_size(plan.limit_leaks)}), held more after each of " \
+        limit = plan.limit_leaks or 0
+        runs = f" a run (limit {format_size(limit)}), held more after each of " \
                f"{plan.runs} runs:" if plan.runs > 1 else \
-               f" (limit {format_size(plan.limit_leaks)}):"
+               f" (limit {format_size(limit)}):"
         parts.append(f"{name} leaked {format_size(figures.leaked)}{runs}")
         parts += _line_blame(runner, "increment")
     if leaked and (over_leak or plan.objects):

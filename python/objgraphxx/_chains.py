@@ -60,7 +60,8 @@ def is_proper_module(obj: Any) -> bool:
     >>> is_proper_module(types), is_proper_module(types.ModuleType('foo'))
     (True, False)
     """
-    return inspect.ismodule(obj) and obj is sys.modules.get(getattr(obj, "__name__", None))
+    name = getattr(obj, "__name__", None)
+    return inspect.ismodule(obj) and isinstance(name, str) and obj is sys.modules.get(name)
 
 
 def find_chain(

@@ -237,7 +237,8 @@ def get_new_ids(
         _state["new"] = collections.defaultdict(set)
         _state["shortnames"] = True
     if skip_update:
-        return _state["new"]
+        previous: collections.defaultdict[str, set[int]] = _state["new"]
+        return previous
     if shortnames is None:
         shortnames = _state["shortnames"]
     else:

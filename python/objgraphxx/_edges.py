@@ -73,7 +73,7 @@ def dot_label(source: Any, target: Any, shortnames: bool = True) -> str:
 
 def _key_text(key: Any, as_attribute: bool) -> str:
     if as_attribute and isinstance(key, str) and key.isidentifier():
-        return "." + key
+        return "." + str(key)
     try:
         text = repr(key)
     except Exception:
@@ -103,7 +103,10 @@ def hop_text(source: Any, target: Any, in_namespace: bool) -> str:
     >>> hop_text({'k': 1}, 1, in_namespace=True)
     '.k'
     """
-    kind, key = _memxx.gc_edge(source, target) or ("", None)
+    edge = _memxx.gc_edge(source, target)
+    if edge is None:
+        return ""
+    kind, key = edge
     if kind == "dict_value":
         return _key_text(key, in_namespace)
     if kind == "dict_key":
@@ -113,7 +116,7 @@ def hop_text(source: Any, target: Any, in_namespace: bool) -> str:
     if kind == "member":
         return "(member)"
     if kind == "attribute":
-        return "." + key
+        return "." + str(key)
     if kind == "local":
         return " local %r" % key
     return ""

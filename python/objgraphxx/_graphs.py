@@ -52,7 +52,9 @@ def node_attrs(obj: Any, extra_node_attrs: Optional[NodeAttrs]) -> str:
         return ""
     attrs = extra_node_attrs(obj)
     return ", " + ", ".join(
-        '%s="%s"' % (name, quote(value)) for name, value in sorted(attrs.items()) if value is not None
+        '%s="%s"' % (name, quote(value))
+        for name, value in sorted(attrs.items())
+        if value is not None
     )
 
 

@@ -50,7 +50,7 @@ class Hop(NamedTuple):
         return "Hop(edge=%r, obj=<%s>)" % (self.edge, describe(self.obj))
 
 
-class AliveChain(list):
+class AliveChain(list[Hop]):
     """The list of Hops why_alive() returns; its repr names the hops, not the objects' contents.
 
     >>> AliveChain([Hop('module m', None), Hop('.CACHE', {})])

@@ -64,11 +64,11 @@ def name_or_repr(value: Any) -> str:
     ('len', '3')
     """
     try:
-        result = value.__name__
+        result: object = value.__name__
     except AttributeError:
         result = repr(value)[:40]
     if is_instance(result, str):
-        return result
+        return str(result)
     return repr(value)[:40]
 
 

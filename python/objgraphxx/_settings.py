@@ -23,9 +23,8 @@ STRICT_DOT = False
 
 # objgraph's inline display: a graphviz.Source in a (non-terminal) IPython shell.
 IS_INTERACTIVE = False
-graphviz: Any
 try:  # pragma: no cover - depends on the hosting shell
-    import graphviz
+    import graphviz  # type: ignore[import-not-found, unused-ignore]
 
     if "TerminalInteractiveShell" not in get_ipython().__class__.__name__:  # type: ignore[name-defined]  # noqa: F821
         IS_INTERACTIVE = True

@@ -85,7 +85,7 @@ def print_sized_types(limit: Optional[int], shortnames: bool, file: IO[str]) -> 
 class TypeStats(NamedTuple):
     """One type of a snapshot: objects, shallow bytes, retained bytes."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # objgraphxx's name, shadowing tuple.count
     shallow: int
     retained: int
 
@@ -95,7 +95,7 @@ class SiteStats(NamedTuple):
 
     type: str
     site: str
-    count: int
+    count: int  # type: ignore[assignment]  # objgraphxx's name, shadowing tuple.count
     bytes: int
 
 
@@ -140,7 +140,7 @@ class Snapshot:
             "sites": [s._asdict() for s in self.sites],
         }
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
         """Write the snapshot to ``path`` as JSON.
 
         >>> import tempfile, os
@@ -215,7 +215,7 @@ class Snapshot:
         )
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> "Snapshot":
+    def load(cls, path: Union[str, "os.PathLike[str]"]) -> "Snapshot":
         """Read a snapshot written by ``save()``; ValueError if the file is not one.
 
         >>> import tempfile, os
@@ -335,10 +335,12 @@ def diff(
     old_sites = {(s.site, s.type): s for s in old.sites}
     sites_grown = []
     for s in new.sites:
-        before = old_sites.get((s.site, s.type))
-        count = s.count - (before.count if before else 0)
+        old_site = old_sites.get((s.site, s.type))
+        count = s.count - (old_site.count if old_site else 0)
         if count > 0:
-            sites_grown.append((s.site, s.type, count, s.bytes - (before.bytes if before else 0)))
+            sites_grown.append(
+                (s.site, s.type, count, s.bytes - (old_site.bytes if old_site else 0))
+            )
     sites_grown.sort(key=lambda r: (-r[2], r[0], r[1]))
     if limit:
         types_grown = types_grown[:limit]
