@@ -34,6 +34,11 @@ def quote(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\0", "\\\\0")
 
 
+def _edge(source: Any, target: Any) -> tuple[str, Any]:
+    """(kind, key) from the one edge namer; ('', None) when ``source`` does not name ``target``."""
+    return _memxx.gc_edge(source, target) or ("", None)
+
+
 def _is_extra_attribute(source: Any, key: Any) -> bool:
     """True for an instance attribute (labelled beyond objgraph), not a cell's contents or a
     class's bases."""
@@ -49,10 +54,7 @@ def dot_label(source: Any, target: Any, shortnames: bool = True) -> str:
     >>> dot_label([0, 'x'], 'x')
     ' [label="[1]"]'
     """
-    edge = _memxx.gc_edge(source, target)
-    if edge is None:
-        return ""
-    kind, key = edge
+    kind, key = _edge(source, target)
     if kind == "namespace":
         return "" if is_instance(source, type) else ' [label="__dict__",weight=10]'
     if kind == "attribute" and is_instance(source, _OBJGRAPH_ATTRIBUTE_SOURCES):
@@ -103,10 +105,7 @@ def hop_text(source: Any, target: Any, in_namespace: bool) -> str:
     >>> hop_text({'k': 1}, 1, in_namespace=True)
     '.k'
     """
-    edge = _memxx.gc_edge(source, target)
-    if edge is None:
-        return ""
-    kind, key = edge
+    kind, key = _edge(source, target)
     if kind == "dict_value":
         return _key_text(key, in_namespace)
     if kind == "dict_key":
