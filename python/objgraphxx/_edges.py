@@ -92,8 +92,7 @@ def is_namespace(source: Any, target: Any) -> bool:
     >>> is_namespace(os, vars(os)), is_namespace({}, {})
     (True, False)
     """
-    edge = _memxx.gc_edge(source, target)
-    return edge is not None and edge[0] == "namespace"
+    return _edge(source, target)[0] == "namespace"
 
 
 def hop_text(source: Any, target: Any, in_namespace: bool) -> str:
