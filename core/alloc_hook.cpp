@@ -30,6 +30,7 @@ int g_sessions = 0;            // profiled threads; changed with the GIL held
 bool g_sites_attached = false; // allocation-site tracking wants the PyMem hooks; GIL held
 int g_native_wanted = 0;       // enabled profilers and watches that count native memory; GIL held
 bool g_native_enabled = false; // native_hooks_enable() is in force; GIL held
+MEMXX_TLS void *t_numpy_previous = nullptr; // numpy's handler before hook_thread_begin
 
 // A thread without the GIL (lzma, bz2) may hold the table's lock when another thread forks; the
 // child would inherit it held, and its first hooked allocation would spin forever. So the
@@ -101,6 +102,19 @@ void hook_sites_detach() {
     if (g_sessions == 0) {
         pymem_hooks_remove();
     }
+}
+
+void hook_thread_begin(ThreadLedger *ledger) {
+    hook_session_begin();
+    t_numpy_previous = numpy_install_handler();
+    set_thread_ledger(ledger);
+}
+
+void hook_thread_end() {
+    set_thread_ledger(nullptr);
+    numpy_restore_handler(t_numpy_previous);
+    t_numpy_previous = nullptr;
+    hook_session_end();
 }
 
 void set_thread_ledger(ThreadLedger *ledger) noexcept { t_ledger = ledger; }

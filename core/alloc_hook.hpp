@@ -26,6 +26,13 @@ void native_want(bool on);
 void hook_sites_attach();
 void hook_sites_detach();
 
+// The calling thread's accounting, from its first profiled frame (or watch) to the end of its
+// last teardown: its blocks are charged to `ledger`, the first such thread opens the session,
+// numpy's handler is ours in the thread's context. hook_thread_end gives it all back (the ledger
+// stays the caller's to free). GIL held.
+void hook_thread_begin(ThreadLedger *ledger);
+void hook_thread_end();
+
 // The ledger the hook charges for the calling thread; nullptr when the thread is not profiled.
 void set_thread_ledger(ThreadLedger *ledger) noexcept;
 ThreadLedger *thread_ledger() noexcept;

@@ -2,12 +2,12 @@
 // and, from a frame's return or unwind event on, how to tell when the interpreter has finished
 // tearing that frame down (memxx_teardown_begin), so that what the teardown frees is charged.
 //
-// 3.11: a C trace function (PyEval_SetTrace) armed on a thread only while a profiler is enabled
-// there; frames of code that is not profiled get their line events switched off at their first
-// event. 3.12+: sys.monitoring LINE / PY_START / PY_RETURN ... events set on the profiled code
-// objects only, so everything else runs at full speed.
+// This is the shared part: the profiled code objects, the claims on them, the per-thread
+// ledgers. The events come from one event source chosen at build time (core/line_events.hpp:
+// sys.monitoring on 3.12+, a C trace function on 3.11). GIL held for every call here.
 #pragma once
 
+#include <exception>
 #include <utility>
 #include <vector>
 
@@ -15,6 +15,11 @@
 #include "core/py_compat.h"
 
 namespace memxx::core {
+
+// Thrown when the Python error is set (the bindings raise that error, not this one).
+struct PythonErrorSet : std::exception {
+    const char *what() const noexcept override { return "Python error set"; }
+};
 
 // The code objects one LineProfiler measures, with their line tables. GIL held for every call.
 class ProfiledCodes {
@@ -25,6 +30,8 @@ class ProfiledCodes {
     ProfiledCodes &operator=(const ProfiledCodes &) = delete;
 
     // Adds a code object (a strong reference is kept); false if it was there already.
+    // add, add_nested and enable throw PythonErrorSet when the code's events cannot be set
+    // (every sys.monitoring tool id held by other tools: the error names them).
     bool add(PyObject *code, int last_line);
     // Adds the code of a function nested in `parent` (already added): its lines are charged to
     // the parent's table, where memory_profiler reports them too. False if known already.
@@ -48,10 +55,10 @@ class ProfiledCodes {
     const std::vector<std::pair<PyObject *, CodeLines *>> &codes() const noexcept { return codes_; }
 
   private:
-    void claim();
+    bool claim(); // false with the Python error set, nothing claimed
     void release();
 
-    void claim_one(PyObject *code, CodeLines *lines);
+    bool claim_one(PyObject *code, CodeLines *lines);
     void release_one(PyObject *code, CodeLines *lines);
 
     std::vector<std::pair<PyObject *, CodeLines *>> codes_;
@@ -76,7 +83,7 @@ std::int64_t watch_thread_net(WatchMark mark);
 std::size_t thread_profiled_depth();
 
 // Benchmarks' floor: the interpreter's own cost of tracing, with a trace function (3.11) that
-// does nothing, on the calling thread. False where there is no C trace (3.12+: sys.monitoring).
+// does nothing, on the calling thread. False where the event source has no such thing (3.12+).
 bool set_floor_trace(bool on);
 
 } // namespace memxx::core

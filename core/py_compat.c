@@ -1,29 +1,87 @@
-/* CPython-version differences. The only file that reads interpreter internals. */
+/* The one compat layer: the only file that reads interpreter internals (frames, pre-headers, the
+ * collector's generation lists, inline attribute values). */
+/* The internal headers expect Py_BUILD_CORE before Python.h is first included. */
+#define Py_BUILD_CORE 1
 #include "core/py_compat.h"
 
 #include <string.h>
 
-/* PyFrameObject's fields (3.11) and the interpreter frames (all versions) are internal. */
-#define Py_BUILD_CORE 1
+#include <internal/pycore_dict.h>
 #include <internal/pycore_frame.h>
-#undef Py_BUILD_CORE
+#include <internal/pycore_gc.h>
+#include <internal/pycore_interp.h>
+#include <internal/pycore_object.h>
 
-void memxx_frame_skip_lines(PyFrameObject *frame) {
-#if MEMXX_USE_MONITORING
-    (void)frame;
+/* --- frames ----------------------------------------------------------------------------------- */
+
+/* The innermost interpreter frame of a thread, of any kind. */
+static _PyInterpreterFrame *thread_frame(PyThreadState *tstate) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return tstate->current_frame;
 #else
-    frame->f_trace_lines = 0;
+    return tstate->cframe->current_frame;
 #endif
 }
+
+/* The code (or, 3.13, whatever executes) of a frame, unchecked. */
+static PyObject *frame_executable(const _PyInterpreterFrame *frame) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return frame->f_executable;
+#else
+    return (PyObject *)frame->f_code;
+#endif
+}
+
+/* The code of a complete Python frame; NULL for the C stack's entry frames (3.12+), frames that
+ * run something other than a code object (3.13) and frames still being set up. */
+static PyCodeObject *complete_frame_code(_PyInterpreterFrame *frame) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (frame->owner == FRAME_OWNED_BY_CSTACK) {
+        return NULL;
+    }
+#endif
+    if (!PyCode_Check(frame_executable(frame)) || _PyFrame_IsIncomplete(frame)) {
+        return NULL;
+    }
+    return (PyCodeObject *)frame_executable(frame);
+}
+
+/* The frame walker: the first complete frame at or below `frame` (toward the thread's oldest). */
+static _PyInterpreterFrame *complete_frame(_PyInterpreterFrame *frame) {
+    while (frame != NULL && complete_frame_code(frame) == NULL) {
+        frame = frame->previous;
+    }
+    return frame;
+}
+
+/* Where the frame's instruction pointer is kept: 3.11 and 3.12 keep the previous instruction,
+ * 3.13 the current one. Either way a frame pushed anew starts at its code's beginning. */
+static const void *const *frame_instr_slot(const _PyInterpreterFrame *frame) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return (const void *const *)&frame->instr_ptr;
+#else
+    return (const void *const *)&frame->prev_instr;
+#endif
+}
+
+static const void *frame_instr(const _PyInterpreterFrame *frame) {
+    return *frame_instr_slot(frame);
+}
+
+/* The byte offset of a frame's current instruction in its code. */
+static int frame_offset(_PyInterpreterFrame *frame) {
+    return _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT);
+}
+
+void memxx_frame_skip_lines(PyFrameObject *frame) { frame->f_trace_lines = 0; }
 
 Py_ssize_t memxx_frame_object_bytes(PyFrameObject *frame) {
     /* _PyFrame_New_NoTrack: PyObject_GC_NewVar(PyFrameObject, &PyFrame_Type, slots). */
     PyCodeObject *code = PyFrame_GetCode(frame);
     const Py_ssize_t slots = code->co_nlocalsplus + code->co_stacksize;
     Py_DECREF(code);
-    const size_t header =
-        (size_t)((const char *)frame - (const char *)memxx_object_block_start((PyObject *)frame));
-    return (Py_ssize_t)(_PyObject_VAR_SIZE(Py_TYPE(frame), slots) + header);
+    return (Py_ssize_t)(_PyObject_VAR_SIZE(Py_TYPE(frame), slots) +
+                        memxx_object_preheader_bytes(Py_TYPE(frame)));
 }
 
 void memxx_thread_tracer(PyThreadState *tstate, Py_tracefunc *func, PyObject **obj) {
@@ -47,49 +105,20 @@ PyObject *memxx_current_code_location(int *offset) {
     if (tstate == NULL) {
         return NULL;
     }
-#if PY_VERSION_HEX >= 0x030D0000
-    _PyInterpreterFrame *frame = tstate->current_frame;
-#else
-    _PyInterpreterFrame *frame = tstate->cframe->current_frame;
-#endif
-    for (; frame != NULL; frame = frame->previous) {
-#if PY_VERSION_HEX >= 0x030C0000
-        if (frame->owner == FRAME_OWNED_BY_CSTACK) {
-            continue;
-        }
-#endif
-#if PY_VERSION_HEX >= 0x030D0000
-        if (!PyCode_Check(frame->f_executable)) {
-            continue;
-        }
-#endif
-        if (_PyFrame_IsIncomplete(frame)) {
-            continue;
-        }
-        *offset = _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT);
-#if PY_VERSION_HEX >= 0x030D0000
-        return frame->f_executable;
-#else
-        return (PyObject *)frame->f_code;
-#endif
+    _PyInterpreterFrame *frame = complete_frame(thread_frame(tstate));
+    if (frame == NULL) {
+        return NULL;
     }
-    return NULL;
+    *offset = frame_offset(frame);
+    return frame_executable(frame);
 }
 
+/* --- objects ---------------------------------------------------------------------------------- */
+
+size_t memxx_object_preheader_bytes(PyTypeObject *type) { return _PyType_PreHeaderSize(type); }
+
 const void *memxx_object_block_start(PyObject *obj) {
-    /* _PyType_PreHeaderSize, whose header cannot be included here: the collector's header
-     * (two pointers) and the managed dict (and, 3.12+, weakref) pointers. */
-    PyTypeObject *type = Py_TYPE(obj);
-#if PY_VERSION_HEX >= 0x030C0000
-    const unsigned long managed = Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF;
-#else
-    const unsigned long managed = Py_TPFLAGS_MANAGED_DICT;
-#endif
-    size_t pre = PyType_IS_GC(type) ? 2 * sizeof(void *) : 0;
-    if (type->tp_flags & managed) {
-        pre += 2 * sizeof(PyObject *);
-    }
-    return (const char *)obj - pre;
+    return (const char *)obj - memxx_object_preheader_bytes(Py_TYPE(obj));
 }
 
 #if PY_VERSION_HEX >= 0x030D0000
@@ -135,32 +164,6 @@ void memxx_object_events_remove(void) {
 
 /* --- frames being torn down --------------------------------------------------------------- */
 
-static _PyInterpreterFrame *thread_current_frame(PyThreadState *tstate) {
-#if PY_VERSION_HEX >= 0x030D0000
-    return tstate->current_frame;
-#else
-    return tstate->cframe->current_frame;
-#endif
-}
-
-/* Where the frame is in its code: 3.11 and 3.12 keep the previous instruction, 3.13 the current
- * one. Either way a frame pushed anew starts at its code's beginning. */
-static const void *frame_instr(const _PyInterpreterFrame *frame) {
-#if PY_VERSION_HEX >= 0x030D0000
-    return frame->instr_ptr;
-#else
-    return frame->prev_instr;
-#endif
-}
-
-static PyObject *frame_code(const _PyInterpreterFrame *frame) {
-#if PY_VERSION_HEX >= 0x030D0000
-    return frame->f_executable;
-#else
-    return (PyObject *)frame->f_code;
-#endif
-}
-
 /* Words a frame of `code` takes on the data stack. */
 static Py_ssize_t code_frame_size(PyCodeObject *code) {
 #if PY_VERSION_HEX >= 0x030C0000
@@ -175,8 +178,8 @@ int memxx_teardown_begin(PyObject *code, memxx_teardown *teardown) {
     if (tstate == NULL) {
         return 0;
     }
-    _PyInterpreterFrame *frame = thread_current_frame(tstate);
-    if (frame == NULL || frame_code(frame) != code) {
+    _PyInterpreterFrame *frame = thread_frame(tstate);
+    if (frame == NULL || frame_executable(frame) != code) {
         return 0;
     }
     memset(teardown, 0, sizeof(*teardown));
@@ -197,11 +200,7 @@ int memxx_teardown_begin(PyObject *code, memxx_teardown *teardown) {
         teardown->expected[0] = teardown->chunk;
         teardown->watched[1] = (const void *const *)&tstate->datastack_top;
         teardown->expected[1] = slot_end;
-#if PY_VERSION_HEX >= 0x030D0000
-        teardown->watched[2] = (const void *const *)&frame->instr_ptr;
-#else
-        teardown->watched[2] = (const void *const *)&frame->prev_instr;
-#endif
+        teardown->watched[2] = frame_instr_slot(frame);
         teardown->expected[2] = teardown->frame_instr;
         return 1;
     }
@@ -244,7 +243,7 @@ int memxx_teardown_running(const memxx_teardown *teardown) {
     }
     /* A generator's frame: its teardown runs while the frame it returns to is still on the
      * thread's stack and has not executed anything since. */
-    const _PyInterpreterFrame *frame = thread_current_frame(tstate);
+    const _PyInterpreterFrame *frame = thread_frame(tstate);
     while (frame != NULL && frame != teardown->caller) {
         if (frame == teardown->below_caller) {
             return 0;
@@ -271,7 +270,155 @@ int memxx_suspended_line(PyObject *generator, PyObject **code) {
         return 0;
     }
     _PyInterpreterFrame *frame = (_PyInterpreterFrame *)gen->gi_iframe;
-    *code = frame_code(frame);
-    return PyCode_Addr2Line((PyCodeObject *)*code,
-                            _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT));
+    *code = frame_executable(frame);
+    return PyCode_Addr2Line((PyCodeObject *)*code, frame_offset(frame));
+}
+
+/* --- the collector's lists and instance attributes (gc_walker) ------------------------------ */
+
+/* The list heads of the three generations and of the permanent generation, youngest first. */
+static int gc_list_heads(PyGC_Head **heads, int capacity) {
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    struct _gc_runtime_state *gcstate = &interp->gc;
+    int n = 0;
+    for (int i = 0; i < NUM_GENERATIONS && n < capacity; i++) {
+        heads[n++] = &gcstate->generations[i].head;
+    }
+    if (n < capacity) {
+        heads[n++] = &gcstate->permanent_generation.head;
+    }
+    return n;
+}
+
+static PyGC_Head *gc_next(PyGC_Head *g) { return (PyGC_Head *)g->_gc_next; }
+
+int memxx_gc_visit_tracked(memxx_gc_visit_fn visit, void *arg) {
+    PyGC_Head *heads[NUM_GENERATIONS + 1];
+    int n = gc_list_heads(heads, NUM_GENERATIONS + 1);
+    for (int i = 0; i < n; i++) {
+        for (PyGC_Head *g = gc_next(heads[i]); g != heads[i]; g = gc_next(g)) {
+            if (visit((PyObject *)(g + 1), arg)) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+Py_ssize_t memxx_gc_tracked_count(void) {
+    PyGC_Head *heads[NUM_GENERATIONS + 1];
+    int n = gc_list_heads(heads, NUM_GENERATIONS + 1);
+    Py_ssize_t count = 0;
+    for (int i = 0; i < n; i++) {
+        for (PyGC_Head *g = gc_next(heads[i]); g != heads[i]; g = gc_next(g)) {
+            count++;
+        }
+    }
+    return count;
+}
+
+/* The inline values of an instance whose attributes are not (yet) in a dict object, or NULL. */
+static PyDictValues *inline_values(PyObject *obj) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES)) {
+        return NULL;
+    }
+    PyDictValues *values = _PyObject_InlineValues(obj);
+    return values->valid ? values : NULL;
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+    return _PyDictOrValues_IsValues(dorv) ? _PyDictOrValues_GetValues(dorv) : NULL;
+#else
+    return *_PyObject_ValuesPointer(obj);
+#endif
+}
+
+int memxx_visit_inline_attributes(PyObject *obj, memxx_attr_visit_fn visit, void *arg) {
+    PyDictValues *values = inline_values(obj);
+    if (values == NULL) {
+        return 0;
+    }
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)Py_TYPE(obj))->ht_cached_keys;
+    if (keys == NULL) {
+        return 0;
+    }
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
+    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
+        PyObject *value = values->values[i];
+        if (value != NULL && entries[i].me_key != NULL) {
+            if (visit(entries[i].me_key, value, arg)) {
+                break;
+            }
+        }
+    }
+    return 1;
+}
+
+PyObject *memxx_existing_instance_dict(PyObject *obj) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+        if (inline_values(obj) != NULL) {
+            return NULL;
+        }
+#if PY_VERSION_HEX >= 0x030D0000
+        return (PyObject *)_PyObject_ManagedDictPointer(obj)->dict;
+#elif PY_VERSION_HEX >= 0x030C0000
+        return _PyObject_DictOrValuesPointer(obj)->dict;
+#else
+        return *_PyObject_ManagedDictPointer(obj);
+#endif
+    }
+    if (tp->tp_dictoffset > 0) {
+        return *(PyObject **)((char *)obj + tp->tp_dictoffset);
+    }
+    return NULL;
+}
+
+int memxx_is_immortal(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return _Py_IsImmortal(obj);
+#else
+    (void)obj;
+    return 0;
+#endif
+}
+
+size_t memxx_getsizeof_overhead(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13 counts no header for static types (they are not allocated). */
+    if (PyType_Check(obj) && !(((PyTypeObject *)obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return 0;
+    }
+#endif
+    return memxx_object_preheader_bytes(Py_TYPE(obj));
+}
+
+int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg) {
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t != NULL;
+         t = PyThreadState_Next(t)) {
+        int depth = 0;
+        for (_PyInterpreterFrame *f = complete_frame(thread_frame(t)); f != NULL;
+             f = complete_frame(f->previous)) {
+            PyCodeObject *code = complete_frame_code(f);
+            if (visit(t->thread_id, depth, (PyObject *)code, NULL, NULL, arg)) {
+                return 1;
+            }
+            /* Only the named slots: the value stack's extent is not saved while a frame runs. */
+            for (int i = 0; i < code->co_nlocalsplus; i++) {
+                PyObject *value = f->localsplus[i];
+                if (value != NULL &&
+                    visit(t->thread_id, depth, (PyObject *)code,
+                          PyTuple_GET_ITEM(code->co_localsplusnames, i), value, arg)) {
+                    return 1;
+                }
+            }
+            depth++;
+        }
+    }
+    return 0;
 }

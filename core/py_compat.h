@@ -1,5 +1,8 @@
-/* Every CPython-version difference the core depends on, behind named helpers.
- * The rest of the code has no PY_VERSION_HEX. */
+/* The one compat layer: every CPython-version difference and every read of interpreter internals
+ * that core and gc_walker depend on, behind named helpers (frames, object pre-headers, the
+ * collector's lists, inline attribute values, teardowns). The rest of the code has no
+ * PY_VERSION_HEX and includes no internal header. Each helper says whether it needs the GIL;
+ * the ones the allocator hook calls create no object and take no lock. */
 #ifndef MEMXX_PY_COMPAT_H
 #define MEMXX_PY_COMPAT_H
 
@@ -7,24 +10,14 @@
 #include <Python.h>
 #include <frameobject.h>
 
-/* The internals read here are those of CPython 3.11-3.13, each tested; refuse a newer one. */
-#if PY_VERSION_HEX >= 0x030E0000
-#error "memory-profilerxx supports CPython 3.11, 3.12 and 3.13 only (internals read here changed)"
-#endif
+/* The internals read here are those of the GIL builds of CPython 3.11-3.13, each tested; the
+ * top-level CMakeLists.txt refuses any other interpreter at configure. */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* 3.12+ raise line events for chosen code objects only (PEP 669, sys.monitoring);
- * 3.11 has the per-thread C trace function. */
-#if PY_VERSION_HEX >= 0x030C0000
-#define MEMXX_USE_MONITORING 1
-#else
-#define MEMXX_USE_MONITORING 0
-#endif
-
-/* 3.11: stop LINE events for a frame that is not profiled (its f_trace_lines). No-op on 3.12+. */
+/* 3.11 (the C trace function): stop LINE events for a frame not profiled (its f_trace_lines). */
 void memxx_frame_skip_lines(PyFrameObject *frame);
 
 /* 3.11: the bytes the allocator was asked for to hold a frame object. A C trace function makes
@@ -47,8 +40,11 @@ int memxx_code_is_resumable(PyObject *code);
  * call it. GIL held. */
 PyObject *memxx_current_code_location(int *offset);
 
-/* Where the allocator block of `obj` starts: the collector's header and the managed-dict
- * pointers come before the object. */
+/* Bytes the interpreter puts before an object of `type` in its allocator block: the collector's
+ * header and the managed-dict (3.12+: and weakref) pointers. */
+size_t memxx_object_preheader_bytes(PyTypeObject *type);
+
+/* Where the allocator block of `obj` starts (obj minus its pre-header). */
 const void *memxx_object_block_start(PyObject *obj);
 
 /* 3.13+ (PyRefTracer): calls `created` whenever an object is created, free-list reuse
@@ -100,6 +96,44 @@ int memxx_teardown_running(const memxx_teardown *teardown);
 /* The line at which a generator, coroutine or async generator is suspended, and its code
  * (borrowed) in *code; 0 if it is not suspended (not started, running or finished). GIL held. */
 int memxx_suspended_line(PyObject *generator, PyObject **code);
+
+/* --- the heap walker's reads (gc_walker) --------------------------------------------------- */
+
+/* Called for each tracked object; return non-zero to stop the walk. Must not allocate
+ * Python objects or run Python code: the walk follows the collector's own linked lists. */
+typedef int (*memxx_gc_visit_fn)(PyObject *op, void *arg);
+
+/* Visits every object tracked by the collector of the current interpreter: the generations
+ * youngest first (the order of gc.get_objects()), then the permanent generation filled by
+ * gc.freeze(), which gc.get_objects() does not show. Returns non-zero if the visitor stopped. */
+int memxx_gc_visit_tracked(memxx_gc_visit_fn visit, void *arg);
+
+/* Number of tracked objects (all generations, permanent included). */
+Py_ssize_t memxx_gc_tracked_count(void);
+
+/* Calls `visit` for each value of an instance's attributes stored outside a dict object
+ * (3.11+ inline values), with the attribute name; does not create the instance __dict__.
+ * Returns 0 if the object keeps no inline values (its attributes, if any, are in a dict). */
+typedef int (*memxx_attr_visit_fn)(PyObject *name, PyObject *value, void *arg);
+int memxx_visit_inline_attributes(PyObject *obj, memxx_attr_visit_fn visit, void *arg);
+
+/* The instance __dict__ if it already exists, else NULL (borrowed; never creates it). */
+PyObject *memxx_existing_instance_dict(PyObject *obj);
+
+/* True for objects that are never freed on this version (3.12+ immortal objects). */
+int memxx_is_immortal(PyObject *obj);
+
+/* What sys.getsizeof() adds to __sizeof__(): the object's pre-header (none for a static type
+ * object on 3.13, which is not allocated). */
+size_t memxx_getsizeof_overhead(PyObject *obj);
+
+/* Called once per complete Python frame of every thread of the interpreter (innermost frame
+ * first) with name and value NULL, then for each of its named slots (local, cell or free
+ * variable) that holds a value: `depth` counts complete frames from the top of that thread's
+ * stack, `code` is the frame's code object. Return non-zero to stop. No object is created. */
+typedef int (*memxx_frame_slot_fn)(unsigned long thread_id, int depth, PyObject *code,
+                                   PyObject *name, PyObject *value, void *arg);
+int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg);
 
 #ifdef __cplusplus
 }

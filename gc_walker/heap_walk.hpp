@@ -1,7 +1,7 @@
 // Enumerating the live gc-tracked objects in place, without building a list of them.
 #pragma once
 
-#include "gc_walker/gc_compat.h"
+#include "core/py_compat.h"
 
 #include <cstddef>
 

@@ -2,7 +2,7 @@
 // into Python code (a C++ container is invisible to gc.get_referrers, a list is not).
 #pragma once
 
-#include "gc_walker/gc_compat.h"
+#include "core/py_compat.h"
 
 #include <utility>
 

@@ -1,28 +1,20 @@
-// An in-memory memory series for memory_usage(): a thread samples a process (and its
-// descendants) at absolute deadlines, with no GIL and no file, until stopped, until the process
-// exits or until it has taken a given number of samples.
+// An in-memory memory series for memory_usage(): the sampling thread (mprof/sampling_thread.hpp)
+// samples a process (and its descendants), with no GIL and no file, until stopped, until the
+// process exits or until it has taken a given number of samples. Its methods are called from one
+// owner thread; samples() from any.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "mprof/process_tree.hpp"
+#include "mprof/sampling_thread.hpp"
 
 namespace memxx::mprof {
 
-struct UsageOptions {
-    int pid = 0;
-    double interval_seconds = 0.1;
-    bool include_children = false; // total = the process plus every descendant
-    bool children_detail = false;  // keep each descendant's own figure per sample
-    MemoryMetric metric = MemoryMetric::rss;
-    std::int64_t max_samples = 0; // 0: no limit
-};
+using UsageOptions = SamplingOptions;
 
 struct UsageSample {
     double time;                                        // seconds since the Unix epoch
@@ -45,21 +37,17 @@ class UsageSeries {
     void stop();
     // Blocks until the thread has finished by itself (process gone or max_samples reached).
     void wait();
-    bool running() const noexcept { return running_.load(std::memory_order_acquire); }
+    bool running() const noexcept { return thread_.running(); }
     // The samples taken; complete once stop() or wait() has returned.
     std::vector<UsageSample> samples() const;
 
   private:
-    void run() noexcept;
     bool take_sample(); // false when the process has gone or the limit is reached
 
     UsageOptions options_;
-    std::thread thread_;
-    std::atomic<bool> running_{false};
-    mutable std::mutex mutex_; // guards samples_ and stop_requested_
-    std::condition_variable wake_;
-    bool stop_requested_ = false;
+    mutable std::mutex mutex_; // guards samples_
     std::vector<UsageSample> samples_;
+    SamplingThread thread_; // last: it stops (and joins) before the members it uses go
 };
 
 } // namespace memxx::mprof

@@ -71,6 +71,15 @@ void bind_usage_series(py::module_ &m) {
 } // namespace
 
 void bind_core(py::module_ &m) {
+    // The core reports a Python error it left set (a taken sys.monitoring tool id) this way.
+    py::register_local_exception_translator([](std::exception_ptr error) {
+        try {
+            if (error) {
+                std::rethrow_exception(error);
+            }
+        } catch (const core::PythonErrorSet &) {
+        }
+    });
     py::class_<ProfiledCodes>(m, "ProfiledCodes",
                               "The code objects one line profiler measures, with per-line stats.")
         .def(py::init<>())

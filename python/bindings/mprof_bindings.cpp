@@ -133,7 +133,8 @@ void bind_mprof(py::module_& m) {
                  auto writer =
                      std::make_unique<mprof::DatWriter>(path, mprof::DatWriter::Mode::append);
                  return std::make_unique<mprof::Sampler>(
-                     mprof::SamplerOptions{pid, interval, include_children, multiprocess, chosen},
+                     mprof::SamplerOptions{pid, interval, include_children, multiprocess, chosen,
+                                           0},
                      std::move(writer));
              }),
              py::arg("pid"), py::arg("path"), py::arg("interval") = 0.1,

@@ -1,4 +1,5 @@
-"""Threads in every allocator domain, stacking with tracemalloc, and the allocators restored."""
+"""Threads in every allocator domain, stacking with tracemalloc and coverage.py, sys.monitoring
+tool ids taken by other tools, and the allocators restored."""
 
 import bz2
 import lzma
@@ -6,6 +7,8 @@ import os
 import sys
 import threading
 import tracemalloc
+
+import pytest
 
 import _memxx
 from _profiled import profiled
@@ -134,3 +137,77 @@ def test_generator_callee_and_c_callbacks_charge_the_calling_line():
     one = sys.getsizeof(bytearray(1000))
     assert 100 * one <= lines[1].increment <= 100 * one + 2048
     assert lines[1].occurrences == 1
+
+
+# --- other tools on the same interpreter hooks: coverage.py, sys.monitoring's tool ids ----------
+
+COVERAGE_CORES = ["ctrace"] + (["sysmon"] if sys.version_info >= (3, 12) else [])
+
+
+@pytest.mark.parametrize("core", COVERAGE_CORES)
+def test_coverage_running_around_the_profiled_call(core, monkeypatch):
+    """coverage.py measures while we profile (its C tracer, or on 3.12+ sys.monitoring's
+    COVERAGE_ID): our lines are exact and coverage still sees every line of the function."""
+    import coverage
+
+    monkeypatch.setenv("COVERAGE_CORE", core)
+    cov = coverage.Coverage(data_file=None)
+    cov.start()
+    try:
+        if core == "sysmon":
+            assert sys.monitoring.get_tool(sys.monitoring.COVERAGE_ID) is not None
+        lines, _ = profiled(seed)
+    finally:
+        cov.stop()
+    assert_seed_exact(lines)
+    first = seed.__code__.co_firstlineno
+    assert {first + 1, first + 2, first + 3, first + 4} <= set(cov.get_data().lines(__file__))
+    assert _memxx.hook_stats()["installed"] is False
+
+
+def _our_tool_id():
+    mon = sys.monitoring
+    return next((i for i in range(6) if mon.get_tool(i) == "memory_profilerxx"), None)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
+def test_our_tool_id_taken_by_another_tool_profiles_on_a_free_one():
+    mon = sys.monitoring
+    profiled(seed)
+    ours = _our_tool_id()
+    assert ours is not None
+    mon.free_tool_id(ours)
+    mon.use_tool_id(ours, "another profiler")
+    try:
+        lines, _ = profiled(seed)
+        assert_seed_exact(lines)
+        assert mon.get_tool(ours) == "another profiler"
+        assert _our_tool_id() not in (None, ours)
+    finally:
+        mon.free_tool_id(ours)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
+def test_every_tool_id_taken_raises_one_error_naming_the_tools():
+    mon = sys.monitoring
+    profiled(seed)
+    mon.free_tool_id(_our_tool_id())
+    taken = [i for i in range(2, 6) if mon.get_tool(i) is None]
+    for i in taken:
+        mon.use_tool_id(i, f"tool{i}")
+    ran = []
+    try:
+        with pytest.raises(RuntimeError) as error:
+            profiled(lambda: ran.append(1))
+        assert not ran
+        message = str(error.value)
+        assert "\n" not in message
+        assert "no sys.monitoring tool id is free" in message
+        for i in range(2, 6):
+            assert f"{i}: {mon.get_tool(i)!r}" in message
+        assert _memxx.hook_stats()["installed"] is False
+    finally:
+        for i in taken:
+            mon.free_tool_id(i)
+    lines, _ = profiled(seed)
+    assert_seed_exact(lines)
