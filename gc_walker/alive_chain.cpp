@@ -155,30 +155,6 @@ AliveChain why_alive(PyObject *obj, const AliveQuery &query) {
         modules.insert(m, 0);
     }
 
-    struct Node {
-        PyRef obj;
-        size_t parent;
-    };
-    constexpr size_t no_parent = SIZE_MAX;
-    std::vector<Node> nodes;
-    PointerIndex seen(64);
-    nodes.push_back({PyRef::borrow(obj), no_parent});
-    seen.insert(obj, 0);
-
-    AliveChain result;
-    auto finish = [&](size_t i, AliveChain::Root kind) {
-        result.root = kind;
-        for (size_t n = i; n != no_parent; n = nodes[n].parent) {
-            result.chain.push_back(nodes[n].obj);
-        }
-        if (kind == AliveChain::Root::frame) {
-            const FrameSlot &s = slots[slot_of.find(nodes[i].obj.get())];
-            result.thread_id = s.thread_id;
-            result.frame_depth = s.depth;
-            result.code = PyRef::borrow(s.code);
-            result.slot_name = PyRef::borrow(s.name);
-        }
-    };
     auto root_kind = [&](PyObject *o) {
         if (modules.contains(o)) {
             return AliveChain::Root::module;
@@ -192,44 +168,24 @@ AliveChain why_alive(PyObject *obj, const AliveQuery &query) {
         }
         return AliveChain::Root::none;
     };
-
-    size_t level_begin = 0;
-    size_t level_end = 1;
-    std::vector<PyObject *> level;
-    std::vector<std::vector<PyRef>> referrers;
-    for (long depth = 0;; ++depth) {
-        for (size_t i = level_begin; i < level_end; ++i) {
-            const AliveChain::Root kind = root_kind(nodes[i].obj.get());
-            if (kind != AliveChain::Root::none) {
-                finish(i, kind);
-                return result;
-            }
-        }
-        if (depth >= query.max_depth) {
-            break;
-        }
-        level.clear();
-        for (size_t i = level_begin; i < level_end; ++i) {
-            level.push_back(nodes[i].obj.get());
-        }
-        referrers = referrers_of(level, query.excluded);
-        for (size_t i = 0; i < referrers.size(); ++i) {
-            for (PyRef &r : referrers[i]) {
-                if (only_history_refers(r.get(), level[i], query)) {
-                    continue;
-                }
-                if (seen.find(r.get()) == PointerIndex::npos) {
-                    seen.insert(r.get(), 0);
-                    nodes.push_back({std::move(r), level_begin + i});
-                }
-            }
-        }
-        referrers.clear();
-        level_begin = level_end;
-        level_end = nodes.size();
-        if (level_begin == level_end) {
-            break;
-        }
+    AliveChain result;
+    result.chain = search_levels(
+        obj, Steps{}, query.max_depth, query.excluded,
+        [&](PyObject *o) { return root_kind(o) != AliveChain::Root::none; },
+        [&](PyObject *referrer, PyObject *target) {
+            return !only_history_refers(referrer, target, query);
+        });
+    if (result.chain.empty()) {
+        return result;
+    }
+    PyObject *root = result.chain.front().get();
+    result.root = root_kind(root);
+    if (result.root == AliveChain::Root::frame) {
+        const FrameSlot &s = slots[slot_of.find(root)];
+        result.thread_id = s.thread_id;
+        result.frame_depth = s.depth;
+        result.code = PyRef::borrow(s.code);
+        result.slot_name = PyRef::borrow(s.name);
     }
     return result;
 }

@@ -3,10 +3,8 @@
 #include <gvc.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 
 namespace memxx::gc {
 
@@ -97,19 +95,6 @@ void lay_out_and_render(const std::string &dot_text, const std::string &target, 
 }
 
 } // namespace
-
-void render_dot(const std::string &dot_text, const std::string &format, const std::string &path) {
-    check_format(format, path);
-    // Check the path first: gvRenderFilename reports an unwritable file only on stderr.
-    FILE *probe = std::fopen(path.c_str(), "wb");
-    if (probe == nullptr) {
-        throw RenderError("cannot write " + path + ": " + std::strerror(errno));
-    }
-    std::fclose(probe);
-    lay_out_and_render(dot_text, path, [&](GVC_t *gvc, Agraph_t *graph) {
-        return gvRenderFilename(gvc, graph, format.c_str(), path.c_str());
-    });
-}
 
 std::string render_dot_data(const std::string &dot_text, const std::string &format) {
     const std::string target = "the " + format + " image";

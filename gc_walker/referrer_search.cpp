@@ -2,7 +2,6 @@
 
 #include "gc_walker/heap_walk.hpp"
 
-#include <unordered_set>
 
 namespace memxx::gc {
 
@@ -74,8 +73,50 @@ std::vector<PyRef> referents_of(PyObject *obj) {
     return out;
 }
 
-std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, bool backwards, long max_depth,
-                              const Excluded &excluded) {
+namespace {
+
+// The next nodes of each node of `level`, as `steps` says, excluded objects left out.
+void next_level(const std::vector<PyObject *> &level, const Steps &steps, const Excluded &excluded,
+                const PointerIndex &excluded_addrs, std::vector<std::vector<PyRef>> &out) {
+    if (steps.kind == Steps::Kind::referrers) {
+        referrers_pass(level, excluded, excluded_addrs, out);
+        return;
+    }
+    out.clear();
+    for (PyObject *o : level) {
+        std::vector<PyRef> next;
+        if (steps.kind == Steps::Kind::referents) {
+            next = referents_of(o);
+        } else {
+            PyRef found = PyRef::steal(checked(PyObject_CallOneArg(steps.callable, o)));
+            PyRef it = PyRef::steal(checked(PyObject_GetIter(found.get())));
+            while (PyObject *item = PyIter_Next(it.get())) {
+                if (item != found.get()) {
+                    next.push_back(PyRef::steal(item));
+                } else {
+                    Py_DECREF(item);
+                }
+            }
+            if (PyErr_Occurred()) {
+                throw PythonError{};
+            }
+        }
+        std::vector<PyRef> kept;
+        for (PyRef &r : next) {
+            if (!excluded.contains(r.get(), excluded_addrs)) {
+                kept.push_back(std::move(r));
+            }
+        }
+        out.push_back(std::move(kept));
+    }
+}
+
+} // namespace
+
+std::vector<PyRef> search_levels(PyObject *start, const Steps &steps, long max_depth,
+                                 const Excluded &excluded,
+                                 const std::function<bool(PyObject *)> &is_goal,
+                                 const std::function<bool(PyObject *, PyObject *)> &keep) {
     struct Node {
         PyRef obj;
         size_t parent;
@@ -83,22 +124,16 @@ std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, bool backwar
     constexpr size_t no_parent = SIZE_MAX;
     const PointerIndex excluded_addrs = address_index(excluded.addresses);
     std::vector<Node> nodes;
-    std::unordered_set<PyObject *> seen;
+    PointerIndex seen(64);
     nodes.push_back({PyRef::borrow(start), no_parent});
-    seen.insert(start);
+    seen.insert(start, 0);
     size_t level_begin = 0;
     size_t level_end = 1;
     std::vector<PyObject *> level;
     std::vector<std::vector<PyRef>> neighbours;
     for (long depth = 0;; ++depth) {
         for (size_t i = level_begin; i < level_end; ++i) {
-            PyRef verdict =
-                PyRef::steal(checked(PyObject_CallOneArg(predicate, nodes[i].obj.get())));
-            int truth = PyObject_IsTrue(verdict.get());
-            if (truth < 0) {
-                throw PythonError{};
-            }
-            if (truth) {
+            if (is_goal(nodes[i].obj.get())) {
                 std::vector<PyRef> chain;
                 for (size_t n = i; n != no_parent; n = nodes[n].parent) {
                     chain.push_back(nodes[n].obj);
@@ -113,23 +148,14 @@ std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, bool backwar
         for (size_t i = level_begin; i < level_end; ++i) {
             level.push_back(nodes[i].obj.get());
         }
-        if (backwards) {
-            referrers_pass(level, excluded, excluded_addrs, neighbours);
-        } else {
-            neighbours.clear();
-            for (PyObject *o : level) {
-                std::vector<PyRef> next;
-                for (PyRef &r : referents_of(o)) {
-                    if (!excluded.contains(r.get(), excluded_addrs)) {
-                        next.push_back(std::move(r));
-                    }
-                }
-                neighbours.push_back(std::move(next));
-            }
-        }
+        next_level(level, steps, excluded, excluded_addrs, neighbours);
         for (size_t i = 0; i < neighbours.size(); ++i) {
             for (PyRef &r : neighbours[i]) {
-                if (seen.insert(r.get()).second) {
+                if (keep && !keep(r.get(), level[i])) {
+                    continue;
+                }
+                if (seen.find(r.get()) == PointerIndex::npos) {
+                    seen.insert(r.get(), 0);
                     nodes.push_back({std::move(r), level_begin + i});
                 }
             }
@@ -141,8 +167,23 @@ std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, bool backwar
             break;
         }
     }
-    std::vector<PyRef> chain;
-    chain.push_back(PyRef::borrow(start));
+    return {};
+}
+
+std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, const Steps &steps,
+                              long max_depth, const Excluded &excluded) {
+    auto matches = [predicate](PyObject *o) {
+        PyRef verdict = PyRef::steal(checked(PyObject_CallOneArg(predicate, o)));
+        int truth = PyObject_IsTrue(verdict.get());
+        if (truth < 0) {
+            throw PythonError{};
+        }
+        return truth != 0;
+    };
+    std::vector<PyRef> chain = search_levels(start, steps, max_depth, excluded, matches);
+    if (chain.empty()) {
+        chain.push_back(PyRef::borrow(start));
+    }
     return chain;
 }
 

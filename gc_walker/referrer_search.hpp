@@ -7,6 +7,7 @@
 #include "gc_walker/py_ref.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace memxx::gc {
@@ -27,11 +28,26 @@ std::vector<std::vector<PyRef>> referrers_of(const std::vector<PyObject *> &targ
 // The objects `obj` refers to (tp_traverse order), as gc.get_referents.
 std::vector<PyRef> referents_of(PyObject *obj);
 
-// Breadth-first search from `start` along referrers (backwards) or referents; `predicate` is
-// called on each node as it is reached in BFS order. Returns [match, ..., start] for the first
-// match within `max_depth` steps, or [start]. One heap pass per level, not per node.
-std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, bool backwards, long max_depth,
-                              const Excluded &excluded);
+// Where a breadth-first search steps from a node: to its referrers (one heap pass for a whole
+// level), its referents, or the objects a Python callable returns for it.
+struct Steps {
+    enum class Kind { referrers, referents, callable };
+    Kind kind = Kind::referrers;
+    PyObject *callable = nullptr; // Kind::callable: node -> iterable of next nodes
+};
+
+// The one referrer search: breadth-first from `start`, a level at a time. `is_goal` is asked
+// of each node as it is reached (start first, then BFS order); `keep(next, node)`, if given,
+// may refuse a step. Returns [goal, ..., start], or nothing when no goal lies within
+// `max_depth` steps. Excluded objects are never stepped on.
+std::vector<PyRef> search_levels(PyObject *start, const Steps &steps, long max_depth,
+                                 const Excluded &excluded,
+                                 const std::function<bool(PyObject *)> &is_goal,
+                                 const std::function<bool(PyObject *, PyObject *)> &keep = {});
+
+// search_levels with a Python predicate as the goal: [match, ..., start], or [start].
+std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, const Steps &steps,
+                              long max_depth, const Excluded &excluded);
 
 // The objects (items of `objects`, or all tracked objects if nullptr) that no tracked object
 // other than `objects` itself refers to, in their original order.

@@ -1,5 +1,7 @@
 #include "mprof/dat_file.hpp"
 
+#include "mprof/output_file.hpp"
+
 #include <cerrno>
 #include <cmath>
 #include <cstdarg>
@@ -90,40 +92,12 @@ std::string format_function_line(const FunctionSpan &span) {
 }
 
 DatWriter::DatWriter(const std::string &path, Mode mode) : path_(path) {
-    // A profile is written where others may write too (/tmp, a shared project dir): never
-    // follow a symbolic link planted under its name, never block on a FIFO, never write into a
-    // device or into a file someone else owns.
-    // Emptied (Mode::truncate) only once the checks below have passed.
-    fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
-               0644);
-    if (fd_ < 0) {
-        const int error = errno;
-        if (error == ELOOP) {
-            throw ProfileFileError(path + ": is a symbolic link; refusing to write through it");
-        }
-        if (error == ENXIO) { // a FIFO nobody reads (O_NONBLOCK) or a device without a driver
-            throw ProfileFileError(path + ": not a regular file; refusing to write to it");
-        }
-        throw ProfileFileError(path + ": cannot open for writing: " + std::strerror(error));
-    }
-    struct stat info{};
-    std::string refused;
-    if (fstat(fd_, &info) != 0 || !S_ISREG(info.st_mode)) {
-        refused = "not a regular file; refusing to write to it";
-    } else if (info.st_uid != geteuid()) {
-        refused = "owned by another user; refusing to write to it";
-    }
-    if (!refused.empty()) {
-        ::close(fd_);
-        fd_ = -1;
-        throw ProfileFileError(path + ": " + refused);
-    }
-    fcntl(fd_, F_SETFL, O_APPEND);
-    if (mode == Mode::truncate && ftruncate(fd_, 0) != 0) {
-        const int error = errno;
-        ::close(fd_);
-        fd_ = -1;
-        throw ProfileFileError(path + ": cannot empty it: " + std::strerror(error));
+    // A profile is written where others may write too (/tmp, a shared project dir): the one
+    // output opener refuses links, FIFOs, devices and other users' files.
+    try {
+        fd_ = open_output(path, mode == Mode::truncate ? OutputMode::truncate : OutputMode::append);
+    } catch (const OutputFileError &e) {
+        throw ProfileFileError(e.what());
     }
 }
 

@@ -46,7 +46,8 @@ class DatWriter {
     std::string path_;
 };
 
-// Formats records exactly as memory_profiler does (for tests and the JSON converter).
+// Formats records exactly as memory_profiler does: the one formatter of .dat lines (the writer,
+// the JSON converter, and from Python memory_usage(stream=...), FUNC spans and --timestamp).
 std::string format_mem_line(const MemorySample& sample);
 std::string format_child_line(const std::string& child, const MemorySample& sample);
 std::string format_function_line(const FunctionSpan& span);

@@ -7,6 +7,10 @@
 
 namespace memxx::mprof {
 
+// The unit of every memory figure in the .dat format and in the reports: memory_profiler's
+// MiB, 2^20 bytes. The one definition (Python reads it as _memxx.MIB).
+constexpr long bytes_per_mib = 1L << 20;
+
 struct MemorySample {
     double mib = 0;
     double time = 0; // seconds since the Unix epoch

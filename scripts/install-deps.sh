@@ -2,7 +2,8 @@
 # Installs what is missing: the Debian build packages, then the Python packages for each
 # interpreter given (default: every one scripts/pythons.sh lists). pytest-xdist and pytest-memray:
 # the pytest plugin's xdist tests and benchmark; toolz: the third-party suite it times; coverage:
-# the line profiler's test with coverage.py running (they share sys.monitoring's tool ids).
+# the line profiler's test with coverage.py running (they share sys.monitoring's tool ids);
+# mypy: the typing step of test.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -32,5 +33,5 @@ for py in "${pythons[@]}"; do
         "scikit-build-core>=0.10" "pybind11>=2.10" pytest numpy memory_profiler objgraph \
         ipython matplotlib psutil setuptools pillow memray \
         ipykernel nbclient nbformat \
-        pytest-xdist pytest-memray toolz coverage
+        pytest-xdist pytest-memray toolz coverage mypy
 done

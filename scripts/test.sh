@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every test: Catch2 (ctest), then pytest on each interpreter,
-# then the sanitizer step (scripts/test-reliability.sh).
+# then mypy --strict and stubtest, then the sanitizer step (scripts/test-reliability.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -19,6 +19,10 @@ for py in "${pythons[@]}"; do
     # Run from outside the checkout so the installed packages are the ones tested.
     (cd "$top/tests" && "$py" -m pytest -q -p no:cacheprovider "$top/tests/python")
 done
+echo "== mypy --strict on the three packages; stubtest: _memxx.pyi against the built module"
+(cd "$top" && "${pythons[0]}" -m mypy)
+(cd "$top/tests" && "${pythons[0]}" -m mypy.stubtest _memxx --mypy-config-file "$top/pyproject.toml" \
+    --allowlist "$top/python/bindings/_memxx.stubtest-allowlist")
 # Reliability: ASan + UBSan build, ctest and pytest's core cases under them, the fuzz run.
 "$here/test-reliability.sh"
 echo "== all tests passed"

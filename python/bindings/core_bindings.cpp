@@ -1,7 +1,6 @@
 #include <pybind11/stl.h>
 
 #include "core/alloc_hook.hpp"
-#include "core/line_records_json.hpp"
 #include "core/line_tracer.hpp"
 #include "core/peak_recorder.hpp"
 #include "core/process_memory.hpp"
@@ -238,23 +237,6 @@ void bind_core(py::module_ &m) {
         d["native_patch_seconds"] = s.native_patch_seconds;
         return d;
     });
-    m.def(
-        "line_records_to_json",
-        [](const py::iterable &records, int indent) {
-            std::vector<core::LineRecord> rows;
-            for (py::handle r : records) {
-                rows.push_back(core::LineRecord{
-                    r.attr("filename").cast<std::string>(), r.attr("function").cast<std::string>(),
-                    r.attr("lineno").cast<int>(), r.attr("source").cast<std::string>(),
-                    r.attr("occurrences").cast<std::uint64_t>(),
-                    r.attr("increment").cast<std::int64_t>(), r.attr("peak").cast<std::int64_t>(),
-                    r.attr("memory").cast<std::int64_t>(),
-                    r.attr("native_increment").cast<std::int64_t>(),
-                    r.attr("native_peak").cast<std::int64_t>()});
-            }
-            return core::line_records_to_json(rows, indent);
-        },
-        py::arg("records"), py::arg("indent") = 2);
 }
 
 } // namespace memxx::bindings

@@ -11,6 +11,7 @@
 #include "gc_walker/object_sites.hpp"
 #include "gc_walker/referrer_search.hpp"
 #include "gc_walker/type_stats.hpp"
+#include "mprof/output_file.hpp"
 
 #include <pybind11/stl.h>
 
@@ -334,16 +335,29 @@ void bind_gc(py::module_ &m) {
 
     m.def(
         "gc_find_chain",
-        [](const py::object &obj, const py::object &predicate, bool backwards, long max_depth,
-           const py::iterable &excluded_ids, const py::tuple &observer_types) {
+        [](const py::object &obj, const py::object &predicate, const py::object &steps,
+           long max_depth, const py::iterable &excluded_ids, const py::tuple &observer_types) {
             gc::Excluded excluded = excluded_from(excluded_ids, observer_types);
+            gc::Steps how;
+            if (py::isinstance<py::str>(steps)) {
+                const std::string kind = steps.cast<std::string>();
+                if (kind != "referrers" && kind != "referents") {
+                    throw py::value_error("steps must be 'referrers', 'referents' or a callable");
+                }
+                how.kind = kind == "referrers" ? gc::Steps::Kind::referrers
+                                               : gc::Steps::Kind::referents;
+            } else {
+                how.kind = gc::Steps::Kind::callable;
+                how.callable = steps.ptr();
+            }
             return to_list(python_errors([&] {
-                return gc::find_chain(obj.ptr(), predicate.ptr(), backwards, max_depth, excluded);
+                return gc::find_chain(obj.ptr(), predicate.ptr(), how, max_depth, excluded);
             }));
         },
-        py::arg("obj"), py::arg("predicate"), py::arg("backwards"), py::arg("max_depth"),
+        py::arg("obj"), py::arg("predicate"), py::arg("steps"), py::arg("max_depth"),
         py::arg("excluded_ids") = py::tuple(), py::arg("observer_types") = py::tuple(),
-        "[match, ..., obj]: the shortest reference chain found breadth-first, or [obj].");
+        "[match, ..., obj]: the shortest chain found breadth-first along `steps` ('referrers', "
+        "'referents' or a callable giving a node's next nodes), or [obj].");
 
     m.def(
         "gc_unreferenced",
@@ -355,12 +369,24 @@ void bind_gc(py::module_ &m) {
         "Objects (of `objects` or all tracked) that no tracked object refers to.");
 
     m.def(
-        "gc_attribute_name",
-        [](const py::object &obj, const py::object &target) -> py::object {
-            PyRef name = gc::attribute_name_of(obj.ptr(), target.ptr());
-            return name ? py::reinterpret_steal<py::object>(name.release()) : py::none();
+        "gc_edge",
+        [](const py::object &src, const py::object &dst) -> py::object {
+            gc::Edge e = python_errors([&] { return gc::edge_between(src.ptr(), dst.ptr()); });
+            static const char *const kind_names[] = {"",       "namespace", "dict_value",
+                                                     "dict_key", "index",   "member",
+                                                     "attribute", "local"};
+            if (e.kind == gc::Edge::Kind::none) {
+                return py::none();
+            }
+            py::object key = e.kind == gc::Edge::Kind::index ? py::cast(e.index)
+                             : e.key ? py::reinterpret_borrow<py::object>(e.key.get())
+                                     : py::object(py::none());
+            return py::make_tuple(kind_names[static_cast<int>(e.kind)], key);
         },
-        "Name of the instance attribute of `obj` holding `target` (no __dict__ is created).");
+        py::arg("src"), py::arg("dst"),
+        "(kind, key) naming how `src` refers to `dst`, or None: kind is 'namespace', "
+        "'dict_value', 'dict_key', 'index', 'member', 'attribute' or 'local' (no __dict__ is "
+        "created).");
 
     m.def(
         "gc_existing_dict",
@@ -391,14 +417,17 @@ void bind_gc(py::module_ &m) {
     m.def(
         "gc_render_dot",
         [](const std::string &text, const std::string &format, const std::string &path) {
+            std::string image;
             try {
-                gc::render_dot(text, format, path);
+                image = gc::render_dot_data(text, format);
             } catch (const gc::RenderError &e) {
                 throw py::value_error(e.what());
             }
+            mprof::write_output(path, image);
         },
         py::arg("dot_text"), py::arg("format"), py::arg("path"),
-        "Lay out DOT text with Graphviz dot and write it to `path` as `format`.");
+        "Lay out DOT text with Graphviz dot and write it to `path` as `format` (through "
+        "write_output: rendered in memory, then written; never through a link).");
     m.def(
         "gc_render_dot_data",
         [](const std::string &text, const std::string &format) {

@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include "mprof/dat_file.hpp"
+#include "mprof/output_file.hpp"
 #include "mprof/process_tree.hpp"
 #include "mprof/sampler.hpp"
 #include "python/bindings/bindings.hpp"
@@ -100,6 +101,29 @@ mprof::MemoryMetric metric_from_name(const std::string& name) {
 
 void bind_mprof(py::module_& m) {
     py::register_exception<mprof::ProfileFileError>(m, "ProfileFileError", PyExc_ValueError);
+    py::register_exception<mprof::OutputFileError>(m, "OutputFileError", PyExc_ValueError);
+
+    m.def(
+        "open_output",
+        [](const std::string& path, bool append) {
+            return mprof::open_output(path, append ? mprof::OutputMode::append
+                                                   : mprof::OutputMode::truncate);
+        },
+        py::arg("path"), py::arg("append") = false,
+        "A descriptor open for writing `path` (O_APPEND; emptied unless `append`), refusing a "
+        "symbolic link, FIFO, device or another user's file (OutputFileError).");
+    m.def("check_output", &mprof::check_output, py::arg("path"),
+          "Raises OutputFileError if `path` exists and is a link, not a regular file, or another "
+          "user's; creates nothing.");
+    m.def(
+        "write_output",
+        [](const std::string& path, const std::string& data) {
+            py::gil_scoped_release unlocked;
+            mprof::write_output(path, data);
+        },
+        py::arg("path"), py::arg("data"),
+        "Writes `data` (bytes, or str as UTF-8) as the whole content of `path`: a new file in "
+        "the same directory renamed over it; refuses as open_output (OutputFileError).");
 
     py::class_<mprof::Sampler>(m, "Sampler",
                                "Samples a process's memory at absolute deadlines into a .dat file.")
@@ -132,6 +156,28 @@ void bind_mprof(py::module_& m) {
             return d;
         });
 
+    m.attr("MIB") = mprof::bytes_per_mib;
+    m.def(
+        "format_mem_line",
+        [](double mib, double time) { return mprof::format_mem_line({mib, time}); },
+        py::arg("mib"), py::arg("time"), "A .dat MEM line: 'MEM <MiB> <unix time>\\n'.");
+    m.def(
+        "format_child_line",
+        [](const std::string& child, double mib, double time) {
+            return mprof::format_child_line(child, {mib, time});
+        },
+        py::arg("child"), py::arg("mib"), py::arg("time"),
+        "A .dat CHLD line: 'CHLD <child> <MiB> <unix time>\\n'.");
+    m.def(
+        "format_function_line",
+        [](const std::string& name, double mem_start, double time_start, double mem_end,
+           double time_end, int level) {
+            return mprof::format_function_line(
+                {name, mem_start, time_start, mem_end, time_end, level});
+        },
+        py::arg("name"), py::arg("mem_start"), py::arg("time_start"), py::arg("mem_end"),
+        py::arg("time_end"), py::arg("level"),
+        "A .dat FUNC line: 'FUNC <name> <MiB> <t> <MiB> <t> <level>\\n'.");
     m.def(
         "create_dat",
         [](const std::string& path, const std::string& cmdline) {

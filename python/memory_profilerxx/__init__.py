@@ -12,9 +12,10 @@ True
 
 from typing import Any
 
+from _memxx import MIB
+
 from memory_profilerxx._line_profiler import CodeMap, LineProfiler, LineRecord, profile
 from memory_profilerxx._memory_usage import (
-    _TWO_20,
     MemitResult,
     _get_child_memory,
     _get_memory,
@@ -27,6 +28,8 @@ from memory_profilerxx._report import report_html, show_results
 from memory_profilerxx._timestamper import LogFile, TimeStamper
 
 __version__ = "0.1.0"
+
+_TWO_20 = float(MIB)  # memory_profiler's name for the MiB
 
 __all__ = ["_TWO_20", "CodeMap", "LineProfiler", "LineRecord", "LogFile", "MemitResult",
            "MemoryProfilerMagics", "TimeStamper", "__version__", "_get_child_memory",

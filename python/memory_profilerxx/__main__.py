@@ -13,6 +13,8 @@ import runpy
 import sys
 from typing import Any
 
+import _memxx
+
 from memory_profilerxx import LineProfiler, __version__, show_results
 from memory_profilerxx._memory_usage import BACKENDS
 from memory_profilerxx._report import LAYOUTS
@@ -79,32 +81,29 @@ def _run(args: argparse.Namespace, prof: Any) -> None:
     runpy.run_path(script, run_name="__main__")
 
 
-def _open_output(path: str, append: bool) -> Any:
-    """Opens a report file without following a symlink planted at its path (O_NOFOLLOW)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    flags |= os.O_APPEND if append else os.O_TRUNC
-    return os.fdopen(os.open(path, flags, 0o644), "a" if append else "w", encoding="utf-8")
+def _open_report(path: str) -> Any:
+    """Return the report file open for appending (as memory_profiler's -o), through the one
+    safe output opener."""
+    return os.fdopen(_memxx.open_output(path, append=True), "a", encoding="utf-8")
 
 
 def _write_reports(args: argparse.Namespace, prof: Any) -> None:
     if isinstance(prof, TimeStamper):
         if args.out_filename is not None:
-            with _open_output(args.out_filename, append=True) as out:
+            with _open_report(args.out_filename) as out:
                 prof.show_results(out)
         else:
             prof.show_results()
             sys.stdout.flush()
         return
     if args.out_filename is not None:
-        with _open_output(args.out_filename, append=True) as out:
+        with _open_report(args.out_filename) as out:
             show_results(prof, stream=out, precision=args.precision, layout=args.layout)
     else:
         show_results(prof, precision=args.precision, layout=args.layout)
         sys.stdout.flush()
     if args.json_filename is not None:
-        with _open_output(args.json_filename, append=False) as out:
-            out.write(prof.to_json())
-            out.write("\n")
+        _memxx.write_output(args.json_filename, prof.to_json() + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         try:
             _write_reports(args, prof)
-        except OSError as error:  # e.g. a symlink planted while the program ran: ELOOP
+        except (OSError, _memxx.OutputFileError) as error:  # e.g. a link planted meanwhile
             print(f"python -m memory_profilerxx: cannot write the report: {error}",
                   file=sys.stderr)
             code = code or 2

@@ -32,4 +32,4 @@ def show(text: str, html: str | None = None) -> None:
     bundle = {"text/plain": text.rstrip("\n")}
     if html:
         bundle["text/html"] = html
-    display(bundle, raw=True)
+    display(bundle, raw=True)  # type: ignore[no-untyped-call]

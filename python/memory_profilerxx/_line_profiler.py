@@ -12,8 +12,8 @@ from types import CodeType
 from typing import Any, Self
 
 import _memxx
+from _memxx import MIB
 
-_MIB = 2.0**20
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,16 @@ def function_lines(code: CodeType) -> range:
     return range(first, first + len(block))
 
 
-class CodeMap(dict):
+class CodeMap(dict[Any, Any]):
     """``code -> {lineno: (increment MiB, memory MiB, occurrences)}``, as memory_profiler's.
 
     ``items()`` yields ``(filename, iterator of (lineno, tuple or None))`` over every source
     line of each profiled function that has measurements, as memory_profiler's CodeMap does.
     """
 
-    def items(self) -> Iterator[tuple[str, Iterator[tuple[int, tuple | None]]]]:  # type: ignore[override]
+    def items(  # type: ignore[override]
+        self,
+    ) -> Iterator[tuple[str, Iterator[tuple[int, tuple[Any, ...] | None]]]]:
         for code, measures in dict.items(self):
             if not measures:
                 continue
@@ -131,15 +133,16 @@ class LineProfiler:
         self._previous_trace: Any = None
         self._codes = _memxx.ProfiledCodes()
         self._codes.native = bool(kw.get("native", True))
-        self.functions: list[Callable] = []
+        self.functions: list[Callable[..., Any]] = []
 
-    def __call__(self, func: Callable | None = None, precision: int = 1) -> Callable:
+    def __call__(self, func: Callable[..., Any] | None = None,
+                 precision: int = 1) -> Callable[..., Any]:
         if func is None:
             return functools.partial(self.__call__, precision=precision)
         self.add_function(func)
         return self.wrap_function(func)
 
-    def add_function(self, func: Callable) -> None:
+    def add_function(self, func: Callable[..., Any]) -> None:
         """Measure the lines of ``func`` from now on (while the profiler is enabled)."""
         code = code_of(func)
         if code is None:
@@ -151,7 +154,7 @@ class LineProfiler:
             for nested in _nested_functions(code):
                 self._codes.add_nested(nested, code)
 
-    def wrap_function(self, func: Callable) -> Callable:
+    def wrap_function(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """A wrapper of ``func`` that enables the profiler while it runs.
 
         Generator functions and ``async def`` functions get a wrapper of the same kind that
@@ -175,10 +178,10 @@ class LineProfiler:
 
     def _trace_max_mem(self, frame: Any, event: str, arg: Any) -> Any:
         """``--pdb-mmem``: enters pdb when a profiled line runs above ``max_mem`` MiB."""
-        if frame.f_code not in self._codes:
+        if frame.f_code not in self._codes or self.max_mem is None:
             return None
-        if event in ("line", "return") and _memxx.rss_bytes() / _MIB >= self.max_mem:
-            sys.stdout.write(f"Current memory {_memxx.rss_bytes() / _MIB:.2f} MiB exceeded the "
+        if event in ("line", "return") and _memxx.rss_bytes() / MIB >= self.max_mem:
+            sys.stdout.write(f"Current memory {_memxx.rss_bytes() / MIB:.2f} MiB exceeded the "
                              f"maximum of {self.max_mem:.2f} MiB\n")
             sys.stdout.write("Stepping into the debugger \n")
             import pdb  # noqa: T100 - --pdb-mmem is a request for the debugger
@@ -201,7 +204,7 @@ class LineProfiler:
     def __exit__(self, *exc: object) -> None:
         self.disable()
 
-    def runctx(self, cmd: str, globals: dict, locals: dict) -> LineProfiler:
+    def runctx(self, cmd: str, globals: dict[str, Any], locals: dict[str, Any]) -> LineProfiler:
         """Profile one statement in the given namespaces."""
         self.enable()
         try:
@@ -227,7 +230,7 @@ class LineProfiler:
         """memory_profiler's view: ``{code: {lineno: (increment MiB, memory MiB, occurrences)}}``."""
         view = CodeMap()
         for code, rows in self._results():
-            view[code] = {line: (inc / _MIB, mem / _MIB, occ)
+            view[code] = {line: (inc / MIB, mem / MIB, occ)
                           for line, occ, inc, _peak, mem, *_native in rows}
         return view
 
@@ -246,7 +249,9 @@ class LineProfiler:
 
     def to_json(self, indent: int = 2) -> str:
         """The records as JSON text: ``{"format", "version", "unit": "bytes", "lines": [...]}``."""
-        return _memxx.line_records_to_json(self.records(), indent)
+        from memory_profilerxx._report import records_json
+
+        return records_json(self.records(), indent)
 
 
 def _step(steps: Any, codes: Any) -> Generator[Any, Any, Any]:
@@ -283,8 +288,8 @@ class _Awaitable:
         return (yield from _step(self._coro, self._codes))
 
 
-def _wrap(func: Callable, begin: Callable[[], LineProfiler],
-          end: Callable[[LineProfiler], None]) -> Callable:
+def _wrap(func: Callable[..., Any], begin: Callable[[], LineProfiler],
+          end: Callable[[LineProfiler], None]) -> Callable[..., Any]:
     """The wrapper of ``func`` that enables a profiler while its body runs.
 
     ``begin`` (returning the profiler to use) and ``end`` bracket each call; for a generator or
@@ -334,7 +339,7 @@ def _wrap(func: Callable, begin: Callable[[], LineProfiler],
     return run
 
 
-def _mprof_span(func: Callable) -> Callable | None:
+def _mprof_span(func: Callable[..., Any]) -> Callable[..., Any] | None:
     """Inside ``mprofxx run`` (MPROFXX_DAT set), each call is also a FUNC span of the .dat."""
     import os
 
@@ -345,8 +350,9 @@ def _mprof_span(func: Callable) -> Callable | None:
     return functools.partial(_spans.function_span, _spans.function_name(func))
 
 
-def profile(func: Callable | None = None, stream: Any = None, precision: int = 1,
-            backend: str = "psutil", layout: str | None = None, native: bool = True) -> Callable:
+def profile(func: Callable[..., Any] | None = None, stream: Any = None, precision: int = 1,
+            backend: str = "psutil", layout: str | None = None,
+            native: bool = True) -> Callable[..., Any]:
     """Decorator that prints a line-by-line memory report of ``func`` after each call.
 
     As memory_profiler's ``profile``: bare or with arguments; ``stream`` (default stdout) gets
@@ -387,7 +393,7 @@ def profile(func: Callable | None = None, stream: Any = None, precision: int = 1
     return _wrap(func, calls.begin, calls.end)
 
 
-def _with_span(func: Callable, span: Callable) -> Callable:
+def _with_span(func: Callable[..., Any], span: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def spanned(*args: Any, **kwargs: Any) -> Any:
         with span():
@@ -406,7 +412,7 @@ class _ReportedCalls:
     LineProfiler and one report; the bookkeeping is locked because threads enter and leave.
     """
 
-    def __init__(self, func: Callable, stream: Any, precision: int, layout: str | None,
+    def __init__(self, func: Callable[..., Any], stream: Any, precision: int, layout: str | None,
                  native: bool = True) -> None:
         self._func, self._stream, self._precision, self._layout = func, stream, precision, layout
         self._native = native

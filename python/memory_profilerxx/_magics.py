@@ -12,6 +12,7 @@ import io
 import linecache
 from typing import Any
 
+import _memxx
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.utils.ipstruct import Struct
@@ -23,7 +24,7 @@ from memory_profilerxx._display import in_kernel, show
 from memory_profilerxx._report import report_html, show_results
 
 
-def _run_statement(stmt: str, namespace: dict) -> None:
+def _run_statement(stmt: str, namespace: dict[str, Any]) -> None:
     exec(compile(stmt, "<memit>", "exec"), namespace)  # noqa: S102 - the user's own statement
 
 
@@ -44,6 +45,7 @@ class MemoryProfilerMagics(Magics):
         opts.merge(Struct(f=[], T=[""]))
         if cell is not None:
             arg_str += "\n" + cell
+        assert self.shell is not None  # a magic runs inside a shell
         global_ns = self.shell.user_global_ns
         local_ns = self.shell.user_ns
         funcs = []
@@ -82,8 +84,7 @@ class MemoryProfilerMagics(Magics):
         print(message)
         text_file = opts.T[0]
         if text_file:
-            with open(text_file, "w", encoding="utf-8") as pfile:
-                pfile.write(output)
+            _memxx.write_output(text_file, output)
             print(f"\n*** Profile printout saved to text file {text_file}. {message}")
         return prof if "r" in opts else None
 
@@ -101,14 +102,15 @@ class MemoryProfilerMagics(Magics):
         """
         opts, stmt = self.parse_options(line, "r:t:i:coq", posix=False, strict=False)
         repeat = max(int(getattr(opts, "r", 1)), 1)
-        timeout = int(getattr(opts, "t", 0))
-        timeout = timeout if timeout > 0 else None
+        seconds = int(getattr(opts, "t", 0))
+        timeout = seconds if seconds > 0 else None
         interval = float(getattr(opts, "i", 0.1))
         include_children = "c" in opts
         if cell is None:
             setup = "pass"
         else:
             setup, stmt = stmt, cell
+        assert self.shell is not None  # a magic runs inside a shell
         namespace = self.shell.user_ns
         gc.collect()
         _run_statement(setup, namespace)

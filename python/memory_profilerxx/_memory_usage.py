@@ -13,7 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-_TWO_20 = float(2**20)
+import _memxx
+from _memxx import MIB
+
+from memory_profilerxx._report import memit_line
+
 
 # memory_profiler's names, in its order of preference, with "hook" (exact) in front.
 BACKENDS = ("hook", "psutil", "psutil_pss", "psutil_uss", "posix", "tracemalloc")
@@ -56,8 +60,8 @@ def _check_pid(pid: int) -> int:
     return pid
 
 
-def _first_samples(series: Any, pid: int, backend: str) -> list:
-    samples = series.samples()
+def _first_samples(series: Any, pid: int, backend: str) -> list[Any]:
+    samples: list[Any] = series.samples()
     if samples:
         return samples
     if not os.path.exists(f"/proc/{pid}"):
@@ -68,8 +72,6 @@ def _first_samples(series: Any, pid: int, backend: str) -> list:
 
 def _series(pid: int, interval: float, backend: str, include_children: bool,
             multiprocess: bool, max_samples: int = 0) -> Any:
-    import _memxx
-
     if not interval > 0:
         raise ValueError(f"memory_usage: interval must be > 0, not {interval!r}")
     return _memxx.UsageSeries(pid, interval, include_children, multiprocess, _metric(backend),
@@ -79,7 +81,7 @@ def _series(pid: int, interval: float, backend: str, include_children: bool,
 def _tracemalloc_mib() -> float:
     import tracemalloc
 
-    return tracemalloc.get_traced_memory()[0] / _TWO_20
+    return tracemalloc.get_traced_memory()[0] / MIB
 
 
 def _get_memory(pid: int, backend: str, timestamps: bool = False,
@@ -95,14 +97,12 @@ def _get_memory(pid: int, backend: str, timestamps: bool = False,
             raise ValueError("the tracemalloc backend measures only this process")
         mem = _tracemalloc_mib()
     elif pid in (-1, os.getpid()) and _metric(backend) == "rss" and not include_children:
-        import _memxx
-
-        mem = _memxx.rss_bytes() / _TWO_20
+        mem = _memxx.rss_bytes() / MIB
     else:
         pid = _check_pid(pid)
         series = _series(pid, 1.0, backend, include_children, False, 1)
         series.start()
-        mem = _first_samples(series, pid, backend)[0][2] / _TWO_20
+        mem = _first_samples(series, pid, backend)[0][2] / MIB
     return (mem, time.time()) if timestamps else mem
 
 
@@ -114,34 +114,34 @@ def _get_child_memory(process: Any, meminfo_attr: Any = None,
     series.start()
     samples = series.samples()
     children = samples[0][3] if samples else []
-    return [(index, mem / _TWO_20) for index, (_pid, mem) in enumerate(children)]
+    return [(index, mem / MIB) for index, (_pid, mem) in enumerate(children)]
 
 
-def _shape(samples: list, timestamps: bool, multiprocess: bool) -> list:
+def _shape(samples: list[Any], timestamps: bool, multiprocess: bool) -> list[Any]:
     """The samples as memory_profiler returns them: MiB, ``(MiB, t)`` or ``[main, kids...]``."""
     out = []
     for when, _own, total, children in samples:
-        mem: Any = total / _TWO_20
+        mem: Any = total / MIB
         if timestamps:
             mem = (mem, when)
         if multiprocess:
-            mem = [mem] + [child / _TWO_20 for _pid, child in children]
+            mem = [mem] + [child / MIB for _pid, child in children]
         out.append(mem)
     return out
 
 
-def _write_stream(stream: Any, samples: list, multiprocess: bool) -> None:
+def _write_stream(stream: Any, samples: list[Any], multiprocess: bool) -> None:
     for index, (when, _own, total, children) in enumerate(samples, 1):
-        stream.write(f"MEM {total / _TWO_20:.6f} {when:.4f}\n")
+        stream.write(_memxx.format_mem_line(total / MIB, when))
         if multiprocess:
             for child_index, (_pid, child) in enumerate(children):
-                stream.write(f"CHLD {child_index} {child / _TWO_20:.6f} {when:.4f}\n")
+                stream.write(_memxx.format_child_line(str(child_index), child / MIB, when))
         if index % 50 == 0:
             stream.flush()
     stream.flush()
 
 
-def _unpack(proc: Any) -> tuple[Callable, tuple, dict]:
+def _unpack(proc: Any) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
     if callable(proc):
         return proc, (), {}
     if not 1 <= len(proc) <= 3:
@@ -156,7 +156,7 @@ def _unpack(proc: Any) -> tuple[Callable, tuple, dict]:
 # Growth the kernel sees beyond what the hook counted (threads the call starts, C libraries that
 # call malloc directly, child processes) replaces the hook's figure when it is larger than this;
 # below it, it is the allocator's and the kernel's own noise.
-_OUTSIDE_HOOK_SLACK = 2**20
+_OUTSIDE_HOOK_SLACK = MIB
 
 
 class PeakReading:
@@ -164,7 +164,7 @@ class PeakReading:
 
     __slots__ = ("increment_mib", "returned", "samples", "start_mib")
 
-    def __init__(self, samples: list, start_mib: float, increment_mib: float,
+    def __init__(self, samples: list[Any], start_mib: float, increment_mib: float,
                  returned: Any) -> None:
         self.samples, self.start_mib = samples, start_mib
         self.increment_mib, self.returned = increment_mib, returned
@@ -174,7 +174,8 @@ class PeakReading:
         return self.start_mib + self.increment_mib
 
 
-def _call_tracemalloc(f: Callable, args: tuple, kwargs: dict) -> PeakReading:
+def _call_tracemalloc(f: Callable[..., Any], args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> PeakReading:
     """Runs f once with tracemalloc on; memory is the bytes tracemalloc traces."""
     import tracemalloc
 
@@ -190,11 +191,12 @@ def _call_tracemalloc(f: Callable, args: tuple, kwargs: dict) -> PeakReading:
     finally:
         if started:
             tracemalloc.stop()
-    samples = [(when, mem, mem, []) for when, mem in (before, after)]
-    return PeakReading(samples, before[1] / _TWO_20, (peak - before[1]) / _TWO_20, returned)
+    samples: list[Any] = [(when, mem, mem, []) for when, mem in (before, after)]
+    return PeakReading(samples, before[1] / MIB, (peak - before[1]) / MIB, returned)
 
 
-def call_with_peak(f: Callable, args: tuple = (), kwargs: dict | None = None,
+def call_with_peak(f: Callable[..., Any], args: tuple[Any, ...] = (),
+                   kwargs: dict[str, Any] | None = None,
                    interval: float = 0.1, backend: str = "hook", include_children: bool = False,
                    multiprocess: bool = False) -> PeakReading:
     """Runs ``f(*args, **kwargs)`` once and measures how far its memory rose, whatever the interval.
@@ -209,8 +211,6 @@ def call_with_peak(f: Callable, args: tuple = (), kwargs: dict | None = None,
     >>> reading.returned, round(reading.increment_mib)
     (52428800, 50)
     """
-    import _memxx
-
     kwargs = kwargs or {}
     backend = choose_backend(backend)
     if backend == "tracemalloc":
@@ -235,7 +235,7 @@ def call_with_peak(f: Callable, args: tuple = (), kwargs: dict | None = None,
     increment = hook_peak
     if outside - start > hook_peak + _OUTSIDE_HOOK_SLACK:
         increment = outside - start
-    return PeakReading(samples, start / _TWO_20, max(increment, 0) / _TWO_20, returned)
+    return PeakReading(samples, start / MIB, max(increment, 0) / MIB, returned)
 
 
 def memory_usage(proc: Any = -1, interval: float = .1, timeout: float | None = None,
@@ -270,14 +270,14 @@ def memory_usage(proc: Any = -1, interval: float = .1, timeout: float | None = N
     elif _is_popen(proc):
         samples = _sample_process(proc.pid, interval, timeout, backend, include_children,
                                   multiprocess, until_exit=True)
-        peak = max((s[2] for s in samples), default=0) / _TWO_20
+        peak = max((s[2] for s in samples), default=0) / MIB
     elif isinstance(proc, int) and not isinstance(proc, bool):
         if backend == "tracemalloc":
-            samples = [(time.time(), 0, int(_tracemalloc_mib() * _TWO_20), [])]
+            samples = [(time.time(), 0, int(_tracemalloc_mib() * MIB), [])]
         else:
             samples = _sample_process(_check_pid(proc), interval, timeout, backend,
                                       include_children, multiprocess, until_exit=False)
-        peak = max((s[2] for s in samples), default=0) / _TWO_20
+        peak = max((s[2] for s in samples), default=0) / MIB
     else:
         raise ValueError("memory_usage: proc must be -1, a PID, a subprocess.Popen, a callable "
                          f"or (f, args, kwargs), not {type(proc).__name__}")
@@ -296,7 +296,7 @@ def _is_popen(proc: Any) -> bool:
 
 
 def _sample_process(pid: int, interval: float, timeout: float | None, backend: str,
-                    include_children: bool, multiprocess: bool, until_exit: bool) -> list:
+                    include_children: bool, multiprocess: bool, until_exit: bool) -> list[Any]:
     if timeout is not None:
         count = max(1, round(timeout / interval))
     else:
@@ -329,8 +329,7 @@ class MemitResult:
         self.include_children = include_children
 
     def __str__(self) -> str:
-        peak = max(self.mem_usage)
-        return f"peak memory: {peak:.02f} MiB, increment: {peak - self.baseline:.02f} MiB"
+        return memit_line(max(self.mem_usage), self.baseline)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(f"<MemitResult : {self}>")

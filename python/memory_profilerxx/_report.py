@@ -1,19 +1,23 @@
-"""The text report: memory_profiler's line table, with or without the Peak column."""
+"""memory_profilerxx's output formats, all here: the line table (with or without the Peak
+column), its HTML twin for notebooks, the JSON of the line records, and %memit's line.
+(The FUNC/MEM/CHLD lines are mprof's .dat format: ``_memxx.format_*_line``.)"""
 
 from __future__ import annotations
 
 import io
+import json
 import linecache
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+from _memxx import MIB
 
 LAYOUTS = ("peak", "classic")
 
 _CLASSIC_TEMPLATE = "{0:>6} {1:>12} {2:>12}  {3:>10}   {4:<}"
 _PEAK_TEMPLATE = "{0:>6} {1:>12} {2:>12} {3:>12}  {4:>10}   {5:<}"
-_MIB = 2.0**20
 
 
 LAYOUT_ENV = "MEMORY_PROFILERXX_LAYOUT"
@@ -69,7 +73,7 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
     _write_text(prof, stream, precision, layout)
 
 
-def _functions(prof: Any) -> Iterator[tuple[str, list[tuple[int, str, tuple | None]]]]:
+def _functions(prof: Any) -> Iterator[tuple[str, list[tuple[int, str, tuple[Any, ...] | None]]]]:
     """(filename, [(lineno, source line, measured row or None), ...]) per profiled function."""
     from memory_profilerxx._line_profiler import function_lines
 
@@ -102,10 +106,10 @@ def _write_text(prof: Any, stream: Any, precision: int, layout: str) -> None:
                 stream.write(template.format(lineno, *blanks, source))
                 continue
             _, occurrences, increment, peak, memory = row[:5]
-            mem = cell.format(memory / _MIB)
-            inc = cell.format(increment / _MIB)
+            mem = cell.format(memory / MIB)
+            inc = cell.format(increment / MIB)
             if peak_layout:
-                stream.write(_PEAK_TEMPLATE.format(lineno, mem, inc, cell.format(peak / _MIB),
+                stream.write(_PEAK_TEMPLATE.format(lineno, mem, inc, cell.format(peak / MIB),
                                                    occurrences, source))
             else:
                 stream.write(_CLASSIC_TEMPLATE.format(lineno, mem, inc, occurrences, source))
@@ -150,11 +154,11 @@ def report_html(prof: Any, precision: int = 1, layout: str | None = None) -> str
                              + "</tr>")
                 continue
             _, occurrences, increment, peak, memory = row[:5]
-            cells = [f"<td>{lineno}</td>", f"<td>{memory / _MIB:.{precision}f} MiB</td>",
-                     _bar_cell(f"{increment / _MIB:.{precision}f} MiB", abs(increment) / top_increment,
+            cells = [f"<td>{lineno}</td>", f"<td>{memory / MIB:.{precision}f} MiB</td>",
+                     _bar_cell(f"{increment / MIB:.{precision}f} MiB", abs(increment) / top_increment,
                                "#f4a261" if increment > 0 else "#8ecae6")]
             if peak_layout:
-                cells.append(_bar_cell(f"{peak / _MIB:.{precision}f} MiB",
+                cells.append(_bar_cell(f"{peak / MIB:.{precision}f} MiB",
                                        max(peak - start, 0) / top_peak, "#e76f51"))
             cells.append(f"<td>{occurrences}</td>")
             parts.append("<tr>" + "".join(cells) + code + "</tr>")
@@ -167,3 +171,29 @@ def _bar_cell(text: str, share: float, colour: str) -> str:
     percent = round(min(max(share, 0.0), 1.0) * 100, 1)
     return (f'<td style="text-align:right;background:linear-gradient(to right, {colour} '
             f'{percent}%, transparent {percent}%)" data-share="{percent}">{text}</td>')
+
+
+def records_json(records: Iterable[Any], indent: int = 2) -> str:
+    """Return the line records as JSON text: ``{"format", "version", "unit": "bytes", "lines"}``.
+
+    Keys are sorted; a negative ``indent`` gives the compact form.
+
+    >>> print(records_json([], indent=-1))
+    {"format":"memory_profilerxx-lines","lines":[],"unit":"bytes","version":2}
+    """
+    fields = ("filename", "function", "lineno", "source", "occurrences", "increment", "peak",
+              "memory", "native_increment", "native_peak")
+    document = {"format": "memory_profilerxx-lines", "version": 2, "unit": "bytes",
+                "lines": [{name: getattr(r, name) for name in fields} for r in records]}
+    if indent < 0:
+        return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(document, indent=indent, sort_keys=True, ensure_ascii=False)
+
+
+def memit_line(peak: float, baseline: float) -> str:
+    """Return %memit's result line for a peak and the baseline before it, both in MiB.
+
+    >>> memit_line(121.0, 20.25)
+    'peak memory: 121.00 MiB, increment: 100.75 MiB'
+    """
+    return f"peak memory: {peak:.02f} MiB, increment: {peak - baseline:.02f} MiB"

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import _memxx
+
 from memory_profilerxx._memory_usage import _get_memory, choose_backend
 
 
@@ -31,13 +33,14 @@ class TimeStamper:
     """
 
     def __init__(self, backend: str | None = None, include_children: bool = False) -> None:
-        self.functions: dict[Callable, list[list[tuple[float, float]]]] = {}
-        self.stack: dict[Callable, list[int]] = {}
+        self.functions: dict[Callable[..., Any], list[list[tuple[float, float]]]] = {}
+        self.stack: dict[Callable[..., Any], list[int]] = {}
         self.backend = choose_backend(backend)
         self.include_children = include_children
         self.current_stack_level = -1
 
-    def __call__(self, func: Callable | None = None, precision: int | None = None) -> Callable:
+    def __call__(self, func: Callable[..., Any] | None = None,
+                 precision: int | None = None) -> Callable[..., Any]:
         if func is None:
             return functools.partial(self.__call__, precision=precision)
         if not callable(func):
@@ -46,15 +49,16 @@ class TimeStamper:
         return functools.wraps(func)(self.wrap_function(func))
 
     def _reading(self) -> tuple[float, float]:
-        return _get_memory(os.getpid(), self.backend, timestamps=True,
-                           include_children=self.include_children)
+        reading: tuple[float, float] = _get_memory(os.getpid(), self.backend, timestamps=True,
+                                                   include_children=self.include_children)
+        return reading
 
-    def add_function(self, func: Callable) -> None:
+    def add_function(self, func: Callable[..., Any]) -> None:
         if func not in self.functions:
             self.functions[func] = []
             self.stack[func] = []
 
-    def wrap_function(self, func: Callable) -> Callable:
+    def wrap_function(self, func: Callable[..., Any]) -> Callable[..., Any]:
         def stamped(*args: Any, **kwargs: Any) -> Any:
             readings = [self._reading()]
             self.functions[func].append(readings)
@@ -67,7 +71,7 @@ class TimeStamper:
         return stamped
 
     @contextmanager
-    def call_on_stack(self, func: Callable, *args: Any, **kwargs: Any) -> Iterator[Any]:
+    def call_on_stack(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
         self.current_stack_level += 1
         self.stack[func].append(self.current_stack_level)
         try:
@@ -103,7 +107,7 @@ class TimeStamper:
                 if len(readings) < 2:
                     continue
                 (mem0, t0), (mem1, t1) = readings[0], readings[1]
-                stream.write(f"FUNC {name} {mem0:.4f} {t0:.4f} {mem1:.4f} {t1:.4f} {level}\n")
+                stream.write(_memxx.format_function_line(name, mem0, t0, mem1, t1, level))
 
 
 class LogFile:

@@ -212,6 +212,7 @@ class _LeakRuns:
 
     def _count_new_objects(self, last: bool) -> None:
         grown: dict[str, int] = {}
+        assert self.tracker is not None
         for name, old, current, new in self.tracker.update(False):
             if current > old and new and _type_matches(name, self.plan.types):
                 grown[name] = current - old
@@ -246,9 +247,9 @@ def _line_blame(runner: _LeakRuns, key: str, limit: int = 5) -> list[str]:
     else:
         records = sorted(records, key=lambda r: -r.increment)[:limit]
         sizes = [r.increment for r in records]
-    from objgraphxx._leaks import _short_path
+    from objgraphxx._sites import short_path
 
-    return [f"   {format_size(size):>9}  {_short_path(r.filename)}:{r.lineno}   {r.source.strip()}"
+    return [f"   {format_size(size):>9}  {short_path(r.filename)}:{r.lineno}   {r.source.strip()}"
             for size, r in zip(sizes, records)]
 
 
@@ -262,9 +263,9 @@ def _object_story(runner: _LeakRuns, leaked: dict[str, int]) -> list[str]:
         return lines + ["   (gone before it could be shown)"]
     site = objgraphxx.allocation_site(obj)
     if site is not None:
-        from objgraphxx._leaks import _short_path
+        from objgraphxx._sites import short_path
 
-        lines.append(f"   made at {_short_path(site[0])}:{site[1]}")
+        lines.append(f"   made at {short_path(site[0])}:{site[1]}")
     text = io.StringIO()
     objgraphxx.why_alive(obj, file=text)
     chain = [line.strip() for line in text.getvalue().splitlines() if line.strip()]
@@ -280,14 +281,15 @@ def _verdict(name: str, runner: _LeakRuns, figures: Figures) -> str | None:
     plan, parts = runner.plan, []
     if plan.limit_memory is not None and figures.peak > plan.limit_memory:
         parts.append(f"{name} used {format_size(figures.peak)} at its peak "
-                     f"(limit {format_size(plan.limit_memory)}), reached on:")
+                     f"(limit {format_size(plan.limit_memory or 0)}), reached on:")
         parts += _line_blame(runner, "peak")
     leaked = runner.leaked_types() if plan.leaks else {}
     over_leak = plan.limit_leaks is not None and figures.leaked > plan.limit_leaks
     if over_leak:
-        runs = f" a run (limit {format_size(plan.limit_leaks)}), held more after each of " \
+        limit = plan.limit_leaks or 0
+        runs = f" a run (limit {format_size(limit)}), held more after each of " \
                f"{plan.runs} runs:" if plan.runs > 1 else \
-               f" (limit {format_size(plan.limit_leaks)}):"
+               f" (limit {format_size(limit)}):"
         parts.append(f"{name} leaked {format_size(figures.leaked)}{runs}")
         parts += _line_blame(runner, "increment")
     if leaked and (over_leak or plan.objects):
@@ -413,9 +415,11 @@ class MemxxPlugin:
                 tr.write_line(f"   {format_size(getattr(f, key)):>9}  {f.nodeid}")
         path = self.config.getoption("memxx_json")
         if path:
-            with open(path, "w", encoding="utf-8") as out:
-                json.dump({"format": "memxx-pytest", "version": 1,
-                           "tests": [asdict(f) for f in self.results]}, out, indent=2)
+            import _memxx
+
+            _memxx.write_output(path, json.dumps({"format": "memxx-pytest", "version": 1,
+                                                  "tests": [asdict(f) for f in self.results]},
+                                                 indent=2))
             tr.write_line(f"figures of {len(self.results)} tests written to {path}")
 
 

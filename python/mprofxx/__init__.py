@@ -57,7 +57,7 @@ def run_action() -> None:
 def function_labels(dotted_names: list[str]) -> dict[str, str]:
     """The shortest unambiguous dotted suffix of each function name, as mprof's.
 
-    >>> function_labels(["x.z", "g.a.c", "f.a.b", "g.a.b"])["g.a.c"]
+    >>> function_labels(["x.z", "g.a.c", "f.a.b", "g.a.b", "b.c"])["g.a.c"]
     'a.c'
     """
     from mprofxx._plot import function_labels as labels

@@ -7,7 +7,6 @@ display; otherwise the picture is written to ``<profile>.png`` and the path is p
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 import time
@@ -324,19 +323,20 @@ def plot_options(
 
 
 def _save_figure(figure: Any, output: str) -> None:
-    """Save as the extension says, never writing through a symbolic link planted at ``output``."""
+    """Save as the extension says, through the one safe output writer."""
+    import io
+
+    from _memxx import OutputFileError, write_output
+
     kind = os.path.splitext(output)[1][1:].lower() or "png"
     if kind not in figure.canvas.get_supported_filetypes():
         raise CliError(f"cannot write {output}: unknown image format {kind!r}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    image = io.BytesIO()
     try:
-        fd = os.open(output, flags, 0o644)
-    except OSError as error:
-        reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
-        raise CliError(f"cannot write {output}: {reason}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            figure.savefig(out, format=kind)
+        figure.savefig(image, format=kind)
+        write_output(output, image.getvalue())
+    except OutputFileError as error:
+        raise CliError(str(error)) from None
     except (OSError, ValueError) as error:
         raise CliError(f"cannot write {output}: {error}") from None
 

@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Self
 
+from _memxx import MIB, format_function_line, open_output
+
 ENV_VAR = "MPROFXX_DAT"
 
-_MIB = float(1 << 20)
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _levels = threading.local()
 _open_lock = threading.Lock()
@@ -47,8 +48,7 @@ def _descriptors(path: str) -> tuple[int, int]:
     if _files["pid"] != pid or _files["path"] != path:
         with _open_lock:
             if _files["pid"] != pid or _files["path"] != path:
-                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-                dat = os.open(path, flags, 0o644)
+                dat = open_output(path, append=True)
                 statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
                 _files.update(pid=pid, path=path, dat=dat, statm=statm)
     return _files["dat"], _files["statm"]
@@ -56,7 +56,7 @@ def _descriptors(path: str) -> tuple[int, int]:
 
 def _rss_mib(statm: int) -> float:
     fields = os.pread(statm, 128, 0).split()
-    return int(fields[1]) * _PAGE_SIZE / _MIB
+    return int(fields[1]) * _PAGE_SIZE / MIB
 
 
 class function_span:
@@ -92,9 +92,8 @@ class function_span:
         end_time = time.time()
         end_mem = _rss_mib(self._statm)
         _levels.depth = self._level
-        line = (
-            f"FUNC {self._name} {self._mem:.4f} {self._time:.4f} {end_mem:.4f} {end_time:.4f}"
-            f" {self._level}\n"
+        line = format_function_line(
+            self._name, self._mem, self._time, end_mem, end_time, self._level
         )
         data = line.encode("utf-8", "replace")
         try:

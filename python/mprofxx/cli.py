@@ -14,7 +14,6 @@ theirs.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import shutil
 import signal
@@ -223,18 +222,6 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _write_private(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` without following a symbolic link planted there."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as error:
-        reason = "is a symbolic link" if error.errno == errno.ELOOP else error.strerror
-        raise CliError(f"{path}: cannot write: {reason}") from None
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-
-
 def _stop_program(process: subprocess.Popen, signum: int = signal.SIGINT) -> None:
     """Pass Ctrl-C (or the signal we got) on to the program, then wait, then kill."""
     if process.poll() is None:
@@ -251,7 +238,7 @@ def _stop_program(process: subprocess.Popen, signum: int = signal.SIGINT) -> Non
 
 def _finish(sampler: object, output: str, write_json: bool) -> bool:
     """Report what was recorded; return False when recording stopped on a write error."""
-    from _memxx import profile_to_json, read_profile
+    from _memxx import profile_to_json, read_profile, write_output
 
     error = sampler.error  # type: ignore[attr-defined]
     stats = sampler.stats()  # type: ignore[attr-defined]
@@ -265,7 +252,10 @@ def _finish(sampler: object, output: str, write_json: bool) -> bool:
     _say(f"{PROG}: wrote {output} ({stats['samples']} samples, peak {peak:.1f} MiB)")
     if write_json:
         json_path = os.path.splitext(output)[0] + ".json"
-        _write_private(json_path, profile_to_json(read_profile(output)))
+        try:
+            write_output(json_path, profile_to_json(read_profile(output)))
+        except ValueError as error:  # OutputFileError, ProfileFileError: one line naming the file
+            raise CliError(str(error)) from None
         _say(f"{PROG}: wrote {json_path}")
     return not error
 
@@ -299,14 +289,18 @@ def run_command(args: list[str]) -> int:
         signum: signal.signal(signum, _raise_terminated)
         for signum in (signal.SIGTERM, signal.SIGHUP)
     }
-    sampler = Sampler(
-        process.pid,
-        output,
-        options.interval,
-        options.include_children,
-        options.multiprocess,
-        metric,
-    )
+    try:
+        sampler = Sampler(
+            process.pid,
+            output,
+            options.interval,
+            options.include_children,
+            options.multiprocess,
+            metric,
+        )
+    except ValueError as error:  # the .dat was replaced (a link planted) since create_dat
+        _stop_program(process)
+        raise CliError(str(error)) from None
     sampler.start()
     status = _StatusLine(sampler)
     interrupted = 0

@@ -54,12 +54,12 @@ class InlineGraph:
         from IPython.display import display
 
         fmt = INLINE_FORMAT if INLINE_FORMAT in ("svg", "png") else "svg"
-        bundle = {"text/plain": repr(self)}
+        bundle: dict[str, str | bytes] = {"text/plain": repr(self)}
         if fmt == "png":
             bundle["image/png"] = self._repr_png_()
         else:
             bundle["image/svg+xml"] = self._repr_svg_()
-        display(bundle, raw=True)
+        display(bundle, raw=True)  # type: ignore[no-untyped-call]
 
     def __repr__(self) -> str:
         return "<InlineGraph: %d nodes, %d bytes of DOT>" % (self.nodes, len(self.source))
