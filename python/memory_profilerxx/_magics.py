@@ -151,6 +151,7 @@ class MemoryProfilerMagics(Magics):
         linecache.cache[name] = (len(stmt), None, stmt.splitlines(True), name)  # the rows' source
         code = compile(stmt, name, "exec")
         recording = peak_report(native="N" not in opts)
+        assert self.shell is not None  # a magic runs inside a shell
         with recording:
             exec(code, self.shell.user_global_ns, self.shell.user_ns)  # noqa: S102 - the user's
         table = recording.table

@@ -18,11 +18,10 @@ import linecache
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import _memxx
-
-MIB = float(2**20)
+from _memxx import MIB
 
 #: The file format's name and version, first in every peak file.
 FORMAT = "mprofxx-peak"
@@ -101,22 +100,9 @@ class PeakTable:
     def format(self, limit: int = 10, rss_peak: float | None = None,
                rss_time: float | None = None) -> str:
         """The table: a header with the peak, then ``MiB  %  file:line  source`` rows."""
-        tracked = self.peak_bytes / MIB
-        when = rss_time if rss_time is not None else self.peak_time - self.start_time
-        if rss_peak is not None:
-            head = f"peak {rss_peak:,.1f} MiB at {when:.2f} s (tracked: {tracked:,.1f} MiB)"
-        else:
-            head = f"peak {tracked:,.1f} MiB tracked at {when:.2f} s"
-        out = [head, "   MiB      %  line"]
-        rows = self.lines()
-        for row in rows[:limit]:
-            share = 100.0 * row.bytes / self.peak_bytes if self.peak_bytes else 0.0
-            out.append(f"{row.bytes / MIB:6,.1f}  {share:5.1f}  {row.location()}  {row.source}")
-        if len(rows) > limit:
-            rest = sum(row.bytes for row in rows[limit:])
-            out.append(f"{rest / MIB:6,.1f}  {100.0 * rest / max(self.peak_bytes, 1):5.1f}"
-                       f"  ({len(rows) - limit} more line{'s' if len(rows) - limit > 1 else ''})")
-        return "\n".join(out)
+        from memory_profilerxx._report import peak_table_text
+
+        return peak_table_text(self, limit, rss_peak, rss_time)
 
     def __str__(self) -> str:
         return self.format()
@@ -206,7 +192,7 @@ def short_path(filename: str) -> str:
 
 
 def _code_name(code: Any) -> str:
-    return getattr(code, "co_qualname", code.co_name)
+    return str(getattr(code, "co_qualname", code.co_name))
 
 
 def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "",
@@ -289,26 +275,6 @@ def load(path: str) -> list[PeakTable]:
     return loads(text, path)
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all: a temporary file beside it, then rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(temporary, flags, 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-
-
 class peak_report:  # noqa: N801 - a function-like context manager, as memray's Tracker is used
     """Record what holds the memory at the peak of a block of code; the table is ``.table``.
 
@@ -335,7 +301,7 @@ class peak_report:  # noqa: N801 - a function-like context manager, as memray's 
         _memxx.peak_start(self.native)
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         try:
             self.table = capture(start_time=self._start)
         finally:

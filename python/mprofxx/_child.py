@@ -77,8 +77,8 @@ def write_peak() -> None:
         finally:
             _memxx.peak_stop()
         os.makedirs(directory, exist_ok=True)
-        _peak.write_atomic(os.path.join(directory, f"{os.getpid()}.json"), _peak.dumps([table]))
-    except OSError as error:
+        _memxx.write_output(os.path.join(directory, f"{os.getpid()}.json"), _peak.dumps([table]))
+    except (OSError, ValueError) as error:  # ValueError: OutputFileError
         print(f"mprofxx: cannot write the peak table: {error}", file=sys.stderr)
     finally:
         _writing = False

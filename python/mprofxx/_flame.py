@@ -22,7 +22,8 @@ import html
 import json
 from typing import Any
 
-from memory_profilerxx._peak import MIB, PeakTable, iter_frames, short_path
+from _memxx import MIB
+from memory_profilerxx._peak import PeakTable, iter_frames, short_path
 
 ROW_HEIGHT = 18
 

@@ -141,7 +141,8 @@ def peak_lines_note(recording: Recording, top: int = 3) -> str:
     cached = _PEAK_NOTES.get(recording.path)
     if cached is not None:
         return cached
-    from memory_profilerxx._peak import MIB, PeakFileError, load
+    from _memxx import MIB
+    from memory_profilerxx._peak import PeakFileError, load
 
     note = ""
     path = _profiles.peak_path(recording.path)
@@ -163,7 +164,7 @@ _PEAK_NOTES: dict[str, str] = {}
 
 
 def _draw_stacked(
-    ax: Any, xs: list[float], ys: list[float], children: list, start: float, label: str
+    ax: Any, xs: list[float], ys: list[float], children: list[tuple[str, list[tuple[float, float]]]], start: float, label: str
 ) -> None:
     import numpy as np
 

@@ -6,6 +6,10 @@ import glob
 import os
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from memory_profilerxx._peak import PeakTable
 
 PROFILE_GLOB = "mprofile_??????????????.dat"
 
@@ -105,7 +109,7 @@ def companions(dat_path: str) -> list[str]:
     return [path for path in (dat_path, peak_path(dat_path)) if os.path.lexists(path)]
 
 
-def read_peak(dat_path: str) -> list:
+def read_peak(dat_path: str) -> list[PeakTable]:
     """Return the peak tables recorded with a profile; CliError (one line) if there are none."""
     from memory_profilerxx._peak import PeakFileError, load
 

@@ -173,8 +173,10 @@ class _StatusLine:
     def update(self) -> None:
         if not self._shown:
             return
-        current = self._sampler.current_bytes / 2**20  # type: ignore[attr-defined]
-        peak = self._sampler.peak_bytes / 2**20  # type: ignore[attr-defined]
+        from _memxx import MIB
+
+        current = self._sampler.current_bytes / MIB  # type: ignore[attr-defined]
+        peak = self._sampler.peak_bytes / MIB  # type: ignore[attr-defined]
         if current < 0:
             return
         sys.stdout.write(
@@ -222,7 +224,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _stop_program(process: subprocess.Popen, signum: int = signal.SIGINT) -> None:
+def _stop_program(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> None:
     """Pass Ctrl-C (or the signal we got) on to the program, then wait, then kill."""
     if process.poll() is None:
         try:
@@ -238,7 +240,7 @@ def _stop_program(process: subprocess.Popen, signum: int = signal.SIGINT) -> Non
 
 def _finish(sampler: object, output: str, write_json: bool) -> bool:
     """Report what was recorded; return False when recording stopped on a write error."""
-    from _memxx import profile_to_json, read_profile, write_output
+    from _memxx import MIB, profile_to_json, read_profile, write_output
 
     error = sampler.error  # type: ignore[attr-defined]
     stats = sampler.stats()  # type: ignore[attr-defined]
@@ -248,7 +250,7 @@ def _finish(sampler: object, output: str, write_json: bool) -> bool:
             f" taken before are in {output}",
             file=sys.stderr,
         )
-    peak = sampler.peak_bytes / 2**20  # type: ignore[attr-defined]
+    peak = sampler.peak_bytes / MIB  # type: ignore[attr-defined]
     _say(f"{PROG}: wrote {output} ({stats['samples']} samples, peak {peak:.1f} MiB)")
     if write_json:
         json_path = os.path.splitext(output)[0] + ".json"
@@ -447,6 +449,7 @@ def attach_command(args: list[str]) -> int:
 
 def _gather_peak(output: str, main_pid: int) -> None:
     """Merge the tables the recorded processes wrote into the one peak file, the program first."""
+    from _memxx import MIB, write_output
     from memory_profilerxx import _peak
 
     parts = _profiles.peak_parts_path(output)
@@ -469,11 +472,11 @@ def _gather_peak(output: str, main_pid: int) -> None:
     else:
         path = _profiles.peak_path(output)
         try:
-            _peak.write_atomic(path, _peak.dumps(tables, os.path.basename(output)))
-        except OSError as error:
-            raise CliError(f"{path}: cannot write: {error.strerror}") from None
+            write_output(path, _peak.dumps(tables, os.path.basename(output)))
+        except ValueError as error:  # OutputFileError: one line naming the file
+            raise CliError(str(error)) from None
         top = tables[0]
-        _say(f"{PROG}: wrote {path} (peak tracked {top.peak_bytes / 2**20:.1f} MiB,"
+        _say(f"{PROG}: wrote {path} (peak tracked {top.peak_bytes / MIB:.1f} MiB,"
              f" {len(tables)} process{'es' if len(tables) > 1 else ''})")
     shutil.rmtree(parts, ignore_errors=True)
 
@@ -576,6 +579,7 @@ def _print_peak_lines(recording: _profiles.Recording, limit: int) -> None:
 
 def flame_command(args: list[str]) -> int:
     """``mprofxx flame``: write a flame graph of the memory live at the peak (HTML or SVG)."""
+    from _memxx import MIB, write_output
     from mprofxx import _flame
 
     parser = argparse.ArgumentParser(
@@ -596,12 +600,15 @@ def flame_command(args: list[str]) -> int:
         if not chosen:
             raise CliError(f"no process {options.pid} in {_profiles.peak_path(path)}")
         table = chosen[0]
-    title = f"Memory at the peak: {table.peak_bytes / 2**20:,.1f} MiB ({os.path.basename(path)})"
+    title = f"Memory at the peak: {table.peak_bytes / MIB:,.1f} MiB ({os.path.basename(path)})"
     if options.output.endswith(".svg"):
         text = _flame.flame_svg(table, title)
     else:
         text = _flame.flame_html(table, title)
-    _write_private(options.output, text)
+    try:
+        write_output(options.output, text)
+    except ValueError as error:  # OutputFileError: one line naming the file
+        raise CliError(str(error)) from None
     _say(f"{PROG}: wrote {options.output}")
     return 0
 
