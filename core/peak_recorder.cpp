@@ -192,8 +192,16 @@ class Recorder {
                 apply_queued_locked();
                 m_apply.unlock();
             } else {
+                // The applying thread frees room every 256 events: wait a moment for it.
                 accounting::g_lock.unlock();
-                sched_yield();
+                for (int spin = 0; spin < 64; ++spin) {
+#if defined(__x86_64__) || defined(__i386__)
+                    __builtin_ia32_pause();
+#endif
+                }
+                if (head - tail_.load(std::memory_order_acquire) >= kQueueEvents) {
+                    sched_yield();
+                }
                 accounting::g_lock.lock();
             }
         }
@@ -232,6 +240,9 @@ class Recorder {
             default:
                 tables.on_unmap(address, size, stack);
                 break;
+            }
+            if ((tail & 255) == 255) {
+                tail_.store(tail + 1, std::memory_order_release); // room for a waiting producer
             }
         }
         tail_.store(tail, std::memory_order_release);
@@ -302,10 +313,11 @@ class Recorder {
     }
 
     Event *events_;
-    std::atomic<std::uint64_t> head_{0}; // next event to write (g_lock)
-    std::atomic<std::uint64_t> tail_{0}; // next event to apply (m_apply)
-    std::uint64_t notified_ = 0;
-    std::atomic<bool> sleeping_{false};
+    // On lines of their own: the producers write head_ at every event, the applying thread tail_.
+    alignas(64) std::atomic<std::uint64_t> head_{0}; // next event to write (g_lock)
+    std::uint64_t notified_ = 0;                     // head_ when the thread was last woken
+    alignas(64) std::atomic<std::uint64_t> tail_{0}; // next event to apply (m_apply)
+    alignas(64) std::atomic<bool> sleeping_{false};
     std::mutex wake_mutex_;
     std::condition_variable wake_;
     bool stopping_ = false;
@@ -443,6 +455,8 @@ PeakReport peak_report() {
     }
     out.live_blocks = tables.live_blocks();
     out.block_table_bytes = tables.block_table_bytes();
+    out.peak_live_blocks = tables.peak_live_blocks();
+    out.peak_block_table_bytes = tables.peak_block_table_bytes();
     out.stack_table_bytes = recorder.stacks.memory_bytes() + tables.other_bytes();
     recorder.m_apply.unlock();
     accounting::g_lock.unlock();

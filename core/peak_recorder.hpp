@@ -72,6 +72,8 @@ struct PeakReport {
     std::vector<PeakNode> nodes;    // every node interned so far
     std::size_t live_blocks = 0;
     std::size_t block_table_bytes = 0; // the live-block table's own memory
+    std::size_t peak_live_blocks = 0;  // the same two at the peak
+    std::size_t peak_block_table_bytes = 0;
     std::size_t stack_table_bytes = 0; // stack nodes, their tags and the per-stack figures
 };
 // The figures so far; the peak is that of the whole recording. GIL held.

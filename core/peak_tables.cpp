@@ -131,6 +131,8 @@ void PeakTables::keep_peak() noexcept {
     dirty_list_.clear();
     at_high_ = false;
     peak_time_ = wall_seconds();
+    peak_live_blocks_ = blocks_.count();
+    peak_block_table_bytes_ = blocks_.memory_bytes();
 }
 
 void PeakTables::settle() noexcept {

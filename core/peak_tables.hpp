@@ -60,6 +60,9 @@ class PeakTables {
     }
 
     std::size_t live_blocks() const noexcept { return blocks_.count(); }
+    // The live blocks and the block table's memory at the peak (after settle()).
+    std::size_t peak_live_blocks() const noexcept { return peak_live_blocks_; }
+    std::size_t peak_block_table_bytes() const noexcept { return peak_block_table_bytes_; }
     std::size_t block_table_bytes() const noexcept { return blocks_.memory_bytes(); }
     std::size_t other_bytes() const noexcept; // tags and per-stack figures
 
@@ -90,6 +93,8 @@ class PeakTables {
     std::int64_t peak_ = 0;
     bool at_high_ = false; // the total stands at a new high not copied yet
     double peak_time_ = 0;
+    std::size_t peak_live_blocks_ = 0;
+    std::size_t peak_block_table_bytes_ = 0;
 };
 
 } // namespace memxx::core

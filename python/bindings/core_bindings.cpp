@@ -81,6 +81,8 @@ py::dict peak_report_dict() {
     out["current_bytes"] = report.current_bytes;
     out["live_blocks"] = report.live_blocks;
     out["block_table_bytes"] = report.block_table_bytes;
+    out["peak_live_blocks"] = report.peak_live_blocks;
+    out["peak_block_table_bytes"] = report.peak_block_table_bytes;
     out["stack_table_bytes"] = report.stack_table_bytes;
     out["stacks"] = report.nodes.size();
     out["nodes"] = nodes;

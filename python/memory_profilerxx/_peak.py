@@ -75,6 +75,8 @@ class PeakTable:
     live_blocks: int = 0
     block_table_bytes: int = 0
     stack_table_bytes: int = 0
+    peak_live_blocks: int = 0  # live blocks at the peak, and the block table's bytes then
+    peak_block_table_bytes: int = 0
     #: Folders of the standard library and installed packages in the recorded process: a line
     #: there is charged to the innermost calling line outside them (``np.ones(...)``, not
     #: numpy's own line), unless the whole stack is library code.
@@ -130,6 +132,8 @@ class PeakTable:
             "live_blocks": self.live_blocks,
             "block_table_bytes": self.block_table_bytes,
             "stack_table_bytes": self.stack_table_bytes,
+            "peak_live_blocks": self.peak_live_blocks,
+            "peak_block_table_bytes": self.peak_block_table_bytes,
             "library_paths": self.library_paths,
             "frames": [list(frame) for frame in frame_ids],
             "stacks": stacks,
@@ -158,6 +162,8 @@ class PeakTable:
                 live_blocks=int(data.get("live_blocks", 0)),
                 block_table_bytes=int(data.get("block_table_bytes", 0)),
                 stack_table_bytes=int(data.get("stack_table_bytes", 0)),
+                peak_live_blocks=int(data.get("peak_live_blocks", 0)),
+                peak_block_table_bytes=int(data.get("peak_block_table_bytes", 0)),
                 library_paths=[str(path) for path in data.get("library_paths", [])],
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -236,6 +242,8 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
         live_blocks=report["live_blocks"],
         block_table_bytes=report["block_table_bytes"],
         stack_table_bytes=report["stack_table_bytes"],
+        peak_live_blocks=report["peak_live_blocks"],
+        peak_block_table_bytes=report["peak_block_table_bytes"],
         library_paths=library_paths(),
     )
 

@@ -94,9 +94,9 @@ def run(command: list[str], workload: str, folder: str) -> float:
 def table_memory(folder: str) -> str:
     with open(os.path.join(folder, "x.peak.json"), encoding="utf-8") as source:
         process = json.load(source)["processes"][0]
-    per_block = process["block_table_bytes"] / max(process["live_blocks"], 1)
-    return (f"peak table: {process['live_blocks']:,} live blocks, {per_block:.1f} B each;"
-            f" stack table {process['stack_table_bytes'] / 2**20:.1f} MiB")
+    per_block = process["peak_block_table_bytes"] / max(process["peak_live_blocks"], 1)
+    return (f"peak table at the peak: {process['peak_live_blocks']:,} live blocks,"
+            f" {per_block:.1f} B each; stack table {process['stack_table_bytes'] / 2**20:.1f} MiB")
 
 
 def main() -> None:

@@ -122,6 +122,9 @@ def test_the_peak_table_holds_what_the_planted_program_held(planted: Path) -> No
         assert held == pytest.approx(truth["dicts"], rel=0.01)
     # The peak is the sum of what was live then; the runner's own frames are not in the stacks.
     assert table.peak_bytes >= sum(truth.values()) + truth["dicts"]
+    # The recorder's block table at the peak: at most 24 B per live block.
+    assert table.peak_live_blocks > 800_000
+    assert table.peak_block_table_bytes <= 24 * table.peak_live_blocks
     assert not any(f.endswith(("runpy.py", "_child.py")) for s in table.stacks for f, _n, _l in s.frames)
 
 
