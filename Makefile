@@ -11,5 +11,6 @@ bench:
 	python3 tests/bench/bench_objgraph.py
 	python3 tests/bench/bench_leaks.py
 	python3 tests/bench/bench_mprof.py
+	python3 tests/bench/bench_peak.py
 clean:
 	rm -rf build

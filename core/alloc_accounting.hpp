@@ -12,6 +12,7 @@
 
 #include "core/line_ledger.hpp"
 #include "core/live_blocks.hpp"
+#include "core/peak_recorder.hpp"
 #include "core/spin_lock.hpp"
 #include "core/thread_local.hpp"
 
@@ -59,6 +60,9 @@ inline void charge_free(ThreadLedger *ledger, std::size_t size, Source source) n
 
 // A new block on the calling thread: kept in the table and charged when the thread is profiled.
 inline void record_alloc(void *address, std::size_t size, Source source) noexcept {
+    if (peak_recording()) {
+        peak_on_alloc(address, size);
+    }
     ThreadLedger *ledger = t_ledger;
     if (ledger == nullptr) {
         return;
@@ -77,6 +81,9 @@ inline void record_alloc(void *address, std::size_t size, Source source) noexcep
 inline void record_free(void *address, Source source) noexcept {
     std::size_t size;
     bool known;
+    if (peak_recording()) {
+        peak_on_free(address);
+    }
     {
         SpinLockGuard guard(g_lock);
         known = g_blocks->erase(address, &size);
@@ -117,6 +124,10 @@ void *realloc_counted(void *address, std::size_t size, Source source, RealReallo
     ReentrancyGuard guard;
     std::size_t old_size = 0;
     bool known = false;
+    const bool peak = peak_recording();
+    if (peak && address != nullptr) {
+        peak_on_free(address);
+    }
     if (address != nullptr) {
         SpinLockGuard lock(g_lock);
         known = g_blocks->erase(address, &old_size);
@@ -127,6 +138,9 @@ void *realloc_counted(void *address, std::size_t size, Source source, RealReallo
         unknown.before(address);
     }
     void *resized = real(address, size);
+    if (peak && resized != nullptr) {
+        peak_on_alloc(resized, size);
+    }
     if (!counted && profiled) {
         old_size = unknown.after(size);
         counted = old_size != kNoSize;

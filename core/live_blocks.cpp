@@ -44,7 +44,15 @@ void free_slots(std::uint64_t *slots, std::size_t count) noexcept {
 
 } // namespace
 
-LiveBlocks::LiveBlocks() { resize(kMinCapacity); }
+LiveBlocks::LiveBlocks(std::size_t min_capacity, bool shrink_on_erase)
+    : min_capacity_(min_capacity), shrink_on_erase_(shrink_on_erase) {
+    resize(min_capacity_);
+}
+
+void LiveBlocks::shrink() noexcept {
+    while (capacity_ > min_capacity_ && count_ * 3 < capacity_ && resize(capacity_ / 2)) {
+    }
+}
 
 LiveBlocks::~LiveBlocks() { free_slots(slots_, capacity_); }
 
@@ -179,10 +187,17 @@ bool LiveBlocks::erase(const void *address, std::size_t *size) noexcept {
         *size = size_field;
     }
     erase_slot(i);
-    if (capacity_ > kMinCapacity && count_ * 3 < capacity_) {
+    if (shrink_on_erase_ && capacity_ > min_capacity_ && count_ * 3 < capacity_) {
         resize(capacity_ / 2);
     }
     return true;
+}
+
+void LiveBlocks::prefetch(const void *address) const noexcept {
+    const auto addr = reinterpret_cast<std::uintptr_t>(address);
+    if (fits_slot(addr)) {
+        __builtin_prefetch(&slots_[home(key_of(addr))], 1);
+    }
 }
 
 bool LiveBlocks::contains(const void *address) const noexcept {
@@ -202,12 +217,12 @@ std::size_t LiveBlocks::memory_bytes() const noexcept {
 
 void LiveBlocks::clear() noexcept {
     large_.clear();
-    if (capacity_ != kMinCapacity) {
+    if (capacity_ != min_capacity_) {
         free_slots(slots_, capacity_);
         slots_ = nullptr;
         capacity_ = 0;
         count_ = 0;
-        if (!resize(kMinCapacity)) {
+        if (!resize(min_capacity_)) {
             return;
         }
     }

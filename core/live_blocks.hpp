@@ -23,7 +23,10 @@ class LiveBlocks {
   public:
     static constexpr std::size_t kMinCapacity = 1024;
 
-    LiveBlocks();
+    LiveBlocks() : LiveBlocks(kMinCapacity, true) {}
+    // A table that never shrinks below `min_capacity` slots (a power of two >= kMinCapacity);
+    // without `shrink_on_erase` it shrinks only when shrink() is called.
+    LiveBlocks(std::size_t min_capacity, bool shrink_on_erase);
     ~LiveBlocks();
     LiveBlocks(const LiveBlocks &) = delete;
     LiveBlocks &operator=(const LiveBlocks &) = delete;
@@ -33,6 +36,10 @@ class LiveBlocks {
     // Removes a block; false when the address is not in the table.
     bool erase(const void *address, std::size_t *size) noexcept;
     bool contains(const void *address) const noexcept;
+    // Halves the slot array while it is under 1/3 full (above the minimum capacity).
+    void shrink() noexcept;
+    // Starts loading the cache line where `address` would be found or inserted.
+    void prefetch(const void *address) const noexcept;
 
     std::size_t count() const noexcept { return count_ + large_.size(); }
     std::size_t capacity() const noexcept { return capacity_; }
@@ -56,6 +63,8 @@ class LiveBlocks {
 
     std::uint64_t *slots_ = nullptr;
     std::size_t capacity_ = 0; // a power of two
+    std::size_t min_capacity_ = kMinCapacity;
+    bool shrink_on_erase_ = true;
     std::size_t count_ = 0;    // occupied slots
     unsigned shift_ = 64;      // 64 - log2(capacity_)
     LargeMap large_;           // sizes that do not fit a slot, and odd addresses

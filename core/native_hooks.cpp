@@ -196,6 +196,9 @@ void *native_mmap(void *address, std::size_t length, int protection, int flags, 
         }
     }
     void *mapped = mmap(address, length, protection, flags, fd, offset);
+    if (mapped != MAP_FAILED && peak_recording()) {
+        peak_on_alloc(mapped, page_round_up(length));
+    }
     if (mapped != MAP_FAILED && ledger != nullptr) {
         add_mapping(mapped, length);
         ledger->on_native_alloc(page_round_up(length));
@@ -209,6 +212,9 @@ int native_munmap(void *address, std::size_t length) noexcept {
     }
     ReentrancyGuard guard;
     // Before the real munmap: another thread could map the same range again in between.
+    if (peak_recording()) {
+        peak_on_unmap(address, page_round_up(length));
+    }
     const std::size_t unmapped = take_mapped_range(address, length);
     if (unmapped != 0 && t_ledger != nullptr) {
         t_ledger->on_native_free(unmapped);
@@ -229,7 +235,14 @@ void *native_mremap(void *address, std::size_t old_length, std::size_t new_lengt
         return mremap(address, old_length, new_length, flags, new_address);
     }
     ReentrancyGuard guard;
+    const bool peak = peak_recording();
+    if (peak) {
+        peak_on_free(address); // a failed mremap leaves the mapping counted as freed
+    }
     void *moved = mremap(address, old_length, new_length, flags, new_address);
+    if (peak && moved != MAP_FAILED) {
+        peak_on_alloc(moved, page_round_up(new_length));
+    }
     if (moved == MAP_FAILED) {
         return moved;
     }

@@ -13,3 +13,7 @@ echo "== python -m memory_profilerxx word_index.py"
 "$py" -m memory_profilerxx word_index.py
 echo "== python -m memory_profilerxx native_memory.py"
 "$py" -m memory_profilerxx native_memory.py
+echo "== mprofxx run --peak peak_etl.py; mprofxx peak --lines"
+record=$(mktemp -d)
+(cd "$record" && "$py" -m mprofxx run --peak "$top/examples/peak_etl.py" && "$py" -m mprofxx peak --lines -n 6)
+rm -rf "$record"

@@ -2,6 +2,7 @@
 
 #include "core/alloc_hook.hpp"
 #include "core/line_tracer.hpp"
+#include "core/peak_recorder.hpp"
 #include "core/process_memory.hpp"
 #include "mprof/usage_series.hpp"
 #include "python/bindings/bindings.hpp"
@@ -31,6 +32,61 @@ py::list profiled_results(const ProfiledCodes &codes) {
         }
         out.append(py::make_tuple(py::reinterpret_borrow<py::object>(code), rows));
     }
+    return out;
+}
+
+// {"peak_bytes", "peak_time", "current_bytes", "live_blocks", "block_table_bytes",
+//  "stack_table_bytes", "stacks", "nodes": [(parent, code, line), ...],
+//  "at_peak": [(bytes, node), ...]}: the nodes the stacks live at the peak go through, each after
+// its parent; a parent of -1 is the root, -2 the root of stacks cut at the recorded depth.
+py::dict peak_report_dict() {
+    core::PeakReport report;
+    try {
+        report = core::peak_report();
+    } catch (const std::logic_error &e) {
+        throw py::value_error(e.what());
+    }
+    // Parents are interned before their children, so ascending ids put each parent first.
+    std::vector<std::int64_t> index(report.nodes.size(), -1);
+    if (index.size() > 1) {
+        index[0] = -1;
+        index[1] = -2;
+    }
+    std::vector<bool> used(report.nodes.size(), false);
+    for (const core::PeakRow &row : report.at_peak) {
+        for (std::uint32_t node = row.stack; node > 1 && !used[node];
+             node = report.nodes[node].parent) {
+            used[node] = true;
+        }
+    }
+    py::list nodes;
+    std::int64_t next = 0;
+    for (std::size_t id = 2; id < report.nodes.size(); ++id) {
+        if (!used[id]) {
+            continue;
+        }
+        const core::PeakNode &node = report.nodes[id];
+        index[id] = next++;
+        nodes.append(py::make_tuple(index[node.parent],
+                                    py::reinterpret_borrow<py::object>(node.frame.code),
+                                    core::peak_frame_line(node.frame)));
+    }
+    py::list rows;
+    for (const core::PeakRow &row : report.at_peak) {
+        rows.append(py::make_tuple(row.bytes, row.stack < index.size() ? index[row.stack] : -1));
+    }
+    py::dict out;
+    out["peak_bytes"] = report.peak_bytes;
+    out["peak_time"] = report.peak_time;
+    out["current_bytes"] = report.current_bytes;
+    out["live_blocks"] = report.live_blocks;
+    out["block_table_bytes"] = report.block_table_bytes;
+    out["peak_live_blocks"] = report.peak_live_blocks;
+    out["peak_block_table_bytes"] = report.peak_block_table_bytes;
+    out["stack_table_bytes"] = report.stack_table_bytes;
+    out["stacks"] = report.nodes.size();
+    out["nodes"] = nodes;
+    out["at_peak"] = rows;
     return out;
 }
 
@@ -148,6 +204,22 @@ void bind_core(py::module_ &m) {
         },
         py::arg("mark"), "The net bytes the thread allocated since watch_thread_begin (still on).");
     bind_usage_series(m);
+    m.def(
+        "peak_start",
+        [](bool native) {
+            try {
+                core::peak_start(native);
+            } catch (const std::logic_error &e) {
+                throw py::value_error(e.what());
+            }
+        },
+        py::arg("native") = true,
+        "Starts recording every allocation with the Python stack that made it.");
+    m.def("peak_stop", &core::peak_stop, "Stops the peak recorder and drops its tables.");
+    m.def("peak_runner_frame", &core::peak_runner_frame, py::arg("on"),
+          "The calling frame runs the program (True) until it returns (False first).");
+    m.def("peak_report", &peak_report_dict,
+          "The peak recorder's figures: the peak, and the bytes per stack live at that moment.");
     m.def("profiled_depth", &core::thread_profiled_depth,
           "Profiled frames running on the calling thread.");
     m.def("set_floor_trace", &core::set_floor_trace, py::arg("on"),

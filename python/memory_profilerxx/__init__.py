@@ -23,6 +23,7 @@ from memory_profilerxx._memory_usage import (
     has_tracemalloc,
     memory_usage,
 )
+from memory_profilerxx._peak import PeakTable, peak_report
 from memory_profilerxx._report import report_html, show_results
 from memory_profilerxx._timestamper import LogFile, TimeStamper
 
@@ -33,11 +34,11 @@ _TWO_20 = float(MIB)  # memory_profiler's name for the MiB
 __all__ = ["_TWO_20", "CodeMap", "LineProfiler", "LineRecord", "LogFile", "MemitResult",
            "MemoryProfilerMagics", "TimeStamper", "__version__", "_get_child_memory",
            "_get_memory", "choose_backend", "has_tracemalloc", "load_ipython_extension",
-           "memory_usage", "profile", "report_html", "show_results"]
+           "memory_usage", "PeakTable", "peak_report", "profile", "report_html", "show_results"]
 
 
 def load_ipython_extension(ip: Any) -> None:
-    """``%load_ext memory_profilerxx``: registers ``%memit`` and ``%mprun`` in IPython."""
+    """``%load_ext memory_profilerxx``: registers ``%memit``, ``%mprun`` and ``%peak``."""
     from memory_profilerxx._magics import load_ipython_extension as load
 
     load(ip)

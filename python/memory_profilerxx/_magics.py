@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import gc
 import io
+import linecache
 from typing import Any
 
 import _memxx
@@ -18,6 +19,7 @@ from IPython.utils.ipstruct import Struct
 
 from memory_profilerxx._line_profiler import LineProfiler
 from memory_profilerxx._memory_usage import MemitResult, call_with_peak, memory_usage
+from memory_profilerxx._peak import PeakTable, peak_report
 from memory_profilerxx._display import in_kernel, show
 from memory_profilerxx._report import report_html, show_results
 
@@ -28,7 +30,9 @@ def _run_statement(stmt: str, namespace: dict[str, Any]) -> None:
 
 @magics_class
 class MemoryProfilerMagics(Magics):
-    """``%memit`` and ``%mprun``, with memory_profiler's options and output."""
+    """``%memit`` and ``%mprun``, with memory_profiler's options and output; and ``%peak``."""
+
+    _peak_runs = 0
 
     @line_cell_magic
     def mprun(self, parameter_s: str = "", cell: str | None = None) -> LineProfiler | None:
@@ -123,7 +127,39 @@ class MemoryProfilerMagics(Magics):
             print(result)
         return result if "o" in opts else None
 
+    @line_cell_magic
+    def peak(self, line: str = "", cell: str | None = None) -> PeakTable | None:
+        """What held the memory at the peak of a statement: the lines, largest first.
+
+        ``%peak [-n N] [-N] [-o] statement``, or ``%%peak`` with the cell as the statement:
+        every allocation it makes (Python objects, numpy, native malloc and mmap; ``-N``: not
+        native) is tagged with the line that made it, and the table shows the bytes each line
+        held at the statement's highest moment. ``-n``: rows (default 10); ``-o``: return the
+        PeakTable.
+        """
+        opts, stmt = self.parse_options(line, "n:No", posix=False, strict=False)
+        if cell is not None:
+            stmt = cell
+        if not stmt.strip():
+            raise UsageError("%peak needs a statement (or use %%peak with a cell)")
+        try:
+            limit = int(getattr(opts, "n", 10))
+        except ValueError:
+            raise UsageError(f"-n takes a number of rows, not {opts.n!r}") from None
+        self._peak_runs += 1
+        name = f"<peak-{self._peak_runs}>"
+        linecache.cache[name] = (len(stmt), None, stmt.splitlines(True), name)  # the rows' source
+        code = compile(stmt, name, "exec")
+        recording = peak_report(native="N" not in opts)
+        assert self.shell is not None  # a magic runs inside a shell
+        with recording:
+            exec(code, self.shell.user_global_ns, self.shell.user_ns)  # noqa: S102 - the user's
+        table = recording.table
+        assert table is not None
+        print(table.format(max(limit, 1)))
+        return table if "o" in opts else None
+
 
 def load_ipython_extension(ip: Any) -> None:
-    """Registers %memit and %mprun: ``%load_ext memory_profilerxx``."""
+    """Registers %memit, %mprun and %peak: ``%load_ext memory_profilerxx``."""
     ip.register_magics(MemoryProfilerMagics)

@@ -197,3 +197,30 @@ def memit_line(peak: float, baseline: float) -> str:
     'peak memory: 121.00 MiB, increment: 100.75 MiB'
     """
     return f"peak memory: {peak:.02f} MiB, increment: {peak - baseline:.02f} MiB"
+
+
+def peak_table_text(table: Any, limit: int = 10, rss_peak: float | None = None,
+                    rss_time: float | None = None) -> str:
+    """A PeakTable as text: ``peak ... MiB at ... s``, then ``MiB  %  file:line  source`` rows.
+
+    ``rss_peak`` (MiB) and ``rss_time`` (seconds from the start) are the recorded peak of
+    ``mprofxx``'s .dat; without them the header gives the tracked peak alone.
+    """
+    tracked = table.peak_bytes / MIB
+    when = rss_time if rss_time is not None else table.peak_time - table.start_time
+    if rss_peak is not None:
+        head = f"peak {rss_peak:,.1f} MiB at {when:.2f} s (tracked: {tracked:,.1f} MiB)"
+    else:
+        head = f"peak {tracked:,.1f} MiB tracked at {when:.2f} s"
+    out = [head, "   MiB      %  line"]
+    rows = table.lines()
+    total = max(table.peak_bytes, 1)
+    for row in rows[:limit]:
+        out.append(f"{row.bytes / MIB:6,.1f}  {100.0 * row.bytes / total:5.1f}"
+                   f"  {row.location()}  {row.source}")
+    if len(rows) > limit:
+        rest = sum(row.bytes for row in rows[limit:])
+        more = len(rows) - limit
+        out.append(f"{rest / MIB:6,.1f}  {100.0 * rest / total:5.1f}"
+                   f"  ({more} more line{'s' if more > 1 else ''})")
+    return "\n".join(out)

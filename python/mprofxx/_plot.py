@@ -118,20 +118,53 @@ def _draw_recording(
         peak_mem, peak_time = recording.peak
         ax.axhline(peak_mem, color="red", linestyle="--", linewidth=0.8)
         ax.axvline(peak_time - start, color="red", linestyle="--", linewidth=0.8)
+        note = peak_lines_note(recording)
         ax.annotate(
-            f"peak {peak_mem:.1f} MiB",
+            f"peak {peak_mem:.1f} MiB" + note,
             (peak_time - start, peak_mem),
             textcoords="offset points",
-            xytext=(4, 4),
+            xytext=(4, -4 if note else 4),
             color="red",
             fontsize=9,
+            verticalalignment="top" if note else "baseline",
         )
         if not options.flame:
             _draw_brackets(ax, recording, start)
 
 
+def peak_lines_note(recording: Recording, top: int = 3) -> str:
+    """The top lines held at the peak (``run --peak``), one per line under the marker; "" without.
+
+    >>> peak_lines_note(Recording("none.dat", "", [(1.0, 0.0)]))
+    ''
+    """
+    cached = _PEAK_NOTES.get(recording.path)
+    if cached is not None:
+        return cached
+    from _memxx import MIB
+    from memory_profilerxx._peak import PeakFileError, load
+
+    note = ""
+    path = _profiles.peak_path(recording.path)
+    if os.path.exists(path):
+        try:
+            table = load(path)[0]
+        except PeakFileError as error:
+            print(f"mprofxx: warning: no peak lines on the plot: {error}", file=sys.stderr)
+        else:
+            rows = [
+                f"{row.bytes / MIB:,.1f} MiB  {row.location()}" for row in table.lines()[:top]
+            ]
+            note = "".join("\n" + row for row in rows)
+    _PEAK_NOTES[recording.path] = note
+    return note
+
+
+_PEAK_NOTES: dict[str, str] = {}
+
+
 def _draw_stacked(
-    ax: Any, xs: list[float], ys: list[float], children: list, start: float, label: str
+    ax: Any, xs: list[float], ys: list[float], children: list[tuple[str, list[tuple[float, float]]]], start: float, label: str
 ) -> None:
     import numpy as np
 

@@ -6,6 +6,10 @@ import glob
 import os
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from memory_profilerxx._peak import PeakTable
 
 PROFILE_GLOB = "mprofile_??????????????.dat"
 
@@ -88,6 +92,34 @@ def read(path: str, require_samples: bool = True) -> Recording:
     if require_samples and not recording.memory:
         raise CliError(f"{path}: no memory samples (MEM lines) in this file")
     return recording
+
+
+def peak_path(dat_path: str) -> str:
+    """Return the peak file of a profile: ``mprofile_<time>.peak.json`` beside the .dat."""
+    return os.path.splitext(dat_path)[0] + ".peak.json"
+
+
+def peak_parts_path(dat_path: str) -> str:
+    """Return the folder the recorded processes write their tables to during ``run --peak``."""
+    return os.path.splitext(dat_path)[0] + ".peak.parts"
+
+
+def companions(dat_path: str) -> list[str]:
+    """Return the files that belong to a profile and exist: the .dat and its peak file."""
+    return [path for path in (dat_path, peak_path(dat_path)) if os.path.lexists(path)]
+
+
+def read_peak(dat_path: str) -> list[PeakTable]:
+    """Return the peak tables recorded with a profile; CliError (one line) if there are none."""
+    from memory_profilerxx._peak import PeakFileError, load
+
+    path = peak_path(dat_path)
+    if not os.path.lexists(path):
+        raise CliError(f"{dat_path}: no peak file ({path}); record with 'mprofxx run --peak'")
+    try:
+        return load(path)
+    except PeakFileError as error:
+        raise CliError(str(error)) from None
 
 
 def samples_in_function(recording: Recording, name: str) -> list[float]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +55,13 @@ def _descriptors(path: str) -> tuple[int, int]:
     return _files["dat"], _files["statm"]
 
 
+def _refused(reason: str) -> None:
+    """Say once that FUNC spans cannot be recorded; the program itself goes on untouched."""
+    if not _files.get("refused"):
+        _files["refused"] = True
+        print(f"mprofxx: FUNC spans not recorded: {reason}", file=sys.stderr)
+
+
 def _rss_mib(statm: int) -> float:
     fields = os.pread(statm, 128, 0).split()
     return int(fields[1]) * _PAGE_SIZE / MIB
@@ -77,7 +85,8 @@ class function_span:
             return self
         try:
             self._dat, self._statm = _descriptors(self._path)
-        except OSError:
+        except (OSError, ValueError) as error:  # ValueError: OutputFileError (a link planted)
+            _refused(str(error))
             self._path = None
             return self
         self._level = getattr(_levels, "depth", 0)

@@ -1,9 +1,10 @@
 """The ``mprofxx`` command: record a program's memory over time, list, remove and plot records.
 
-    mprofxx run [-C] [-M] [-E] [-T S] [-o FILE] [--json] script.py | -m module | program [args]
+    mprofxx run [-C] [-M] [-E] [-T S] [-o FILE] [--json] [--peak] script.py | -m module | program [args]
     mprofxx attach [-C] [-M] [-T S] [-o FILE] [-t S] PID
     mprofxx plot [-o FILE] [-t TITLE] [-n] [-s] [-w XMIN,XMAX] [-f] [file.dat | index ...]
-    mprofxx peak [--func NAME] [file.dat | index ...]
+    mprofxx peak [--func NAME] [--lines [-n N]] [file.dat | index ...]
+    mprofxx flame [-o peak.html | peak.svg] [file.dat | index]
     mprofxx list | clean [--dry-run] | rm [--dry-run] (index | file.dat) ...
 
 Files are memory_profiler's ``mprofile_<YYYYmmddHHMMSS>.dat``: ``mprof`` reads ours and we read
@@ -22,6 +23,7 @@ import time
 
 from mprofxx import _profiles
 from mprofxx._profiles import CliError
+from mprofxx._child import PEAK_DIR_VAR
 from mprofxx._spans import ENV_VAR
 
 PROG = "mprofxx"
@@ -112,6 +114,11 @@ def _run_parser() -> argparse.ArgumentParser:
         help="record FUNC spans (the default for Python programs)",
     )
     parser.add_argument("-t", "--timeout", type=float, help="stop recording after S seconds")
+    parser.add_argument(
+        "--peak",
+        action="store_true",
+        help="also record what held the memory at the peak, by call stack (<name>.peak.json)",
+    )
     return parser
 
 
@@ -166,8 +173,10 @@ class _StatusLine:
     def update(self) -> None:
         if not self._shown:
             return
-        current = self._sampler.current_bytes / 2**20  # type: ignore[attr-defined]
-        peak = self._sampler.peak_bytes / 2**20  # type: ignore[attr-defined]
+        from _memxx import MIB
+
+        current = self._sampler.current_bytes / MIB  # type: ignore[attr-defined]
+        peak = self._sampler.peak_bytes / MIB  # type: ignore[attr-defined]
         if current < 0:
             return
         sys.stdout.write(
@@ -215,7 +224,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _stop_program(process: subprocess.Popen, signum: int = signal.SIGINT) -> None:
+def _stop_program(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> None:
     """Pass Ctrl-C (or the signal we got) on to the program, then wait, then kill."""
     if process.poll() is None:
         try:
@@ -231,7 +240,7 @@ def _stop_program(process: subprocess.Popen, signum: int = signal.SIGINT) -> Non
 
 def _finish(sampler: object, output: str, write_json: bool) -> bool:
     """Report what was recorded; return False when recording stopped on a write error."""
-    from _memxx import profile_to_json, read_profile, write_output
+    from _memxx import MIB, profile_to_json, read_profile, write_output
 
     error = sampler.error  # type: ignore[attr-defined]
     stats = sampler.stats()  # type: ignore[attr-defined]
@@ -241,7 +250,7 @@ def _finish(sampler: object, output: str, write_json: bool) -> bool:
             f" taken before are in {output}",
             file=sys.stderr,
         )
-    peak = sampler.peak_bytes / 2**20  # type: ignore[attr-defined]
+    peak = sampler.peak_bytes / MIB  # type: ignore[attr-defined]
     _say(f"{PROG}: wrote {output} ({stats['samples']} samples, peak {peak:.1f} MiB)")
     if write_json:
         json_path = os.path.splitext(output)[0] + ".json"
@@ -261,6 +270,8 @@ def run_command(args: list[str]) -> int:
     options = _run_parser().parse_args(own)
     metric = _check_recording_options(options)
     command, cmdline = _program_command(options, program)
+    if options.peak and "mprofxx._child" not in command[:3]:
+        raise CliError("--peak records Python programs only (script.py, -m module or --python)")
     output = options.output or _profiles.default_output_name()
     try:
         create_dat(output, cmdline)
@@ -268,6 +279,9 @@ def run_command(args: list[str]) -> int:
         raise CliError(str(error)) from None
     env = dict(os.environ)
     env[ENV_VAR] = os.path.abspath(output)
+    env.pop(PEAK_DIR_VAR, None)
+    if options.peak:
+        env[PEAK_DIR_VAR] = os.path.abspath(_profiles.peak_parts_path(output))
     _say(f"{PROG}: sampling memory every {options.interval:g}s into {output}")
     try:
         process = subprocess.Popen(command, env=env)
@@ -320,6 +334,8 @@ def run_command(args: list[str]) -> int:
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
     recorded = _finish(sampler, output, options.json)
+    if options.peak:
+        _gather_peak(output, process.pid)
     if interrupted:
         how = (
             "interrupted"
@@ -431,6 +447,40 @@ def attach_command(args: list[str]) -> int:
     return 0
 
 
+def _gather_peak(output: str, main_pid: int) -> None:
+    """Merge the tables the recorded processes wrote into the one peak file, the program first."""
+    from _memxx import MIB, write_output
+    from memory_profilerxx import _peak
+
+    parts = _profiles.peak_parts_path(output)
+    tables = []
+    try:
+        names = sorted(os.listdir(parts))
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(parts, name)
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        try:
+            tables.extend(_peak.load(path))
+        except _peak.PeakFileError as error:
+            print(f"{PROG}: skipped a peak table: {error}", file=sys.stderr)
+    tables.sort(key=lambda table: (table.pid != main_pid, table.start_time))
+    if not tables:
+        print(f"{PROG}: no peak table was written (the program was killed?)", file=sys.stderr)
+    else:
+        path = _profiles.peak_path(output)
+        try:
+            write_output(path, _peak.dumps(tables, os.path.basename(output)))
+        except ValueError as error:  # OutputFileError: one line naming the file
+            raise CliError(str(error)) from None
+        top = tables[0]
+        _say(f"{PROG}: wrote {path} (peak tracked {top.peak_bytes / MIB:.1f} MiB,"
+             f" {len(tables)} process{'es' if len(tables) > 1 else ''})")
+    shutil.rmtree(parts, ignore_errors=True)
+
+
 def list_command(args: list[str]) -> int:
     """``mprofxx list``: print ``<index> <file> HH:MM:SS DD/MM/YYYY`` per profile here."""
     argparse.ArgumentParser(
@@ -448,9 +498,18 @@ def _remove(paths: list[str], dry_run: bool) -> None:
         print("Files to be removed: ")
         for path in paths:
             print(path)
+            peak = _profiles.peak_path(path)
+            if path.endswith(".dat") and os.path.lexists(peak):
+                print(peak)
         return
     for path in paths:
         os.remove(path)
+        if path.endswith(".dat"):
+            peak = _profiles.peak_path(path)
+            if os.path.lexists(peak):
+                os.remove(peak)
+            # What the processes of a killed 'run --peak' wrote and nobody gathered.
+            shutil.rmtree(_profiles.peak_parts_path(path), ignore_errors=True)
 
 
 def rm_command(args: list[str]) -> int:
@@ -480,10 +539,19 @@ def peak_command(args: list[str]) -> int:
         prog=PROG + " peak", description="Print the peak memory of profiles."
     )
     parser.add_argument("--func", help="peak while this function (module.name) ran")
+    parser.add_argument(
+        "--lines", action="store_true", help="the lines that held the memory at the peak (--peak)"
+    )
+    parser.add_argument("-n", type=int, default=10, help="--lines: rows to show (default 10)")
     parser.add_argument("profiles", nargs="*", help="indices or files (default: the newest)")
     options = parser.parse_args(args)
+    if options.n < 1:
+        raise CliError(f"-n must be a positive number of rows, not {options.n}")
     for path in _profiles.latest_or(options.profiles):
         recording = _profiles.read(path)
+        if options.lines:
+            _print_peak_lines(recording, options.n)
+            continue
         if options.func:
             values = _profiles.samples_in_function(recording, options.func)
             if not values:
@@ -494,6 +562,54 @@ def peak_command(args: list[str]) -> int:
         print(f"{path}\t{recording.peak[0]:.3f} MiB")
         for child, samples in recording.children.items():
             print(f"  Child {child}\t\t\t{max(m for m, _ in samples):.3f} MiB")
+    return 0
+
+
+def _print_peak_lines(recording: _profiles.Recording, limit: int) -> None:
+    tables = _profiles.read_peak(recording.path)
+    start = recording.memory[0][1]
+    for index, table in enumerate(tables):
+        if index == 0:
+            rss, when = recording.peak
+            print(table.format(limit, rss_peak=rss, rss_time=table.peak_time - start))
+        else:
+            print(f"\nchild {table.pid} ({table.cmdline})")
+            print(table.format(limit))
+
+
+def flame_command(args: list[str]) -> int:
+    """``mprofxx flame``: write a flame graph of the memory live at the peak (HTML or SVG)."""
+    from _memxx import MIB, write_output
+    from mprofxx import _flame
+
+    parser = argparse.ArgumentParser(
+        prog=PROG + " flame",
+        description="Draw the memory live at the peak as a flame graph (from run --peak).",
+    )
+    parser.add_argument("-o", "--output", default="peak.html", help="peak.html (default) or .svg")
+    parser.add_argument("--pid", type=int, help="the process to draw (default: the program)")
+    parser.add_argument("profile", nargs="?", help="index or file (default: the newest)")
+    options = parser.parse_args(args)
+    if not options.output.endswith((".html", ".svg")):
+        raise CliError(f"{options.output}: the flame graph is written as .html or .svg")
+    path = _profiles.latest_or([options.profile] if options.profile else [])[0]
+    tables = _profiles.read_peak(path)
+    table = tables[0]
+    if options.pid is not None:
+        chosen = [t for t in tables if t.pid == options.pid]
+        if not chosen:
+            raise CliError(f"no process {options.pid} in {_profiles.peak_path(path)}")
+        table = chosen[0]
+    title = f"Memory at the peak: {table.peak_bytes / MIB:,.1f} MiB ({os.path.basename(path)})"
+    if options.output.endswith(".svg"):
+        text = _flame.flame_svg(table, title)
+    else:
+        text = _flame.flame_html(table, title)
+    try:
+        write_output(options.output, text)
+    except ValueError as error:  # OutputFileError: one line naming the file
+        raise CliError(str(error)) from None
+    _say(f"{PROG}: wrote {options.output}")
     return 0
 
 
@@ -509,6 +625,7 @@ COMMANDS = {
     "attach": attach_command,
     "plot": plot_command,
     "peak": peak_command,
+    "flame": flame_command,
     "list": list_command,
     "rm": rm_command,
     "clean": clean_command,

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["mprofxx", "mprofxx._plot", "mprofxx._spans"]
+MODULES = ["mprofxx", "mprofxx._flame", "mprofxx._plot", "mprofxx._spans"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -150,6 +150,18 @@ def test_mprofxx_run_dat_and_json(tmp_path: Path, planting) -> None:
         assert "Traceback" not in done.stderr, done.stderr
 
 
+def test_mprofxx_peak_file_and_flame_graph(tmp_path: Path, planting) -> None:
+    (tmp_path / "s.py").write_text(textwrap.dedent(SCRIPT))
+    first = run(["-m", "mprofxx", "run", "--peak", "-o", "p.dat", "s.py"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    planting("r.peak.json", "peak.html", "peak.svg")
+    for _ in range(3):
+        run(["-m", "mprofxx", "run", "--peak", "-o", "r.dat", "s.py"], tmp_path)
+    for _ in range(ROUNDS // 4):
+        run(["-m", "mprofxx", "flame", "-o", "peak.html", "p.dat"], tmp_path)
+        run(["-m", "mprofxx", "flame", "-o", "peak.svg", "p.dat"], tmp_path)
+
+
 def test_memory_profilerxx_report_and_json(tmp_path: Path, planting) -> None:
     (tmp_path / "s.py").write_text(textwrap.dedent(SCRIPT))
     planting("report.txt", "report.json")

@@ -60,6 +60,7 @@ ALLOWED = {
     ("python/memory_profilerxx/_line_profiler.py", "exec(cmd"): "runctx(cmd): the caller's code",
     ("python/memory_profilerxx/_magics.py", "exec(compile(stmt"): "%memit: the user's statement",
     ("python/memory_profilerxx/_magics.py", "eval(name"): "%mprun -f NAME: the user's expression",
+    ("python/memory_profilerxx/_magics.py", "exec(code, self.shell"): "%peak: the user's statement",
     ("python/mprofxx/_child.py", "exec()s the script"): "a docstring",
 }
 FORBIDDEN = [

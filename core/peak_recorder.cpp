@@ -1,0 +1,470 @@
+// The peak recorder: the hooks put one event per allocation and free on a queue, and a thread of
+// ours applies them, in order, to the peak tables (core/peak_tables.hpp). The program's threads
+// thus pay for a walk of their own Python frames and a 16-byte write; the table work (a cache
+// miss or two per block) runs on another core. The figures are those of applying every event
+// in the order the hooks saw them, so they are exact; a report first applies what is queued.
+//
+// Locks: accounting::g_lock (a spin lock, the allocator hook's) orders the producers: it is held
+// to intern a stack and to queue an event. m_apply (a mutex) is held while events are applied.
+// Whoever holds g_lock only tries m_apply and lets go of g_lock between tries, so the fork
+// handlers may take the two in either order.
+#include "core/peak_recorder.hpp"
+
+#include <Python.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <new>
+#include <pthread.h>
+#include <sched.h>
+#include <stdexcept>
+#include <thread>
+
+#include <mimalloc.h>
+
+#include "core/alloc_accounting.hpp"
+#include "core/alloc_hook.hpp"
+#include "core/flat_table.hpp"
+#include "core/peak_tables.hpp"
+#include "core/py_compat.h"
+
+namespace memxx::core {
+
+namespace detail {
+std::atomic<bool> g_peak_on{false};
+}
+
+namespace {
+
+template <class T> using MiVector = std::vector<T, mi_stl_allocator<T>>;
+
+constexpr std::uint32_t kMaxNodes = std::uint32_t{1} << 23; // a node id fits an event's 24 bits
+
+// The stacks are a tree of frames interned outermost first: a stack is its innermost node, and a
+// node is its caller's node plus one frame, so stacks that share their callers share nodes.
+struct StackNode {
+    std::uint32_t parent;
+    std::int32_t offset;
+    PyObject *code;
+};
+constexpr std::uint32_t kRootNode = 0;   // no Python frame
+constexpr std::uint32_t kDeeperNode = 1; // frames beyond the recorded depth were left out
+
+std::uint64_t mix(std::uint64_t h) noexcept {
+    h ^= h >> 31;
+    h *= 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+// The interned stacks, with a reference to each code object in them. g_lock held.
+class StackTree {
+  public:
+    StackTree() {
+        nodes_.push_back(StackNode{kRootNode, 0, nullptr});
+        nodes_.push_back(StackNode{kRootNode, 0, nullptr});
+    }
+
+    // The stack of the calling thread whose identity is `key` (see memxx_thread_stack_key);
+    // kRootNode when the tables cannot grow.
+    std::uint32_t stack_of(std::uint64_t key) noexcept {
+        if (const std::uint32_t *known = stack_index_.find(key); known != nullptr) {
+            return *known;
+        }
+        PyObject *codes[kPeakMaxDepth];
+        int offsets[kPeakMaxDepth];
+        int deeper = 0;
+        const int depth = memxx_thread_stack(codes, offsets, kPeakMaxDepth, &deeper);
+        const bool gil = PyGILState_Check() != 0;
+        std::uint32_t node = deeper ? kDeeperNode : kRootNode;
+        for (int i = depth - 1; i >= 0; --i) {
+            if (!intern_node(node, codes[i], offsets[i], gil, &node)) {
+                return kRootNode;
+            }
+        }
+        stack_index_.put(key, node); // when it cannot grow, the next walk interns again
+        return node;
+    }
+
+    // Code objects seen without the GIL get their reference at the next call with it.
+    void own_pending_codes() noexcept {
+        for (PyObject *code : pending_codes_) {
+            own_code(code);
+        }
+        pending_codes_.clear();
+    }
+
+    void release_codes() noexcept { // GIL held, g_lock not held (a decref may free)
+        own_pending_codes();
+        for (PyObject *code : owned_list_) {
+            Py_DECREF(code);
+        }
+        owned_list_.clear();
+    }
+
+    const MiVector<StackNode> &nodes() const noexcept { return nodes_; }
+
+    std::size_t memory_bytes() const noexcept {
+        return nodes_.capacity() * sizeof(StackNode) + node_index_.memory_bytes() +
+               stack_index_.memory_bytes() + owned_.memory_bytes() +
+               owned_list_.capacity() * sizeof(void *);
+    }
+
+  private:
+    // The node for `frame` called from `parent`, added if new.
+    bool intern_node(std::uint32_t parent, PyObject *code, int offset, bool gil,
+                     std::uint32_t *node) noexcept {
+        const std::uint64_t key = mix(mix(parent + (static_cast<std::uint64_t>(offset) << 32)) ^
+                                      reinterpret_cast<std::uintptr_t>(code)) |
+                                  1;
+        if (const std::uint32_t *known = node_index_.find(key); known != nullptr) {
+            const StackNode &found = nodes_[*known];
+            if (found.parent == parent && found.code == code && found.offset == offset) {
+                *node = *known;
+                return true;
+            }
+        }
+        const auto id = static_cast<std::uint32_t>(nodes_.size());
+        if (id >= kMaxNodes) {
+            return false;
+        }
+        nodes_.push_back(StackNode{parent, offset, code});
+        node_index_.put(key, id); // a key taken by another node only costs a duplicate node
+        if (gil) {
+            own_code(code);
+        } else {
+            // Its frame holds it alive now; the reference is taken with the GIL later.
+            pending_codes_.push_back(code);
+        }
+        *node = id;
+        return true;
+    }
+
+    void own_code(PyObject *code) noexcept {
+        const auto key = reinterpret_cast<std::uintptr_t>(code);
+        if (owned_.find(key) == nullptr && owned_.put(key, 1)) {
+            Py_INCREF(code);
+            owned_list_.push_back(code);
+        }
+    }
+
+    MiVector<StackNode> nodes_;
+    FlatTable<std::uint32_t> node_index_;  // mix(parent, code, offset) -> node
+    FlatTable<std::uint32_t> stack_index_; // a thread's stack key -> its innermost node
+    FlatTable<std::uint8_t> owned_;        // code objects we hold a reference to
+    MiVector<PyObject *> owned_list_;
+    MiVector<PyObject *> pending_codes_;
+};
+
+// One allocation, free or unmap: the address with the kind in its top bits, and the size (40
+// bits) with the stack (24 bits).
+struct Event {
+    std::uint64_t address_kind;
+    std::uint64_t size_stack;
+};
+enum Kind : std::uint64_t { kAlloc = 0, kFree = 1, kUnmap = 2 };
+constexpr unsigned kKindShift = 62;
+constexpr std::uint64_t kAddressMask = (std::uint64_t{1} << kKindShift) - 1;
+constexpr std::uint64_t kSizeMask = (std::uint64_t{1} << 40) - 1;
+
+constexpr std::size_t kQueueEvents = std::size_t{1} << 16; // 1 MiB
+
+class Recorder {
+  public:
+    Recorder() : events_(static_cast<Event *>(mi_malloc(kQueueEvents * sizeof(Event)))) {
+        if (events_ == nullptr) {
+            throw std::bad_alloc();
+        }
+    }
+    ~Recorder() { mi_free(events_); }
+
+    StackTree stacks;      // g_lock
+    PeakTables tables;     // m_apply
+    std::mutex m_apply;
+
+    // Queues an event. g_lock held; may release and retake it while the queue is full.
+    void push(Event event) noexcept {
+        const std::uint64_t head = head_.load(std::memory_order_relaxed);
+        while (head - tail_.load(std::memory_order_acquire) >= kQueueEvents) {
+            // Full: apply the queue here. Only try the mutex: see the lock order at the top.
+            if (m_apply.try_lock()) {
+                apply_queued_locked();
+                m_apply.unlock();
+            } else {
+                // The applying thread frees room every 256 events: wait a moment for it.
+                accounting::g_lock.unlock();
+                for (int spin = 0; spin < 64; ++spin) {
+#if defined(__x86_64__) || defined(__i386__)
+                    __builtin_ia32_pause();
+#endif
+                }
+                if (head - tail_.load(std::memory_order_acquire) >= kQueueEvents) {
+                    sched_yield();
+                }
+                accounting::g_lock.lock();
+            }
+        }
+        events_[head & (kQueueEvents - 1)] = event;
+        head_.store(head + 1, std::memory_order_release);
+        if (sleeping_.load(std::memory_order_relaxed) && head - notified_ >= kQueueEvents / 4) {
+            notified_ = head;
+            wake_.notify_one();
+        }
+    }
+
+    // Applies every queued event. m_apply held.
+    void apply_queued_locked() noexcept {
+        const std::uint64_t head = head_.load(std::memory_order_acquire);
+        std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+        constexpr std::uint64_t kAhead = 8; // table lines are loaded this many events early
+        for (std::uint64_t next = tail; next != head && next - tail < kAhead; ++next) {
+            tables.prefetch(events_[next & (kQueueEvents - 1)].address_kind & kAddressMask);
+        }
+        for (; tail != head; ++tail) {
+            if (head - tail > kAhead) {
+                tables.prefetch(events_[(tail + kAhead) & (kQueueEvents - 1)].address_kind &
+                                kAddressMask);
+            }
+            const Event &event = events_[tail & (kQueueEvents - 1)];
+            const std::uintptr_t address = event.address_kind & kAddressMask;
+            const std::uint64_t size = event.size_stack & kSizeMask;
+            const auto stack = static_cast<std::uint32_t>(event.size_stack >> 40);
+            switch (event.address_kind >> kKindShift) {
+            case kAlloc:
+                tables.on_alloc(address, size, stack);
+                break;
+            case kFree:
+                tables.on_free(address);
+                break;
+            default:
+                tables.on_unmap(address, size, stack);
+                break;
+            }
+            if ((tail & 255) == 255) {
+                tail_.store(tail + 1, std::memory_order_release); // room for a waiting producer
+            }
+        }
+        tail_.store(tail, std::memory_order_release);
+    }
+
+    // The applying thread: wakes when a quarter of the queue waits, or every millisecond.
+    void start_thread() {
+        sigset_t all;
+        sigset_t previous;
+        sigfillset(&all);
+        // Signals stay with the program's threads (Python handles them in its main thread).
+        pthread_sigmask(SIG_SETMASK, &all, &previous);
+        try {
+            thread_ = std::thread([this] { run(); });
+        } catch (...) {
+            pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+            throw;
+        }
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    }
+
+    void stop_thread() {
+        {
+            std::lock_guard<std::mutex> guard(wake_mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_one();
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+    }
+
+    // After fork, in the child: the thread did not come along; queued events are applied by
+    // whoever reports or finds the queue full.
+    void forget_thread() noexcept {
+        // Its handle, mutex and condition describe a thread that is not in this process (and
+        // may have held the mutex at the fork): made anew, not destroyed.
+        new (&thread_) std::thread();
+        new (&wake_mutex_) std::mutex();
+        new (&wake_) std::condition_variable();
+        sleeping_.store(false, std::memory_order_relaxed);
+    }
+
+  private:
+    void run() {
+        std::unique_lock<std::mutex> lock(wake_mutex_);
+        int idle = 0; // wakes in a row that found nothing to apply
+        while (!stopping_) {
+            lock.unlock();
+            {
+                std::lock_guard<std::mutex> guard(m_apply);
+                const bool any = head_.load(std::memory_order_acquire) !=
+                                 tail_.load(std::memory_order_relaxed);
+                apply_queued_locked();
+                idle = any ? 0 : idle + 1;
+                if (idle == 20) { // quiet for 20 ms: the table may give memory back
+                    tables.trim();
+                }
+            }
+            lock.lock();
+            if (stopping_) {
+                break;
+            }
+            sleeping_.store(true, std::memory_order_relaxed);
+            wake_.wait_for(lock, std::chrono::milliseconds(1));
+            sleeping_.store(false, std::memory_order_relaxed);
+        }
+    }
+
+    Event *events_;
+    // On lines of their own: the producers write head_ at every event, the applying thread tail_.
+    alignas(64) std::atomic<std::uint64_t> head_{0}; // next event to write (g_lock)
+    std::uint64_t notified_ = 0;                     // head_ when the thread was last woken
+    alignas(64) std::atomic<std::uint64_t> tail_{0}; // next event to apply (m_apply)
+    alignas(64) std::atomic<bool> sleeping_{false};
+    std::mutex wake_mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+Recorder *g_recorder = nullptr; // changed with the GIL and g_lock held
+bool g_native = false;
+
+// fork(): the child must not inherit the tables half-way through an event, nor the spin lock
+// held (alloc_hook.cpp's handlers take g_lock after this one took m_apply).
+void lock_before_fork() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.lock();
+    }
+}
+void unlock_in_parent() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.unlock();
+    }
+}
+void unlock_in_child() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.unlock();
+        g_recorder->forget_thread();
+    }
+}
+
+inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size,
+                  std::uint64_t key) noexcept {
+    SpinLockGuard guard(accounting::g_lock);
+    Recorder *recorder = g_recorder;
+    if (recorder == nullptr) {
+        return;
+    }
+    const std::uint32_t stack = kind == kFree ? 0 : recorder->stacks.stack_of(key);
+    recorder->push(Event{(kind << kKindShift) | (address & kAddressMask),
+                         std::min(size, kSizeMask) | (static_cast<std::uint64_t>(stack) << 40)});
+}
+
+// Takes m_apply while g_lock is held, by the lock order: try, and let go of g_lock between tries.
+void lock_both() noexcept {
+    while (true) {
+        accounting::g_lock.lock();
+        if (g_recorder == nullptr || g_recorder->m_apply.try_lock()) {
+            return;
+        }
+        accounting::g_lock.unlock();
+        sched_yield();
+    }
+}
+
+} // namespace
+
+void peak_on_alloc(const void *address, std::size_t size) noexcept {
+    queue(kAlloc, reinterpret_cast<std::uintptr_t>(address), size, memxx_thread_stack_key());
+}
+
+void peak_on_free(const void *address) noexcept {
+    queue(kFree, reinterpret_cast<std::uintptr_t>(address), 0, 0);
+}
+
+void peak_on_unmap(const void *address, std::size_t length) noexcept {
+    queue(kUnmap, reinterpret_cast<std::uintptr_t>(address), length, memxx_thread_stack_key());
+}
+
+void peak_start(bool native) {
+    if (g_recorder != nullptr) {
+        throw std::logic_error("the peak recorder is already running");
+    }
+    static const bool fork_handlers =
+        pthread_atfork(lock_before_fork, unlock_in_parent, unlock_in_child) == 0;
+    (void)fork_handlers;
+    auto *recorder = new (mi_malloc(sizeof(Recorder))) Recorder();
+    recorder->start_thread();
+    {
+        SpinLockGuard guard(accounting::g_lock);
+        g_recorder = recorder;
+    }
+    detail::g_peak_on.store(true, std::memory_order_release);
+    hook_session_begin();
+    g_native = native;
+    if (native) {
+        native_want(true);
+    }
+}
+
+void peak_stop() {
+    if (g_recorder == nullptr) {
+        return;
+    }
+    if (g_native) {
+        native_want(false);
+    }
+    hook_session_end();
+    detail::g_peak_on.store(false, std::memory_order_release);
+    Recorder *recorder;
+    {
+        SpinLockGuard guard(accounting::g_lock);
+        recorder = g_recorder;
+        g_recorder = nullptr;
+    }
+    recorder->stop_thread();
+    recorder->stacks.release_codes();
+    recorder->~Recorder();
+    mi_free(recorder);
+}
+
+PeakReport peak_report() {
+    if (g_recorder == nullptr) {
+        throw std::logic_error("the peak recorder is not running");
+    }
+    // The copy's own allocations cannot come back here: our extension's malloc calls are never
+    // redirected, and the PyMem domains are not used.
+    lock_both();
+    Recorder &recorder = *g_recorder;
+    recorder.stacks.own_pending_codes();
+    recorder.apply_queued_locked();
+    PeakTables &tables = recorder.tables;
+    tables.settle();
+    PeakReport out;
+    out.peak_bytes = tables.peak();
+    out.peak_time = tables.peak_time();
+    out.current_bytes = tables.total();
+    const auto &at_peak = tables.at_peak();
+    for (std::uint32_t stack = 0; stack < at_peak.size(); ++stack) {
+        if (at_peak[stack] > 0) {
+            out.at_peak.push_back(PeakRow{stack, at_peak[stack]});
+        }
+    }
+    const auto &nodes = recorder.stacks.nodes();
+    out.nodes.reserve(nodes.size());
+    for (const StackNode &node : nodes) {
+        out.nodes.push_back(PeakNode{node.parent, PeakFrame{node.code, node.offset}});
+    }
+    out.live_blocks = tables.live_blocks();
+    out.block_table_bytes = tables.block_table_bytes();
+    out.peak_live_blocks = tables.peak_live_blocks();
+    out.peak_block_table_bytes = tables.peak_block_table_bytes();
+    out.stack_table_bytes = recorder.stacks.memory_bytes() + tables.other_bytes();
+    recorder.m_apply.unlock();
+    accounting::g_lock.unlock();
+    return out;
+}
+
+void peak_runner_frame(bool on) { memxx_set_stack_key_base(on ? 1 : 0); }
+
+int peak_frame_line(const PeakFrame &frame) { return memxx_code_line(frame.code, frame.offset); }
+
+} // namespace memxx::core

@@ -1,0 +1,88 @@
+// What held the memory at the peak: every block the program allocates while recording, tagged
+// with the Python call stack that allocated it (stacks interned: a stack id per block, not a copy
+// of the stack), the live bytes per stack, and those figures as they stood at the moment the
+// total was highest.
+//
+// The sources of allocations call peak_on_alloc / peak_on_free (through alloc_accounting.hpp)
+// from any thread, with or without the GIL, inside the re-entrancy guard. Start, stop and the
+// report need the GIL.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+struct _object; // PyObject
+
+namespace memxx::core {
+
+namespace detail {
+extern std::atomic<bool> g_peak_on;
+}
+
+// True while the peak recorder runs: the sources then call the two hooks below.
+inline bool peak_recording() noexcept {
+    return detail::g_peak_on.load(std::memory_order_relaxed);
+}
+
+// --- called by the sources (any thread, inside the re-entrancy guard) -------------------------
+void peak_on_alloc(const void *address, std::size_t size) noexcept;
+// Before the real free (and before a realloc's real call): the address may be handed out again
+// right after it. A realloc that fails leaves its block counted as freed.
+void peak_on_free(const void *address) noexcept;
+// Before the real munmap: a mapping recorded at `address` is freed, what stays mapped beyond
+// `length` kept (an unmap inside a mapping is not seen).
+void peak_on_unmap(const void *address, std::size_t length) noexcept;
+
+// --- recording (GIL held) ----------------------------------------------------------------------
+// Starts recording every thread's allocations (and native code's, with `native`). Throws
+// std::logic_error if it is already running.
+void peak_start(bool native);
+// Stops recording and drops the tables.
+void peak_stop();
+// With `on`, the calling frame is the program's runner (mprofxx's child): the frames below it
+// are the same for every stack recorded while it runs, and need not be walked each time. The
+// runner clears it (`on` false) before it returns. GIL held.
+void peak_runner_frame(bool on);
+
+struct PeakFrame {
+    _object *code; // borrowed: the recorder holds a reference until peak_stop
+    int offset;    // byte offset of the instruction that was running
+};
+
+// The stacks form a tree: node 0 is the root (no Python frame), node 1 the root of stacks whose
+// outer frames were left out (deeper than kPeakMaxDepth); every other node is one frame called
+// from its parent node. A stack is named by its innermost node.
+struct PeakNode {
+    std::uint32_t parent;
+    PeakFrame frame; // code nullptr for nodes 0 and 1
+};
+
+struct PeakRow {
+    std::uint32_t stack; // its innermost node
+    std::int64_t bytes;
+};
+
+struct PeakReport {
+    std::int64_t peak_bytes = 0;    // bytes live at the peak, of blocks allocated while recording
+    double peak_time = 0;           // seconds since the epoch when the total left its peak
+    std::int64_t current_bytes = 0; // bytes live now
+    std::vector<PeakRow> at_peak;   // live bytes per stack at the peak, those above 0
+    std::vector<PeakNode> nodes;    // every node interned so far
+    std::size_t live_blocks = 0;
+    std::size_t block_table_bytes = 0; // the live-block table's own memory
+    std::size_t peak_live_blocks = 0;  // the same two at the peak
+    std::size_t peak_block_table_bytes = 0;
+    std::size_t stack_table_bytes = 0; // stack nodes, their tags and the per-stack figures
+};
+// The figures so far; the peak is that of the whole recording. GIL held.
+PeakReport peak_report();
+
+// The source line of a frame. GIL held.
+int peak_frame_line(const PeakFrame &frame);
+
+// Deepest stack recorded; the outer frames of a deeper one are left out.
+constexpr int kPeakMaxDepth = 128;
+
+} // namespace memxx::core

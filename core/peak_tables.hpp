@@ -1,0 +1,100 @@
+// The figures behind the peak table: every live block (address -> the stack that allocated it and
+// its size), the bytes live per stack now, and the bytes per stack as they stood at the moment
+// the total was highest.
+//
+// The copy at the peak is kept lazily: when a new high is followed by a fall, the stacks changed
+// since the last copy are copied (amortised one copy per change), so the figures are those of the
+// true peak moment, not per-stack maxima.
+//
+// Pure C++ (no Python), in mimalloc memory. Not thread-safe: the peak recorder's consumer thread
+// (core/peak_recorder.cpp) calls it under its own mutex.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <mimalloc.h>
+
+#include "core/flat_table.hpp"
+#include "core/live_blocks.hpp"
+
+namespace memxx::core {
+
+class PeakTables {
+  public:
+    template <class T> using Vector = std::vector<T, mi_stl_allocator<T>>;
+
+    // The block table starts (and stays) at 64 Ki slots: a program's first blocks come and go by
+    // the hundred thousand, and each resize would move them all. It grows as blocks come, but
+    // shrinks only when trim() is called: a burst of frees followed by a burst of allocations
+    // (a function called in a loop) would otherwise move every block twice per call.
+    static constexpr std::size_t kMinSlots = std::size_t{1} << 16;
+    PeakTables() : blocks_(kMinSlots, false) {}
+
+    // Gives back what the block table does not need (its own rule: under 1/3 full, halve).
+    void trim() noexcept { blocks_.shrink(); }
+
+    // Starts loading what the event for `address` will touch (the caller applies events in
+    // order, a few ahead of the one it loads).
+    void prefetch(std::uintptr_t address) const noexcept {
+        blocks_.prefetch(reinterpret_cast<const void *>(address));
+    }
+
+    void on_alloc(std::uintptr_t address, std::uint64_t size, std::uint32_t stack) noexcept;
+    void on_free(std::uintptr_t address) noexcept;
+    // munmap(address, length): a mapping recorded at `address` is freed; what stays mapped
+    // beyond `length` is kept, charged to `stack` (the one unmapping).
+    void on_unmap(std::uintptr_t address, std::uint64_t length, std::uint32_t stack) noexcept;
+
+    // Makes the copy at the peak current (the total may stand at a new high now).
+    void settle() noexcept;
+
+    std::int64_t total() const noexcept { return total_; }
+    std::int64_t peak() const noexcept { return peak_; }
+    double peak_time() const noexcept { return peak_time_; } // seconds since the epoch
+    // By stack id: the bytes live at the peak (after settle()). May be shorter than the stacks.
+    const Vector<std::int64_t> &at_peak() const noexcept { return at_peak_; }
+    std::int64_t live_bytes(std::uint32_t stack) const noexcept {
+        return stack < live_.size() ? live_[stack] : 0;
+    }
+
+    std::size_t live_blocks() const noexcept { return blocks_.count(); }
+    // The live blocks and the block table's memory at the peak (after settle()).
+    std::size_t peak_live_blocks() const noexcept { return peak_live_blocks_; }
+    std::size_t peak_block_table_bytes() const noexcept { return peak_block_table_bytes_; }
+    std::size_t block_table_bytes() const noexcept { return blocks_.memory_bytes(); }
+    std::size_t other_bytes() const noexcept; // tags and per-stack figures
+
+  private:
+    // A block's value in the live-block table: a tag (a stack and a size seen together before)
+    // when it fits the table's slot, else the stack and the size themselves (the table keeps such
+    // values in its side map).
+    std::uint64_t value_for(std::uint64_t size, std::uint32_t stack) noexcept;
+    void decode(std::uint64_t value, std::uint32_t *stack, std::uint64_t *size) const noexcept;
+    void charge(std::uint32_t stack, std::uint64_t size) noexcept;
+    void discharge(std::uint32_t stack, std::uint64_t size) noexcept;
+    void touch(std::uint32_t stack) noexcept;
+    void keep_peak() noexcept;
+
+    struct Tag {
+        std::uint64_t size : 40;
+        std::uint64_t stack : 24;
+    };
+
+    LiveBlocks blocks_;
+    Vector<Tag> tags_;
+    FlatTable<std::uint32_t> tag_index_; // (stack, size) -> tag
+    Vector<std::int64_t> live_;          // by stack: bytes live now
+    Vector<std::int64_t> at_peak_;       // by stack: bytes live at the peak
+    Vector<std::uint8_t> dirty_;         // by stack: changed since the last copy
+    Vector<std::uint32_t> dirty_list_;
+    std::int64_t total_ = 0;
+    std::int64_t peak_ = 0;
+    bool at_high_ = false; // the total stands at a new high not copied yet
+    double peak_time_ = 0;
+    std::size_t peak_live_blocks_ = 0;
+    std::size_t peak_block_table_bytes_ = 0;
+};
+
+} // namespace memxx::core

@@ -1,0 +1,335 @@
+"""What held the memory at the peak: the peak table, its text layout and its JSON file format.
+
+The recorder (``_memxx.peak_start``) tags every block allocated while it runs with the Python
+stack that allocated it and keeps the bytes per stack as they stood when the total was highest.
+This module turns that into a :class:`PeakTable`, prints it as a table of lines, and reads and
+writes it as JSON (the ``mprofile_<time>.peak.json`` files of ``mprofxx run --peak``).
+
+>>> with peak_report() as peak:
+...     held = [bytearray(1000) for _ in range(1000)]
+>>> peak.table.peak_bytes >= 1000 * 1000
+True
+"""
+
+from __future__ import annotations
+
+import json
+import linecache
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal
+
+import _memxx
+from _memxx import MIB
+
+#: The file format's name and version, first in every peak file.
+FORMAT = "mprofxx-peak"
+VERSION = 1
+
+Frame = tuple[str, str, int]  # file name, function, line
+
+
+class PeakFileError(ValueError):
+    """A peak file that cannot be read: missing, not JSON, or not the documented schema."""
+
+
+@dataclass(frozen=True)
+class PeakStack:
+    """Bytes live at the peak that one Python call stack allocated (frames innermost first)."""
+
+    bytes: int
+    frames: tuple[Frame, ...]
+    deeper: bool = False  # outer frames beyond the recorded depth were left out
+
+
+@dataclass(frozen=True)
+class PeakLine:
+    """Bytes live at the peak allocated while a line was the innermost Python frame's."""
+
+    filename: str
+    lineno: int
+    function: str
+    bytes: int
+
+    @property
+    def source(self) -> str:
+        return linecache.getline(self.filename, self.lineno).strip()
+
+    def location(self) -> str:
+        return f"{short_path(self.filename)}:{self.lineno}"
+
+
+@dataclass
+class PeakTable:
+    """One process's peak: the total and the bytes per call stack at that moment."""
+
+    pid: int
+    peak_bytes: int
+    peak_time: float  # seconds since the epoch
+    stacks: list[PeakStack]
+    current_bytes: int = 0
+    start_time: float = 0.0
+    parent: int | None = None
+    cmdline: str = ""
+    live_blocks: int = 0
+    block_table_bytes: int = 0
+    stack_table_bytes: int = 0
+    peak_live_blocks: int = 0  # live blocks at the peak, and the block table's bytes then
+    peak_block_table_bytes: int = 0
+    #: Folders of the standard library and installed packages in the recorded process: a line
+    #: there is charged to the innermost calling line outside them (``np.ones(...)``, not
+    #: numpy's own line), unless the whole stack is library code.
+    library_paths: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[PeakLine]:
+        """The peak's bytes by the innermost line of the program's own code, largest first."""
+        by_line: dict[tuple[str, int], list[Any]] = {}
+        for stack in self.stacks:
+            filename, function, lineno = self._own_frame(stack)
+            row = by_line.setdefault((filename, lineno), [function, 0])
+            row[1] += stack.bytes
+        rows = [PeakLine(f, n, fn, b) for (f, n), (fn, b) in by_line.items()]
+        rows.sort(key=lambda row: (-row.bytes, row.filename, row.lineno))
+        return rows
+
+    def _own_frame(self, stack: PeakStack) -> Frame:
+        for frame in stack.frames:
+            if not _is_library(frame[0], self.library_paths):
+                return frame
+        return stack.frames[0] if stack.frames else ("<no Python frame>", "", 0)
+
+    def format(self, limit: int = 10, rss_peak: float | None = None,
+               rss_time: float | None = None) -> str:
+        """The table: a header with the peak, then ``MiB  %  file:line  source`` rows."""
+        from memory_profilerxx._report import peak_table_text
+
+        return peak_table_text(self, limit, rss_peak, rss_time)
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def __repr__(self) -> str:
+        return (f"<PeakTable pid {self.pid}: peak {self.peak_bytes / MIB:,.1f} MiB tracked,"
+                f" {len(self.stacks)} stacks>")
+
+    # --- JSON --------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The process's entry of the peak file (frames interned in one table)."""
+        frame_ids: dict[Frame, int] = {}
+        stacks = []
+        for stack in sorted(self.stacks, key=lambda s: -s.bytes):
+            ids = [frame_ids.setdefault(frame, len(frame_ids)) for frame in stack.frames]
+            stacks.append({"bytes": stack.bytes, "frames": ids, "deeper": stack.deeper})
+        return {
+            "pid": self.pid,
+            "parent": self.parent,
+            "cmdline": self.cmdline,
+            "start_time": self.start_time,
+            "peak_bytes": self.peak_bytes,
+            "peak_time": self.peak_time,
+            "current_bytes": self.current_bytes,
+            "live_blocks": self.live_blocks,
+            "block_table_bytes": self.block_table_bytes,
+            "stack_table_bytes": self.stack_table_bytes,
+            "peak_live_blocks": self.peak_live_blocks,
+            "peak_block_table_bytes": self.peak_block_table_bytes,
+            "library_paths": self.library_paths,
+            "frames": [list(frame) for frame in frame_ids],
+            "stacks": stacks,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> PeakTable:
+        """Read a process entry written by :meth:`to_json`; PeakFileError names what is wrong."""
+        try:
+            frames = [(str(f), str(fn), int(n)) for f, fn, n in data["frames"]]
+            stacks = [
+                PeakStack(int(s["bytes"]), tuple(frames[i] for i in s["frames"]),
+                          bool(s.get("deeper", False)))
+                for s in data["stacks"]
+            ]
+            parent = data.get("parent")
+            return cls(
+                pid=int(data["pid"]),
+                peak_bytes=int(data["peak_bytes"]),
+                peak_time=float(data["peak_time"]),
+                stacks=stacks,
+                current_bytes=int(data.get("current_bytes", 0)),
+                start_time=float(data.get("start_time", 0.0)),
+                parent=None if parent is None else int(parent),
+                cmdline=str(data.get("cmdline", "")),
+                live_blocks=int(data.get("live_blocks", 0)),
+                block_table_bytes=int(data.get("block_table_bytes", 0)),
+                stack_table_bytes=int(data.get("stack_table_bytes", 0)),
+                peak_live_blocks=int(data.get("peak_live_blocks", 0)),
+                peak_block_table_bytes=int(data.get("peak_block_table_bytes", 0)),
+                library_paths=[str(path) for path in data.get("library_paths", [])],
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise PeakFileError(f"{where}: not a peak table ({type(error).__name__}: {error})"
+                                ) from None
+
+
+def _is_library(filename: str, library_paths: list[str]) -> bool:
+    return filename.startswith("<frozen ") or any(
+        filename.startswith(path) for path in library_paths
+    )
+
+
+def library_paths() -> list[str]:
+    """This interpreter's standard library and package folders, and this project's packages."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    found = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    here = os.path.dirname(os.path.abspath(__file__))
+    found.update({here, os.path.join(os.path.dirname(here), "mprofxx")})
+    return sorted(os.path.join(path, "") for path in found)
+
+
+def short_path(filename: str) -> str:
+    """``filename`` relative to the current folder when it lies below it, else as it is."""
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:
+        return filename
+    return filename if relative.startswith("..") else relative
+
+
+def _code_name(code: Any) -> str:
+    return str(getattr(code, "co_qualname", code.co_name))
+
+
+def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "",
+            runner_files: frozenset[str] = frozenset()) -> PeakTable:
+    """The running recorder's figures as a PeakTable (the recorder keeps running).
+
+    Outermost frames in ``runner_files`` (the code that started the program) are left out.
+    """
+    report = _memxx.peak_report()
+    names: dict[int, tuple[str, str]] = {}
+    chains: list[tuple[Frame, ...]] = []  # by node: its stack, innermost first
+    deeper: list[bool] = []
+    for up, code, line in report["nodes"]:
+        name = names.get(id(code))
+        if name is None:
+            name = names[id(code)] = (code.co_filename, _code_name(code))
+        frame = (name[0], name[1], line)
+        outer = chains[up] if up >= 0 else ()
+        cut = deeper[up] if up >= 0 else up == -2
+        if not outer and not cut and frame[0] in runner_files:
+            chains.append(())  # the code that started the program, outside any of its frames
+        else:
+            chains.append((frame,) + outer)
+        deeper.append(cut)
+    stacks = []
+    for size, node in report["at_peak"]:
+        if node < 0:
+            stacks.append(PeakStack(size, (), node == -2))
+            continue
+        frames = chains[node]
+        stacks.append(PeakStack(size, frames, deeper[node]))
+    return PeakTable(
+        pid=os.getpid(),
+        peak_bytes=report["peak_bytes"],
+        peak_time=report["peak_time"] or time.time(),
+        stacks=stacks,
+        current_bytes=report["current_bytes"],
+        start_time=start_time,
+        parent=parent,
+        cmdline=cmdline,
+        live_blocks=report["live_blocks"],
+        block_table_bytes=report["block_table_bytes"],
+        stack_table_bytes=report["stack_table_bytes"],
+        peak_live_blocks=report["peak_live_blocks"],
+        peak_block_table_bytes=report["peak_block_table_bytes"],
+        library_paths=library_paths(),
+    )
+
+
+def dumps(tables: list[PeakTable], dat: str | None = None) -> str:
+    """The peak file's text: ``{"format", "version", "dat", "processes": [...]}``."""
+    document = {"format": FORMAT, "version": VERSION, "dat": dat,
+                "processes": [table.to_json() for table in tables]}
+    return json.dumps(document, separators=(",", ":"))
+
+
+def loads(text: str, where: str) -> list[PeakTable]:
+    """Read a peak file's text; PeakFileError (one line) when it is not one."""
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise PeakFileError(f"{where}: not JSON ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise PeakFileError(f"{where}: not an {FORMAT} file")
+    if document.get("version") != VERSION:
+        raise PeakFileError(f"{where}: version {document.get('version')!r} is not {VERSION}")
+    processes = document.get("processes")
+    if not isinstance(processes, list):
+        raise PeakFileError(f"{where}: no process list")
+    return [PeakTable.from_json(entry, where) for entry in processes]
+
+
+def load(path: str) -> list[PeakTable]:
+    """Read the peak file at ``path``."""
+    try:
+        with open(path, encoding="utf-8") as source:
+            text = source.read()
+    except FileNotFoundError:
+        raise PeakFileError(f"{path}: no such peak file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise PeakFileError(f"{path}: cannot read: {error}") from None
+    return loads(text, path)
+
+
+class peak_report:  # noqa: N801 - a function-like context manager, as memray's Tracker is used
+    """Record what holds the memory at the peak of a block of code; the table is ``.table``.
+
+    Every allocation made inside the block (Python objects, numpy, native malloc and mmap, on
+    every thread) is tagged with the Python stack that made it; on leaving the block ``.table``
+    holds the bytes per line and per stack live at the block's highest moment.
+
+    >>> with peak_report() as peak:
+    ...     block = bytearray(10 * 2**20)
+    ...     del block
+    >>> peak.table.peak_bytes >= 10 * 2**20
+    True
+    >>> peak.table.lines()[0].bytes >= 10 * 2**20
+    True
+    """
+
+    def __init__(self, native: bool = True) -> None:
+        self.native = native
+        self.table: PeakTable | None = None
+        self._start = 0.0
+
+    def __enter__(self) -> peak_report:
+        self._start = time.time()  # before: the float would be one of the block's objects
+        _memxx.peak_start(self.native)
+        return self
+
+    def __exit__(self, *exc: object) -> Literal[False]:
+        try:
+            self.table = capture(start_time=self._start)
+        finally:
+            _memxx.peak_stop()
+        return False
+
+    def __str__(self) -> str:
+        return "(still recording)" if self.table is None else str(self.table)
+
+    def __repr__(self) -> str:
+        return f"<peak_report {self.table!r}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def iter_frames(table: PeakTable) -> Iterator[tuple[tuple[Frame, ...], int]]:
+    """Each stack outermost frame first with its bytes (the order a flame graph is drawn in)."""
+    for stack in table.stacks:
+        frames = tuple(reversed(stack.frames))
+        if stack.deeper:
+            frames = (("...", "(deeper frames not recorded)", 0),) + frames
+        yield frames, stack.bytes

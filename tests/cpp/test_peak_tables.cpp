@@ -1,0 +1,144 @@
+// The peak tables against their definition: the bytes per stack at the moment the total was
+// highest (the first time it stood there), computed by replaying the events with a copy at
+// every new high.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "core/peak_tables.hpp"
+
+using memxx::core::PeakTables;
+
+namespace {
+
+struct Definition {
+    std::unordered_map<std::uintptr_t, std::pair<std::uint32_t, std::uint64_t>> live;
+    std::map<std::uint32_t, std::int64_t> bytes;
+    std::map<std::uint32_t, std::int64_t> at_peak;
+    std::int64_t total = 0;
+    std::int64_t peak = 0;
+
+    void alloc(std::uintptr_t address, std::uint64_t size, std::uint32_t stack) {
+        live[address] = {stack, size};
+        bytes[stack] += static_cast<std::int64_t>(size);
+        total += static_cast<std::int64_t>(size);
+        if (total > peak) {
+            peak = total;
+            at_peak = bytes;
+        }
+    }
+    void free(std::uintptr_t address) {
+        auto it = live.find(address);
+        if (it == live.end()) {
+            return;
+        }
+        bytes[it->second.first] -= static_cast<std::int64_t>(it->second.second);
+        total -= static_cast<std::int64_t>(it->second.second);
+        live.erase(it);
+    }
+};
+
+std::int64_t at_peak_of(const PeakTables &tables, std::uint32_t stack) {
+    return stack < tables.at_peak().size() ? tables.at_peak()[stack] : 0;
+}
+
+} // namespace
+
+TEST_CASE("a temporary freed before a larger peak is not in the peak's figures") {
+    PeakTables tables;
+    tables.on_alloc(0x1000, 500, 7); // the temporary
+    tables.on_free(0x1000);
+    tables.on_alloc(0x2000, 300, 1);
+    tables.on_alloc(0x3000, 250, 2); // the peak: 550
+    tables.on_free(0x2000);
+    tables.settle();
+    CHECK(tables.peak() == 550);
+    CHECK(at_peak_of(tables, 7) == 0);
+    CHECK(at_peak_of(tables, 1) == 300);
+    CHECK(at_peak_of(tables, 2) == 250);
+    CHECK(tables.total() == 250);
+}
+
+TEST_CASE("a peak still standing at the report is copied by settle") {
+    PeakTables tables;
+    tables.on_alloc(0x1000, 100, 3);
+    tables.on_alloc(0x1010, 100, 3);
+    tables.settle();
+    CHECK(tables.peak() == 200);
+    CHECK(at_peak_of(tables, 3) == 200);
+}
+
+TEST_CASE("a free of a block never allocated changes nothing") {
+    PeakTables tables;
+    tables.on_alloc(0x1000, 64, 0);
+    tables.on_free(0x9990);
+    tables.settle();
+    CHECK(tables.total() == 64);
+    CHECK(tables.live_blocks() == 1);
+}
+
+TEST_CASE("an unmap from a mapping's start keeps what stays mapped") {
+    PeakTables tables;
+    tables.on_alloc(0x100000, 4 * 4096, 5);
+    tables.on_unmap(0x100000, 4096, 6);
+    tables.settle();
+    CHECK(tables.total() == 3 * 4096);
+    CHECK(tables.live_bytes(5) == 0);
+    CHECK(tables.live_bytes(6) == 3 * 4096);
+    tables.on_unmap(0x101000, 3 * 4096, 6);
+    CHECK(tables.total() == 0);
+}
+
+TEST_CASE("random event streams give the definition's peak figures exactly") {
+    std::mt19937_64 random(20261201);
+    for (int round = 0; round < 20; ++round) {
+        PeakTables tables;
+        Definition truth;
+        std::vector<std::uintptr_t> live;
+        const int events = 20000 + round * 5000;
+        for (int i = 0; i < events; ++i) {
+            const bool allocate = live.empty() || random() % 100 < 52;
+            if (allocate) {
+                // Addresses are reused after a free, as an allocator's are; sizes of several
+                // magnitudes, some past the table's 21-bit slot field; 2^24 stacks at most.
+                const std::uintptr_t address = 0x100000 + 16 * (random() % 50000);
+                if (truth.live.count(address) != 0) {
+                    continue;
+                }
+                const std::uint64_t size = random() % 4 == 0 ? random() % (3u << 21)
+                                                             : 16 + random() % 512;
+                const auto stack = static_cast<std::uint32_t>(random() % 300);
+                tables.on_alloc(address, size, stack);
+                truth.alloc(address, size, stack);
+                live.push_back(address);
+            } else {
+                const std::size_t at = random() % live.size();
+                tables.on_free(live[at]);
+                truth.free(live[at]);
+                live[at] = live.back();
+                live.pop_back();
+            }
+        }
+        tables.settle();
+        REQUIRE(tables.peak() == truth.peak);
+        REQUIRE(tables.total() == truth.total);
+        for (std::uint32_t stack = 0; stack < 300; ++stack) {
+            const auto it = truth.at_peak.find(stack);
+            REQUIRE(at_peak_of(tables, stack) == (it == truth.at_peak.end() ? 0 : it->second));
+        }
+    }
+}
+
+TEST_CASE("the block table stays within 24 bytes per live block above its minimum") {
+    PeakTables tables;
+    for (std::uintptr_t i = 0; i < 1'000'000; ++i) {
+        tables.on_alloc(0x10000000 + 32 * i, 32, static_cast<std::uint32_t>(i % 1000));
+        if (i > PeakTables::kMinSlots) {
+            REQUIRE(tables.block_table_bytes() <= 24 * tables.live_blocks());
+        }
+    }
+}
