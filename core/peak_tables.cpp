@@ -71,28 +71,28 @@ void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
     charge(stack, size);
 }
 
-void PeakTables::on_free(std::uintptr_t address) noexcept {
+bool PeakTables::take(std::uintptr_t address, std::uint32_t *stack,
+                      std::uint64_t *size) noexcept {
     std::size_t value = 0;
     if (!blocks_.erase(reinterpret_cast<const void *>(address), &value)) {
-        return;
+        return false;
     }
+    decode(value, stack, size);
+    discharge(*stack, *size);
+    return true;
+}
+
+void PeakTables::on_free(std::uintptr_t address) noexcept {
     std::uint32_t stack = 0;
     std::uint64_t size = 0;
-    decode(value, &stack, &size);
-    discharge(stack, size);
+    take(address, &stack, &size);
 }
 
 void PeakTables::on_unmap(std::uintptr_t address, std::uint64_t length,
                           std::uint32_t stack) noexcept {
-    std::size_t value = 0;
-    if (!blocks_.erase(reinterpret_cast<const void *>(address), &value)) {
-        return;
-    }
     std::uint32_t owner = 0;
     std::uint64_t size = 0;
-    decode(value, &owner, &size);
-    discharge(owner, size);
-    if (length < size) {
+    if (take(address, &owner, &size) && length < size) {
         on_alloc(address + length, size - length, stack);
     }
 }

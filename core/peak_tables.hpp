@@ -72,6 +72,8 @@ class PeakTables {
     // values in its side map).
     std::uint64_t value_for(std::uint64_t size, std::uint32_t stack) noexcept;
     void decode(std::uint64_t value, std::uint32_t *stack, std::uint64_t *size) const noexcept;
+    // Removes the block at `address` and discharges it; false if it is not live.
+    bool take(std::uintptr_t address, std::uint32_t *stack, std::uint64_t *size) noexcept;
     void charge(std::uint32_t stack, std::uint64_t size) noexcept;
     void discharge(std::uint32_t stack, std::uint64_t size) noexcept;
     void touch(std::uint32_t stack) noexcept;

@@ -1,14 +1,9 @@
 #include "mprof/sampler.hpp"
 
 #include "mprof/deadline_schedule.hpp"
+#include "mprof/profile_data.hpp"
 
 namespace memxx::mprof {
-
-namespace {
-
-constexpr double kMiB = 1024.0 * 1024.0;
-
-} // namespace
 
 Sampler::Sampler(SamplerOptions options, std::unique_ptr<DatWriter> writer)
     : options_(options), writer_(std::move(writer)) {}
@@ -40,10 +35,10 @@ bool Sampler::take_sample() {
     std::vector<std::pair<int, MemorySample>> children;
     if (options_.children_detail) {
         for (const auto& [child, bytes] : tree.descendants) {
-            children.emplace_back(child, MemorySample{static_cast<double>(bytes) / kMiB, now});
+            children.emplace_back(child, MemorySample{static_cast<double>(bytes) / static_cast<double>(bytes_per_mib), now});
         }
     }
-    writer_->write_sample(MemorySample{static_cast<double>(total) / kMiB, now}, children);
+    writer_->write_sample(MemorySample{static_cast<double>(total) / static_cast<double>(bytes_per_mib), now}, children);
     current_.store(total);
     if (total > peak_.load()) {
         peak_.store(total);

@@ -54,7 +54,7 @@ core_tests=(
     test_reliability_objgraph.py test_reliability_fuzz.py test_mprof.py test_native.py
 )
 hook_tests=(test_line_exact.py test_line_robust.py test_stress.py test_fork.py test_reliability_objgraph.py
-    test_native.py)
+    test_native.py test_peak.py)
 run_pytest() {
     local label=$1
     shift
@@ -68,6 +68,7 @@ run_pytest() {
 }
 # RSS-based figures (test_mprof's plateaus) move under ASan's shadow memory: not run here.
 run_pytest "pymalloc" "$py" -m pytest -q -p no:cacheprovider -k "not plateaus" "${core_tests[@]}"
+# The browser would inherit the sanitizers' LD_PRELOAD: its test runs in the plain passes only.
 run_pytest "PYTHONMALLOC=malloc" env PYTHONMALLOC=malloc \
-    "$py" -m pytest -q -p no:cacheprovider "${hook_tests[@]}"
+    "$py" -m pytest -q -p no:cacheprovider -k "not headless_browser" "${hook_tests[@]}"
 echo "== sanitizers: no report ($((SECONDS - start)) s)"

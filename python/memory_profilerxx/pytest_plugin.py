@@ -28,6 +28,8 @@ import pytest
 
 __all__ = ["format_size", "parse_size"]
 
+# Binary units of the budgets people write ("50M"); not _memxx.MIB: pytest loads this plugin in
+# every session, and it imports the extension only for a session that measures.
 _UNITS = {"B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
 _SIZE = re.compile(r"^\s*\+?(\d*\.?\d+)\s*([KMGTP]?)(I?)B\s*$", re.IGNORECASE)
 _MARKERS = ("limit_memory", "limit_leaks", "no_leaked_objects")

@@ -76,7 +76,7 @@ const tree = JSON.parse(document.getElementById("peak-data").textContent);
 const chart = document.getElementById("chart");
 const info = document.getElementById("info");
 const total = tree.b || 1;
-function mib(b) {{ return (b / 1048576).toFixed(1) + " MiB"; }}
+function mib(b) {{ return (b / {mib}).toFixed(1) + " MiB"; }}
 function describe(node) {{
   return node.n + (node.f ? "  " + node.f : "") + "  " + mib(node.b) + "  " +
     (100 * node.b / total).toFixed(1) + " %";
@@ -120,7 +120,7 @@ zoom(tree);
 def flame_html(table: PeakTable, title: str) -> str:
     """The flame graph as one HTML page with no outside reference."""
     data = json.dumps(build_tree(table), separators=(",", ":")).replace("</", "<\\/")
-    return _PAGE.format(title=html.escape(title), data=data, row=ROW_HEIGHT)
+    return _PAGE.format(title=html.escape(title), data=data, row=ROW_HEIGHT, mib=MIB)
 
 
 def flame_svg(table: PeakTable, title: str, width: int = 1200) -> str:
