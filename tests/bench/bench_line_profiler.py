@@ -1,5 +1,11 @@
-"""Line profiler overhead: memory_profilerxx against memory_profiler, tracemalloc and the
-interpreter's own tracing floor, in one process. Prints medians and ratios.
+"""Line profiler overhead: memory_profilerxx against memory_profiler, tracemalloc, memray and
+the interpreter's own tracing floor, in one process. Prints medians and ratios.
+
+Workloads: a line-heavy loop; bulk allocations inside C loops (seven lines); and a Python loop
+that allocates a few objects per iteration (a 4 KiB bytearray, a small list, a str, a dict), the
+shape users profile. Every mode of a workload runs once to warm up, then the modes take turns
+round by round; each figure is the mode's median (a mode timed cold, on a fresh heap, would
+flatter whatever it is compared with).
 
 Run: python tests/bench/bench_line_profiler.py [--quick]
 """
@@ -11,6 +17,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import types
 
 import _memxx
 from memory_profilerxx import LineProfiler
@@ -42,6 +49,18 @@ def alloc_work(n):
     return len(pairs)
 
 
+def python_alloc_loop(n):
+    kept = []
+    for i in range(n):
+        block = bytearray(4096)
+        pair = [i, i + 1]
+        name = str(i)
+        row = {"i": i}
+        if i % 8 == 0:
+            kept.append((block, pair, name, row))
+    return len(kept)
+
+
 def calls_unprofiled(n):
     total = loop_work(n)
     return total
@@ -62,6 +81,72 @@ def line_events(func, *args):
     finally:
         sys.settrace(None)
     return count
+
+
+def interleaved(modes, args, rounds=REPS):
+    """{name: median seconds} of each mode's callable on ``args``: warmed once, then in turns."""
+    for run in modes.values():
+        run(*args)
+    times = {name: [] for name in modes}
+    for _ in range(rounds):
+        for name, run in modes.items():
+            t = time.perf_counter()
+            run(*args)
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def under_python_trace(func):
+    def tracer(frame, event, arg):
+        return tracer
+
+    def run(*args):
+        sys.settrace(tracer)
+        try:
+            return func(*args)
+        finally:
+            sys.settrace(None)
+    return run
+
+
+def under_memray(func, python_allocators):
+    """memray's Tracker; with ``python_allocators`` it sees every PyMem allocation as we do,
+    without it only what reaches the system allocator (pymalloc's arenas, large blocks)."""
+    import os
+    import tempfile
+
+    import memray
+
+    folder = tempfile.mkdtemp(prefix="memxx-bench-memray-")
+    runs = iter(range(10**6))
+
+    def run(*args):
+        path = os.path.join(folder, f"{next(runs)}.bin")
+        try:
+            with memray.Tracker(path, trace_python_allocators=python_allocators):
+                return func(*args)
+        finally:
+            os.unlink(path)
+    return run
+
+
+def peer_modes(func):
+    """The peers installed here, beside ours: tracemalloc always, memray where installed."""
+    modes = {"tracemalloc": under_tracemalloc(func)}
+    try:
+        import memray  # noqa: F401
+    except ImportError:
+        print("  (memray is not installed: its row is left out)")
+    else:
+        modes["memray (PyMem too)"] = under_memray(func, True)
+        modes["memray (malloc only)"] = under_memray(func, False)
+    return modes
+
+
+def print_rows(figures, base_name="plain"):
+    base = figures[base_name]
+    for name, seconds in figures.items():
+        print(f"  {name:20s}{seconds * 1e3:9.1f} ms   {seconds / base:5.2f}x")
 
 
 def median_time(func, *args, reps=REPS):
@@ -128,41 +213,61 @@ def import_time(module):
 
 
 def main():
-    print(f"Python {sys.version.split()[0]}; medians of {REPS} runs")
+    print(f"Python {sys.version.split()[0]}; {REPS} interleaved rounds after a warm-up, medians")
     events = line_events(loop_work, N_LINE)
-    plain = median_time(loop_work, N_LINE)
-    floor = median_time(under_floor(loop_work), N_LINE)
-    xx = median_time(under_xx(loop_work), N_LINE)
-    tm = median_time(under_tracemalloc(loop_work), N_LINE)
-    small = N_LINE // 50
-    mp_small = median_time(under_memory_profiler(loop_work), small, reps=1)
-    plain_small = median_time(loop_work, small)
-    xx_small = median_time(under_xx(loop_work), small)
+    line = interleaved({
+        "plain": loop_work,
+        "empty C trace floor": under_floor(loop_work),
+        "memory_profilerxx": under_xx(loop_work),
+        "empty Python trace": under_python_trace(loop_work),
+        **peer_modes(loop_work),
+    }, (N_LINE,))
     print(f"\nline-heavy loop_work({N_LINE}): {events:,} line events")
-    print(f"  plain               {plain * 1e3:9.1f} ms   1.00x")
-    print(f"  empty C trace floor {floor * 1e3:9.1f} ms   {floor / plain:5.2f}x")
-    print(f"  memory_profilerxx   {xx * 1e3:9.1f} ms   {xx / plain:5.2f}x plain, "
-          f"{xx / floor:4.2f}x floor")
-    print(f"  tracemalloc         {tm * 1e3:9.1f} ms   {tm / plain:5.2f}x")
-    print(f"  memory_profiler     (n={small}) {mp_small * 1e3:9.1f} ms vs ours "
-          f"{xx_small * 1e3:.2f} ms: {mp_small / xx_small:,.0f}x slower than ours "
-          f"({mp_small / plain_small:,.0f}x plain)")
+    print_rows(line)
+    print(f"  memory_profilerxx ÷ floor: {line['memory_profilerxx'] / line['empty C trace floor']:.2f}x")
+    small = N_LINE // 50
+    few = interleaved({"plain": loop_work, "memory_profilerxx": under_xx(loop_work),
+                       "memory_profiler": under_memory_profiler(loop_work)}, (small,), rounds=1)
+    print(f"  memory_profiler (n={small}): {few['memory_profiler'] * 1e3:.1f} ms vs ours "
+          f"{few['memory_profilerxx'] * 1e3:.2f} ms: "
+          f"{few['memory_profiler'] / few['memory_profilerxx']:,.0f}x slower than ours")
 
-    plain_a = median_time(alloc_work, N_ALLOC)
-    xx_a = median_time(under_xx(alloc_work), N_ALLOC)
-    tm_a = median_time(under_tracemalloc(alloc_work), N_ALLOC)
-    mp_a = median_time(under_memory_profiler(alloc_work), N_ALLOC, reps=1)
-    print(f"\nallocation-heavy alloc_work({N_ALLOC}): 7 lines, about {N_ALLOC * 6:,} allocations and frees")
-    print(f"  plain               {plain_a * 1e3:9.1f} ms   1.00x")
-    print(f"  memory_profilerxx   {xx_a * 1e3:9.1f} ms   {xx_a / plain_a:5.2f}x")
-    print(f"  tracemalloc         {tm_a * 1e3:9.1f} ms   {tm_a / plain_a:5.2f}x")
-    print(f"  memory_profiler     {mp_a * 1e3:9.1f} ms   {mp_a / plain_a:5.2f}x")
+    bulk = interleaved({
+        "plain": alloc_work,
+        "memory_profilerxx": under_xx(alloc_work),
+        **peer_modes(alloc_work),
+    }, (N_ALLOC,))
+    print(f"\nbulk allocations alloc_work({N_ALLOC}): 7 lines, about {N_ALLOC * 6:,}"
+          " allocations and frees in C loops")
+    print_rows(bulk)
 
-    callee = median_time(under_xx(calls_unprofiled), N_LINE)
-    print(f"\nunprofiled callee (profiled caller runs loop_work): {callee / plain:5.2f}x plain")
+    n_loop = N_ALLOC // 5
+    loop = interleaved({
+        "plain": python_alloc_loop,
+        "memory_profilerxx": under_xx(python_alloc_loop),
+        "empty Python trace": under_python_trace(python_alloc_loop),
+        **peer_modes(python_alloc_loop),
+    }, (n_loop,))
+    print(f"\nPython allocation loop python_alloc_loop({n_loop}): 4 objects per iteration")
+    print_rows(loop)
+    mp_n = n_loop // 100
+    slow = interleaved({"memory_profilerxx": under_xx(python_alloc_loop),
+                        "memory_profiler": under_memory_profiler(python_alloc_loop)},
+                       (mp_n,), rounds=1)
+    print(f"  memory_profiler (n={mp_n}): "
+          f"{slow['memory_profiler'] / slow['memory_profilerxx']:,.0f}x slower than ours")
+
+    after = interleaved({"plain": loop_work, "unprofiled callee": under_xx(calls_unprofiled)},
+                        (N_LINE,))
+    print(f"\nunprofiled callee (profiled caller runs loop_work): "
+          f"{after['unprofiled callee'] / after['plain']:5.2f}x plain")
+    # The same function, and a copy whose code object was never profiled, in turns.
+    never_profiled = types.FunctionType(loop_work.__code__.replace(), loop_work.__globals__)
     under_xx(loop_work)(1000)
-    after = median_time(loop_work, N_LINE)
-    print(f"code after the profiled function returned: {after / plain:5.2f}x plain")
+    returned = interleaved({"never profiled": never_profiled, "after return": loop_work},
+                           (N_LINE,))
+    print(f"code after the profiled function returned: "
+          f"{returned['after return'] / returned['never profiled']:5.2f}x a never-profiled copy")
 
     ours, theirs = import_time("memory_profilerxx"), import_time("memory_profiler")
     print(f"\nimport memory_profilerxx {ours * 1e3:.1f} ms; import memory_profiler "
