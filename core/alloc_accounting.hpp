@@ -13,6 +13,7 @@
 #include "core/line_ledger.hpp"
 #include "core/live_blocks.hpp"
 #include "core/peak_recorder.hpp"
+#include "core/recent_blocks.hpp"
 #include "core/spin_lock.hpp"
 #include "core/thread_local.hpp"
 
@@ -30,6 +31,53 @@ extern std::atomic<bool> g_active;       // accounting is on (a profiling sessio
 // The table is created at the first session and never freed: hooks may still run at exit.
 extern SpinLock g_lock;
 extern LiveBlocks *g_blocks;
+
+// The blocks of the MEM and OBJ domains allocated most recently, guarded by the GIL; the main
+// interpreter's GIL guards them only while no other interpreter exists (one could have a GIL of
+// its own): then those domains use the table alone. Set at the first session.
+extern RecentBlocks *g_recent;
+extern void *const *g_newest_interpreter;
+extern const void *g_main_interpreter;
+
+// Where a block's allocator call came from: the MEM and OBJ domains are called with the GIL
+// held; the RAW domain and native code may be called from any thread without it.
+enum class Guard { gil, none };
+
+inline bool recent_usable(Guard guard) noexcept {
+    return guard == Guard::gil &&
+           __atomic_load_n(g_newest_interpreter, __ATOMIC_RELAXED) == g_main_interpreter;
+}
+
+// Records a block in the cache (GIL-guarded blocks) or the table; false when it cannot be kept.
+inline bool track_block(void *address, std::size_t size, Guard guard) noexcept {
+    if (recent_usable(guard)) {
+        const void *displaced = nullptr;
+        std::size_t displaced_size = 0;
+        switch (g_recent->put(address, size, &displaced, &displaced_size)) {
+        case RecentBlocks::Put::kept:
+            return true;
+        case RecentBlocks::Put::displaced: {
+            // Should the table be unable to grow, the displaced block's free goes uncounted.
+            SpinLockGuard lock(g_lock);
+            g_blocks->insert(displaced, displaced_size);
+            return true;
+        }
+        case RecentBlocks::Put::unfit:
+            break;
+        }
+    }
+    SpinLockGuard lock(g_lock);
+    return g_blocks->insert(address, size);
+}
+
+// Forgets a block; false when neither the cache nor the table knows it.
+inline bool untrack_block(void *address, std::size_t *size, Guard guard) noexcept {
+    if (recent_usable(guard) && g_recent->take(address, size)) {
+        return true;
+    }
+    SpinLockGuard lock(g_lock);
+    return g_blocks->erase(address, size);
+}
 
 // Fast path of every wrapper: false when the call must go straight to the real allocator.
 inline bool counting() noexcept { return !t_in_hook && g_active.load(std::memory_order_relaxed); }
@@ -59,7 +107,7 @@ inline void charge_free(ThreadLedger *ledger, std::size_t size, Source source) n
 }
 
 // A new block on the calling thread: kept in the table and charged when the thread is profiled.
-inline void record_alloc(void *address, std::size_t size, Source source) noexcept {
+inline void record_alloc(void *address, std::size_t size, Source source, Guard guard) noexcept {
     if (peak_recording()) {
         peak_on_alloc(address, size);
     }
@@ -67,27 +115,18 @@ inline void record_alloc(void *address, std::size_t size, Source source) noexcep
     if (ledger == nullptr) {
         return;
     }
-    bool tracked;
-    {
-        SpinLockGuard guard(g_lock);
-        tracked = g_blocks->insert(address, size);
-    }
-    if (tracked) {
+    if (track_block(address, size, guard)) {
         charge_alloc(ledger, size, source);
     }
 }
 
 // Called before the real free: another thread could get the same address back in between.
-inline void record_free(void *address, Source source) noexcept {
-    std::size_t size;
-    bool known;
+inline void record_free(void *address, Source source, Guard guard) noexcept {
+    std::size_t size = 0;
     if (peak_recording()) {
         peak_on_free(address);
     }
-    {
-        SpinLockGuard guard(g_lock);
-        known = g_blocks->erase(address, &size);
-    }
+    const bool known = untrack_block(address, &size, guard);
     ThreadLedger *ledger = t_ledger;
     if (known && ledger != nullptr) {
         charge_free(ledger, size, source);
@@ -97,19 +136,20 @@ inline void record_free(void *address, Source source) noexcept {
 // The malloc/calloc/aligned steps shared by every source: `real()` is the real allocation, of
 // `size` bytes. The caller has checked counting().
 template <class RealAlloc>
-void *alloc_counted(std::size_t size, Source source, RealAlloc &&real) noexcept {
+void *alloc_counted(std::size_t size, Source source, Guard table_guard, RealAlloc &&real) noexcept {
     ReentrancyGuard guard;
     void *address = real();
     if (address != nullptr) {
-        record_alloc(address, size, source);
+        record_alloc(address, size, source, table_guard);
     }
     return address;
 }
 
 // The free steps shared by every source. The caller has checked counting() and address != 0.
-template <class RealFree> void free_counted(void *address, Source source, RealFree &&real) noexcept {
+template <class RealFree>
+void free_counted(void *address, Source source, Guard table_guard, RealFree &&real) noexcept {
     ReentrancyGuard guard;
-    record_free(address, source); // before the real free: see record_free
+    record_free(address, source, table_guard); // before the real free: see record_free
     real();
 }
 
@@ -119,8 +159,8 @@ template <class RealFree> void free_counted(void *address, Source source, RealFr
 // cannot be known (the resize is then not counted: only growth of known sizes is). The caller
 // has checked counting().
 template <class RealRealloc, class UnknownOldSize>
-void *realloc_counted(void *address, std::size_t size, Source source, RealRealloc &&real,
-                      UnknownOldSize &&unknown) noexcept {
+void *realloc_counted(void *address, std::size_t size, Source source, Guard table_guard,
+                      RealRealloc &&real, UnknownOldSize &&unknown) noexcept {
     ReentrancyGuard guard;
     std::size_t old_size = 0;
     bool known = false;
@@ -129,8 +169,7 @@ void *realloc_counted(void *address, std::size_t size, Source source, RealReallo
         peak_on_free(address);
     }
     if (address != nullptr) {
-        SpinLockGuard lock(g_lock);
-        known = g_blocks->erase(address, &old_size);
+        known = untrack_block(address, &old_size, table_guard);
     }
     const bool profiled = t_ledger != nullptr;
     bool counted = known || address == nullptr;
@@ -151,17 +190,12 @@ void *realloc_counted(void *address, std::size_t size, Source source, RealReallo
                 charge_free(t_ledger, old_size, source);
             }
         } else if (known) { // the old block is still there
-            SpinLockGuard lock(g_lock);
-            g_blocks->insert(address, old_size);
+            track_block(address, old_size, table_guard);
         }
         return resized;
     }
     if (profiled && counted) {
-        bool tracked;
-        {
-            SpinLockGuard lock(g_lock);
-            tracked = g_blocks->insert(resized, size);
-        }
+        const bool tracked = track_block(resized, size, table_guard);
         charge_free(t_ledger, old_size, source);
         if (tracked) {
             charge_alloc(t_ledger, size, source);

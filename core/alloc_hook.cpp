@@ -9,6 +9,7 @@
 
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_sources.hpp"
+#include "core/py_compat.h"
 
 namespace memxx::core {
 
@@ -19,6 +20,9 @@ MEMXX_TLS bool t_in_hook = false;
 std::atomic<bool> g_active{false};
 SpinLock g_lock;
 LiveBlocks *g_blocks = nullptr;
+RecentBlocks *g_recent = nullptr;
+void *const *g_newest_interpreter = nullptr;
+const void *g_main_interpreter = nullptr;
 
 } // namespace accounting
 
@@ -62,6 +66,9 @@ void hook_session_begin() {
     if (g_blocks == nullptr) {
         void *memory = mi_malloc(sizeof(LiveBlocks));
         g_blocks = new (memory) LiveBlocks();
+        g_recent = new (mi_malloc(sizeof(RecentBlocks))) RecentBlocks();
+        g_newest_interpreter = memxx_newest_interpreter_slot();
+        g_main_interpreter = memxx_main_interpreter();
     }
     pymem_hooks_install();
     g_active.store(true, std::memory_order_release);
@@ -78,6 +85,7 @@ void hook_session_end() {
         // Blocks of this session will be freed unseen: stale entries would be wrong next time.
         SpinLockGuard guard(g_lock);
         g_blocks->clear();
+        g_recent->clear();
     }
     if (!g_sites_attached) {
         pymem_hooks_remove();
@@ -135,8 +143,8 @@ HookStats hook_stats() {
                     native.last_enable_seconds};
     if (g_blocks != nullptr) {
         SpinLockGuard guard(g_lock);
-        stats.live_blocks = g_blocks->count();
-        stats.table_bytes = g_blocks->memory_bytes();
+        stats.live_blocks = g_blocks->count() + g_recent->count();
+        stats.table_bytes = g_blocks->memory_bytes() + RecentBlocks::memory_bytes();
     }
     return stats;
 }

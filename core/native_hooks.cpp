@@ -105,7 +105,7 @@ void *native_malloc(std::size_t size) noexcept {
     if (!native_counting()) {
         return malloc(size);
     }
-    return alloc_counted(size, Source::native, [size] { return malloc(size); });
+    return alloc_counted(size, Source::native, Guard::none, [size] { return malloc(size); });
 }
 
 void *native_calloc(std::size_t count, std::size_t size) noexcept {
@@ -113,7 +113,7 @@ void *native_calloc(std::size_t count, std::size_t size) noexcept {
     if (!native_counting() || __builtin_mul_overflow(count, size, &bytes)) {
         return calloc(count, size);
     }
-    return alloc_counted(bytes, Source::native, [=] { return calloc(count, size); });
+    return alloc_counted(bytes, Source::native, Guard::none, [=] { return calloc(count, size); });
 }
 
 // glibc knows the size of a block from before profiling.
@@ -128,7 +128,7 @@ void *native_realloc(void *address, std::size_t size) noexcept {
         return realloc(address, size);
     }
     return realloc_counted(
-        address, size, Source::native,
+        address, size, Source::native, Guard::none,
         [](void *block, std::size_t bytes) { return realloc(block, bytes); }, NativeOldSize{});
 }
 
@@ -138,7 +138,7 @@ void *native_reallocarray(void *address, std::size_t count, std::size_t size) no
         return reallocarray(address, count, size);
     }
     return realloc_counted(
-        address, bytes, Source::native,
+        address, bytes, Source::native, Guard::none,
         [count, size](void *block, std::size_t) { return reallocarray(block, count, size); },
         NativeOldSize{});
 }
@@ -148,12 +148,12 @@ void native_free(void *address) noexcept {
         free(address);
         return;
     }
-    free_counted(address, Source::native, [address] { free(address); });
+    free_counted(address, Source::native, Guard::none, [address] { free(address); });
 }
 
 // The aligned allocators: real call, then `size` bytes recorded at the result.
 template <class RealAlloc> void *aligned_counted(std::size_t size, RealAlloc &&real) noexcept {
-    return native_counting() ? alloc_counted(size, Source::native, real) : real();
+    return native_counting() ? alloc_counted(size, Source::native, Guard::none, real) : real();
 }
 
 int native_posix_memalign(void **result, std::size_t alignment, std::size_t size) noexcept {

@@ -46,7 +46,7 @@ void *numpy_malloc(void *, std::size_t size) noexcept {
     if (!counting()) {
         return prev.malloc(prev.ctx, size);
     }
-    return alloc_counted(size, Source::python, [&] { return prev.malloc(prev.ctx, size); });
+    return alloc_counted(size, Source::python, Guard::none, [&] { return prev.malloc(prev.ctx, size); });
 }
 
 void *numpy_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
@@ -54,7 +54,7 @@ void *numpy_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
     if (!counting()) {
         return prev.calloc(prev.ctx, count, elsize);
     }
-    return alloc_counted(count * elsize, Source::python,
+    return alloc_counted(count * elsize, Source::python, Guard::none,
                          [&] { return prev.calloc(prev.ctx, count, elsize); });
 }
 
@@ -74,7 +74,7 @@ void *numpy_realloc(void *, void *address, std::size_t size) noexcept {
         return prev.realloc(prev.ctx, address, size);
     }
     return realloc_counted(
-        address, size, Source::python,
+        address, size, Source::python, Guard::none,
         [&prev](void *block, std::size_t bytes) { return prev.realloc(prev.ctx, block, bytes); },
         NumpyOldSize{});
 }
@@ -85,7 +85,7 @@ void numpy_free(void *, void *address, std::size_t size) noexcept {
         prev.free(prev.ctx, address, size);
         return;
     }
-    free_counted(address, Source::python, [&] { prev.free(prev.ctx, address, size); });
+    free_counted(address, Source::python, Guard::none, [&] { prev.free(prev.ctx, address, size); });
 }
 
 NumpyHandler g_numpy_handler = {

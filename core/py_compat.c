@@ -11,6 +11,7 @@
 #include <internal/pycore_gc.h>
 #include <internal/pycore_interp.h>
 #include <internal/pycore_object.h>
+#include <internal/pycore_runtime.h>
 
 /* --- frames ----------------------------------------------------------------------------------- */
 
@@ -97,6 +98,12 @@ int memxx_code_is_resumable(PyObject *code) {
     return (((PyCodeObject *)code)->co_flags &
             (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)) != 0;
 }
+
+void *const *memxx_newest_interpreter_slot(void) {
+    return (void *const *)&_PyRuntime.interpreters.head;
+}
+
+const void *memxx_main_interpreter(void) { return PyInterpreterState_Main(); }
 
 int memxx_code_first_line(PyObject *code) { return ((PyCodeObject *)code)->co_firstlineno; }
 

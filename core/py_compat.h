@@ -55,6 +55,13 @@ int memxx_object_events_install(memxx_object_event_fn created, memxx_object_even
 /* Removes them if they are still the interpreter's tracer. GIL held. */
 void memxx_object_events_remove(void);
 
+/* Where the runtime keeps its newest interpreter (interpreters are added at the head of that
+ * list), and the main interpreter: the allocator hook reads the first without a call to tell
+ * that the main interpreter is the only one, and so that one GIL serialises every call of the
+ * MEM and OBJ domains. */
+void *const *memxx_newest_interpreter_slot(void);
+const void *memxx_main_interpreter(void);
+
 /* The first line of a code object (the first decorator's line for a decorated function). */
 int memxx_code_first_line(PyObject *code);
 

@@ -32,6 +32,9 @@ std::size_t raw_block_size(void *address) noexcept {
 
 enum DomainIndex { kRaw = 0, kMem = 1, kObj = 2, kDomains = 3 };
 
+// MEM and OBJ are called with the GIL held; RAW from any thread.
+template <int D> constexpr Guard kGuard = D == kRaw ? Guard::none : Guard::gil;
+
 struct Domain {
     PyMemAllocatorDomain id;
     PyMemAllocatorEx previous;
@@ -47,7 +50,7 @@ inline bool sites_wanted() noexcept { return !t_in_hook && site_tracking() != Si
 template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
     void *address = !counting() ? prev.malloc(prev.ctx, size)
-                                : alloc_counted(size, Source::python,
+                                : alloc_counted(size, Source::python, kGuard<D>,
                                                 [&] { return prev.malloc(prev.ctx, size); });
     if (D == kObj && address != nullptr && sites_wanted()) {
         ReentrancyGuard guard;
@@ -60,7 +63,7 @@ template <int D> void *hook_calloc(void *, std::size_t count, std::size_t elsize
     const PyMemAllocatorEx &prev = g_domains[D].previous;
     void *address =
         !counting() ? prev.calloc(prev.ctx, count, elsize)
-                    : alloc_counted(count * elsize, Source::python,
+                    : alloc_counted(count * elsize, Source::python, kGuard<D>,
                                     [&] { return prev.calloc(prev.ctx, count, elsize); });
     if (D == kObj && address != nullptr && sites_wanted()) {
         ReentrancyGuard guard;
@@ -103,7 +106,7 @@ template <int D> void *accounted_realloc(void *address, std::size_t size) noexce
         return prev.realloc(prev.ctx, address, size);
     }
     return realloc_counted(
-        address, size, Source::python,
+        address, size, Source::python, kGuard<D>,
         [&prev](void *block, std::size_t bytes) { return prev.realloc(prev.ctx, block, bytes); },
         PymemOldSize<D>{});
 }
@@ -130,7 +133,7 @@ template <int D> void hook_free(void *, void *address) noexcept {
         prev.free(prev.ctx, address);
         return;
     }
-    free_counted(address, Source::python, [&] { prev.free(prev.ctx, address); });
+    free_counted(address, Source::python, kGuard<D>, [&] { prev.free(prev.ctx, address); });
 }
 
 template <int D> void init_domain(PyMemAllocatorDomain id) {

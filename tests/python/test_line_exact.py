@@ -1,6 +1,7 @@
 """The figures of the line report, checked against sizes computed independently."""
 
 import gc
+import queue
 import sys
 import threading
 import time
@@ -121,6 +122,35 @@ def test_other_threads_allocations_are_not_charged():
     for record in lines.values():
         assert abs(record.increment) < MiB
         assert record.peak - lines[0].memory < MiB
+
+
+def test_a_free_on_another_profiled_thread_is_charged_to_that_threads_line():
+    # Young blocks are held in a cache in front of the block table: a block freed by another
+    # thread than the one that made it must still be found there, or in the table.
+    handed = queue.Queue()
+    count = 3000
+
+    def make():
+        objs = [bytearray(100) for _ in range(count)]
+        handed.put(objs)
+        del objs
+        return 0
+
+    def drop():
+        objs = handed.get(timeout=30)
+        objs.clear()
+        return 0
+
+    prof_b = LineProfiler()
+    t = threading.Thread(target=prof_b(drop))
+    t.start()
+    lines_a, _ = profiled(make)
+    t.join()
+    lines_b = lines_of(prof_b, drop)
+    one = sys.getsizeof(bytearray(100))  # two blocks: the object and its 101-byte buffer
+    items = count * 8
+    assert count * one <= lines_a[1].increment <= count * one + items + 4096
+    assert -(count * one + items + 4096) <= lines_b[2].increment <= -count * one
 
 
 def test_numpy_buffers_are_charged_to_their_line():

@@ -1,0 +1,97 @@
+// The blocks allocated most recently in the PyMem MEM and OBJ domains: a small direct-mapped cache
+// in front of the live-block table (core/live_blocks.hpp).
+//
+// Most Python objects die young: a temporary is allocated and freed a few allocations later.
+// Held here, such a block is recorded and forgotten without touching the table, whose slot for
+// it is a cache miss away, and without its lock. A block that stays is moved to the table when a
+// newer block takes its slot; every block is in the cache or in the table, never both.
+//
+// Those two domains are only called with the GIL held, so the GIL guards this cache (the caller
+// checks that no other interpreter, which could have a GIL of its own, exists). Pure C++.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace memxx::core {
+
+class RecentBlocks {
+  public:
+    static constexpr std::size_t kSlots = 2048; // 16 KiB
+    // What put() did with a block.
+    enum class Put {
+        kept,      // in the cache, the slot was free
+        displaced, // in the cache; the block that had its slot must go to the table
+        unfit,     // not cacheable (odd address, 2 MiB or more): it goes to the table
+    };
+
+    RecentBlocks() noexcept { clear(); }
+
+    Put put(const void *address, std::size_t size, const void **displaced,
+            std::size_t *displaced_size) noexcept {
+        const auto addr = reinterpret_cast<std::uintptr_t>(address);
+        if ((addr & 15) != 0 || addr >= kMaxAddress || addr == 0 || size >= kSizeLimit) {
+            return Put::unfit;
+        }
+        std::uint64_t &slot = slots_[index(addr)];
+        const std::uint64_t old = slot;
+        slot = ((addr >> 4) << kSizeBits) | size;
+        if (old == 0) {
+            ++count_;
+            return Put::kept;
+        }
+        if ((old >> kSizeBits) == (addr >> 4)) { // the same address again (a free not seen)
+            return Put::kept;
+        }
+        *displaced = reinterpret_cast<const void *>((old >> kSizeBits) << 4);
+        *displaced_size = old & kSizeMask;
+        return Put::displaced;
+    }
+
+    // Removes a cached block; false when it is not here (it may be in the table).
+    bool take(const void *address, std::size_t *size) noexcept {
+        const auto addr = reinterpret_cast<std::uintptr_t>(address);
+        std::uint64_t &slot = slots_[index(addr)];
+        if (slot == 0 || (slot >> kSizeBits) != (addr >> 4) || (addr & 15) != 0) {
+            return false;
+        }
+        *size = slot & kSizeMask;
+        slot = 0;
+        --count_;
+        return true;
+    }
+
+    bool contains(const void *address) const noexcept {
+        const auto addr = reinterpret_cast<std::uintptr_t>(address);
+        const std::uint64_t slot = slots_[index(addr)];
+        return slot != 0 && (slot >> kSizeBits) == (addr >> 4) && (addr & 15) == 0;
+    }
+
+    void clear() noexcept {
+        for (std::uint64_t &slot : slots_) {
+            slot = 0;
+        }
+        count_ = 0;
+    }
+
+    std::size_t count() const noexcept { return count_; }
+    static constexpr std::size_t memory_bytes() noexcept { return sizeof(slots_); }
+
+  private:
+    // A slot: the address divided by 16 (43 bits) and the size (21 bits); 0 when free.
+    static constexpr unsigned kSizeBits = 21;
+    static constexpr std::uint64_t kSizeMask = (std::uint64_t{1} << kSizeBits) - 1;
+    static constexpr std::size_t kSizeLimit = kSizeMask;
+    static constexpr std::uintptr_t kMaxAddress = std::uintptr_t{1} << 47;
+    static constexpr unsigned kIndexBits = 11;
+    static_assert(kSlots == std::size_t{1} << kIndexBits, "kSlots is 2^kIndexBits");
+
+    static std::size_t index(std::uintptr_t addr) noexcept {
+        return static_cast<std::size_t>(((addr >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kIndexBits));
+    }
+
+    std::uint64_t slots_[kSlots];
+    std::size_t count_ = 0;
+};
+
+} // namespace memxx::core

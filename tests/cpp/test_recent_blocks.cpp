@@ -1,0 +1,100 @@
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <random>
+#include <unordered_map>
+
+#include "core/live_blocks.hpp"
+#include "core/recent_blocks.hpp"
+
+using memxx::core::LiveBlocks;
+using memxx::core::RecentBlocks;
+
+namespace {
+const void *address(std::uintptr_t value) { return reinterpret_cast<const void *>(value); }
+} // namespace
+
+TEST_CASE("a recent block is taken back with its size, once") {
+    RecentBlocks recent;
+    const void *displaced = nullptr;
+    std::size_t displaced_size = 0;
+    REQUIRE(recent.put(address(0x10000), 48, &displaced, &displaced_size) ==
+            RecentBlocks::Put::kept);
+    CHECK(recent.count() == 1);
+    CHECK(recent.contains(address(0x10000)));
+    std::size_t size = 0;
+    REQUIRE(recent.take(address(0x10000), &size));
+    CHECK(size == 48);
+    CHECK_FALSE(recent.take(address(0x10000), &size));
+    CHECK(recent.count() == 0);
+}
+
+TEST_CASE("blocks the cache cannot hold are left to the table") {
+    RecentBlocks recent;
+    const void *displaced = nullptr;
+    std::size_t displaced_size = 0;
+    using Put = RecentBlocks::Put;
+    CHECK(recent.put(address(0x10008), 24, &displaced, &displaced_size) == Put::unfit);
+    CHECK(recent.put(address(std::uintptr_t{1} << 50), 5, &displaced, &displaced_size) ==
+          Put::unfit);
+    CHECK(recent.put(address(0x20000), std::size_t{1} << 21, &displaced, &displaced_size) ==
+          Put::unfit);
+    CHECK(recent.count() == 0);
+    std::size_t size = 0;
+    CHECK_FALSE(recent.take(address(0x10008), &size));
+}
+
+// The allocator hook's use of the two: every block is in the cache or in the table, and every
+// free finds its exact size in one of them, however the cache's slots collide.
+TEST_CASE("cache and table together keep every live block's size exactly") {
+    RecentBlocks recent;
+    LiveBlocks table;
+    std::unordered_map<std::uintptr_t, std::size_t> truth;
+    std::mt19937_64 random(7);
+    std::vector<std::uintptr_t> live;
+    auto track = [&](std::uintptr_t addr, std::size_t size) {
+        const void *displaced = nullptr;
+        std::size_t displaced_size = 0;
+        switch (recent.put(address(addr), size, &displaced, &displaced_size)) {
+        case RecentBlocks::Put::kept:
+            break;
+        case RecentBlocks::Put::displaced:
+            REQUIRE(table.insert(displaced, displaced_size));
+            break;
+        case RecentBlocks::Put::unfit:
+            REQUIRE(table.insert(address(addr), size));
+            break;
+        }
+    };
+    auto untrack = [&](std::uintptr_t addr, std::size_t *size) {
+        return recent.take(address(addr), size) || table.erase(address(addr), size);
+    };
+    std::uintptr_t next = 0x100000;
+    for (int step = 0; step < 200000; ++step) {
+        if (live.empty() || random() % 3 != 0) {
+            const std::uintptr_t addr = random() % 50 == 0 ? next + 8 : next; // some odd ones
+            next += 16 * (1 + random() % 8);
+            const std::size_t size = 1 + random() % 600;
+            track(addr, size);
+            truth[addr] = size;
+            live.push_back(addr);
+        } else {
+            const std::size_t pick = random() % 4 == 0 ? random() % live.size() : live.size() - 1;
+            const std::uintptr_t addr = live[pick];
+            live[pick] = live.back();
+            live.pop_back();
+            std::size_t size = 0;
+            REQUIRE(untrack(addr, &size));
+            CHECK(size == truth[addr]);
+            truth.erase(addr);
+        }
+        REQUIRE(recent.count() + table.count() == truth.size());
+    }
+    std::size_t size = 0;
+    CHECK_FALSE(untrack(0x50, &size)); // never allocated
+    for (std::uintptr_t addr : live) {
+        REQUIRE(untrack(addr, &size));
+        CHECK(size == truth[addr]);
+    }
+    CHECK(recent.count() + table.count() == 0);
+}
