@@ -51,19 +51,18 @@ inline bool recent_usable(Guard guard) noexcept {
 // Records a block in the cache (GIL-guarded blocks) or the table; false when it cannot be kept.
 inline bool track_block(void *address, std::size_t size, Guard guard) noexcept {
     if (recent_usable(guard)) {
-        const void *displaced = nullptr;
-        std::size_t displaced_size = 0;
-        switch (g_recent->put(address, size, &displaced, &displaced_size)) {
-        case RecentBlocks::Put::kept:
+        RecentBlocks::Moves moves;
+        const RecentBlocks::Put put = g_recent->put(address, size, &moves);
+        if (put != RecentBlocks::Put::unfit) {
+            if (moves.coming != nullptr) {
+                SpinLockGuard lock(g_lock);
+                g_blocks->prefetch(moves.coming);
+                // Should the table be unable to grow, that block's free goes uncounted.
+                if (put == RecentBlocks::Put::displaced) {
+                    g_blocks->insert(moves.to_table, moves.to_table_size);
+                }
+            }
             return true;
-        case RecentBlocks::Put::displaced: {
-            // Should the table be unable to grow, the displaced block's free goes uncounted.
-            SpinLockGuard lock(g_lock);
-            g_blocks->insert(displaced, displaced_size);
-            return true;
-        }
-        case RecentBlocks::Put::unfit:
-            break;
         }
     }
     SpinLockGuard lock(g_lock);

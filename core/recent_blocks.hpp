@@ -4,7 +4,8 @@
 // Most Python objects die young: a temporary is allocated and freed a few allocations later.
 // Held here, such a block is recorded and forgotten without touching the table, whose slot for
 // it is a cache miss away, and without its lock. A block that stays is moved to the table when a
-// newer block takes its slot; every block is in the cache or in the table, never both.
+// newer block takes its slot (after a short wait, while the table's slot for it is prefetched);
+// every block is in the cache or in the table, never both.
 //
 // Those two domains are only called with the GIL held, so the GIL guards this cache (the caller
 // checks that no other interpreter, which could have a GIL of its own, exists). Pure C++.
@@ -21,61 +22,86 @@ class RecentBlocks {
     // What put() did with a block.
     enum class Put {
         kept,      // in the cache, the slot was free
-        displaced, // in the cache; the block that had its slot must go to the table
+        displaced, // in the cache; another block must go to the table (see Moves)
         unfit,     // not cacheable (odd address, 2 MiB or more): it goes to the table
     };
 
     RecentBlocks() noexcept { clear(); }
 
-    Put put(const void *address, std::size_t size, const void **displaced,
-            std::size_t *displaced_size) noexcept {
+    // A block leaving the cache for the table: `to_table` goes there now; `coming` (a block that
+    // was just displaced, non-null when there is one) waits a few displacements before it goes,
+    // so that the table's slot for it can be prefetched first.
+    struct Moves {
+        const void *to_table = nullptr;
+        std::size_t to_table_size = 0;
+        const void *coming = nullptr;
+    };
+
+    Put put(const void *address, std::size_t size, Moves *moves) noexcept {
         const auto addr = reinterpret_cast<std::uintptr_t>(address);
         if ((addr & 15) != 0 || addr >= kMaxAddress || addr == 0 || size >= kSizeLimit) {
             return Put::unfit;
         }
         std::uint64_t &slot = slots_[index(addr)];
         const std::uint64_t old = slot;
-        slot = ((addr >> 4) << kSizeBits) | size;
+        slot = (key_of(addr) << kSizeBits) | size;
         if (old == 0) {
             ++count_;
             return Put::kept;
         }
-        if ((old >> kSizeBits) == (addr >> 4)) { // the same address again (a free not seen)
+        if ((old >> kSizeBits) == key_of(addr)) { // the same address again (a free not seen)
             return Put::kept;
         }
-        *displaced = reinterpret_cast<const void *>((old >> kSizeBits) << 4);
-        *displaced_size = old & kSizeMask;
+        // `old` waits; the block that waited longest goes to the table.
+        std::uint64_t &wait = waiting_[next_waiting_];
+        next_waiting_ = (next_waiting_ + 1) % kWaiting;
+        const std::uint64_t leaving = wait;
+        wait = old;
+        moves->coming = address_of(old);
+        if (leaving == 0) {
+            ++count_;
+            return Put::kept;
+        }
+        moves->to_table = address_of(leaving);
+        moves->to_table_size = leaving & kSizeMask;
         return Put::displaced;
     }
 
     // Removes a cached block; false when it is not here (it may be in the table).
     bool take(const void *address, std::size_t *size) noexcept {
         const auto addr = reinterpret_cast<std::uintptr_t>(address);
-        std::uint64_t &slot = slots_[index(addr)];
-        if (slot == 0 || (slot >> kSizeBits) != (addr >> 4) || (addr & 15) != 0) {
+        if ((addr & 15) != 0) {
             return false;
         }
-        *size = slot & kSizeMask;
-        slot = 0;
+        std::uint64_t *slot = find(addr);
+        if (slot == nullptr) {
+            return false;
+        }
+        *size = *slot & kSizeMask;
+        *slot = 0;
         --count_;
         return true;
     }
 
     bool contains(const void *address) const noexcept {
         const auto addr = reinterpret_cast<std::uintptr_t>(address);
-        const std::uint64_t slot = slots_[index(addr)];
-        return slot != 0 && (slot >> kSizeBits) == (addr >> 4) && (addr & 15) == 0;
+        return (addr & 15) == 0 && const_cast<RecentBlocks *>(this)->find(addr) != nullptr;
     }
 
     void clear() noexcept {
         for (std::uint64_t &slot : slots_) {
             slot = 0;
         }
+        for (std::uint64_t &slot : waiting_) {
+            slot = 0;
+        }
         count_ = 0;
     }
 
     std::size_t count() const noexcept { return count_; }
-    static constexpr std::size_t memory_bytes() noexcept { return sizeof(slots_); }
+    static constexpr std::size_t memory_bytes() noexcept {
+        return sizeof(slots_) + sizeof(waiting_);
+    }
 
   private:
     // A slot: the address divided by 16 (43 bits) and the size (21 bits); 0 when free.
@@ -86,11 +112,32 @@ class RecentBlocks {
     static constexpr unsigned kIndexBits = 11;
     static_assert(kSlots == std::size_t{1} << kIndexBits, "kSlots is 2^kIndexBits");
 
+    static std::uint64_t key_of(std::uintptr_t addr) noexcept { return addr >> 4; }
+    static const void *address_of(std::uint64_t slot) noexcept {
+        return reinterpret_cast<const void *>((slot >> kSizeBits) << 4);
+    }
+    // The slot holding the block at `addr` (16-byte aligned): its cache slot or a waiting one.
+    std::uint64_t *find(std::uintptr_t addr) noexcept {
+        std::uint64_t &slot = slots_[index(addr)];
+        if (slot != 0 && (slot >> kSizeBits) == key_of(addr)) {
+            return &slot;
+        }
+        for (std::uint64_t &wait : waiting_) {
+            if (wait != 0 && (wait >> kSizeBits) == key_of(addr)) {
+                return &wait;
+            }
+        }
+        return nullptr;
+    }
+
     static std::size_t index(std::uintptr_t addr) noexcept {
         return static_cast<std::size_t>(((addr >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kIndexBits));
     }
 
+    static constexpr std::size_t kWaiting = 8;
     std::uint64_t slots_[kSlots];
+    std::uint64_t waiting_[kWaiting];
+    std::size_t next_waiting_ = 0;
     std::size_t count_ = 0;
 };
 

@@ -16,10 +16,9 @@ const void *address(std::uintptr_t value) { return reinterpret_cast<const void *
 
 TEST_CASE("a recent block is taken back with its size, once") {
     RecentBlocks recent;
-    const void *displaced = nullptr;
-    std::size_t displaced_size = 0;
-    REQUIRE(recent.put(address(0x10000), 48, &displaced, &displaced_size) ==
-            RecentBlocks::Put::kept);
+    RecentBlocks::Moves moves;
+    REQUIRE(recent.put(address(0x10000), 48, &moves) == RecentBlocks::Put::kept);
+    CHECK(moves.coming == nullptr);
     CHECK(recent.count() == 1);
     CHECK(recent.contains(address(0x10000)));
     std::size_t size = 0;
@@ -31,14 +30,11 @@ TEST_CASE("a recent block is taken back with its size, once") {
 
 TEST_CASE("blocks the cache cannot hold are left to the table") {
     RecentBlocks recent;
-    const void *displaced = nullptr;
-    std::size_t displaced_size = 0;
+    RecentBlocks::Moves moves;
     using Put = RecentBlocks::Put;
-    CHECK(recent.put(address(0x10008), 24, &displaced, &displaced_size) == Put::unfit);
-    CHECK(recent.put(address(std::uintptr_t{1} << 50), 5, &displaced, &displaced_size) ==
-          Put::unfit);
-    CHECK(recent.put(address(0x20000), std::size_t{1} << 21, &displaced, &displaced_size) ==
-          Put::unfit);
+    CHECK(recent.put(address(0x10008), 24, &moves) == Put::unfit);
+    CHECK(recent.put(address(std::uintptr_t{1} << 50), 5, &moves) == Put::unfit);
+    CHECK(recent.put(address(0x20000), std::size_t{1} << 21, &moves) == Put::unfit);
     CHECK(recent.count() == 0);
     std::size_t size = 0;
     CHECK_FALSE(recent.take(address(0x10008), &size));
@@ -52,14 +48,15 @@ TEST_CASE("cache and table together keep every live block's size exactly") {
     std::unordered_map<std::uintptr_t, std::size_t> truth;
     std::mt19937_64 random(7);
     std::vector<std::uintptr_t> live;
+    std::size_t moved = 0;
     auto track = [&](std::uintptr_t addr, std::size_t size) {
-        const void *displaced = nullptr;
-        std::size_t displaced_size = 0;
-        switch (recent.put(address(addr), size, &displaced, &displaced_size)) {
+        RecentBlocks::Moves moves;
+        switch (recent.put(address(addr), size, &moves)) {
         case RecentBlocks::Put::kept:
             break;
         case RecentBlocks::Put::displaced:
-            REQUIRE(table.insert(displaced, displaced_size));
+            REQUIRE(table.insert(moves.to_table, moves.to_table_size));
+            ++moved;
             break;
         case RecentBlocks::Put::unfit:
             REQUIRE(table.insert(address(addr), size));
@@ -90,6 +87,7 @@ TEST_CASE("cache and table together keep every live block's size exactly") {
         }
         REQUIRE(recent.count() + table.count() == truth.size());
     }
+    CHECK(moved > 1000); // the cache's slots collided, and blocks waited and moved on
     std::size_t size = 0;
     CHECK_FALSE(untrack(0x50, &size)); // never allocated
     for (std::uintptr_t addr : live) {
