@@ -127,8 +127,6 @@ void hook_thread_end() {
 
 void set_thread_ledger(ThreadLedger *ledger) noexcept { t_ledger = ledger; }
 
-ThreadLedger *thread_ledger() noexcept { return t_ledger; }
-
 HookStats hook_stats() {
     const NativeHookStats native = native_hook_stats();
     HookStats stats{0,

@@ -8,6 +8,7 @@
 #include <cstddef>
 
 #include "core/line_ledger.hpp"
+#include "core/thread_local.hpp"
 
 namespace memxx::core {
 
@@ -33,9 +34,13 @@ void hook_sites_detach();
 void hook_thread_begin(ThreadLedger *ledger);
 void hook_thread_end();
 
+namespace accounting {
+extern MEMXX_TLS ThreadLedger *t_ledger; // core/alloc_accounting.hpp
+}
+
 // The ledger the hook charges for the calling thread; nullptr when the thread is not profiled.
 void set_thread_ledger(ThreadLedger *ledger) noexcept;
-ThreadLedger *thread_ledger() noexcept;
+inline ThreadLedger *thread_ledger() noexcept { return accounting::t_ledger; }
 
 struct HookStats {
     std::size_t live_blocks; // blocks allocated while profiling and not freed yet

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "core/alloc_hook.hpp"
 #include "core/line_ledger.hpp"
 #include "core/py_compat.h"
 
@@ -49,7 +50,15 @@ bool any_code_claimed();
 // the caller's, should hold.
 void frame_started(const void *frame, CodeLines *lines, int lineno, bool count_line,
                    std::int64_t made_before = 0);
-void frame_line(const void *frame, int lineno);
+// Inline: it runs for every line event. A line of a frame that is not the innermost one goes
+// to frame_line_missed (which closes a ledger left idle).
+void frame_line_missed(ThreadLedger *ledger);
+inline void frame_line(const void *frame, int lineno) {
+    ThreadLedger *ledger = thread_ledger();
+    if (ledger != nullptr && !ledger->line(frame, lineno)) {
+        frame_line_missed(ledger);
+    }
+}
 // A profiled frame suspends (a yield or await), or is given up: closed now.
 void frame_left(const void *frame);
 // A profiled frame returns or raises (`code` is its code): its line stays open while the

@@ -27,7 +27,14 @@ int g_users = 0; // enabled profilers, which want PY_UNWIND and PY_THROW
 long g_event_line = 0, g_event_start = 0, g_event_resume = 0, g_event_return = 0, g_event_yield = 0,
      g_event_unwind = 0, g_event_throw = 0;
 
-int arg_int(PyObject *value) { return static_cast<int>(PyLong_AsLong(value)); }
+// A line number or offset argument: a compact int, read inline (PyLong_AsLong otherwise).
+int arg_int(PyObject *value) {
+    auto *number = reinterpret_cast<PyLongObject *>(value);
+    if (PyLong_CheckExact(value) && PyUnstable_Long_IsCompact(number)) {
+        return static_cast<int>(PyUnstable_Long_CompactValue(number));
+    }
+    return static_cast<int>(PyLong_AsLong(value));
+}
 
 PyObject *on_py_start(PyObject *, PyObject *const *args, Py_ssize_t) {
     if (CodeLines *lines = claimed_lines(args[0])) {

@@ -74,14 +74,12 @@ void ThreadLedger::enter(const void *frame, CodeLines *code, int lineno, bool co
     entered.entry.net -= made_before;
 }
 
-bool ThreadLedger::line(const void *frame, int lineno) {
+bool ThreadLedger::line_settled(const void *frame, int lineno) {
     settle();
     if (frames_.empty() || frames_.back().frame != frame) {
         return false;
     }
-    ActiveFrame &current = frames_.back();
-    end_line(current);
-    begin_line(current, lineno, true);
+    next_line(frames_.back(), lineno);
     return true;
 }
 

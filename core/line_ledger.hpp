@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -121,7 +122,15 @@ class ThreadLedger {
     void enter(const void *frame, CodeLines *code, int lineno, bool count_line,
                std::int64_t made_before = 0);
     // The innermost frame moves to a new line; false if `frame` is not the innermost one.
-    bool line(const void *frame, int lineno);
+    // Inline: it runs for every line event.
+    bool line(const void *frame, int lineno) {
+        if (__builtin_expect(tearing_down_ || frames_.empty() || frames_.back().frame != frame,
+                             false)) {
+            return line_settled(frame, lineno);
+        }
+        next_line(frames_.back(), lineno);
+        return true;
+    }
     // A profiled frame yields, or is given up: it is closed now, with the frames above it.
     bool leave(const void *frame);
     // A profiled frame returns or raises: the frames above it are closed now; it stays the
@@ -168,6 +177,34 @@ class ThreadLedger {
     void watch_innermost_teardown() noexcept;
     void begin_line(ActiveFrame &frame, int lineno, bool count);
     void end_line(ActiveFrame &frame);
+    bool line_settled(const void *frame, int lineno);
+    // end_line then begin_line (counted), in one pass over the frame.
+    void next_line(ActiveFrame &frame, int lineno) noexcept {
+        CodeLines *code = frame.code;
+        const Level now = level();
+        const Level peak = std::max(frame.line_peak, hwm_);
+        frame.frame_peak = std::max(frame.frame_peak, peak);
+        if (frame.lineno != 0) {
+            LineStats *done = code->at(frame.lineno);
+            done->increment += now.net - frame.line_start.net;
+            done->native_increment += now.native - frame.line_start.native;
+            if (base_ + peak.net > done->peak) {
+                done->peak = base_ + peak.net;
+                done->native_peak = peak.native;
+            }
+            done->memory = base_ + now.net;
+        }
+        LineStats *next = code->at(lineno);
+        if (next == nullptr) {
+            frame.lineno = 0;
+            return;
+        }
+        ++next->occurrences;
+        frame.lineno = lineno;
+        frame.line_start = now;
+        frame.line_peak = now;
+        hwm_ = now;
+    }
     void pop() noexcept;
 
     struct Teardown {

@@ -107,11 +107,9 @@ void frame_started(const void *frame, CodeLines *lines, int lineno, bool count_l
     }
 }
 
-void frame_line(const void *frame, int lineno) {
-    if (ThreadLedger *ledger = thread_ledger()) {
-        if (!ledger->line(frame, lineno) && ledger->idle()) {
-            close_ledger(ledger);
-        }
+void frame_line_missed(ThreadLedger *ledger) {
+    if (ledger->idle()) {
+        close_ledger(ledger);
     }
 }
 

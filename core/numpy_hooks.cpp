@@ -46,7 +46,8 @@ void *numpy_malloc(void *, std::size_t size) noexcept {
     if (!counting()) {
         return prev.malloc(prev.ctx, size);
     }
-    return alloc_counted(size, Source::python, Guard::none, [&] { return prev.malloc(prev.ctx, size); });
+    return alloc_counted(size, Source::python, Guard::none,
+                         [&] { return prev.malloc(prev.ctx, size); });
 }
 
 void *numpy_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
