@@ -15,6 +15,13 @@ constexpr std::uintptr_t kMaxAddress = std::uintptr_t{1} << 47;
 std::uint64_t key_of(std::uintptr_t address) noexcept { return address >> 4; }
 std::uint64_t slot_key(std::uint64_t slot) noexcept { return slot >> kSizeBits; }
 
+// An erased slot that lookups walk past: key 0 belongs to no block (address 0 is never kept).
+constexpr std::uint64_t kTombstone = 1;
+bool is_block(std::uint64_t slot) noexcept { return slot > kTombstone; }
+
+// The most slots an erase shifts back before it leaves a tombstone instead.
+constexpr std::size_t kShiftLimit = 8;
+
 // Slot arrays of 2 MiB and more come straight from mmap: zeroed by the kernel (no memset) and
 // backed by transparent huge pages where the kernel allows, so that a probe into a table of
 // millions of blocks costs one cache miss rather than a cache miss and a TLB miss.
@@ -102,10 +109,11 @@ bool LiveBlocks::resize(std::size_t new_capacity) noexcept {
     capacity_ = new_capacity;
     shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(new_capacity));
     for (std::size_t i = 0; i < old_capacity; ++i) {
-        if (old[i] != 0) {
+        if (is_block(old[i])) {
             place(old[i]);
         }
     }
+    tombstones_ = 0;
     free_slots(old, old_capacity);
     return true;
 }
@@ -120,16 +128,28 @@ bool LiveBlocks::insert(const void *address, std::size_t size) noexcept {
             large_[addr] = size;
             return true;
         }
-        if ((count_ + 1) * 10 > capacity_ * 7 && !resize(capacity_ * 2)) {
-            return false;
+        if ((count_ + 1) * 10 > capacity_ * 7) {
+            if (!resize(capacity_ * 2)) {
+                return false;
+            }
+        } else if ((count_ + tombstones_ + 1) * 10 > capacity_ * 8 && !resize(capacity_)) {
+            return false; // tombstones and blocks fill 80 %: rehashed in place
         }
         const std::uint64_t key = key_of(addr);
         const std::size_t mask = capacity_ - 1;
         std::size_t i = home(key);
+        std::size_t reuse = capacity_; // the first tombstone on the way
         while (slots_[i] != 0 && slot_key(slots_[i]) != key) {
+            if (slots_[i] == kTombstone && reuse == capacity_) {
+                reuse = i;
+            }
             i = (i + 1) & mask;
         }
         const bool present = slots_[i] != 0;
+        if (!present && reuse != capacity_) {
+            i = reuse;
+            --tombstones_;
+        }
         std::uint64_t size_field = size;
         if (size >= kLargeMark) {
             large_[addr] = size;
@@ -147,12 +167,22 @@ bool LiveBlocks::insert(const void *address, std::size_t size) noexcept {
 
 void LiveBlocks::erase_slot(std::size_t index) noexcept {
     // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+    // Moving a block back towards its home keeps it reachable; so does a tombstone left in the
+    // hole when the run is too long to finish the shift.
     const std::size_t mask = capacity_ - 1;
     std::size_t hole = index;
+    std::size_t scanned = 0;
     for (std::size_t j = (hole + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
-        const std::size_t h = home(slot_key(slots_[j]));
-        if (((j - h) & mask) >= ((j - hole) & mask)) {
-            slots_[hole] = slots_[j];
+        if (++scanned > kShiftLimit) {
+            slots_[hole] = kTombstone;
+            ++tombstones_;
+            --count_;
+            return;
+        }
+        const std::uint64_t slot = slots_[j];
+        if (slot == kTombstone ||
+            ((j - home(slot_key(slot))) & mask) >= ((j - hole) & mask)) {
+            slots_[hole] = slot;
             hole = j;
         }
     }
@@ -228,6 +258,7 @@ void LiveBlocks::clear() noexcept {
     }
     std::memset(slots_, 0, capacity_ * sizeof(std::uint64_t));
     count_ = 0;
+    tombstones_ = 0;
 }
 
 } // namespace memxx::core

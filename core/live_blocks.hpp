@@ -1,6 +1,9 @@
 // The live-block table: address -> size of every block allocated while profiling.
 //
 // Each entry is one 64-bit slot: the address divided by 16 (43 bits) and the size (21 bits).
+// A block is erased by shifting the rest of its run of slots back; in a long run (blocks of one
+// stretch of memory share slots, see home()) the shift stops after a few slots and leaves a
+// tombstone, which a later insert reuses and a rehash removes.
 // Blocks of 2 MiB or more, and addresses that are not 16-byte aligned or above 2^47, keep their
 // size in a small side map instead. The slot array grows at 70 % load and shrinks below 1/3,
 // so above the minimum capacity it costs 8 / load <= 24 bytes per live block (22.9 right after
@@ -43,6 +46,7 @@ class LiveBlocks {
 
     std::size_t count() const noexcept { return count_ + large_.size(); }
     std::size_t capacity() const noexcept { return capacity_; }
+    std::size_t tombstones() const noexcept { return tombstones_; }
     // Bytes the table itself occupies (slots plus side-map nodes).
     std::size_t memory_bytes() const noexcept;
     void clear() noexcept;
@@ -65,7 +69,8 @@ class LiveBlocks {
     std::size_t capacity_ = 0; // a power of two
     std::size_t min_capacity_ = kMinCapacity;
     bool shrink_on_erase_ = true;
-    std::size_t count_ = 0;    // occupied slots
+    std::size_t count_ = 0;      // occupied slots
+    std::size_t tombstones_ = 0; // erased slots not yet reused
     unsigned shift_ = 64;      // 64 - log2(capacity_)
     LargeMap large_;           // sizes that do not fit a slot, and odd addresses
 };

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <random>
 #include <unordered_map>
+#include <vector>
+#include <algorithm>
 
 #include "core/live_blocks.hpp"
 
@@ -96,6 +98,53 @@ TEST_CASE("the table grows, shrinks and stays within 24 bytes per block") {
     }
     CHECK(table.count() == 0);
     CHECK(table.capacity() == LiveBlocks::kMinCapacity);
+}
+
+// Blocks of neighbouring addresses share slots (a run per stretch of memory): erasing from the
+// middle of long runs leaves tombstones, which inserts reuse and rehashes remove. Every lookup
+// must still find exactly the live blocks, and the table must not fill up with tombstones.
+TEST_CASE("churn in long runs of neighbouring blocks keeps every size exact") {
+    LiveBlocks table(LiveBlocks::kMinCapacity, false);
+    std::mt19937_64 rng(11);
+    std::unordered_map<std::uintptr_t, std::size_t> truth;
+    std::vector<std::uintptr_t> live;
+    std::uintptr_t next = 0x7f0000000000;
+    std::size_t peak_capacity = 0;
+    std::size_t most_tombstones = 0;
+    for (int step = 0; step < 400000; ++step) {
+        const bool grow = step < 150000 || (step < 300000 ? rng() % 2 == 0 : rng() % 4 == 0);
+        if (grow || live.empty()) {
+            const std::uintptr_t a = next;
+            next += 16 * (1 + rng() % 2); // dense: most granules of a stretch are blocks
+            const std::size_t s = 1 + rng() % 500;
+            REQUIRE(table.insert(address(a), s));
+            truth[a] = s;
+            live.push_back(a);
+        } else {
+            const std::size_t pick = rng() % live.size();
+            const std::uintptr_t a = live[pick];
+            live[pick] = live.back();
+            live.pop_back();
+            std::size_t size = 0;
+            REQUIRE(table.erase(address(a), &size));
+            REQUIRE(size == truth[a]);
+            truth.erase(a);
+            std::size_t again = 0;
+            REQUIRE_FALSE(table.erase(address(a), &again));
+        }
+        REQUIRE(table.count() == truth.size());
+        peak_capacity = std::max(peak_capacity, table.capacity());
+        most_tombstones = std::max(most_tombstones, table.tombstones());
+    }
+    CHECK(most_tombstones > 100); // the long runs were cut short
+    for (std::uintptr_t a : live) {
+        REQUIRE(table.contains(address(a)));
+    }
+    CHECK_FALSE(table.contains(address(next + 4096)));
+    // Tombstones never made it grow past what the live blocks needed (70 % load at most).
+    CHECK(peak_capacity <= 2 * std::size_t{1} << (64 - __builtin_clzll(150000 * 10 / 7)));
+    table.shrink();
+    CHECK(static_cast<double>(table.memory_bytes()) / table.count() <= 24.0);
 }
 
 TEST_CASE("clear forgets every block") {
