@@ -26,6 +26,7 @@ constexpr std::size_t kNoSize = SIZE_MAX;
 
 extern MEMXX_TLS ThreadLedger *t_ledger; // nullptr: the thread is not profiled
 extern MEMXX_TLS bool t_in_hook;         // inside a hook: nested allocator calls are not counted
+extern MEMXX_TLS const void *t_last_block; // the block the thread's ledger was charged for last
 extern std::atomic<bool> g_active;       // accounting is on (a profiling session is open)
 
 // The table is created at the first session and never freed: hooks may still run at exit.
@@ -115,6 +116,7 @@ inline void record_alloc(void *address, std::size_t size, Source source, Guard g
         return;
     }
     if (track_block(address, size, guard)) {
+        t_last_block = address;
         charge_alloc(ledger, size, source);
     }
 }

@@ -17,6 +17,7 @@ namespace accounting {
 
 MEMXX_TLS ThreadLedger *t_ledger = nullptr;
 MEMXX_TLS bool t_in_hook = false;
+MEMXX_TLS const void *t_last_block = nullptr;
 std::atomic<bool> g_active{false};
 SpinLock g_lock;
 LiveBlocks *g_blocks = nullptr;
@@ -126,6 +127,16 @@ void hook_thread_end() {
 }
 
 void set_thread_ledger(ThreadLedger *ledger) noexcept { t_ledger = ledger; }
+
+void retract_event_temporary(const void *block) noexcept {
+    ThreadLedger *ledger = t_ledger;
+    std::size_t size = 0;
+    if (ledger != nullptr && block == t_last_block && recent_usable(Guard::gil) &&
+        g_recent->forget_size(block, &size)) {
+        ledger->retract_last_alloc(size);
+    }
+    t_last_block = nullptr;
+}
 
 HookStats hook_stats() {
     const NativeHookStats native = native_hook_stats();

@@ -42,6 +42,12 @@ extern MEMXX_TLS ThreadLedger *t_ledger; // core/alloc_accounting.hpp
 void set_thread_ledger(ThreadLedger *ledger) noexcept;
 inline ThreadLedger *thread_ledger() noexcept { return accounting::t_ledger; }
 
+// The interpreter allocated `block` (an int it passes to an event callback: a line number or an
+// offset past 256) just before calling us: if it is the last block charged on this thread, the
+// charge and its effect on the highs are taken back, and its free will be charged nothing.
+// GIL held.
+void retract_event_temporary(const void *block) noexcept;
+
 struct HookStats {
     std::size_t live_blocks; // blocks allocated while profiling and not freed yet
     std::size_t table_bytes; // the live-block table's own memory

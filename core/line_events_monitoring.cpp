@@ -36,7 +36,13 @@ int arg_int(PyObject *value) {
     return static_cast<int>(PyLong_AsLong(value));
 }
 
+// Every event passes its offset or line number as an int, allocated for the call when it is
+// past 256: the program did not make it. (The int is an object of its own: its block starts at
+// the object.)
+void forget_event_int(PyObject *number) { retract_event_temporary(number); }
+
 PyObject *on_py_start(PyObject *, PyObject *const *args, Py_ssize_t) {
+    forget_event_int(args[1]);
     if (CodeLines *lines = claimed_lines(args[0])) {
         frame_started(args[0], lines, memxx_code_first_line(args[0]), true);
     }
@@ -44,6 +50,7 @@ PyObject *on_py_start(PyObject *, PyObject *const *args, Py_ssize_t) {
 }
 
 PyObject *on_py_resume(PyObject *, PyObject *const *args, Py_ssize_t) {
+    forget_event_int(args[1]);
     if (CodeLines *lines = claimed_lines(args[0])) {
         frame_started(args[0], lines, memxx_code_line(args[0], arg_int(args[1])), false);
     }
@@ -51,16 +58,19 @@ PyObject *on_py_resume(PyObject *, PyObject *const *args, Py_ssize_t) {
 }
 
 PyObject *on_py_return(PyObject *, PyObject *const *args, Py_ssize_t) {
+    forget_event_int(args[1]);
     frame_returned(args[0], args[0]);
     Py_RETURN_NONE;
 }
 
 PyObject *on_py_yield(PyObject *, PyObject *const *args, Py_ssize_t) {
+    forget_event_int(args[1]);
     frame_left(args[0]);
     Py_RETURN_NONE;
 }
 
 PyObject *on_line(PyObject *, PyObject *const *args, Py_ssize_t) {
+    forget_event_int(args[1]);
     frame_line(args[0], arg_int(args[1]));
     Py_RETURN_NONE;
 }

@@ -97,7 +97,15 @@ class ThreadLedger {
     // it costs one predictable branch more than the plain sum.
     void on_alloc(std::size_t size) noexcept {
         settle_if_over();
+        before_last_alloc_ = Undo{hwm_, peak_net_};
         add(size);
+    }
+    // The last allocation, of `size` bytes, is taken back with its effect on the highs: it was
+    // the interpreter's temporary for the event being handled, not the program's.
+    void retract_last_alloc(std::size_t size) noexcept {
+        net_ -= static_cast<std::int64_t>(size);
+        hwm_ = before_last_alloc_.hwm;
+        peak_net_ = before_last_alloc_.peak_net;
     }
     void on_free(std::size_t size) noexcept {
         settle_if_over();
@@ -239,6 +247,11 @@ class ThreadLedger {
     std::int64_t native_ = 0;   // the native part of net_
     Level hwm_;                 // highest net since the innermost line began
     std::int64_t peak_net_ = 0; // highest net since restart_peak
+    struct Undo {
+        Level hwm;
+        std::int64_t peak_net = 0;
+    };
+    Undo before_last_alloc_; // the highs before the last on_alloc
     std::vector<ActiveFrame, mi_stl_allocator<ActiveFrame>> frames_;
     std::vector<Teardown, mi_stl_allocator<Teardown>> teardowns_; // innermost last
 };

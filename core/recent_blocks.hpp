@@ -83,6 +83,19 @@ class RecentBlocks {
         return true;
     }
 
+    // Keeps the block but forgets its size (its free is then charged nothing); false when it is
+    // not here. `size` gets the size it had.
+    bool forget_size(const void *address, std::size_t *size) noexcept {
+        const auto addr = reinterpret_cast<std::uintptr_t>(address);
+        std::uint64_t *slot = (addr & 15) == 0 ? find(addr) : nullptr;
+        if (slot == nullptr) {
+            return false;
+        }
+        *size = *slot & kSizeMask;
+        *slot &= ~kSizeMask;
+        return true;
+    }
+
     bool contains(const void *address) const noexcept {
         const auto addr = reinterpret_cast<std::uintptr_t>(address);
         return (addr & 15) == 0 && const_cast<RecentBlocks *>(this)->find(addr) != nullptr;

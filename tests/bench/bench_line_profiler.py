@@ -12,6 +12,7 @@ Run: python tests/bench/bench_line_profiler.py [--quick]
 
 from __future__ import annotations
 
+import gc
 import statistics
 import subprocess
 import sys
@@ -84,12 +85,17 @@ def line_events(func, *args):
 
 
 def interleaved(modes, args, rounds=REPS):
-    """{name: median seconds} of each mode's callable on ``args``: warmed once, then in turns."""
+    """{name: median seconds} of each mode's callable on ``args``: warmed once, then in turns.
+
+    Each run starts from a collected heap: otherwise the collector's full passes over the heap
+    (tens of ms once memory_profiler and memray are imported) fall on whichever mode's turn
+    comes when its thresholds are reached, the same mode round after round."""
     for run in modes.values():
         run(*args)
     times = {name: [] for name in modes}
     for _ in range(rounds):
         for name, run in modes.items():
+            gc.collect()
             t = time.perf_counter()
             run(*args)
             times[name].append(time.perf_counter() - t)
@@ -147,15 +153,6 @@ def print_rows(figures, base_name="plain"):
     base = figures[base_name]
     for name, seconds in figures.items():
         print(f"  {name:20s}{seconds * 1e3:9.1f} ms   {seconds / base:5.2f}x")
-
-
-def median_time(func, *args, reps=REPS):
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        func(*args)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def under_xx(func):

@@ -153,6 +153,26 @@ def test_a_free_on_another_profiled_thread_is_charged_to_that_threads_line():
     assert -(count * one + items + 4096) <= lines_b[2].increment <= -count * one
 
 
+def test_lines_past_256_are_not_charged_the_interpreters_event_ints():
+    # 3.12+ passes each event's line number or offset as an int, allocated for the call when
+    # it is past 256: that int is the interpreter's, not the program's.
+    source = "def still(n):\n    a = n\n    b = a\n    return b\n"
+    namespace = {}
+    exec(compile("\n" * 400 + source, "padded.py", "exec"), namespace)
+    still = namespace["still"]
+    prof = LineProfiler()
+    wrapped = prof(still)
+    for _ in range(3):
+        wrapped(1000)
+    lines = lines_of(prof, still)
+    assert sorted(lines) == [0, 1, 2, 3]
+    memory = lines[0].memory
+    for record in lines.values():
+        assert record.occurrences == 3
+        assert record.increment == 0, record
+        assert record.peak == record.memory == memory, record
+
+
 def test_numpy_buffers_are_charged_to_their_line():
     np = pytest.importorskip("numpy")
 
