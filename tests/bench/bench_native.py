@@ -13,6 +13,7 @@ Run: python tests/bench/bench_native.py [--quick]
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import sys
@@ -68,13 +69,15 @@ def under_memray(func):
 
 
 def interleaved(func, arg, modes):
-    """{mode name: median seconds}: one warm-up run per mode, then ROUNDS rounds in turn."""
+    """{mode name: median seconds}: one warm-up run per mode, then ROUNDS rounds in turn, each
+    run from a collected heap (the collector's full passes would otherwise land on one mode)."""
     wrapped = {name: make(func) for name, make in modes.items()}
     times = {name: [] for name in modes}
     for name, run in wrapped.items():
         run(arg)
     for _ in range(ROUNDS):
         for name, run in wrapped.items():
+            gc.collect()
             start = time.perf_counter()
             run(arg)
             times[name].append(time.perf_counter() - start)
