@@ -155,6 +155,23 @@ def print_rows(figures, base_name="plain"):
         print(f"  {name:20s}{seconds * 1e3:9.1f} ms   {seconds / base:5.2f}x")
 
 
+def in_thread(func, profiled):
+    """Runs func on a new thread, not profiled, while the main thread waits for it: inside a
+    profiled call (the allocator hook is then on for every thread) or not."""
+    import threading
+
+    def wait(thread):
+        thread.join()
+
+    waiting = under_xx(wait) if profiled else wait
+
+    def run(*args):
+        thread = threading.Thread(target=func, args=args)
+        thread.start()
+        waiting(thread)
+    return run
+
+
 def under_xx(func):
     prof = LineProfiler()
     return prof(func)
@@ -265,6 +282,12 @@ def main():
                            (N_LINE,))
     print(f"code after the profiled function returned: "
           f"{returned['after return'] / returned['never profiled']:5.2f}x a never-profiled copy")
+
+    threads = interleaved({"nothing profiled": in_thread(python_alloc_loop, profiled=False),
+                           "main thread profiled": in_thread(python_alloc_loop, profiled=True)},
+                          (n_loop,))
+    print(f"unprofiled thread (Python allocation loop) while the main thread runs a profiled "
+          f"call: {threads['main thread profiled'] / threads['nothing profiled']:5.2f}x")
 
     ours, theirs = import_time("memory_profilerxx"), import_time("memory_profiler")
     print(f"\nimport memory_profilerxx {ours * 1e3:.1f} ms; import memory_profiler "
