@@ -13,6 +13,7 @@ Run: python tests/bench/bench_line_profiler.py [--quick]
 from __future__ import annotations
 
 import gc
+import operator
 import statistics
 import subprocess
 import sys
@@ -184,11 +185,12 @@ def under_floor(func):
                 return func(*args)
             finally:
                 _memxx.set_floor_trace(False)
-        # 3.12+: LINE events on this code only, to a C callable that does nothing.
+        # 3.12+: LINE events on this code only, to a C function that allocates nothing and
+        # returns at once (operator.is_(code, line) is False).
         mon = sys.monitoring
         tool = 5
         mon.use_tool_id(tool, "floor")
-        mon.register_callback(tool, mon.events.LINE, slice)
+        mon.register_callback(tool, mon.events.LINE, operator.is_)
         mon.set_local_events(tool, func.__code__, mon.events.LINE)
         try:
             return func(*args)
