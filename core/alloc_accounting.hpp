@@ -54,15 +54,12 @@ inline bool track_block(void *address, std::size_t size, Guard guard) noexcept {
     if (recent_usable(guard)) {
         RecentBlocks::Moves moves;
         const RecentBlocks::Put put = g_recent->put(address, size, &moves);
+        if (put == RecentBlocks::Put::displaced) {
+            // Should the table be unable to grow, the displaced block's free goes uncounted.
+            SpinLockGuard lock(g_lock);
+            g_blocks->insert(moves.to_table, moves.to_table_size);
+        }
         if (put != RecentBlocks::Put::unfit) {
-            if (moves.coming != nullptr) {
-                SpinLockGuard lock(g_lock);
-                g_blocks->prefetch(moves.coming);
-                // Should the table be unable to grow, that block's free goes uncounted.
-                if (put == RecentBlocks::Put::displaced) {
-                    g_blocks->insert(moves.to_table, moves.to_table_size);
-                }
-            }
             return true;
         }
     }

@@ -4,8 +4,7 @@
 // Most Python objects die young: a temporary is allocated and freed a few allocations later.
 // Held here, such a block is recorded and forgotten without touching the table, whose slot for
 // it is a cache miss away, and without its lock. A block that stays is moved to the table when a
-// newer block takes its slot (after a short wait, while the table's slot for it is prefetched);
-// every block is in the cache or in the table, never both.
+// newer block takes its slot; every block is in the cache or in the table, never both.
 //
 // Those two domains are only called with the GIL held, so the GIL guards this cache (the caller
 // checks that no other interpreter, which could have a GIL of its own, exists). Pure C++.
@@ -22,19 +21,16 @@ class RecentBlocks {
     // What put() did with a block.
     enum class Put {
         kept,      // in the cache, the slot was free
-        displaced, // in the cache; another block must go to the table (see Moves)
+        displaced, // in the cache; the block that had its slot must go to the table (Moves)
         unfit,     // not cacheable (odd address, 2 MiB or more): it goes to the table
     };
 
     RecentBlocks() noexcept { clear(); }
 
-    // A block leaving the cache for the table: `to_table` goes there now; `coming` (a block that
-    // was just displaced, non-null when there is one) waits a few displacements before it goes,
-    // so that the table's slot for it can be prefetched first.
+    // The block a put() displaced, which goes to the table.
     struct Moves {
         const void *to_table = nullptr;
         std::size_t to_table_size = 0;
-        const void *coming = nullptr;
     };
 
     Put put(const void *address, std::size_t size, Moves *moves) noexcept {
@@ -52,18 +48,8 @@ class RecentBlocks {
         if ((old >> kSizeBits) == key_of(addr)) { // the same address again (a free not seen)
             return Put::kept;
         }
-        // `old` waits; the block that waited longest goes to the table.
-        std::uint64_t &wait = waiting_[next_waiting_];
-        next_waiting_ = (next_waiting_ + 1) % kWaiting;
-        const std::uint64_t leaving = wait;
-        wait = old;
-        moves->coming = address_of(old);
-        if (leaving == 0) {
-            ++count_;
-            return Put::kept;
-        }
-        moves->to_table = address_of(leaving);
-        moves->to_table_size = leaving & kSizeMask;
+        moves->to_table = address_of(old);
+        moves->to_table_size = old & kSizeMask;
         return Put::displaced;
     }
 
@@ -105,16 +91,11 @@ class RecentBlocks {
         for (std::uint64_t &slot : slots_) {
             slot = 0;
         }
-        for (std::uint64_t &slot : waiting_) {
-            slot = 0;
-        }
         count_ = 0;
     }
 
     std::size_t count() const noexcept { return count_; }
-    static constexpr std::size_t memory_bytes() noexcept {
-        return sizeof(slots_) + sizeof(waiting_);
-    }
+    static constexpr std::size_t memory_bytes() noexcept { return sizeof(slots_); }
 
   private:
     // A slot: the address divided by 16 (43 bits) and the size (21 bits); 0 when free.
@@ -129,28 +110,17 @@ class RecentBlocks {
     static const void *address_of(std::uint64_t slot) noexcept {
         return reinterpret_cast<const void *>((slot >> kSizeBits) << 4);
     }
-    // The slot holding the block at `addr` (16-byte aligned): its cache slot or a waiting one.
+    // The slot holding the block at `addr` (16-byte aligned), or nullptr.
     std::uint64_t *find(std::uintptr_t addr) noexcept {
         std::uint64_t &slot = slots_[index(addr)];
-        if (slot != 0 && (slot >> kSizeBits) == key_of(addr)) {
-            return &slot;
-        }
-        for (std::uint64_t &wait : waiting_) {
-            if (wait != 0 && (wait >> kSizeBits) == key_of(addr)) {
-                return &wait;
-            }
-        }
-        return nullptr;
+        return slot != 0 && (slot >> kSizeBits) == key_of(addr) ? &slot : nullptr;
     }
 
     static std::size_t index(std::uintptr_t addr) noexcept {
         return static_cast<std::size_t>(((addr >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kIndexBits));
     }
 
-    static constexpr std::size_t kWaiting = 8;
     std::uint64_t slots_[kSlots];
-    std::uint64_t waiting_[kWaiting];
-    std::size_t next_waiting_ = 0;
     std::size_t count_ = 0;
 };
 
