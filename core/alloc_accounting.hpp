@@ -96,6 +96,7 @@ inline void charge_alloc(ThreadLedger *ledger, std::size_t size, Source source) 
 }
 
 inline void charge_free(ThreadLedger *ledger, std::size_t size, Source source) noexcept {
+    t_last_block = nullptr; // the last allocation is no longer the ledger's last change
     if (source == Source::native) {
         ledger->on_native_free(size);
     } else {

@@ -19,38 +19,6 @@ LineStats *CodeLines::grow_to(int lineno) {
     return &lines_[index];
 }
 
-void ThreadLedger::begin_line(ActiveFrame &frame, int lineno, bool count) {
-    LineStats *stats = frame.code->at(lineno);
-    if (stats == nullptr) {
-        frame.lineno = 0;
-        return;
-    }
-    if (count) {
-        ++stats->occurrences;
-    }
-    frame.lineno = lineno;
-    frame.line_start = level();
-    frame.line_peak = level();
-    hwm_ = level();
-}
-
-void ThreadLedger::end_line(ActiveFrame &frame) {
-    const Level peak = std::max(frame.line_peak, hwm_);
-    frame.frame_peak = std::max(frame.frame_peak, peak);
-    if (frame.lineno == 0) {
-        return;
-    }
-    LineStats *stats = frame.code->at(frame.lineno);
-    stats->increment += net_ - frame.line_start.net;
-    stats->native_increment += native_ - frame.line_start.native;
-    if (base_ + peak.net > stats->peak) {
-        stats->peak = base_ + peak.net;
-        stats->native_peak = peak.native;
-    }
-    stats->memory = base_ + net_;
-    frame.lineno = 0;
-}
-
 void ThreadLedger::enter(const void *frame, CodeLines *code, int lineno, bool count_line,
                          std::int64_t made_before) {
     settle();

@@ -183,36 +183,42 @@ class ThreadLedger {
     }
     void settle_teardowns() noexcept;
     void watch_innermost_teardown() noexcept;
-    void begin_line(ActiveFrame &frame, int lineno, bool count);
-    void end_line(ActiveFrame &frame);
-    bool line_settled(const void *frame, int lineno);
-    // end_line then begin_line (counted), in one pass over the frame.
-    void next_line(ActiveFrame &frame, int lineno) noexcept {
-        CodeLines *code = frame.code;
-        const Level now = level();
-        const Level peak = std::max(frame.line_peak, hwm_);
-        frame.frame_peak = std::max(frame.frame_peak, peak);
-        if (frame.lineno != 0) {
-            LineStats *done = code->at(frame.lineno);
-            done->increment += now.net - frame.line_start.net;
-            done->native_increment += now.native - frame.line_start.native;
-            if (base_ + peak.net > done->peak) {
-                done->peak = base_ + peak.net;
-                done->native_peak = peak.native;
-            }
-            done->memory = base_ + now.net;
-        }
-        LineStats *next = code->at(lineno);
-        if (next == nullptr) {
+    // Inline: a line event is an end_line and a begin_line.
+    void begin_line(ActiveFrame &frame, int lineno, bool count) noexcept {
+        LineStats *stats = frame.code->at(lineno);
+        if (stats == nullptr) {
             frame.lineno = 0;
             return;
         }
-        ++next->occurrences;
+        if (count) {
+            ++stats->occurrences;
+        }
         frame.lineno = lineno;
-        frame.line_start = now;
-        frame.line_peak = now;
-        hwm_ = now;
+        frame.line_start = level();
+        frame.line_peak = level();
+        hwm_ = level();
     }
+    void end_line(ActiveFrame &frame) noexcept {
+        const Level peak = std::max(frame.line_peak, hwm_);
+        frame.frame_peak = std::max(frame.frame_peak, peak);
+        if (frame.lineno == 0) {
+            return;
+        }
+        LineStats *stats = frame.code->at(frame.lineno);
+        stats->increment += net_ - frame.line_start.net;
+        stats->native_increment += native_ - frame.line_start.native;
+        if (base_ + peak.net > stats->peak) {
+            stats->peak = base_ + peak.net;
+            stats->native_peak = peak.native;
+        }
+        stats->memory = base_ + net_;
+        frame.lineno = 0;
+    }
+    void next_line(ActiveFrame &frame, int lineno) noexcept {
+        end_line(frame);
+        begin_line(frame, lineno, true);
+    }
+    bool line_settled(const void *frame, int lineno);
     void pop() noexcept;
 
     struct Teardown {
