@@ -82,11 +82,6 @@ class RecentBlocks {
         return true;
     }
 
-    bool contains(const void *address) const noexcept {
-        const auto addr = reinterpret_cast<std::uintptr_t>(address);
-        return (addr & 15) == 0 && const_cast<RecentBlocks *>(this)->find(addr) != nullptr;
-    }
-
     void clear() noexcept {
         for (std::uint64_t &slot : slots_) {
             slot = 0;

@@ -19,12 +19,25 @@ TEST_CASE("a recent block is taken back with its size, once") {
     RecentBlocks::Moves moves;
     REQUIRE(recent.put(address(0x10000), 48, &moves) == RecentBlocks::Put::kept);
     CHECK(recent.count() == 1);
-    CHECK(recent.contains(address(0x10000)));
     std::size_t size = 0;
     REQUIRE(recent.take(address(0x10000), &size));
     CHECK(size == 48);
     CHECK_FALSE(recent.take(address(0x10000), &size));
     CHECK(recent.count() == 0);
+}
+
+TEST_CASE("a block whose size is forgotten stays, and its free gives back nothing") {
+    RecentBlocks recent;
+    RecentBlocks::Moves moves;
+    REQUIRE(recent.put(address(0x30000), 28, &moves) == RecentBlocks::Put::kept);
+    std::size_t size = 0;
+    REQUIRE(recent.forget_size(address(0x30000), &size));
+    CHECK(size == 28);
+    CHECK(recent.count() == 1);
+    REQUIRE(recent.take(address(0x30000), &size));
+    CHECK(size == 0);
+    CHECK_FALSE(recent.forget_size(address(0x30000), &size)); // gone
+    CHECK_FALSE(recent.forget_size(address(0x30008), &size)); // never there, odd address
 }
 
 TEST_CASE("blocks the cache cannot hold are left to the table") {
