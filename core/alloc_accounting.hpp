@@ -29,14 +29,18 @@ extern MEMXX_TLS bool t_in_hook;         // inside a hook: nested allocator call
 extern MEMXX_TLS const void *t_last_block; // the block the thread's ledger was charged for last
 extern std::atomic<bool> g_active;       // accounting is on (a profiling session is open)
 
-// The table is created at the first session and never freed: hooks may still run at exit.
+// The tables are created at the first session and never freed: hooks may still run at exit.
+// g_blocks holds the blocks of the RAW domain, numpy and native code, which may be allocated and
+// freed on any thread without the GIL: g_lock guards it.
 extern SpinLock g_lock;
 extern LiveBlocks *g_blocks;
 
-// The blocks of the MEM and OBJ domains allocated most recently, guarded by the GIL; the main
-// interpreter's GIL guards them only while no other interpreter exists (one could have a GIL of
-// its own): then those domains use the table alone. Set at the first session.
+// The blocks of the MEM and OBJ domains, which are always called with the GIL held: the most
+// recent ones in a small cache, the others in a table of their own. The main interpreter's GIL
+// guards both while no other interpreter exists; once one does (it could have a GIL of its own)
+// g_lock guards them too. Set at the first session.
 extern RecentBlocks *g_recent;
+extern LiveBlocks *g_gil_blocks;
 extern void *const *g_newest_interpreter;
 extern const void *g_main_interpreter;
 
@@ -44,33 +48,52 @@ extern const void *g_main_interpreter;
 // held; the RAW domain and native code may be called from any thread without it.
 enum class Guard { gil, none };
 
-inline bool recent_usable(Guard guard) noexcept {
-    return guard == Guard::gil &&
-           __atomic_load_n(g_newest_interpreter, __ATOMIC_RELAXED) == g_main_interpreter;
+// The GIL alone guards the MEM and OBJ blocks: no interpreter but the main one exists.
+inline bool main_interpreter_only() noexcept {
+    return __atomic_load_n(g_newest_interpreter, __ATOMIC_RELAXED) == g_main_interpreter;
 }
 
-// Records a block in the cache (GIL-guarded blocks) or the table; false when it cannot be kept.
+inline bool recent_usable(Guard guard) noexcept {
+    return guard == Guard::gil && main_interpreter_only();
+}
+
+// Runs `step` on the MEM and OBJ blocks: under the GIL alone, or with g_lock held as well.
+template <class Step>
+__attribute__((always_inline)) inline auto with_gil_blocks(Step &&step) noexcept {
+    if (main_interpreter_only()) {
+        return step();
+    }
+    SpinLockGuard lock(g_lock);
+    return step();
+}
+
+// Records a block; false when it cannot be kept.
 inline bool track_block(void *address, std::size_t size, Guard guard) noexcept {
-    if (recent_usable(guard)) {
-        RecentBlocks::Moves moves;
-        const RecentBlocks::Put put = g_recent->put(address, size, &moves);
-        if (put == RecentBlocks::Put::displaced) {
-            // Should the table be unable to grow, the displaced block's free goes uncounted.
-            SpinLockGuard lock(g_lock);
-            g_blocks->insert(moves.to_table, moves.to_table_size);
-        }
-        if (put != RecentBlocks::Put::unfit) {
-            return true;
-        }
+    if (guard == Guard::gil) {
+        return with_gil_blocks([&] {
+            RecentBlocks::Moves moves;
+            switch (g_recent->put(address, size, &moves)) {
+            case RecentBlocks::Put::kept:
+                return true;
+            case RecentBlocks::Put::displaced:
+                // Should the table be unable to grow, the displaced block's free goes uncounted.
+                g_gil_blocks->insert(moves.to_table, moves.to_table_size);
+                return true;
+            case RecentBlocks::Put::unfit:
+                break;
+            }
+            return g_gil_blocks->insert(address, size);
+        });
     }
     SpinLockGuard lock(g_lock);
     return g_blocks->insert(address, size);
 }
 
-// Forgets a block; false when neither the cache nor the table knows it.
+// Forgets a block; false when no table knows it.
 inline bool untrack_block(void *address, std::size_t *size, Guard guard) noexcept {
-    if (recent_usable(guard) && g_recent->take(address, size)) {
-        return true;
+    if (guard == Guard::gil) {
+        return with_gil_blocks(
+            [&] { return g_recent->take(address, size) || g_gil_blocks->erase(address, size); });
     }
     SpinLockGuard lock(g_lock);
     return g_blocks->erase(address, size);
@@ -148,6 +171,26 @@ void *alloc_counted(std::size_t size, Source source, Guard table_guard, RealAllo
 template <class RealFree>
 void free_counted(void *address, Source source, Guard table_guard, RealFree &&real) noexcept {
     ReentrancyGuard guard;
+    if (table_guard == Guard::gil && main_interpreter_only()) {
+        // The GIL keeps the address from being handed out again before the table forgets it,
+        // so a block that is not in the cache is looked up after the real free, which overlaps
+        // the cache miss of its table slot.
+        if (peak_recording()) {
+            peak_on_free(address);
+        }
+        std::size_t size = 0;
+        bool known = g_recent->take(address, &size);
+        if (!known) {
+            g_gil_blocks->prefetch(address);
+        }
+        real();
+        known = known || g_gil_blocks->erase(address, &size);
+        ThreadLedger *ledger = t_ledger;
+        if (known && ledger != nullptr) {
+            charge_free(ledger, size, source);
+        }
+        return;
+    }
     record_free(address, source, table_guard); // before the real free: see record_free
     real();
 }

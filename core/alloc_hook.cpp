@@ -22,6 +22,7 @@ std::atomic<bool> g_active{false};
 SpinLock g_lock;
 LiveBlocks *g_blocks = nullptr;
 RecentBlocks *g_recent = nullptr;
+LiveBlocks *g_gil_blocks = nullptr;
 void *const *g_newest_interpreter = nullptr;
 const void *g_main_interpreter = nullptr;
 
@@ -67,6 +68,7 @@ void hook_session_begin() {
     if (g_blocks == nullptr) {
         void *memory = mi_malloc(sizeof(LiveBlocks));
         g_blocks = new (memory) LiveBlocks();
+        g_gil_blocks = new (mi_malloc(sizeof(LiveBlocks))) LiveBlocks();
         g_recent = new (mi_malloc(sizeof(RecentBlocks))) RecentBlocks();
         g_newest_interpreter = memxx_newest_interpreter_slot();
         g_main_interpreter = memxx_main_interpreter();
@@ -86,6 +88,7 @@ void hook_session_end() {
         // Blocks of this session will be freed unseen: stale entries would be wrong next time.
         SpinLockGuard guard(g_lock);
         g_blocks->clear();
+        g_gil_blocks->clear();
         g_recent->clear();
     }
     if (!g_sites_attached) {
@@ -152,8 +155,9 @@ HookStats hook_stats() {
                     native.last_enable_seconds};
     if (g_blocks != nullptr) {
         SpinLockGuard guard(g_lock);
-        stats.live_blocks = g_blocks->count() + g_recent->count();
-        stats.table_bytes = g_blocks->memory_bytes() + RecentBlocks::memory_bytes();
+        stats.live_blocks = g_blocks->count() + g_gil_blocks->count() + g_recent->count();
+        stats.table_bytes = g_blocks->memory_bytes() + g_gil_blocks->memory_bytes() +
+                            RecentBlocks::memory_bytes();
     }
     return stats;
 }

@@ -10,7 +10,6 @@ namespace {
 constexpr unsigned kSizeBits = 21;
 constexpr std::uint64_t kSizeMask = (std::uint64_t{1} << kSizeBits) - 1;
 constexpr std::uint64_t kLargeMark = kSizeMask; // the size lives in the side map
-constexpr std::uintptr_t kMaxAddress = std::uintptr_t{1} << 47;
 
 std::uint64_t key_of(std::uintptr_t address) noexcept { return address >> 4; }
 std::uint64_t slot_key(std::uint64_t slot) noexcept { return slot >> kSizeBits; }
@@ -62,19 +61,6 @@ void LiveBlocks::shrink() noexcept {
 }
 
 LiveBlocks::~LiveBlocks() { free_slots(slots_, capacity_); }
-
-inline bool LiveBlocks::fits_slot(std::uintptr_t address) noexcept {
-    return (address & 15) == 0 && address < kMaxAddress && address != 0;
-}
-
-inline std::size_t LiveBlocks::home(std::uint64_t key) const noexcept {
-    // The blocks of one 512-byte stretch of memory share the 32 slots (4 cache lines) their
-    // group hashes to, each at its own offset, and the groups are scattered: an allocator
-    // handing out neighbouring blocks then writes to lines in cache instead of a random line
-    // per block (1.7x -> 1.3x on allocation-heavy code). Larger groups make longer probe runs.
-    const std::uint64_t group = ((key >> 5) * 0x9E3779B97F4A7C15ull) >> (shift_ + 5);
-    return static_cast<std::size_t>((group << 5) | (key & 31));
-}
 
 inline std::size_t LiveBlocks::find_slot(std::uint64_t key) const noexcept {
     const std::size_t mask = capacity_ - 1;
@@ -221,13 +207,6 @@ bool LiveBlocks::erase(const void *address, std::size_t *size) noexcept {
         resize(capacity_ / 2);
     }
     return true;
-}
-
-void LiveBlocks::prefetch(const void *address) const noexcept {
-    const auto addr = reinterpret_cast<std::uintptr_t>(address);
-    if (fits_slot(addr)) {
-        __builtin_prefetch(&slots_[home(key_of(addr))], 1);
-    }
 }
 
 bool LiveBlocks::contains(const void *address) const noexcept {

@@ -42,7 +42,12 @@ class LiveBlocks {
     // Halves the slot array while it is under 1/3 full (above the minimum capacity).
     void shrink() noexcept;
     // Starts loading the cache line where `address` would be found or inserted.
-    void prefetch(const void *address) const noexcept;
+    void prefetch(const void *address) const noexcept {
+        const auto addr = reinterpret_cast<std::uintptr_t>(address);
+        if (fits_slot(addr)) {
+            __builtin_prefetch(&slots_[home(addr >> 4)], 1);
+        }
+    }
 
     std::size_t count() const noexcept { return count_ + large_.size(); }
     std::size_t capacity() const noexcept { return capacity_; }
@@ -57,8 +62,19 @@ class LiveBlocks {
                            std::equal_to<std::uintptr_t>,
                            mi_stl_allocator<std::pair<const std::uintptr_t, std::size_t>>>;
 
-    __attribute__((always_inline)) static inline bool fits_slot(std::uintptr_t address) noexcept;
-    __attribute__((always_inline)) inline std::size_t home(std::uint64_t key) const noexcept;
+    // Addresses kept in a slot: 16-byte aligned, non-zero, below 2^47 (the key is address / 16).
+    static bool fits_slot(std::uintptr_t address) noexcept {
+        return (address & 15) == 0 && address < (std::uintptr_t{1} << 47) && address != 0;
+    }
+    std::size_t home(std::uint64_t key) const noexcept {
+        // The blocks of one 512-byte stretch of memory share the 32 slots (4 cache lines) their
+        // group hashes to, each at its own offset, and the groups are scattered: an allocator
+        // handing out neighbouring blocks then writes to lines in cache instead of a random
+        // line per block (1.7x -> 1.3x on allocation-heavy code). Larger groups make longer
+        // probe runs.
+        const std::uint64_t group = ((key >> 5) * 0x9E3779B97F4A7C15ull) >> (shift_ + 5);
+        return static_cast<std::size_t>((group << 5) | (key & 31));
+    }
     // The slot holding `key`, or capacity_ when absent.
     __attribute__((always_inline)) inline std::size_t find_slot(std::uint64_t key) const noexcept;
     void erase_slot(std::size_t index) noexcept;

@@ -112,7 +112,7 @@ class RecentBlocks {
     }
 
     // By address, not hashed: neighbouring blocks take neighbouring slots, and a newer block
-    // displaces the one 32 KiB below or above it, so blocks reach the table in address order,
+    // displaces the one a multiple of 32 KiB away, so blocks reach the table in address order,
     // where neighbours share cache lines (a hashed index sent them in random order: 0.91x on a
     // loop that keeps every block it makes, 0.92x on the line-heavy benchmark, 3.12).
     static std::size_t index(std::uintptr_t addr) noexcept {
