@@ -1,6 +1,7 @@
 """The figures of the line report, checked against sizes computed independently."""
 
 import gc
+import importlib
 import queue
 import sys
 import threading
@@ -151,6 +152,40 @@ def test_a_free_on_another_profiled_thread_is_charged_to_that_threads_line():
     items = count * 8
     assert count * one <= lines_a[1].increment <= count * one + items + 4096
     assert -(count * one + items + 4096) <= lines_b[2].increment <= -count * one
+
+
+def _subinterpreters():
+    for name in ("_interpreters", "_xxsubinterpreters"):  # 3.13, 3.11 and 3.12
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            pass
+    pytest.skip("this interpreter has no subinterpreter module")
+
+
+def test_blocks_freed_while_a_subinterpreter_exists_are_charged():
+    # While the main interpreter is the only one, its GIL alone guards the young-block cache
+    # and the MEM/OBJ table; while another exists (it may have a GIL of its own) the table lock
+    # guards them too. Blocks made before it exists, freed while it does, and made and freed
+    # after it is gone must all be found.
+    interpreters = _subinterpreters()
+    count = 3000
+
+    def work():
+        objs = [bytearray(100) for _ in range(count)]
+        interp = interpreters.create()
+        objs.clear()
+        interpreters.destroy(interp)
+        more = [bytearray(100) for _ in range(count)]
+        more.clear()
+        return 0
+
+    lines, _ = profiled(work)
+    one = sys.getsizeof(bytearray(100))  # two blocks: the object and its 101-byte buffer
+    items = count * 8 + 4096
+    for made, freed in ((1, 3), (5, 6)):
+        assert count * one <= lines[made].increment <= count * one + items, lines[made]
+        assert -(count * one + items) <= lines[freed].increment <= -count * one, lines[freed]
 
 
 def test_lines_past_256_are_not_charged_the_interpreters_event_ints():
