@@ -11,7 +11,7 @@
 // Its memory comes from mimalloc (large slot arrays from mmap), never from the hooked Python
 // allocator.
 //
-// Not thread-safe: the allocator hook holds its lock around every call.
+// Not thread-safe: the allocator hook guards each of its tables (its lock, or the GIL).
 #pragma once
 
 #include <cstddef>

@@ -6,8 +6,9 @@
 // it is a cache miss away. A block that stays is moved to the table when a
 // newer block takes its slot; every block is in the cache or in the table, never both.
 //
-// Those two domains are only called with the GIL held, so the GIL guards this cache (the caller
-// checks that no other interpreter, which could have a GIL of its own, exists). Pure C++.
+// Those two domains are only called with the GIL held, so the GIL guards this cache (while
+// another interpreter, which could have a GIL of its own, exists, the caller also holds the
+// hook's lock). Pure C++.
 #pragma once
 
 #include <cstddef>
