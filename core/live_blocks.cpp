@@ -123,6 +123,7 @@ bool LiveBlocks::insert(const void *address, std::size_t size) noexcept {
         }
         const std::uint64_t key = key_of(addr);
         const std::size_t mask = capacity_ - 1;
+        prefetch_next_stretch(key);
         std::size_t i = home(key);
         std::size_t reuse = capacity_; // the first tombstone on the way
         while (slots_[i] != 0 && slot_key(slots_[i]) != key) {
@@ -190,6 +191,7 @@ bool LiveBlocks::erase(const void *address, std::size_t *size) noexcept {
     if (slots_ == nullptr) {
         return false;
     }
+    prefetch_next_stretch(key_of(addr));
     const std::size_t i = find_slot(key_of(addr));
     if (i == capacity_) {
         return false;

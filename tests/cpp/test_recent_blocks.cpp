@@ -52,6 +52,24 @@ TEST_CASE("blocks the cache cannot hold are left to the table") {
     CHECK_FALSE(recent.take(address(0x10008), &size));
 }
 
+// The slots follow the address: a run of neighbouring blocks fills neighbouring slots, and the
+// run 32 KiB on pushes them out to the table in the order they were made.
+TEST_CASE("blocks leave the cache for the table in address order") {
+    RecentBlocks recent;
+    RecentBlocks::Moves moves;
+    const std::uintptr_t base = 0x7f0000100000;
+    for (std::uintptr_t i = 0; i < RecentBlocks::kSlots; ++i) {
+        REQUIRE(recent.put(address(base + 16 * i), 32, &moves) == RecentBlocks::Put::kept);
+    }
+    CHECK(recent.count() == RecentBlocks::kSlots);
+    for (std::uintptr_t i = 0; i < RecentBlocks::kSlots; ++i) {
+        REQUIRE(recent.put(address(base + 32768 + 16 * i), 48, &moves) ==
+                RecentBlocks::Put::displaced);
+        REQUIRE(moves.to_table == address(base + 16 * i));
+        CHECK(moves.to_table_size == 32);
+    }
+}
+
 // The allocator hook's use of the two: every block is in the cache or in the table, and every
 // free finds its exact size in one of them, however the cache's slots collide.
 TEST_CASE("cache and table together keep every live block's size exactly") {
