@@ -50,13 +50,22 @@ void free_slots(std::uint64_t *slots, std::size_t count) noexcept {
 
 } // namespace
 
-LiveBlocks::LiveBlocks(std::size_t min_capacity, bool shrink_on_erase)
-    : min_capacity_(min_capacity), shrink_on_erase_(shrink_on_erase) {
+LiveBlocks::LiveBlocks(std::size_t min_capacity, bool shrink_by_itself)
+    : min_capacity_(min_capacity), shrink_by_itself_(shrink_by_itself) {
     resize(min_capacity_);
 }
 
+std::size_t LiveBlocks::fitting_capacity() const noexcept {
+    std::size_t capacity = min_capacity_;
+    while ((count_ + 1) * 10 > capacity * 7) {
+        capacity *= 2;
+    }
+    return capacity;
+}
+
 void LiveBlocks::shrink() noexcept {
-    while (capacity_ > min_capacity_ && count_ * 3 < capacity_ && resize(capacity_ / 2)) {
+    if (capacity_ > min_capacity_ && count_ * 3 < capacity_) {
+        resize(fitting_capacity());
     }
 }
 
@@ -113,6 +122,9 @@ bool LiveBlocks::insert(const void *address, std::size_t size) noexcept {
         if (!fits_slot(addr)) {
             large_[addr] = size;
             return true;
+        }
+        if (shrink_by_itself_ && count_ * 3 < capacity_ && capacity_ > min_capacity_) {
+            shrink(); // frees left it under 1/3 full; should it fail, the table stays as it is
         }
         if ((count_ + 1) * 10 > capacity_ * 7) {
             if (!resize(capacity_ * 2)) {
@@ -205,9 +217,6 @@ bool LiveBlocks::erase(const void *address, std::size_t *size) noexcept {
         *size = size_field;
     }
     erase_slot(i);
-    if (shrink_on_erase_ && capacity_ > min_capacity_ && count_ * 3 < capacity_) {
-        resize(capacity_ / 2);
-    }
     return true;
 }
 

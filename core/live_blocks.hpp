@@ -5,9 +5,13 @@
 // stretch of memory share slots, see home()) the shift stops after a few slots and leaves a
 // tombstone, which a later insert reuses and a rehash removes.
 // Blocks of 2 MiB or more, and addresses that are not 16-byte aligned or above 2^47, keep their
-// size in a small side map instead. The slot array grows at 70 % load and shrinks below 1/3,
-// so above the minimum capacity it costs 8 / load <= 24 bytes per live block (22.9 right after
-// growing to 35 % load).
+// size in a small side map instead. The slot array grows at 70 % load. Once frees leave it
+// under 1/3 full, the next insert shrinks it in one step to the size that fits: a burst of frees
+// (a function's locals torn down at its return, a big container freed) moves no block, where
+// halving at each third moved the survivors again and again (0.86x on a loop whose objects are
+// freed at the return, 3.12). So above the minimum capacity it costs 8 / load <= 24 bytes per
+// live block at every insert (22.9 right after growing to 35 % load); after a burst of frees it
+// keeps its size until the next insert.
 // Its memory comes from mimalloc (large slot arrays from mmap), never from the hooked Python
 // allocator.
 //
@@ -28,8 +32,8 @@ class LiveBlocks {
 
     LiveBlocks() : LiveBlocks(kMinCapacity, true) {}
     // A table that never shrinks below `min_capacity` slots (a power of two >= kMinCapacity);
-    // without `shrink_on_erase` it shrinks only when shrink() is called.
-    LiveBlocks(std::size_t min_capacity, bool shrink_on_erase);
+    // without `shrink_by_itself` it shrinks only when shrink() is called.
+    LiveBlocks(std::size_t min_capacity, bool shrink_by_itself);
     ~LiveBlocks();
     LiveBlocks(const LiveBlocks &) = delete;
     LiveBlocks &operator=(const LiveBlocks &) = delete;
@@ -39,7 +43,8 @@ class LiveBlocks {
     // Removes a block; false when the address is not in the table.
     bool erase(const void *address, std::size_t *size) noexcept;
     bool contains(const void *address) const noexcept;
-    // Halves the slot array while it is under 1/3 full (above the minimum capacity).
+    // Shrinks the slot array, in one step, to the size that fits when it is under 1/3 full
+    // (above the minimum capacity).
     void shrink() noexcept;
     // Starts loading the cache line where `address` would be found or inserted.
     void prefetch(const void *address) const noexcept {
@@ -84,12 +89,14 @@ class LiveBlocks {
     __attribute__((always_inline)) inline std::size_t find_slot(std::uint64_t key) const noexcept;
     void erase_slot(std::size_t index) noexcept;
     bool resize(std::size_t new_capacity) noexcept;
+    // The smallest capacity, at least the minimum, that holds one block more under 70 % load.
+    std::size_t fitting_capacity() const noexcept;
     __attribute__((always_inline)) inline void place(std::uint64_t slot) noexcept;
 
     std::uint64_t *slots_ = nullptr;
     std::size_t capacity_ = 0; // a power of two
     std::size_t min_capacity_ = kMinCapacity;
-    bool shrink_on_erase_ = true;
+    bool shrink_by_itself_ = true;
     std::size_t count_ = 0;      // occupied slots
     std::size_t tombstones_ = 0; // erased slots not yet reused
     unsigned shift_ = 64;      // 64 - log2(capacity_)

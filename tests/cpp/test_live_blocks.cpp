@@ -61,7 +61,8 @@ TEST_CASE("re-inserting an address replaces its size (a realloc in place)") {
     CHECK(size == 200);
 }
 
-TEST_CASE("the table grows, shrinks and stays within 24 bytes per block") {
+// A burst of frees moves no block; the next insert shrinks the table to fit, in one step.
+TEST_CASE("the table grows, shrinks at the insert after frees and stays within 24 B per block") {
     LiveBlocks table;
     std::mt19937_64 rng(42);
     std::unordered_map<std::uintptr_t, std::size_t> truth;
@@ -89,7 +90,15 @@ TEST_CASE("the table grows, shrinks and stays within 24 bytes per block") {
         it = truth.erase(it);
     }
     CHECK(table.count() == truth.size());
+    const std::size_t after_frees = table.capacity();
+    CHECK(after_frees >= 4 * table.count()); // still the size it had, under 1/4 full
+    const std::uintptr_t extra = 0x7fff00000000;
+    REQUIRE(table.insert(address(extra), 24));
+    CHECK(table.capacity() < after_frees);
     CHECK(static_cast<double>(table.memory_bytes()) / table.count() <= 24.0);
+    std::size_t extra_size = 0;
+    REQUIRE(table.erase(address(extra), &extra_size));
+    CHECK(extra_size == 24);
     for (const auto &[a, s] : truth) {
         std::size_t size = 0;
         REQUIRE(table.contains(address(a)));
@@ -97,6 +106,7 @@ TEST_CASE("the table grows, shrinks and stays within 24 bytes per block") {
         REQUIRE(size == s);
     }
     CHECK(table.count() == 0);
+    REQUIRE(table.insert(address(extra), 24));
     CHECK(table.capacity() == LiveBlocks::kMinCapacity);
 }
 
