@@ -81,9 +81,12 @@ class LiveBlocks {
         return static_cast<std::size_t>((group << 5) | (key & 31));
     }
     // Allocators hand out and programs free neighbouring blocks one after the other, and the
-    // next 512-byte stretch's slots are a random cache line away: start loading them now.
+    // next 512-byte stretch's slots are a random cache line away once the table outgrows the
+    // cache (512 KiB): start loading them now.
     void prefetch_next_stretch(std::uint64_t key) const noexcept {
-        __builtin_prefetch(&slots_[home(key + 32)], 1);
+        if (capacity_ >= (std::size_t{1} << 16)) {
+            __builtin_prefetch(&slots_[home(key + 32)], 1);
+        }
     }
     // The slot holding `key`, or capacity_ when absent.
     __attribute__((always_inline)) inline std::size_t find_slot(std::uint64_t key) const noexcept;
