@@ -32,7 +32,7 @@ class PeakTables {
     static constexpr std::size_t kMinSlots = std::size_t{1} << 16;
     PeakTables() : blocks_(kMinSlots, false) {}
 
-    // Gives back what the block table does not need (its own rule: under 1/3 full, halve).
+    // Gives back what the block table does not need (its own rule: under 1/3 full, shrink to fit).
     void trim() noexcept { blocks_.shrink(); }
 
     // Starts loading what the event for `address` will touch (the caller applies events in
