@@ -142,19 +142,6 @@ inline void record_alloc(void *address, std::size_t size, Source source, Guard g
     }
 }
 
-// Called before the real free: another thread could get the same address back in between.
-inline void record_free(void *address, Source source, Guard guard) noexcept {
-    std::size_t size = 0;
-    if (peak_recording()) {
-        peak_on_free(address);
-    }
-    const bool known = untrack_block(address, &size, guard);
-    ThreadLedger *ledger = t_ledger;
-    if (known && ledger != nullptr) {
-        charge_free(ledger, size, source);
-    }
-}
-
 // The malloc/calloc/aligned steps shared by every source: `real()` is the real allocation, of
 // `size` bytes. The caller has checked counting().
 template <class RealAlloc>
@@ -171,28 +158,30 @@ void *alloc_counted(std::size_t size, Source source, Guard table_guard, RealAllo
 template <class RealFree>
 void free_counted(void *address, Source source, Guard table_guard, RealFree &&real) noexcept {
     ReentrancyGuard guard;
+    if (peak_recording()) {
+        peak_on_free(address);
+    }
+    std::size_t size = 0;
+    bool known = false;
     if (table_guard == Guard::gil && main_interpreter_only()) {
         // The GIL keeps the address from being handed out again before the table forgets it,
         // so a block that is not in the cache is looked up after the real free, which overlaps
         // the cache miss of its table slot.
-        if (peak_recording()) {
-            peak_on_free(address);
-        }
-        std::size_t size = 0;
-        bool known = g_recent->take(address, &size);
+        known = g_recent->take(address, &size);
         if (!known) {
             g_gil_blocks->prefetch(address);
         }
         real();
         known = known || g_gil_blocks->erase(address, &size);
-        ThreadLedger *ledger = t_ledger;
-        if (known && ledger != nullptr) {
-            charge_free(ledger, size, source);
-        }
-        return;
+    } else {
+        // Forgotten before the real free: another thread could get the address back in between.
+        known = untrack_block(address, &size, table_guard);
+        real();
     }
-    record_free(address, source, table_guard); // before the real free: see record_free
-    real();
+    ThreadLedger *ledger = t_ledger;
+    if (known && ledger != nullptr) {
+        charge_free(ledger, size, source);
+    }
 }
 
 // The realloc steps shared by every source. `real(address, size)` is the real realloc;

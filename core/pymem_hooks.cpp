@@ -127,7 +127,7 @@ template <int D> void hook_free(void *, void *address) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
     if (D == kObj && address != nullptr && sites_wanted()) {
         ReentrancyGuard guard;
-        sites_on_free(address); // before the real free, as record_free
+        sites_on_free(address); // before the real free
     }
     if (address == nullptr || !counting()) {
         prev.free(prev.ctx, address);
