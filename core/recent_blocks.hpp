@@ -3,8 +3,8 @@
 //
 // Most Python objects die young: a temporary is allocated and freed a few allocations later.
 // Held here, such a block is recorded and forgotten without touching the table, whose slot for
-// it is a cache miss away. A block that stays is moved to the table when a
-// newer block takes its slot; every block is in the cache or in the table, never both.
+// it is a cache miss away. A block that stays is moved to the table when a newer block takes
+// its slot; every block is in the cache or in the table, never both.
 //
 // Those two domains are only called with the GIL held, so the GIL guards this cache (while
 // another interpreter, which could have a GIL of its own, exists, the caller also holds the
