@@ -141,6 +141,8 @@ void retract_event_temporary(const void *block) noexcept {
     t_last_block = nullptr;
 }
 
+bool set_floor_allocator(bool on) { return pymem_floor(on); }
+
 HookStats hook_stats() {
     const NativeHookStats native = native_hook_stats();
     HookStats stats{0,

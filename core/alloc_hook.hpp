@@ -62,6 +62,11 @@ struct HookStats {
 };
 HookStats hook_stats();
 
+// Benchmarks' floor of any allocation tracker: PyMem functions that only call the previous
+// allocator. False when nothing changed (a session's hooks or the floor are in already; or the
+// floor is not in, or another hook stacked on it keeps it). GIL held.
+bool set_floor_allocator(bool on);
+
 // numpy's PyDataMem handler: makes ours the current context's handler; returns the previous
 // handler capsule (new reference) to hand back to numpy_restore_handler, or nullptr if numpy is
 // not imported or too old. GIL held.

@@ -11,6 +11,10 @@ namespace memxx::core {
 void pymem_hooks_install();
 void pymem_hooks_remove();
 bool pymem_hooks_installed() noexcept;
+// Benchmarks only: functions that just call each domain's previous allocator, the floor of any
+// PyMem hook. False when nothing changed (on: our hooks or the floor are installed already; off:
+// the floor is not installed, or another hook sits on top of it and it stays).
+bool pymem_floor(bool on);
 
 // Native code's malloc family and anonymous mmap, through the GOT slots of the loaded objects
 // (native_hooks.cpp). `enable` redirects the slots (walking the relocations of objects it has

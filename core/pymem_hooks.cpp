@@ -163,7 +163,68 @@ bool pymalloc_has_debug_hooks() {
     return on;
 }
 
+// Benchmarks' floor of every PyMem allocation tracker: functions that only call the domain's
+// previous allocator, so a program pays the indirect call a hook adds and nothing else.
+struct FloorDomain {
+    PyMemAllocatorEx previous;
+    PyMemAllocatorEx ours;
+    bool installed;
+};
+FloorDomain g_floor[kDomains];
+constexpr PyMemAllocatorDomain kDomainIds[kDomains] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                                       PYMEM_DOMAIN_OBJ};
+
+template <int D> void *floor_malloc(void *, std::size_t size) noexcept {
+    const PyMemAllocatorEx &prev = g_floor[D].previous;
+    return prev.malloc(prev.ctx, size);
+}
+template <int D> void *floor_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
+    const PyMemAllocatorEx &prev = g_floor[D].previous;
+    return prev.calloc(prev.ctx, count, elsize);
+}
+template <int D> void *floor_realloc(void *, void *address, std::size_t size) noexcept {
+    const PyMemAllocatorEx &prev = g_floor[D].previous;
+    return prev.realloc(prev.ctx, address, size);
+}
+template <int D> void floor_free(void *, void *address) noexcept {
+    const PyMemAllocatorEx &prev = g_floor[D].previous;
+    prev.free(prev.ctx, address);
+}
+template <int D> PyMemAllocatorEx floor_functions() {
+    return PyMemAllocatorEx{nullptr, floor_malloc<D>, floor_calloc<D>, floor_realloc<D>,
+                            floor_free<D>};
+}
+
 } // namespace
+
+bool pymem_floor(bool on) {
+    if (on) {
+        if (pymem_hooks_installed() || g_floor[kRaw].installed) {
+            return false; // the floor measures a hook alone, not one stacked on ours
+        }
+        g_floor[kRaw].ours = floor_functions<kRaw>();
+        g_floor[kMem].ours = floor_functions<kMem>();
+        g_floor[kObj].ours = floor_functions<kObj>();
+        for (int d = 0; d < kDomains; ++d) {
+            PyMem_GetAllocator(kDomainIds[d], &g_floor[d].previous);
+            PyMem_SetAllocator(kDomainIds[d], &g_floor[d].ours);
+            g_floor[d].installed = true;
+        }
+        return true;
+    }
+    bool removed = false;
+    for (int d = 0; d < kDomains; ++d) {
+        PyMemAllocatorEx current;
+        PyMem_GetAllocator(kDomainIds[d], &current);
+        // As with our hooks: one stacked on top keeps calling the floor, which stays.
+        if (g_floor[d].installed && current.malloc == g_floor[d].ours.malloc) {
+            PyMem_SetAllocator(kDomainIds[d], &g_floor[d].previous);
+            g_floor[d].installed = false;
+            removed = true;
+        }
+    }
+    return removed;
+}
 
 void pymem_hooks_install() {
     if (g_domains[kRaw].ours.malloc == nullptr) {

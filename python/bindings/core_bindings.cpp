@@ -15,6 +15,13 @@ using core::ProfiledCodes;
 
 namespace {
 
+// Benchmarks' floor of an event callback (sys.monitoring, 3.12+): takes any arguments and
+// returns None at once, without the argument tuple a pybind11 function would build.
+PyObject *floor_event(PyObject *, PyObject *const *, Py_ssize_t) { Py_RETURN_NONE; }
+PyMethodDef g_floor_event{"floor_event",
+                          reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(floor_event)),
+                          METH_FASTCALL, "Benchmarks only: an event callback that does nothing."};
+
 // [(code, [(lineno, occurrences, increment, peak, memory, native_increment, native_peak), ...]),
 //  ...] for lines that ran.
 py::list profiled_results(const ProfiledCodes &codes) {
@@ -224,6 +231,11 @@ void bind_core(py::module_ &m) {
           "Profiled frames running on the calling thread.");
     m.def("set_floor_trace", &core::set_floor_trace, py::arg("on"),
           "Benchmarks only: a C trace function that does nothing (3.11); False on 3.12+.");
+    m.def("set_floor_allocator", &core::set_floor_allocator, py::arg("on"),
+          "Benchmarks only: PyMem functions that only call the previous allocator; False when "
+          "nothing changed.");
+    m.attr("floor_event") = py::reinterpret_steal<py::object>(
+        PyCFunction_NewEx(&g_floor_event, nullptr, m.attr("__name__").ptr()));
     m.def("hook_stats", []() {
         const core::HookStats s = core::hook_stats();
         py::dict d;

@@ -1,5 +1,10 @@
 """Line profiler overhead: memory_profilerxx against memory_profiler, tracemalloc, memray and
-the interpreter's own tracing floor, in one process. Prints medians and ratios.
+the floors, in one process. Prints medians and ratios.
+
+The floors are what any exact line profiler pays before doing work of its own: the
+interpreter's line events sent to a C function that returns at once, and (the "+alloc" rows)
+an indirect call on every allocation and free; on 3.12+ also the BRANCH and JUMP events a
+count per basic block would use instead of LINE.
 
 Workloads: a line-heavy loop; bulk allocations inside C loops (seven lines); and a Python loop
 that allocates a few objects per iteration (a 4 KiB bytearray, a small list, a str, a dict), the
@@ -12,6 +17,7 @@ Run: python tests/bench/bench_line_profiler.py [--quick]
 
 from __future__ import annotations
 
+import functools
 import gc
 import operator
 import statistics
@@ -178,27 +184,59 @@ def under_xx(func):
     return prof(func)
 
 
-def under_floor(func):
-    def run(*args):
+def under_floor(func, allocator=False, blocks=False):
+    """The interpreter's own cost of the events a line profiler needs, sent to a C function that
+    does nothing: a C trace function (3.11) or LINE events on this code (3.12+); with ``blocks``
+    (3.12+) the BRANCH and JUMP events a count per basic block would need instead. With
+    ``allocator`` the PyMem domains also get functions that only pass each call on: together,
+    the floor of any profiler that sees every line (or block) and every allocation."""
+    def events_floor(*args):
         if _memxx.set_floor_trace(True):
             try:
                 return func(*args)
             finally:
                 _memxx.set_floor_trace(False)
-        # 3.12+: LINE events on this code only, to a C function that allocates nothing and
-        # returns at once (operator.is_(code, line) is False).
         mon = sys.monitoring
         tool = 5
+        kinds = [mon.events.BRANCH, mon.events.JUMP] if blocks else [mon.events.LINE]
         mon.use_tool_id(tool, "floor")
-        mon.register_callback(tool, mon.events.LINE, operator.is_)
-        mon.set_local_events(tool, func.__code__, mon.events.LINE)
+        for kind in kinds:
+            mon.register_callback(tool, kind, _memxx.floor_event)
+        mon.set_local_events(tool, func.__code__, functools.reduce(operator.or_, kinds))
         try:
             return func(*args)
         finally:
             mon.set_local_events(tool, func.__code__, 0)
-            mon.register_callback(tool, mon.events.LINE, None)
+            for kind in kinds:
+                mon.register_callback(tool, kind, None)
             mon.free_tool_id(tool)
+
+    def run(*args):
+        if not allocator:
+            return events_floor(*args)
+        if not _memxx.set_floor_allocator(True):
+            raise RuntimeError("the pass-through allocator could not be installed")
+        try:
+            return events_floor(*args)
+        finally:
+            _memxx.set_floor_allocator(False)
     return run
+
+
+def floor_modes(func):
+    """The floors of any exact line-and-allocation profiler on ``func``: its line events, or
+    (3.12+) the fewer events of a count per basic block, plus a hook on every allocation."""
+    modes = {"floor: lines+alloc": under_floor(func, allocator=True)}
+    if sys.version_info >= (3, 12):
+        modes["floor: blocks+alloc"] = under_floor(func, allocator=True, blocks=True)
+    return modes
+
+
+def print_floors(figures):
+    ours = figures["memory_profilerxx"]
+    for name in ("floor: lines+alloc", "floor: blocks+alloc"):
+        if name in figures:
+            print(f"  memory_profilerxx ÷ {name}: {ours / figures[name]:.2f}x")
 
 
 def under_tracemalloc(func):
@@ -234,6 +272,7 @@ def main():
     line = interleaved({
         "plain": loop_work,
         "empty C trace floor": under_floor(loop_work),
+        **floor_modes(loop_work),
         "memory_profilerxx": under_xx(loop_work),
         "empty Python trace": under_python_trace(loop_work),
         **peer_modes(loop_work),
@@ -241,6 +280,7 @@ def main():
     print(f"\nline-heavy loop_work({N_LINE}): {events:,} line events")
     print_rows(line)
     print(f"  memory_profilerxx ÷ floor: {line['memory_profilerxx'] / line['empty C trace floor']:.2f}x")
+    print_floors(line)
     small = N_LINE // 50
     few = interleaved({"plain": loop_work, "memory_profilerxx": under_xx(loop_work),
                        "memory_profiler": under_memory_profiler(loop_work)}, (small,), rounds=1)
@@ -260,12 +300,14 @@ def main():
     n_loop = N_ALLOC // 5
     loop = interleaved({
         "plain": python_alloc_loop,
+        **floor_modes(python_alloc_loop),
         "memory_profilerxx": under_xx(python_alloc_loop),
         "empty Python trace": under_python_trace(python_alloc_loop),
         **peer_modes(python_alloc_loop),
     }, (n_loop,))
     print(f"\nPython allocation loop python_alloc_loop({n_loop}): 4 objects per iteration")
     print_rows(loop)
+    print_floors(loop)
     mp_n = n_loop // 100
     slow = interleaved({"memory_profilerxx": under_xx(python_alloc_loop),
                         "memory_profiler": under_memory_profiler(python_alloc_loop)},
