@@ -131,6 +131,11 @@ const void *memxx_object_block_start(PyObject *obj) {
 #if PY_VERSION_HEX >= 0x030D0000
 static memxx_object_event_fn g_created = NULL;
 static memxx_object_event_fn g_destroyed = NULL;
+/* The tracer that was installed before ours, called after ours: 3.13's tracemalloc leaves its
+   own in place after tracemalloc.stop() (it then does nothing), and a tool still tracing must go
+   on hearing its events. */
+static PyRefTracer g_previous = NULL;
+static void *g_previous_data = NULL;
 
 static int object_event(PyObject *obj, PyRefTracerEvent event, void *data) {
     (void)data;
@@ -139,7 +144,7 @@ static int object_event(PyObject *obj, PyRefTracerEvent event, void *data) {
     } else {
         g_destroyed(obj);
     }
-    return 0;
+    return g_previous != NULL ? g_previous(obj, event, g_previous_data) : 0;
 }
 #endif
 
@@ -147,11 +152,12 @@ int memxx_object_events_install(memxx_object_event_fn created, memxx_object_even
 #if PY_VERSION_HEX >= 0x030D0000
     void *data = NULL;
     PyRefTracer current = PyRefTracer_GetTracer(&data);
-    if (current != NULL && current != object_event) {
-        return 0;
-    }
     g_created = created;
     g_destroyed = destroyed;
+    if (current != object_event) {
+        g_previous = current;
+        g_previous_data = data;
+    }
     return PyRefTracer_SetTracer(object_event, NULL) == 0;
 #else
     (void)created;
@@ -164,7 +170,9 @@ void memxx_object_events_remove(void) {
 #if PY_VERSION_HEX >= 0x030D0000
     void *data = NULL;
     if (PyRefTracer_GetTracer(&data) == object_event) {
-        PyRefTracer_SetTracer(NULL, NULL);
+        PyRefTracer_SetTracer(g_previous, g_previous_data);
+        g_previous = NULL;
+        g_previous_data = NULL;
     }
 #endif
 }

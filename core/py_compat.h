@@ -48,11 +48,13 @@ size_t memxx_object_preheader_bytes(PyTypeObject *type);
 const void *memxx_object_block_start(PyObject *obj);
 
 /* 3.13+ (PyRefTracer): calls `created` whenever an object is created, free-list reuse
- * included, and `destroyed` before one is deallocated. Returns 1 when installed; 0 when the
- * interpreter has no such events (3.11, 3.12) or another tracer is already set. GIL held. */
+ * included, and `destroyed` before one is deallocated; a tracer set before (tracemalloc's) is
+ * called after them. Returns 1 when installed; 0 when the interpreter has no such events
+ * (3.11, 3.12). GIL held. */
 typedef void (*memxx_object_event_fn)(PyObject *obj);
 int memxx_object_events_install(memxx_object_event_fn created, memxx_object_event_fn destroyed);
-/* Removes them if they are still the interpreter's tracer. GIL held. */
+/* Removes them if they are still the interpreter's tracer, putting back the one before. GIL
+ * held. */
 void memxx_object_events_remove(void);
 
 /* Where the runtime keeps its newest interpreter (interpreters are added at the head of that

@@ -211,6 +211,50 @@ def test_objects_from_free_lists_get_the_site_of_their_creation() -> None:
         objgraphxx.track_allocations().stop(forget=True)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="3.11/3.12 have no object events")
+def test_sites_after_tracemalloc_ran_and_beside_it_while_it_runs() -> None:
+    # 3.13's tracemalloc.stop() leaves its reference tracer installed: ours goes on top of it,
+    # calls it, and puts it back when tracking ends. A child process: the tracer stays for good.
+    script = textwrap.dedent("""
+        import ctypes, sys, tracemalloc
+        import objgraphxx
+
+        get = ctypes.pythonapi.PyRefTracer_GetTracer
+        get.restype = ctypes.c_void_p
+        get.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        def tracer():
+            return get(ctypes.byref(ctypes.c_void_p()))
+
+        tracemalloc.start()
+        tracemalloc.stop()
+        left = tracer()
+        with objgraphxx.track_allocations():
+            first = [[] for _ in range(50)]
+            del first
+            reused = []; floats = [i + 0.5 for i in range(3)]
+            line = sys._getframe().f_lineno - 1
+            print(objgraphxx.allocation_site(reused)[1] == line,
+                  [objgraphxx.allocation_site(f)[1] for f in floats] == [line] * 3)
+        objgraphxx.track_allocations().stop(forget=True)
+        print(tracer() == left)
+
+        # tracemalloc running: ours goes on top of its tracer, which it gets back afterwards
+        tracemalloc.start()
+        running = tracer()
+        with objgraphxx.track_allocations():
+            kept = [object() for _ in range(10)]
+            line = sys._getframe().f_lineno - 1
+            print(tracemalloc.get_object_traceback(kept[0])[0].lineno == line,
+                  objgraphxx.allocation_site(kept[0])[1] == line)
+        objgraphxx.track_allocations().stop(forget=True)
+        print(tracer() == running)
+        tracemalloc.stop()
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[:4] == ["True True", "True", "True True", "True"], out
+
+
 def test_show_growth_with_sites_says_when_nothing_was_tracked(fixture_dir: Path) -> None:
     mod = load(fixture_dir, "leakfix_planted")
     peaks: dict[str, int] = {}
