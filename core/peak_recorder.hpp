@@ -27,7 +27,10 @@ inline bool peak_recording() noexcept {
 }
 
 // --- called by the sources (any thread, inside the re-entrancy guard) -------------------------
-void peak_on_alloc(const void *address, std::size_t size) noexcept;
+// The addresses are keys, never read through (`access(none)` tells GCC so: a new block's bytes
+// are not yet initialised).
+__attribute__((access(none, 1))) void peak_on_alloc(const void *address,
+                                                    std::size_t size) noexcept;
 // Before the real free (and before a realloc's real call): the address may be handed out again
 // right after it. A realloc that fails leaves its block counted as freed.
 void peak_on_free(const void *address) noexcept;
