@@ -92,11 +92,13 @@ inline bool track_block(void *address, std::size_t size, Guard guard) noexcept {
 // Forgets a block; false when no table knows it.
 inline bool untrack_block(void *address, std::size_t *size, Guard guard) noexcept {
     if (guard == Guard::gil) {
-        return with_gil_blocks(
-            [&] { return g_recent->take(address, size) || g_gil_blocks->erase(address, size); });
+        return with_gil_blocks([&] {
+            return g_recent->take(address, size) ||
+                   (!g_gil_blocks->empty() && g_gil_blocks->erase(address, size));
+        });
     }
     SpinLockGuard lock(g_lock);
-    return g_blocks->erase(address, size);
+    return !g_blocks->empty() && g_blocks->erase(address, size);
 }
 
 // Fast path of every wrapper: false when the call must go straight to the real allocator.
@@ -168,11 +170,12 @@ void free_counted(void *address, Source source, Guard table_guard, RealFree &&re
         // so a block that is not in the cache is looked up after the real free, which overlaps
         // the cache miss of its table slot.
         known = g_recent->take(address, &size);
-        if (!known) {
+        const bool look_up = !known && !g_gil_blocks->empty();
+        if (look_up) {
             g_gil_blocks->prefetch(address);
         }
         real();
-        known = known || g_gil_blocks->erase(address, &size);
+        known = known || (look_up && g_gil_blocks->erase(address, &size));
     } else {
         // Forgotten before the real free: another thread could get the address back in between.
         known = untrack_block(address, &size, table_guard);

@@ -25,6 +25,20 @@ TEST_CASE("a block inserted is found with its size and erased once") {
     CHECK(table.count() == 0);
 }
 
+TEST_CASE("empty() holds exactly while no block is kept, side-map blocks included") {
+    LiveBlocks table;
+    CHECK(table.empty());
+    REQUIRE(table.insert(address(0x10000), 48));
+    CHECK_FALSE(table.empty());
+    std::size_t size = 0;
+    REQUIRE(table.erase(address(0x10000), &size));
+    CHECK(table.empty());
+    REQUIRE(table.insert(address(0x10008), 16)); // odd address: the side map
+    CHECK_FALSE(table.empty());
+    REQUIRE(table.erase(address(0x10008), &size));
+    CHECK(table.empty());
+}
+
 TEST_CASE("a free of an address the table never saw is unknown") {
     LiveBlocks table;
     table.insert(address(0x20000), 16);
