@@ -214,7 +214,9 @@ def test_objects_from_free_lists_get_the_site_of_their_creation() -> None:
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="3.11/3.12 have no object events")
 def test_sites_after_tracemalloc_ran_and_beside_it_while_it_runs() -> None:
     # 3.13's tracemalloc.stop() leaves its reference tracer installed: ours goes on top of it,
-    # calls it, and puts it back when tracking ends. A child process: the tracer stays for good.
+    # calls it, and puts it back when tracking ends; tracemalloc.start() takes the events over
+    # without calling ours, and a tracker's start() goes on top again. A child process: the
+    # tracer stays for good.
     script = textwrap.dedent("""
         import ctypes, sys, tracemalloc
         import objgraphxx
@@ -249,10 +251,23 @@ def test_sites_after_tracemalloc_ran_and_beside_it_while_it_runs() -> None:
         objgraphxx.track_allocations().stop(forget=True)
         print(tracer() == running)
         tracemalloc.stop()
+
+        # tracemalloc started while tracking takes the events over; a start brings ours back
+        outer = objgraphxx.track_allocations().start()
+        tracemalloc.start()
+        lost = [object() for _ in range(3)]
+        again = objgraphxx.track_allocations().start()
+        back = [object() for _ in range(3)]
+        line = sys._getframe().f_lineno - 1
+        print(objgraphxx.allocation_site(lost[1]) is None,
+              objgraphxx.allocation_site(back[1])[1] == line,
+              tracemalloc.get_object_traceback(back[1])[0].lineno == line)
+        again.stop(); outer.stop(forget=True)
+        tracemalloc.stop()
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout.split("\n")
-    assert out[:4] == ["True True", "True", "True True", "True"], out
+    assert out[:5] == ["True True", "True", "True True", "True", "True True True"], out
 
 
 def test_show_growth_with_sites_says_when_nothing_was_tracked(fixture_dir: Path) -> None:
