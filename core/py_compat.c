@@ -137,14 +137,24 @@ static memxx_object_event_fn g_destroyed = NULL;
 static PyRefTracer g_previous = NULL;
 static void *g_previous_data = NULL;
 
+/* Set while an event runs here: a tracer that went on top of ours and calls it, then found
+   itself under ours after a re-install, would otherwise call us back without end. */
+static _Thread_local int t_in_event = 0;
+
 static int object_event(PyObject *obj, PyRefTracerEvent event, void *data) {
     (void)data;
+    if (t_in_event) {
+        return 0;
+    }
+    t_in_event = 1;
     if (event == PyRefTracer_CREATE) {
         g_created(obj);
     } else {
         g_destroyed(obj);
     }
-    return g_previous != NULL ? g_previous(obj, event, g_previous_data) : 0;
+    const int status = g_previous != NULL ? g_previous(obj, event, g_previous_data) : 0;
+    t_in_event = 0;
+    return status;
 }
 #endif
 

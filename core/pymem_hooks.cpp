@@ -199,8 +199,9 @@ template <int D> PyMemAllocatorEx floor_functions() {
 
 bool pymem_floor(bool on) {
     if (on) {
-        if (pymem_hooks_installed() || g_floor[kRaw].installed) {
-            return false; // the floor measures a hook alone, not one stacked on ours
+        if (pymem_hooks_installed() || g_floor[kRaw].installed || g_floor[kMem].installed ||
+            g_floor[kObj].installed) {
+            return false; // in already, or it would measure a hook stacked on ours
         }
         g_floor[kRaw].ours = floor_functions<kRaw>();
         g_floor[kMem].ours = floor_functions<kMem>();
