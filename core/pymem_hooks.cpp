@@ -165,14 +165,9 @@ bool pymalloc_has_debug_hooks() {
 
 // Benchmarks' floor of every PyMem allocation tracker: functions that only call the domain's
 // previous allocator, so a program pays the indirect call a hook adds and nothing else.
-struct FloorDomain {
-    PyMemAllocatorEx previous;
-    PyMemAllocatorEx ours;
-    bool installed;
-};
-FloorDomain g_floor[kDomains];
-constexpr PyMemAllocatorDomain kDomainIds[kDomains] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
-                                                       PYMEM_DOMAIN_OBJ};
+Domain g_floor[kDomains] = {{PYMEM_DOMAIN_RAW, {}, {}, false},
+                            {PYMEM_DOMAIN_MEM, {}, {}, false},
+                            {PYMEM_DOMAIN_OBJ, {}, {}, false}};
 
 template <int D> void *floor_malloc(void *, std::size_t size) noexcept {
     const PyMemAllocatorEx &prev = g_floor[D].previous;
@@ -207,8 +202,8 @@ bool pymem_floor(bool on) {
         g_floor[kMem].ours = floor_functions<kMem>();
         g_floor[kObj].ours = floor_functions<kObj>();
         for (int d = 0; d < kDomains; ++d) {
-            PyMem_GetAllocator(kDomainIds[d], &g_floor[d].previous);
-            PyMem_SetAllocator(kDomainIds[d], &g_floor[d].ours);
+            PyMem_GetAllocator(g_floor[d].id, &g_floor[d].previous);
+            PyMem_SetAllocator(g_floor[d].id, &g_floor[d].ours);
             g_floor[d].installed = true;
         }
         return true;
@@ -216,10 +211,10 @@ bool pymem_floor(bool on) {
     bool removed = false;
     for (int d = 0; d < kDomains; ++d) {
         PyMemAllocatorEx current;
-        PyMem_GetAllocator(kDomainIds[d], &current);
+        PyMem_GetAllocator(g_floor[d].id, &current);
         // As with our hooks: one stacked on top keeps calling the floor, which stays.
         if (g_floor[d].installed && current.malloc == g_floor[d].ours.malloc) {
-            PyMem_SetAllocator(kDomainIds[d], &g_floor[d].previous);
+            PyMem_SetAllocator(g_floor[d].id, &g_floor[d].previous);
             g_floor[d].installed = false;
             removed = true;
         }
