@@ -3,7 +3,8 @@
 # interpreter given (default: every one scripts/pythons.sh lists). pytest-xdist and pytest-memray:
 # the pytest plugin's xdist tests and benchmark; toolz: the third-party suite it times; coverage:
 # the line profiler's test with coverage.py running (they share sys.monitoring's tool ids);
-# mypy: the typing step of test.sh.
+# mypy: the typing step of test.sh. pandas, pyarrow, polars, lxml, scikit-learn: the exactness tests
+# on the libraries people profile (their own counts are the truth those tests compare against).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -33,5 +34,6 @@ for py in "${pythons[@]}"; do
         "scikit-build-core>=0.10" "pybind11>=2.10" pytest numpy memory_profiler objgraph \
         ipython matplotlib psutil setuptools pillow memray \
         ipykernel nbclient nbformat \
-        pytest-xdist pytest-memray toolz coverage mypy
+        pytest-xdist pytest-memray toolz coverage mypy \
+        pandas pyarrow polars lxml scikit-learn
 done
