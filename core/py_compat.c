@@ -12,8 +12,22 @@
 #include <internal/pycore_interp.h>
 #include <internal/pycore_object.h>
 #include <internal/pycore_runtime.h>
+#if PY_VERSION_HEX >= 0x030E0000
+/* 3.14 moved the interpreter frame's helpers and the generator's layout out of pycore_frame.h. */
+#include <internal/pycore_genobject.h>
+#include <internal/pycore_interpframe.h>
+#endif
 
 /* --- frames ----------------------------------------------------------------------------------- */
+
+/* The calling thread's state, or NULL; no check, no error (3.13 made this public). */
+static PyThreadState *current_thread_state(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#else
+    return _PyThreadState_UncheckedGet();
+#endif
+}
 
 /* The innermost interpreter frame of a thread, of any kind. */
 static _PyInterpreterFrame *thread_frame(PyThreadState *tstate) {
@@ -24,23 +38,54 @@ static _PyInterpreterFrame *thread_frame(PyThreadState *tstate) {
 #endif
 }
 
-/* The code (or, 3.13, whatever executes) of a frame, unchecked. */
+#if PY_VERSION_HEX >= 0x030E0000
+/* The object a stack reference (3.14+: frames hold tagged references, not pointers) points to;
+ * NULL for an empty slot or a tagged int. */
+static PyObject *stack_ref_object(_PyStackRef ref) {
+    return PyStackRef_IsNullOrInt(ref) ? NULL : PyStackRef_AsPyObjectBorrow(ref);
+}
+#endif
+
+/* The code (or, 3.13+, whatever executes) of a frame, unchecked. */
 static PyObject *frame_executable(const _PyInterpreterFrame *frame) {
-#if PY_VERSION_HEX >= 0x030D0000
+#if PY_VERSION_HEX >= 0x030E0000
+    return PyStackRef_AsPyObjectBorrow(frame->f_executable);
+#elif PY_VERSION_HEX >= 0x030D0000
     return frame->f_executable;
 #else
     return (PyObject *)frame->f_code;
 #endif
 }
 
-/* The code of a complete Python frame; NULL for the C stack's entry frames (3.12+), frames that
- * run something other than a code object (3.13) and frames still being set up. */
+/* The value in a frame's local, cell or free slot `i` (borrowed), or NULL. */
+static PyObject *frame_local(const _PyInterpreterFrame *frame, int i) {
+#if PY_VERSION_HEX >= 0x030E0000
+    return stack_ref_object(frame->localsplus[i]);
+#else
+    return frame->localsplus[i];
+#endif
+}
+
+/* True for the frames the interpreter pushes where C code enters it (3.12, 3.13: owned by the C
+ * stack; 3.14: that or the interpreter's own base frame; 3.15: owned by the interpreter): they
+ * run no Python code. */
+static int frame_is_entry(const _PyInterpreterFrame *frame) {
+#if PY_VERSION_HEX >= 0x030E0000
+    return frame->owner >= FRAME_OWNED_BY_INTERPRETER;
+#elif PY_VERSION_HEX >= 0x030C0000
+    return frame->owner == FRAME_OWNED_BY_CSTACK;
+#else
+    (void)frame;
+    return 0;
+#endif
+}
+
+/* The code of a complete Python frame; NULL for the interpreter's entry frames (3.12+), frames
+ * that run something other than a code object (3.13+) and frames still being set up. */
 static PyCodeObject *complete_frame_code(_PyInterpreterFrame *frame) {
-#if PY_VERSION_HEX >= 0x030C0000
-    if (frame->owner == FRAME_OWNED_BY_CSTACK) {
+    if (frame_is_entry(frame)) {
         return NULL;
     }
-#endif
     if (!PyCode_Check(frame_executable(frame)) || _PyFrame_IsIncomplete(frame)) {
         return NULL;
     }
@@ -108,7 +153,7 @@ const void *memxx_main_interpreter(void) { return PyInterpreterState_Main(); }
 int memxx_code_first_line(PyObject *code) { return ((PyCodeObject *)code)->co_firstlineno; }
 
 PyObject *memxx_current_code_location(int *offset) {
-    PyThreadState *tstate = _PyThreadState_UncheckedGet();
+    PyThreadState *tstate = current_thread_state();
     if (tstate == NULL) {
         return NULL;
     }
@@ -189,6 +234,24 @@ void memxx_object_events_remove(void) {
 
 /* --- frames being torn down --------------------------------------------------------------- */
 
+/* The generator, coroutine or async generator a frame owned by one belongs to. */
+static PyGenObject *frame_generator(_PyInterpreterFrame *frame) {
+#if PY_VERSION_HEX >= 0x030E0000
+    return _PyGen_GetGeneratorFromFrame(frame);
+#else
+    return _PyFrame_GetGenerator(frame);
+#endif
+}
+
+/* The frame inside a generator, coroutine or async generator. */
+static _PyInterpreterFrame *generator_frame(PyGenObject *gen) {
+#if PY_VERSION_HEX >= 0x030E0000
+    return &gen->gi_iframe;
+#else
+    return (_PyInterpreterFrame *)gen->gi_iframe;
+#endif
+}
+
 /* Words a frame of `code` takes on the data stack. */
 static Py_ssize_t code_frame_size(PyCodeObject *code) {
 #if PY_VERSION_HEX >= 0x030C0000
@@ -199,7 +262,7 @@ static Py_ssize_t code_frame_size(PyCodeObject *code) {
 }
 
 int memxx_teardown_begin(PyObject *code, memxx_teardown *teardown) {
-    PyThreadState *tstate = _PyThreadState_UncheckedGet();
+    PyThreadState *tstate = current_thread_state();
     if (tstate == NULL) {
         return 0;
     }
@@ -232,7 +295,7 @@ int memxx_teardown_begin(PyObject *code, memxx_teardown *teardown) {
     if (frame->owner != FRAME_OWNED_BY_GENERATOR || frame->previous == NULL) {
         return 0;
     }
-    if (_PyFrame_GetGenerator(frame)->gi_frame_state < FRAME_EXECUTING) {
+    if (frame_generator(frame)->gi_frame_state < FRAME_EXECUTING) {
         return 0; /* suspended at a yield or await */
     }
     teardown->caller = frame->previous;
@@ -294,7 +357,7 @@ int memxx_suspended_line(PyObject *generator, PyObject **code) {
     if (gen->gi_frame_state >= FRAME_EXECUTING || gen->gi_frame_state == FRAME_CREATED) {
         return 0;
     }
-    _PyInterpreterFrame *frame = (_PyInterpreterFrame *)gen->gi_iframe;
+    _PyInterpreterFrame *frame = generator_frame(gen);
     *code = frame_executable(frame);
     return PyCode_Addr2Line((PyCodeObject *)*code, frame_offset(frame));
 }
@@ -435,7 +498,7 @@ int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg) {
             }
             /* Only the named slots: the value stack's extent is not saved while a frame runs. */
             for (int i = 0; i < code->co_nlocalsplus; i++) {
-                PyObject *value = f->localsplus[i];
+                PyObject *value = frame_local(f, i);
                 if (value != NULL &&
                     visit(t->thread_id, depth, (PyObject *)code,
                           PyTuple_GET_ITEM(code->co_localsplusnames, i), value, arg)) {
@@ -494,11 +557,9 @@ unsigned long long memxx_thread_stack_key(void) {
             key ^= 0x27d4eb2full; /* the program's runner below: the same for every key */
             break;
         }
-#if PY_VERSION_HEX >= 0x030C0000
-        if (frame->owner == FRAME_OWNED_BY_CSTACK) {
+        if (frame_is_entry(frame)) {
             continue;
         }
-#endif
         if (++depth > 130) {
             key ^= 0x5bd1e995ull; /* deeper than recorded */
             break;

@@ -16,6 +16,26 @@ GVC_t *context() {
     return gvc;
 }
 
+// Graphviz 2.42 (Debian 12) and Graphviz 3+ (Debian sid) differ in two signatures: the list of
+// plugins took an unused fourth argument, and the rendered length was an unsigned int. The call
+// made is chosen by the declared function's type.
+char **plugin_list(char **(*list)(GVC_t *, const char *, int *, char *), GVC_t *gvc,
+                   const char *kind, int *count) {
+    return list(gvc, kind, count, nullptr);
+}
+char **plugin_list(char **(*list)(GVC_t *, const char *, int *), GVC_t *gvc, const char *kind,
+                   int *count) {
+    return list(gvc, kind, count);
+}
+template <class Length>
+int render_data(int (*render)(GVC_t *, graph_t *, const char *, char **, Length *), GVC_t *gvc,
+                graph_t *graph, const char *format, char **data, size_t *length) {
+    Length n = 0;
+    const int rc = render(gvc, graph, format, data, &n);
+    *length = static_cast<size_t>(n);
+    return rc;
+}
+
 std::string graphviz_messages;
 
 int collect_message(char *message) {
@@ -44,7 +64,7 @@ class CapturedErrors {
 
 std::vector<std::string> render_formats() {
     int count = 0;
-    char **list = gvPluginList(context(), "device", &count, nullptr);
+    char **list = plugin_list(gvPluginList, context(), "device", &count);
     std::vector<std::string> formats;
     for (int i = 0; i < count; ++i) {
         std::string name = list[i];
@@ -102,8 +122,8 @@ std::string render_dot_data(const std::string &dot_text, const std::string &form
     std::string image;
     lay_out_and_render(dot_text, target, [&](GVC_t *gvc, Agraph_t *graph) {
         char *data = nullptr;
-        unsigned int length = 0;
-        const int rc = gvRenderData(gvc, graph, format.c_str(), &data, &length);
+        size_t length = 0;
+        const int rc = render_data(gvRenderData, gvc, graph, format.c_str(), &data, &length);
         if (rc == 0 && data != nullptr) {
             image.assign(data, length);
         }
