@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every test: Catch2 (ctest), then pytest on each interpreter,
-# then mypy --strict and stubtest, then the sanitizer step (scripts/test-reliability.sh).
+# then pytest on 3.14 and 3.15 in the Debian sid chroot (scripts/sid-chroot.sh), then mypy --strict
+# and stubtest, then the sanitizer step (scripts/test-reliability.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -18,6 +19,16 @@ for py in "${pythons[@]}"; do
     echo "== pytest on $("$py" -c 'import sys; print(sys.version.split()[0])')"
     # Run from outside the checkout so the installed packages are the ones tested.
     (cd "$top/tests" && "$py" -m pytest -q -p no:cacheprovider "$top/tests/python")
+done
+# CPython 3.14 and 3.15: Debian's builds, in a Debian sid chroot outside the checkout, which
+# scripts/sid-chroot.sh makes on first use and reuses after; the build there has its own folder.
+for minor in 3.14 3.15; do
+    echo "== pytest on $minor (Debian sid chroot: scripts/sid-chroot.sh)"
+    start=$SECONDS
+    "$here/sid-chroot.sh" run "$minor" -- "$here/build.sh" python
+    (cd "$top/tests" && "$here/sid-chroot.sh" run "$minor" -- \
+        python -m pytest -q -p no:cacheprovider "$top/tests/python")
+    echo "== $minor in the chroot: $((SECONDS - start)) s"
 done
 echo "== mypy --strict on the three packages; stubtest: _memxx.pyi against the built module"
 (cd "$top" && "${pythons[0]}" -m mypy)
