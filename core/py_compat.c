@@ -188,6 +188,12 @@ static _Thread_local int t_in_event = 0;
 
 static int object_event(PyObject *obj, PyRefTracerEvent event, void *data) {
     (void)data;
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15 tells a tracer that another replaced it (no object): nothing to record or pass on. */
+    if (event == PyRefTracer_TRACKER_REMOVED) {
+        return 0;
+    }
+#endif
     if (t_in_event) {
         return 0;
     }
@@ -449,15 +455,19 @@ int memxx_visit_inline_attributes(PyObject *obj, memxx_attr_visit_fn visit, void
 PyObject *memxx_existing_instance_dict(PyObject *obj) {
     PyTypeObject *tp = Py_TYPE(obj);
     if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+#if PY_VERSION_HEX >= 0x030D0000
+        /* 3.13+: a dict made from inline values shares them, which stay valid; the object
+         * refers to that dict (3.14's traverse visits it). */
+        return (PyObject *)_PyObject_ManagedDictPointer(obj)->dict;
+#else
         if (inline_values(obj) != NULL) {
             return NULL;
         }
-#if PY_VERSION_HEX >= 0x030D0000
-        return (PyObject *)_PyObject_ManagedDictPointer(obj)->dict;
-#elif PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030C0000
         return _PyObject_DictOrValuesPointer(obj)->dict;
 #else
         return *_PyObject_ManagedDictPointer(obj);
+#endif
 #endif
     }
     if (tp->tp_dictoffset > 0) {

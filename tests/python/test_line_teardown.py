@@ -42,7 +42,9 @@ def test_the_issue_example_releases_on_the_return_line():
     assert ITEMS <= lines[1].increment <= ITEMS + LIST_HEADER
     # The list goes when the frame is torn down, after the return line's own event.
     assert -ITEMS - LIST_HEADER + kept <= lines[2].increment <= -ITEMS + kept
-    assert 0 <= lines[2].memory - lines[0].memory - kept <= LIST_HEADER
+    # 3.14+ keeps a free list of ints: the returned int may reuse one (no allocator call).
+    counted_int = kept if sys.version_info < (3, 14) else 0
+    assert 0 <= lines[2].memory - lines[0].memory - counted_int <= LIST_HEADER + kept - counted_int
     assert abs(total(lines) - kept) <= LIST_HEADER
 
 
