@@ -159,8 +159,9 @@ def _short(name: str) -> str:
 class _LeakRuns:
     """Runs a test ``runs`` times; keeps per-run net bytes and per-run new objects by type.
 
-    Everything kept between runs is an int or str in untracked dicts and tuples, so the
-    plugin's own bookkeeping never shows up as a growing type.
+    Everything kept between runs is an int or str, in containers made before the first count
+    (3.14+ tracks every dict, even one of ints), so the plugin's own bookkeeping never shows up
+    as a growing type.
     """
 
     def __init__(self, func: Any, plan: Plan) -> None:
@@ -176,6 +177,7 @@ class _LeakRuns:
         self.tracker = _memxx.GcNewIds() if plan.leaks else None
         self.nets: list[int] = []
         self.growth: list[dict[str, int]] = []
+        self._growth_slots: list[dict[str, int]] = [{} for _ in range(plan.runs)]
         self.last_new: dict[str, tuple[int, ...]] = {}
         self.peak = 0
 
@@ -213,7 +215,8 @@ class _LeakRuns:
                 self.sites.stop()
 
     def _count_new_objects(self, last: bool) -> None:
-        grown: dict[str, int] = {}
+        run = len(self.growth)
+        grown = self._growth_slots[run] if run < len(self._growth_slots) else {}
         assert self.tracker is not None
         for name, old, current, new in self.tracker.update(False):
             if current > old and new and _type_matches(name, self.plan.types):
