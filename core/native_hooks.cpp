@@ -407,10 +407,14 @@ std::uintptr_t mapped_start(const dl_phdr_info &object) noexcept {
 void find_excluded() noexcept {
     g_excluded.whole[0] = base_of(reinterpret_cast<void *>(&find_excluded));       // this extension
     g_excluded.whole[1] = base_of(reinterpret_cast<void *>(&gnu_get_libc_version)); // libc
-    g_excluded.whole[2] = base_of(reinterpret_cast<void *>(&malloc)); // the allocator we call
     g_excluded.whole[3] = base_of(reinterpret_cast<void *>(&mi_malloc));
     g_excluded.loader = getauxval(AT_BASE);
     g_excluded.interpreter = base_of(reinterpret_cast<void *>(&PyMem_RawMalloc));
+    // The allocator we call. A non-PIE interpreter (Debian's python3.14 and 3.15) makes its own
+    // PLT entry the address of malloc for every object: that names the interpreter, whose dlopen
+    // slot must still be rewritten (libc itself is excluded above).
+    const std::uintptr_t allocator = base_of(reinterpret_cast<void *>(&malloc));
+    g_excluded.whole[2] = allocator != g_excluded.interpreter ? allocator : 0;
 }
 
 PatchedObject *record_of(const dl_phdr_info &object) {
