@@ -138,6 +138,11 @@ def allocators():
     return tuple(out)
 
 
+# What a bytearray holds beyond its items and the 57 B it took through 3.14: 3.15 keeps the items
+# in a bytes object of their own (its 33 B header, and a larger bytearray object).
+BYTEARRAY_EXTRA = sys.getsizeof(bytearray(1 << 20)) - (1 << 20) - 57
+
+
 def test_arm_and_disarm_1000_times_restores_the_allocators_exactly():
     assert not tracemalloc.is_tracing()
     original = allocators()
@@ -167,7 +172,7 @@ def test_arm_and_disarm_1000_times_restores_the_allocators_exactly():
         # Started above our hook, tracemalloc's own tables are allocated through it: a few
         # hundred bytes more on the line.
         slack = 64 if mode in ("off", "on around") else 1024
-        assert 1 << 20 <= lines[4].increment <= (1 << 20) + slack, (i, mode)
+        assert 1 << 20 <= lines[4].increment <= (1 << 20) + BYTEARRAY_EXTRA + slack, (i, mode)
         if tracemalloc.is_tracing():
             assert seen["traced"] >= 1 << 20  # tracemalloc above or below us still sees it
         if left_in_chain:
