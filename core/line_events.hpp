@@ -54,6 +54,9 @@ void frame_started(const void *frame, CodeLines *lines, int lineno, bool count_l
 // to frame_line_missed (which closes a ledger left idle).
 void frame_line_missed(ThreadLedger *ledger);
 inline void frame_line(const void *frame, int lineno) {
+    if (__builtin_expect(g_pymem_chain_shared, false)) {
+        pymem_hooks_verify();
+    }
     ThreadLedger *ledger = thread_ledger();
     if (ledger != nullptr && !ledger->line(frame, lineno)) {
         frame_line_missed(ledger);
