@@ -58,7 +58,7 @@ int trace_function(PyObject *, PyFrameObject *frame, int what, PyObject *arg) {
             // code's reference count, which must not include ours).
             PyCodeObject *code = PyFrame_GetCode(frame);
             Py_DECREF(code);
-            frame_returned(frame, reinterpret_cast<PyObject *>(code));
+            frame_returned(frame, reinterpret_cast<PyObject *>(code), PyFrame_GetLasti(frame));
         }
         break;
     default:
