@@ -266,6 +266,10 @@ else:
 """
 
 
+@pytest.mark.xfail(sys.version_info >= (3, 12), strict=True, reason=(
+    "3.12+: once sys.monitoring has been used in the process, the interpreter gives each code "
+    "object instrumentation data at its first run (not an event we see): ~2.1 KB on the first "
+    "profiled email parse or zipfile write"))
 @pytest.mark.parametrize("work", ["email", "zipfile"])
 def test_a_calls_increments_leave_out_tracings_line_arrays(work):
     nets = {}

@@ -165,6 +165,25 @@ def test_plain_script(upstream, name):
         assert "Success" in done.stdout
 
 
+def test_increment_display_passes_with_memory_profiler_itself_too(upstream):
+    """The same script against the real memory_profiler (no shim): both read it the same way."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.pop("MPROFXX_DAT", None)
+    real = subprocess.run([sys.executable, "-c", "import memory_profiler, psutil; "
+                           "print(memory_profiler.__file__)"], env=env, cwd=upstream,
+                          capture_output=True, text=True, check=False)
+    if real.returncode != 0 or "memory_profilerxx" in real.stdout:
+        pytest.skip("memory_profiler (with psutil) is not installed here")
+    done = subprocess.run([sys.executable, "test/test_increment_display.py"], env=env,
+                          cwd=upstream, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Ran 4 tests" in done.stderr and done.stderr.rstrip().endswith("OK")
+    ours = run(upstream, [sys.executable, "test/test_increment_display.py"])
+    assert ours.returncode == 0, ours.stderr[-3000:]
+    assert "Ran 4 tests" in ours.stderr and ours.stderr.rstrip().endswith("OK")
+
+
 def test_tracemalloc_increments_match_upstream_figures(upstream):
     """test_tracemalloc checks bytearray(n) increments to 1e-4 MiB; ours are the hook's."""
     done = run(upstream, [sys.executable, "test/test_tracemalloc.py"])
