@@ -23,7 +23,10 @@ void on_call(PyFrameObject *frame) {
     auto *code_object = reinterpret_cast<PyObject *>(code);
     // The interpreter made the code's line array just before this event, the first time tracing
     // met the code: tracing's memory, not the program's.
-    retract_event_temporary(memxx_code_line_array(code_object));
+    const void *line_array = memxx_code_line_array(code_object);
+    if (line_array != nullptr && line_array == accounting::t_last_block) {
+        retract_event_temporary(line_array);
+    }
     CodeLines *lines = claimed_lines(code_object);
     if (lines == nullptr) {
         // Another tracer still wants this frame's lines; a generator frame can outlive us.

@@ -508,14 +508,3 @@ unsigned long long memxx_thread_stack_key(void) {
     key ^= key >> 29;
     return key == 0 ? 1 : key;
 }
-
-/* --- tracing's own memory ---------------------------------------------------------------------- */
-
-const void *memxx_code_line_array(PyObject *code) {
-#if PY_VERSION_HEX < 0x030C0000
-    return ((PyCodeObject *)code)->_co_linearray;
-#else
-    (void)code;
-    return NULL;
-#endif
-}
