@@ -22,8 +22,9 @@ class LineRecord:
     """One measured source line; sizes are in bytes.
 
     ``increment`` is the net of what was allocated and freed while the line ran (summed over its
-    ``occurrences``); the line that leaves a function (its ``return``, its last line) also holds
-    what the frame's teardown frees, so a call's increments add up to what the call kept.
+    ``occurrences``); the line that leaves a function (its ``return``; its header row, the first
+    line, when it falls off its end) also holds what the frame's teardown frees, so a call's
+    increments add up to what the call kept. The header row's ``memory`` is the memory at entry.
     ``peak`` is the highest memory reached while it ran, ``memory`` the memory after its last
     run. Memory is the process RSS when profiling started plus the bytes the profiled thread
     allocated minus those it freed since. ``native_increment`` is the part of ``increment``
