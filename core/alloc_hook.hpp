@@ -34,8 +34,15 @@ void hook_sites_detach();
 void hook_thread_begin(ThreadLedger *ledger);
 void hook_thread_end();
 
+// True while our PyMem hooks share the allocator chain with tracemalloc, which puts back the
+// allocator it saved when it stops and so can cut ours out: pymem_hooks_verify (each line event
+// calls it then) puts ours back on top if so. GIL held.
+extern bool g_pymem_chain_shared;
+void pymem_hooks_verify();
+
 namespace accounting {
-extern MEMXX_TLS ThreadLedger *t_ledger; // core/alloc_accounting.hpp
+extern MEMXX_TLS ThreadLedger *t_ledger;        // core/alloc_accounting.hpp
+extern MEMXX_TLS const void *t_last_block;      // the block the thread's ledger was charged for last
 }
 
 // The ledger the hook charges for the calling thread; nullptr when the thread is not profiled.

@@ -54,6 +54,9 @@ void frame_started(const void *frame, CodeLines *lines, int lineno, bool count_l
 // to frame_line_missed (which closes a ledger left idle).
 void frame_line_missed(ThreadLedger *ledger);
 inline void frame_line(const void *frame, int lineno) {
+    if (__builtin_expect(g_pymem_chain_shared, false)) {
+        pymem_hooks_verify();
+    }
     ThreadLedger *ledger = thread_ledger();
     if (ledger != nullptr && !ledger->line(frame, lineno)) {
         frame_line_missed(ledger);
@@ -61,9 +64,11 @@ inline void frame_line(const void *frame, int lineno) {
 }
 // A profiled frame suspends (a yield or await), or is given up: closed now.
 void frame_left(const void *frame);
-// A profiled frame returns or raises (`code` is its code): its line stays open while the
-// interpreter tears the frame down, which happens after this, the frame's last event.
-void frame_returned(const void *frame, PyObject *code);
+// A profiled frame returns or raises (`code` is its code, `offset` the byte offset of the
+// instruction that left it): its line stays open while the interpreter tears the frame down,
+// which happens after this, the frame's last event. When that instruction is one where the
+// function falls off its end, the header row gets the teardown instead (see ProfiledCodes::add).
+void frame_returned(const void *frame, PyObject *code, int offset);
 // The calling thread's profiled frames are all closed (those being torn down too), and its ledger
 // unless a watch keeps it: no event will come for them any more.
 void leave_thread_frames();

@@ -59,7 +59,7 @@ PyObject *on_py_resume(PyObject *, PyObject *const *args, Py_ssize_t) {
 
 PyObject *on_py_return(PyObject *, PyObject *const *args, Py_ssize_t) {
     forget_event_int(args[1]);
-    frame_returned(args[0], args[0]);
+    frame_returned(args[0], args[0], arg_int(args[1]));
     Py_RETURN_NONE;
 }
 

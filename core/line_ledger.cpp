@@ -124,6 +124,17 @@ bool ThreadLedger::leave_after_teardown(const void *frame, const TeardownMark &m
     return true;
 }
 
+bool ThreadLedger::teardown_on_row(const void *frame, int row) {
+    if (frames_.empty() || frames_.back().frame != frame) {
+        return false;
+    }
+    ActiveFrame &innermost = frames_.back();
+    end_line(innermost);
+    begin_line(innermost, row, false);
+    innermost.keeps_memory = true;
+    return true;
+}
+
 void ThreadLedger::settle_teardowns() noexcept {
     while (tearing_down_) {
         const Teardown &innermost = teardowns_.back();

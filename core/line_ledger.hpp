@@ -70,6 +70,7 @@ struct ActiveFrame {
     Level frame_peak;               // highest seen while the frame ran
     Level entry;                    // when the frame was entered
     std::ptrdiff_t outer_same_code; // index of the nearest enclosing frame of the same code, or -1
+    bool keeps_memory = false;      // its line's Mem usage stays (a header row's, at entry)
 };
 
 // Where a frame being torn down sits, as the tracer recorded it at the frame's last event. The
@@ -145,6 +146,10 @@ class ThreadLedger {
     // innermost frame, its line open, until the probe says its teardown is over. False if
     // `frame` is not on the ledger.
     bool leave_after_teardown(const void *frame, const TeardownMark &mark);
+    // `frame`, the innermost frame and being torn down, fell off its end: its running line ends
+    // now, and the teardown is charged to `row` (its header row), whose memory figure (the
+    // memory at the frame's entry) stays. False if `frame` is not the innermost frame.
+    bool teardown_on_row(const void *frame, int row);
     // Closes the innermost frames whose teardown is over. A frame called during a teardown (by
     // a finaliser) runs above the frame being torn down, which waits for it.
     void settle() noexcept {
@@ -211,7 +216,9 @@ class ThreadLedger {
             stats->peak = base_ + peak.net;
             stats->native_peak = peak.native;
         }
-        stats->memory = base_ + net_;
+        if (!frame.keeps_memory || stats->memory == 0) {
+            stats->memory = base_ + net_;
+        }
         frame.lineno = 0;
     }
     void next_line(ActiveFrame &frame, int lineno) noexcept {

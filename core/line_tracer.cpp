@@ -19,6 +19,30 @@ std::unordered_map<PyObject *, std::vector<CodeLines *>> &claims() {
     return *table;
 }
 
+// code object -> the offsets of its return instructions where it falls off its end, for the codes
+// some ProfiledCodes holds (`holders` of them: the entry goes with the last one).
+struct FallsOff {
+    int holders = 0;
+    std::vector<int> offsets;
+};
+std::unordered_map<PyObject *, FallsOff> &falls_off_table() {
+    static auto *table = new std::unordered_map<PyObject *, FallsOff>();
+    return *table;
+}
+
+bool falls_off_at(PyObject *code, int offset) {
+    const auto &table = falls_off_table();
+    const auto it = table.find(code);
+    return it != table.end() && std::find(it->second.offsets.begin(), it->second.offsets.end(),
+                                          offset) != it->second.offsets.end();
+}
+
+void hold_falls_off(PyObject *code, std::vector<int> offsets) {
+    FallsOff &entry = falls_off_table()[code];
+    ++entry.holders;
+    entry.offsets = std::move(offsets); // a property of the code: every holder gives the same
+}
+
 // --- teardowns: the ledger's marks are py_compat's records ----------------------------------
 
 static_assert(sizeof(memxx_teardown) <= sizeof(TeardownMark::words), "TeardownMark too small");
@@ -120,7 +144,7 @@ void frame_left(const void *frame) {
     }
 }
 
-void frame_returned(const void *frame, PyObject *code) {
+void frame_returned(const void *frame, PyObject *code, int offset) {
     ThreadLedger *ledger = thread_ledger();
     if (ledger == nullptr || !ledger->contains(frame)) {
         return;
@@ -131,6 +155,10 @@ void frame_returned(const void *frame, PyObject *code) {
         return;
     }
     ledger->leave_after_teardown(frame, mark_of(teardown));
+    if (falls_off_at(code, offset)) {
+        // Fell off its end: the last line did not release the locals, the function's end did.
+        ledger->teardown_on_row(frame, memxx_code_first_line(code));
+    }
     if (ledger->idle()) {
         close_ledger(ledger);
     }
@@ -153,9 +181,11 @@ ProfiledCodes::~ProfiledCodes() {
         release();
     }
     for (auto &[code, lines] : nested_) {
+        forget_falls_off(code);
         Py_DECREF(code);
     }
     for (auto &[code, lines] : codes_) {
+        forget_falls_off(code);
         Py_DECREF(code);
         // A frame of it still on some thread's ledger keeps the table (it is then leaked).
         if (lines->active_frames == 0) {
@@ -165,7 +195,15 @@ ProfiledCodes::~ProfiledCodes() {
     }
 }
 
-bool ProfiledCodes::add(PyObject *code, int last_line) {
+void ProfiledCodes::forget_falls_off(PyObject *code) {
+    auto &table = falls_off_table();
+    const auto it = table.find(code);
+    if (it != table.end() && --it->second.holders == 0) {
+        table.erase(it);
+    }
+}
+
+bool ProfiledCodes::add(PyObject *code, int last_line, std::vector<int> falls_off) {
     if (contains(code)) {
         return false;
     }
@@ -184,10 +222,11 @@ bool ProfiledCodes::add(PyObject *code, int last_line) {
         mi_free(lines);
         throw PythonErrorSet();
     }
+    hold_falls_off(code, std::move(falls_off));
     return true;
 }
 
-bool ProfiledCodes::add_nested(PyObject *code, PyObject *parent) {
+bool ProfiledCodes::add_nested(PyObject *code, PyObject *parent, std::vector<int> falls_off) {
     if (contains(code)) {
         return false;
     }
@@ -205,6 +244,7 @@ bool ProfiledCodes::add_nested(PyObject *code, PyObject *parent) {
         Py_DECREF(code);
         throw PythonErrorSet();
     }
+    hold_falls_off(code, std::move(falls_off));
     return true;
 }
 

@@ -32,10 +32,13 @@ class ProfiledCodes {
     // Adds a code object (a strong reference is kept); false if it was there already.
     // add, add_nested and enable throw PythonErrorSet when the code's events cannot be set
     // (every sys.monitoring tool id held by other tools: the error names them).
-    bool add(PyObject *code, int last_line);
+    // falls_off: byte offsets of the code's return instructions that are no `return` statement
+    // (the function falls off its end there): the teardown after them is charged to the
+    // header row, the code's first line, rather than to the last line run.
+    bool add(PyObject *code, int last_line, std::vector<int> falls_off = {});
     // Adds the code of a function nested in `parent` (already added): its lines are charged to
     // the parent's table, where memory_profiler reports them too. False if known already.
-    bool add_nested(PyObject *code, PyObject *parent);
+    bool add_nested(PyObject *code, PyObject *parent, std::vector<int> falls_off = {});
     bool contains(PyObject *code) const;
     // Counted: the first enable claims the code objects, and on 3.11 each enable arms the
     // calling thread's trace function until its matching disable. A generator or coroutine
@@ -55,6 +58,8 @@ class ProfiledCodes {
     const std::vector<std::pair<PyObject *, CodeLines *>> &codes() const noexcept { return codes_; }
 
   private:
+    void forget_falls_off(PyObject *code);
+
     bool claim(); // false with the Python error set, nothing claimed
     void release();
 

@@ -162,6 +162,18 @@ typedef int (*memxx_frame_slot_fn)(unsigned long thread_id, int depth, PyObject 
                                    PyObject *name, PyObject *value, void *arg);
 int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg);
 
+/* 3.11: the line array the interpreter allocates for a code object the first time tracing meets
+ * it (_PyCode_InitLineArray), or NULL (none yet; none on 3.12+). Inline: read at every call
+ * event of a traced thread. */
+static inline const void *memxx_code_line_array(PyObject *code) {
+#if PY_VERSION_HEX < 0x030C0000
+    return ((PyCodeObject *)code)->_co_linearray;
+#else
+    (void)code;
+    return NULL;
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif

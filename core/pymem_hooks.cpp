@@ -21,6 +21,10 @@ using namespace accounting;
 MEMXX_TLS const void *t_probe_address = nullptr;
 MEMXX_TLS std::size_t t_probe_size = 0;
 
+// Set while a chain probe runs (see chain_reaches_us): our malloc, reached, sets its domain's bit.
+MEMXX_TLS bool t_chain_probe = false;
+MEMXX_TLS unsigned t_chain_reached = 0;
+
 // pymalloc serves requests up to this size itself; larger ones go to the RAW domain.
 constexpr std::size_t kSmallRequest = 512;
 
@@ -40,6 +44,8 @@ struct Domain {
     PyMemAllocatorEx previous;
     PyMemAllocatorEx ours;
     bool installed;
+    // The domain's malloc when the chain was last seen to reach ours (see pymem_hooks_verify).
+    void *(*seen_top)(void *, std::size_t);
 };
 Domain g_domains[kDomains];
 
@@ -47,9 +53,17 @@ Domain g_domains[kDomains];
 // The check sits after the real call so that the accounting path is unchanged when it is off.
 inline bool sites_wanted() noexcept { return !t_in_hook && site_tracking() != SiteTracking::off; }
 
+template <int D> void *passthrough_malloc(std::size_t size) noexcept {
+    if (__builtin_expect(t_chain_probe, false)) {
+        t_chain_reached |= 1u << D;
+    }
+    const PyMemAllocatorEx &prev = g_domains[D].previous;
+    return prev.malloc(prev.ctx, size);
+}
+
 template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
-    void *address = !counting() ? prev.malloc(prev.ctx, size)
+    void *address = !counting() ? passthrough_malloc<D>(size)
                                 : alloc_counted(size, Source::python, kGuard<D>,
                                                 [&] { return prev.malloc(prev.ctx, size); });
     if (D == kObj && address != nullptr && sites_wanted()) {
@@ -222,6 +236,66 @@ bool pymem_floor(bool on) {
     return removed;
 }
 
+namespace {
+
+// True when a call to `top` (the domain's allocator now) reaches our malloc: no hook that was
+// set since has cut ours out of the chain. Runs one 1-byte malloc and free down the chain,
+// which our function passes through uncounted. GIL held.
+bool chain_reaches_us(int d, const PyMemAllocatorEx &top) noexcept {
+    ReentrancyGuard guard;
+    t_chain_reached = 0;
+    t_chain_probe = true;
+    void *block = top.malloc(top.ctx, 1);
+    t_chain_probe = false;
+    top.free(top.ctx, block);
+    return (t_chain_reached & (1u << d)) != 0;
+}
+
+// A hook that was below ours when we installed (tracemalloc started first) puts back, when it
+// stops, the allocator it had saved: ours is then out of the chain and must go on top again.
+// A hook stacked on ours since keeps calling ours and is left alone. GIL held.
+void keep_in_chain(int d) {
+    Domain &domain = g_domains[d];
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(domain.id, &current);
+    if (current.malloc == domain.ours.malloc || current.malloc == domain.seen_top) {
+        domain.seen_top = current.malloc;
+        return;
+    }
+    if (!chain_reaches_us(d, current)) {
+        domain.previous = current;
+        PyMem_SetAllocator(domain.id, &domain.ours);
+        current.malloc = domain.ours.malloc;
+    }
+    domain.seen_top = current.malloc;
+}
+
+// tracemalloc is tracing: asked of its module, if it was imported at all. GIL held.
+bool tracemalloc_tracing() {
+    static PyObject *name = PyUnicode_InternFromString("_tracemalloc");
+    PyObject *module = name != nullptr ? PyImport_GetModule(name) : nullptr;
+    if (module == nullptr) {
+        if (name == nullptr || PyErr_Occurred()) {
+            PyErr_WriteUnraisable(nullptr);
+            return true; // unknown: watch the chain
+        }
+        return false; // never imported: nothing is tracing
+    }
+    PyObject *tracing = PyObject_CallMethod(module, "is_tracing", nullptr);
+    Py_DECREF(module);
+    if (tracing == nullptr) {
+        PyErr_WriteUnraisable(nullptr);
+        return true; // unknown: watch the chain
+    }
+    const bool on = tracing == Py_True;
+    Py_DECREF(tracing);
+    return on;
+}
+
+} // namespace
+
+bool g_pymem_chain_shared = false;
+
 void pymem_hooks_install() {
     if (g_domains[kRaw].ours.malloc == nullptr) {
         init_domain<kRaw>(PYMEM_DOMAIN_RAW);
@@ -229,29 +303,55 @@ void pymem_hooks_install() {
         init_domain<kObj>(PYMEM_DOMAIN_OBJ);
         g_usable_size_ok = !pymalloc_has_debug_hooks();
     }
-    for (Domain &domain : g_domains) {
-        if (!domain.installed) {
-            // `previous` is set before our functions become visible to other threads.
-            PyMem_GetAllocator(domain.id, &domain.previous);
-            PyMem_SetAllocator(domain.id, &domain.ours);
-            domain.installed = true;
+    for (int d = 0; d < kDomains; ++d) {
+        Domain &domain = g_domains[d];
+        if (domain.installed) {
+            keep_in_chain(d);
+            continue;
+        }
+        // `previous` is set before our functions become visible to other threads.
+        PyMem_GetAllocator(domain.id, &domain.previous);
+        PyMem_SetAllocator(domain.id, &domain.ours);
+        domain.installed = true;
+        domain.seen_top = domain.ours.malloc;
+    }
+    // Ours shares the chain with tracemalloc: it may cut ours out at any time (see keep_in_chain).
+    g_pymem_chain_shared = tracemalloc_tracing() ||
+                           g_domains[kObj].seen_top != g_domains[kObj].ours.malloc;
+}
+
+void pymem_hooks_verify() {
+    // tracemalloc starts and stops all three domains together: the OBJ domain tells.
+    const Domain &obj = g_domains[kObj];
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(obj.id, &current);
+    if (current.malloc == obj.ours.malloc || current.malloc == obj.seen_top) {
+        return;
+    }
+    for (int d = 0; d < kDomains; ++d) {
+        if (g_domains[d].installed) {
+            keep_in_chain(d);
         }
     }
 }
 
 void pymem_hooks_remove() {
-    for (Domain &domain : g_domains) {
+    g_pymem_chain_shared = false;
+    for (int d = 0; d < kDomains; ++d) {
+        Domain &domain = g_domains[d];
         if (!domain.installed) {
             continue;
         }
         PyMemAllocatorEx current;
         PyMem_GetAllocator(domain.id, &current);
-        // Another hook (tracemalloc, ...) stacked on top of ours keeps calling us: stay in the
-        // chain, passing through, rather than cut it out from under it.
         if (current.malloc == domain.ours.malloc) {
             PyMem_SetAllocator(domain.id, &domain.previous);
             domain.installed = false;
+        } else if (!chain_reaches_us(d, current)) {
+            domain.installed = false; // cut out already: nothing calls ours
         }
+        // Otherwise another hook (tracemalloc, ...) stacked on top of ours keeps calling us:
+        // stay in the chain, passing through, rather than cut it out from under it.
     }
 }
 

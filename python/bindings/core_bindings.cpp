@@ -148,23 +148,24 @@ void bind_core(py::module_ &m) {
         .def(py::init<>())
         .def(
             "add",
-            [](ProfiledCodes &self, py::handle code, int last_line) {
+            [](ProfiledCodes &self, py::handle code, int last_line, std::vector<int> falls_off) {
                 if (!PyCode_Check(code.ptr())) {
                     throw py::type_error("expected a code object, got " +
                                          std::string(Py_TYPE(code.ptr())->tp_name));
                 }
-                return self.add(code.ptr(), last_line);
+                return self.add(code.ptr(), last_line, std::move(falls_off));
             },
-            py::arg("code"), py::arg("last_line"))
+            py::arg("code"), py::arg("last_line"), py::arg("falls_off") = std::vector<int>{})
         .def(
             "add_nested",
-            [](ProfiledCodes &self, py::handle code, py::handle parent) {
+            [](ProfiledCodes &self, py::handle code, py::handle parent,
+               std::vector<int> falls_off) {
                 if (!PyCode_Check(code.ptr()) || !PyCode_Check(parent.ptr())) {
                     throw py::type_error("expected two code objects");
                 }
-                return self.add_nested(code.ptr(), parent.ptr());
+                return self.add_nested(code.ptr(), parent.ptr(), std::move(falls_off));
             },
-            py::arg("code"), py::arg("parent"))
+            py::arg("code"), py::arg("parent"), py::arg("falls_off") = std::vector<int>{})
         .def("__contains__",
              [](const ProfiledCodes &self, py::handle code) { return self.contains(code.ptr()); })
         .def("enable", &ProfiledCodes::enable, py::arg("arm") = true,

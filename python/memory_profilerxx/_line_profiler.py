@@ -6,6 +6,7 @@ import functools
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from types import CodeType
@@ -21,8 +22,9 @@ class LineRecord:
     """One measured source line; sizes are in bytes.
 
     ``increment`` is the net of what was allocated and freed while the line ran (summed over its
-    ``occurrences``); the line that leaves a function (its ``return``, its last line) also holds
-    what the frame's teardown frees, so a call's increments add up to what the call kept.
+    ``occurrences``); the line that leaves a function (its ``return``; its header row, the first
+    line, when it falls off its end) also holds what the frame's teardown frees, so a call's
+    increments add up to what the call kept. The header row's ``memory`` is the memory at entry.
     ``peak`` is the highest memory reached while it ran, ``memory`` the memory after its last
     run. Memory is the process RSS when profiling started plus the bytes the profiled thread
     allocated minus those it freed since. ``native_increment`` is the part of ``increment``
@@ -79,6 +81,65 @@ def _nested_functions(code: CodeType) -> Iterator[CodeType]:
 def _last_line(code: CodeType) -> int:
     return max((line for _, _, line in code.co_lines() if line is not None),
                default=code.co_firstlineno)
+
+
+_RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
+_return_positions_cache: dict[str, tuple[list[str], frozenset[tuple[int, int]] | None]] = {}
+_falls_off_cache: weakref.WeakKeyDictionary[CodeType, list[int]] = weakref.WeakKeyDictionary()
+
+
+def _return_positions(filename: str) -> frozenset[tuple[int, int]] | None:
+    """(line, column) where each ``return`` statement of a source file, its value, and each
+    lambda's body start: where an explicit return instruction is placed.
+
+    None when the source cannot be read or parsed.
+    """
+    import ast
+    import linecache
+
+    lines = linecache.getlines(filename)
+    cached = _return_positions_cache.get(filename)
+    if cached is not None and cached[0] is lines:
+        return cached[1]
+    positions: frozenset[tuple[int, int]] | None = None
+    try:
+        tree = ast.parse("".join(lines)) if lines else None
+    except (SyntaxError, ValueError):
+        tree = None
+    if tree is not None:
+        positions = frozenset(
+            (node.lineno, node.col_offset)
+            for found in ast.walk(tree)
+            for node in ((found, found.value) if isinstance(found, ast.Return)
+                         else (found.body,) if isinstance(found, ast.Lambda) else ())
+            if node is not None)
+    _return_positions_cache[filename] = (lines, positions)
+    return positions
+
+
+def falls_off_offsets(code: CodeType) -> list[int]:
+    """Byte offsets of the return instructions of ``code`` that are no ``return`` statement.
+
+    There the function falls off its end: the compiler's ``return None`` carries the position of
+    the code before it (or none), where an explicit ``return`` carries its own or its value's.
+    Without the source, no offset is given (the teardown then stays on the last line run).
+    """
+    cached = _falls_off_cache.get(code)
+    if cached is not None:
+        return cached
+    import dis
+
+    explicit = _return_positions(code.co_filename)
+    offsets = []
+    if explicit is not None:
+        for instruction in dis.get_instructions(code):
+            if instruction.opname in _RETURNS:
+                where = instruction.positions
+                start = (where.lineno, where.col_offset) if where is not None else None
+                if start not in explicit:
+                    offsets.append(instruction.offset)
+    _falls_off_cache[code] = offsets
+    return offsets
 
 
 def function_lines(code: CodeType) -> range:
@@ -149,10 +210,10 @@ class LineProfiler:
             warnings.warn(f"Could not extract a code object for the object {func!r}",
                           stacklevel=2)
             return
-        if self._codes.add(code, _last_line(code)):
+        if self._codes.add(code, _last_line(code), falls_off_offsets(code)):
             self.functions.append(func)
             for nested in _nested_functions(code):
-                self._codes.add_nested(nested, code)
+                self._codes.add_nested(nested, code, falls_off_offsets(nested))
 
     def wrap_function(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """A wrapper of ``func`` that enables the profiler while it runs.

@@ -1,4 +1,5 @@
-"""What a profiled frame's teardown frees is charged to the line that left the frame (issue 16).
+"""What a profiled frame's teardown frees is charged to the line that left the frame (issue 16),
+or, when the function falls off its end, to its header row (issue 25).
 
 CPython drops a function's locals after the function's last line event, while it tears the
 frame down. These tests check that the release shows on the line that left the frame and that a
@@ -64,11 +65,58 @@ def falls_off_its_end():
     count = len(scratch)  # noqa: F841 - dropped with scratch as the frame is torn down
 
 
-def test_falling_off_the_end_releases_on_the_last_line():
+def test_falling_off_the_end_releases_on_the_header_row():
     lines, _ = profiled(falls_off_its_end)
     assert 8_000_000 <= lines[1].increment <= 8_000_000 + LIST_HEADER
-    assert -8_000_000 - LIST_HEADER <= lines[2].increment <= -8_000_000
+    count = sys.getsizeof(10**6)
+    assert lines[2].increment == count  # the last line keeps what it did itself: the int
+    assert -8_000_000 - LIST_HEADER - count <= lines[0].increment <= -8_000_000 - count
+    # The header row still shows the memory at entry, and one occurrence.
+    assert lines[0].occurrences == 1
+    assert lines[0].memory == lines[1].memory - lines[1].increment
     assert abs(total(lines)) <= LIST_HEADER
+
+
+def use_some_memory_and_fall_off():
+    use_some_memory = [1] * (10 ** 6)  # noqa: F841
+
+
+def test_a_one_line_function_shows_its_list_on_its_line():
+    """memory_profiler's test_increment_display.test_normal_incr, read from our records."""
+    lines, _ = profiled(use_some_memory_and_fall_off)
+    assert 8_000_000 <= lines[1].increment <= 8_000_000 + LIST_HEADER
+    assert lines[1].memory > lines[0].memory
+    assert -8_000_000 - LIST_HEADER <= lines[0].increment <= -8_000_000
+
+
+def returns_early_on_one_line(flag):
+    scratch = [0] * 10**6
+    if flag: return len(scratch)  # noqa: E701
+
+
+def returns_bare():
+    scratch = [0] * 10**6  # noqa: F841
+    return
+
+
+def loops_to_its_end():
+    for _ in range(3):
+        scratch = [0] * 10**6  # noqa: F841
+
+
+@pytest.mark.parametrize("func, args, release_line", [
+    (returns_early_on_one_line, (True,), 2),   # the explicit return ran: its line
+    (returns_early_on_one_line, (False,), 0),  # same line, but fell off the end: the header
+    (returns_bare, (), 2),                      # a bare `return` is explicit
+    (loops_to_its_end, (), 0),
+])
+def test_explicit_returns_keep_the_teardown_and_falling_off_gives_it_to_the_header(
+        func, args, release_line):
+    lines, _ = profiled(func, *args)
+    assert -8_000_000 - 2 * LIST_HEADER <= lines[release_line].increment <= -8_000_000 + 64
+    assert abs(total(lines) - (28 if args == (True,) else 0)) <= 2 * LIST_HEADER
+    if func is loops_to_its_end:
+        assert lines[1].occurrences == 4  # the for line: no occurrence added for the teardown
 
 
 def test_a_raise_keeps_the_frame_alive_until_the_exception_dies():
@@ -255,7 +303,7 @@ def test_a_generator_releases_where_it_is_closed_or_finishes(how):
     else:
         assert list(gen) == [1, 2]
     lines = lines_of(prof, yields_twice)
-    line = 3 if how == "exhaust" else 2  # the last line run, or the yield it waited at
+    line = 0 if how == "exhaust" else 2  # its header when it fell off its end, or its yield
     assert -ITEMS - LIST_HEADER <= lines[line].increment <= -ITEMS
     assert abs(total(lines)) <= LIST_HEADER
 
