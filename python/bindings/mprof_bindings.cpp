@@ -198,8 +198,21 @@ void bind_mprof(py::module_& m) {
         "The JSON text of a profile dict as read_profile returns it.");
     m.def("process_running", &mprof::process_running, py::arg("pid"),
           "True while the process exists and has not exited.");
-    m.def("process_command_line", &mprof::command_line, py::arg("pid"),
-          "The command line of a process, arguments joined by spaces.");
+    m.def(
+        "process_command_line",
+        [](int pid) {
+            // Arguments are bytes: those that are not UTF-8 come back as os.fsdecode gives them.
+            const std::string bytes = mprof::command_line(pid);
+            PyObject* decoded = PyUnicode_DecodeFSDefaultAndSize(
+                bytes.data(), static_cast<Py_ssize_t>(bytes.size()));
+            if (decoded == nullptr) {
+                throw py::error_already_set();
+            }
+            return py::reinterpret_steal<py::str>(decoded);
+        },
+        py::arg("pid"),
+        "The command line of a process, arguments joined by spaces (undecodable bytes as lone "
+        "surrogates, as os.fsdecode).");
 }
 
 } // namespace memxx::bindings

@@ -24,6 +24,7 @@ import time
 from mprofxx import _profiles
 from mprofxx._profiles import CliError
 from mprofxx._child import PEAK_DIR_VAR
+from mprofxx._names import terminal_line, utf8_text
 from mprofxx._spans import ENV_VAR
 
 PROG = "mprofxx"
@@ -43,8 +44,9 @@ _METRICS = {
 
 
 def _quote_cmdline(argv: list[str]) -> str:
-    # memory_profiler's CMDLINE: arguments joined by spaces, those with blanks in single quotes.
-    return " ".join(f"'{a}'" if any(c.isspace() for c in a) else a for a in argv)
+    # memory_profiler's CMDLINE: arguments joined by spaces, those with blanks in single quotes;
+    # an argument's bytes that are not UTF-8 as \xNN (the program itself gets them unchanged).
+    return utf8_text(" ".join(f"'{a}'" if any(c.isspace() for c in a) else a for a in argv))
 
 
 def _split_program(args: list[str]) -> tuple[list[str], list[str]]:
@@ -376,6 +378,8 @@ def _check_may_watch(pid: int) -> None:
         path = f"/proc/{pid}/{name}"
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except ProcessLookupError:  # a zombie: it has exited, its parent has not reaped it
+            raise CliError(f"PID {pid} has exited (a zombie: nothing left to record)") from None
         except FileNotFoundError:
             if name == "smaps_rollup":  # kernels before 4.14
                 continue
@@ -421,7 +425,7 @@ def attach_command(args: list[str]) -> int:
         raise CliError(f"no running process with PID {pid}")
     output = options.output or _profiles.default_output_name()
     try:
-        create_dat(output, process_command_line(pid) or str(pid))
+        create_dat(output, utf8_text(process_command_line(pid)) or str(pid))
     except ValueError as error:
         raise CliError(str(error)) from None
     print(
