@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from mprofxx import _profiles
+from mprofxx._names import math_free_text as literal
 from mprofxx._profiles import CliError, Recording
 
 _SPAN_COLOURS = [
@@ -73,6 +74,16 @@ def _start_time(recording: Recording) -> float:
     return min(times)
 
 
+def _start_label(recording: Recording, start: float) -> str:
+    """The legend's date of a recording; CliError when its times are no date (a damaged file)."""
+    try:
+        return time.strftime("%d / %m / %Y - start at %H:%M:%S", time.localtime(start))
+    except (OverflowError, ValueError, OSError):
+        raise CliError(
+            f"{recording.path}: its times are no date (first sample at {start:g} s since 1970)"
+        ) from None
+
+
 def _draw_slope(ax: Any, xs: list[float], ys: list[float], colour: str) -> float:
     import numpy as np
 
@@ -90,9 +101,9 @@ def _draw_recording(
     start = _start_time(recording)
     xs = [t - start for _, t in recording.memory]
     ys = [m for m, _ in recording.memory]
-    label = time.strftime("%d / %m / %Y - start at %H:%M:%S", time.localtime(start))
+    label = _start_label(recording, start)
     if not single:
-        label = f"{os.path.basename(recording.path)} ({label})"
+        label = f"{literal(os.path.basename(recording.path))} ({label})"
     if options.slope:
         slope = _draw_slope(ax, xs, ys, "#00e3d8" if single else colour)
         label += f" slope {slope:.5f} MiB/s"
@@ -110,7 +121,7 @@ def _draw_recording(
                 cy,
                 marker + "-",
                 color=_SPAN_COLOURS[index % len(_SPAN_COLOURS)],
-                label=f"child {child}",
+                label=f"child {literal(child)}",
                 linewidth=1,
                 markersize=3,
             )
@@ -153,7 +164,8 @@ def peak_lines_note(recording: Recording, top: int = 3) -> str:
             print(f"mprofxx: warning: no peak lines on the plot: {error}", file=sys.stderr)
         else:
             rows = [
-                f"{row.bytes / MIB:,.1f} MiB  {row.location()}" for row in table.lines()[:top]
+                f"{row.bytes / MIB:,.1f} MiB  {literal(row.location())}"
+                for row in table.lines()[:top]
             ]
             note = "".join("\n" + row for row in rows)
     _PEAK_NOTES[recording.path] = note
@@ -176,7 +188,7 @@ def _draw_stacked(
         # A child exists only between its first and last sample: zero outside.
         layer = np.interp(xs, cx, cy, left=0.0, right=0.0) if len(cx) else np.zeros(len(xs))
         layers.append(layer)
-        names.append(f"child {child}")
+        names.append(f"child {literal(child)}")
     colours = ["#555555"] + [_SPAN_COLOURS[i % len(_SPAN_COLOURS)] for i in range(len(children))]
     ax.stackplot(xs, *layers, labels=names, colors=colours, alpha=0.7)
     ax.plot(xs, np.sum(layers, axis=0), "-", color="black", linewidth=1.2)
@@ -184,7 +196,7 @@ def _draw_stacked(
 
 def _draw_brackets(ax: Any, recording: Recording, start: float) -> None:
     names = [f[0] for f in recording.functions]
-    labels = function_labels(names)
+    labels = {name: literal(label) for name, label in function_labels(names).items()}
     colours = {n: _SPAN_COLOURS[i % len(_SPAN_COLOURS)] for i, n in enumerate(dict.fromkeys(names))}
     totals: dict[str, tuple[int, float]] = {}
     named = len(recording.functions) <= _MAX_NAMED_SPANS
@@ -222,7 +234,7 @@ def _draw_flame(ax: Any, recording: Recording) -> None:
     from matplotlib.patches import Rectangle
 
     start = _start_time(recording)
-    labels = function_labels([f[0] for f in recording.functions])
+    labels = {n: literal(t) for n, t in function_labels([f[0] for f in recording.functions]).items()}
     levels = [f[5] for f in recording.functions] or [0]
     for index, (name, _m0, t_start, _m1, t_end, level) in enumerate(
         sorted(recording.functions, key=lambda f: (f[5], f[2]))
@@ -248,9 +260,12 @@ def _draw_flame(ax: Any, recording: Recording) -> None:
             fontsize=8,
             clip_on=True,
         )
-    ax.set_ylim(0, max(levels) + 1)
-    ax.set_yticks([lv + 0.45 for lv in range(max(levels) + 1)])
-    ax.set_yticklabels([str(lv) for lv in range(max(levels) + 1)])
+    ax.set_ylim(min(0, min(levels)), max(levels) + 1)
+    used = sorted(set(levels))
+    if len(used) <= 40:  # a tick per level drawn, not per level up to the deepest (2e9 in a
+        # damaged file); beyond 40 levels matplotlib's own ticks
+        ax.set_yticks([lv + 0.45 for lv in used])
+        ax.set_yticklabels([str(lv) for lv in used])
     ax.set_ylabel("call depth")
     ax.invert_yaxis()
 
@@ -295,7 +310,9 @@ def draw(recordings: list[Recording], options: argparse.Namespace) -> Any:
     else:
         ax.set_xlabel("time (in seconds)")
     ax.set_ylabel("memory used (in MiB)")
-    title = options.title or (recordings[0].cmdline if single else f"{len(recordings)} profiles")
+    title = options.title or (
+        literal(recordings[0].cmdline) if single else f"{len(recordings)} profiles"
+    )
     ax.set_title(title)
     ax.grid(True, alpha=0.4)
     window = _parse_window(options.window)

@@ -35,8 +35,18 @@ class Recording:
 
 
 def profile_filenames() -> list[str]:
-    """Return the ``mprofile_<timestamp>.dat`` files of the current directory, oldest first."""
-    return sorted(glob.glob(PROFILE_GLOB))
+    """Return the ``mprofile_<timestamp>.dat`` files of the current directory, oldest first.
+
+    Only files whose name holds the 14 digits of a time, and no folder or other non-file that
+    carries such a name: ``list`` dates each one and ``clean`` removes each one.
+    """
+    return sorted(
+        name
+        for name in glob.glob(PROFILE_GLOB)
+        if name[len("mprofile_") : -len(".dat")].isdigit()
+        and name.isascii()
+        and os.path.isfile(name)
+    )
 
 
 def default_output_name() -> str:

@@ -492,8 +492,11 @@ def list_command(args: list[str]) -> int:
     ).parse_args(args)
     for index, name in enumerate(_profiles.profile_filenames()):
         stamp = name[len("mprofile_") : -len(".dat")]
-        when = time.strptime(stamp, "%Y%m%d%H%M%S")
-        print(index, name, time.strftime("%H:%M:%S %d/%m/%Y", when))
+        try:
+            when = time.strftime("%H:%M:%S %d/%m/%Y", time.strptime(stamp, "%Y%m%d%H%M%S"))
+        except ValueError:  # 14 digits that are no date (a month 13): listed, undated
+            when = "(no date)"
+        print(index, name, when)
     return 0
 
 
@@ -507,13 +510,22 @@ def _remove(paths: list[str], dry_run: bool) -> None:
                 print(peak)
         return
     for path in paths:
-        os.remove(path)
+        _remove_file(path)
         if path.endswith(".dat"):
             peak = _profiles.peak_path(path)
             if os.path.lexists(peak):
-                os.remove(peak)
+                _remove_file(peak)
             # What the processes of a killed 'run --peak' wrote and nobody gathered.
             shutil.rmtree(_profiles.peak_parts_path(path), ignore_errors=True)
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.remove(path)
+    except IsADirectoryError:
+        raise CliError(f"{path} is a directory, not a profile file: not removed") from None
+    except OSError as error:
+        raise CliError(f"cannot remove {path}: {error.strerror}") from None
 
 
 def rm_command(args: list[str]) -> int:
