@@ -14,6 +14,7 @@ from typing import Any
 
 from mprofxx import _profiles
 from mprofxx._names import math_free_text as literal
+from mprofxx._names import terminal_line
 from mprofxx._profiles import CliError, Recording
 
 _SPAN_COLOURS = [
@@ -161,7 +162,8 @@ def peak_lines_note(recording: Recording, top: int = 3) -> str:
         try:
             table = load(path)[0]
         except PeakFileError as error:
-            print(f"mprofxx: warning: no peak lines on the plot: {error}", file=sys.stderr)
+            print(f"mprofxx: warning: no peak lines on the plot: {terminal_line(str(error))}",
+                  file=sys.stderr)
         else:
             rows = [
                 f"{row.bytes / MIB:,.1f} MiB  {literal(row.location())}"

@@ -24,7 +24,7 @@ import time
 from mprofxx import _profiles
 from mprofxx._profiles import CliError
 from mprofxx._child import PEAK_DIR_VAR
-from mprofxx._names import terminal_line, utf8_text
+from mprofxx._names import terminal_line, terminal_text, utf8_text
 from mprofxx._spans import ENV_VAR
 
 PROG = "mprofxx"
@@ -469,7 +469,7 @@ def _gather_peak(output: str, main_pid: int) -> None:
         try:
             tables.extend(_peak.load(path))
         except _peak.PeakFileError as error:
-            print(f"{PROG}: skipped a peak table: {error}", file=sys.stderr)
+            print(f"{PROG}: skipped a peak table: {terminal_line(str(error))}", file=sys.stderr)
     tables.sort(key=lambda table: (table.pid != main_pid, table.start_time))
     if not tables:
         print(f"{PROG}: no peak table was written (the program was killed?)", file=sys.stderr)
@@ -571,26 +571,29 @@ def peak_command(args: list[str]) -> int:
         if options.func:
             values = _profiles.samples_in_function(recording, options.func)
             if not values:
-                print(f"{path}\tNaN MiB")
+                print(f"{terminal_line(path)}\tNaN MiB")
                 continue
-            print(f"{path}\t{max(values):.3f} MiB")
+            print(f"{terminal_line(path)}\t{max(values):.3f} MiB")
             continue
-        print(f"{path}\t{recording.peak[0]:.3f} MiB")
+        print(f"{terminal_line(path)}\t{recording.peak[0]:.3f} MiB")
         for child, samples in recording.children.items():
-            print(f"  Child {child}\t\t\t{max(m for m, _ in samples):.3f} MiB")
+            print(f"  Child {terminal_line(child)}\t\t\t{max(m for m, _ in samples):.3f} MiB")
     return 0
 
 
 def _print_peak_lines(recording: _profiles.Recording, limit: int) -> None:
+    # File names, source lines and command lines come from the peak file: escaped, so that a
+    # name holding ESC sequences (clear screen, window title, OSC 52 clipboard) shows as text.
     tables = _profiles.read_peak(recording.path)
     start = recording.memory[0][1]
     for index, table in enumerate(tables):
         if index == 0:
             rss, when = recording.peak
-            print(table.format(limit, rss_peak=rss, rss_time=table.peak_time - start))
+            text = table.format(limit, rss_peak=rss, rss_time=table.peak_time - start)
+            print(terminal_text(text))
         else:
-            print(f"\nchild {table.pid} ({table.cmdline})")
-            print(table.format(limit))
+            print(f"\nchild {table.pid} ({terminal_line(table.cmdline)})")
+            print(terminal_text(table.format(limit)))
 
 
 def flame_command(args: list[str]) -> int:
@@ -675,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return command(argv[1:])
     except CliError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {terminal_line(str(error))}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 1
