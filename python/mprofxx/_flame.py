@@ -24,7 +24,7 @@ from typing import Any
 
 from _memxx import MIB
 from memory_profilerxx._peak import PeakTable, iter_frames, short_path
-from mprofxx._names import xml_text
+from mprofxx._names import xml_chars, xml_text
 
 ROW_HEIGHT = 18
 
@@ -40,7 +40,9 @@ def build_tree(table: PeakTable) -> dict[str, Any]:
             child = node["_k"].get(key)
             if child is None:
                 where = f"{short_path(filename)}:{line}" if line else filename
-                child = {"n": function, "f": where, "b": 0, "c": [], "_k": {}}
+                # Controls and undecodable bytes shown as \xNN, in the page as in the SVG.
+                child = {"n": xml_chars(function), "f": xml_chars(where), "b": 0, "c": [],
+                         "_k": {}}
                 node["_k"][key] = child
                 node["c"].append(child)
             child["b"] += size
