@@ -325,3 +325,112 @@ def test_objgraph_pictures_of_control_characters_and_surrogates(
         assert 'evil\\\\x1b[2J\\\\x00\\\\x07\\\\x0c\\\\x9b<b>&\\\\ud800\\\\xe9' in text
     else:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- 5. pytest plugin and memory_usage --------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+PLUGIN = ("-p", "no:memray", "-p", "memory_profilerxx.pytest_plugin", "-p", "no:cacheprovider",
+          "-W", "ignore::pytest.PytestAssertRewriteWarning")
+HUGE = "1" * 401
+
+
+def test_limit_memory_with_a_401_digit_size_is_a_collection_error(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_huge=f"""
+        import pytest
+
+        @pytest.mark.limit_memory("{HUGE} MB")
+        def test_huge():
+            pass
+    """)
+    pytester.makepyfile(test_fine="def test_fine():\n    pass\n")
+    result = pytester.runpytest_subprocess(*PLUGIN)
+    text = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in text
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # pytest stops on a collection error
+    result.stdout.fnmatch_lines(["*ERROR collecting test_huge.py*",
+                                 "*test_huge: @pytest.mark.limit_memory(*more memory than a"
+                                 " 64-bit machine has*"])
+
+
+def test_memxx_limit_with_a_401_digit_size_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_fine="def test_fine():\n    pass\n")
+    result = pytester.runpytest_subprocess(*PLUGIN, "--memxx-limit", f"{HUGE} MB")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "INTERNALERROR" not in result.stderr.str() + result.stdout.str()
+    result.stderr.fnmatch_lines(["*--memxx-limit: '111*...' is more memory than a 64-bit*"])
+
+
+def test_memxx_json_into_a_missing_folder_stops_before_any_test(
+        pytester: pytest.Pytester) -> None:
+    ran = pytester.path / "ran"
+    pytester.makepyfile(test_x=f"def test_x():\n    open({str(ran)!r}, 'w').close()\n")
+    result = pytester.runpytest_subprocess(*PLUGIN, "--memxx-json", "missing/figures.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--memxx-json missing/figures.json: no such folder*"])
+    assert not ran.exists()
+
+
+def test_memxx_json_onto_a_planted_link_is_refused_before_any_test(
+        pytester: pytest.Pytester) -> None:
+    victim = pytester.path / "victim.txt"
+    victim.write_text("precious\n")
+    (pytester.path / "figures.json").symlink_to(victim)
+    ran = pytester.path / "ran"
+    pytester.makepyfile(test_x=f"def test_x():\n    open({str(ran)!r}, 'w').close()\n")
+    result = pytester.runpytest_subprocess(*PLUGIN, "--memxx-json", "figures.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--memxx-json: figures.json: cannot write: *symbolic link*"])
+    assert not ran.exists() and victim.read_text() == "precious\n"
+
+
+def test_memxx_json_link_planted_during_the_run_is_never_followed(
+        pytester: pytest.Pytester) -> None:
+    victim = pytester.path / "victim.txt"
+    victim.write_text("precious\n")
+    target = pytester.path / "figures.json"
+    pytester.makepyfile(test_x=f"""
+        import os
+
+        def test_plants_a_link():
+            data = bytearray(3 << 20)
+            os.symlink({str(victim)!r}, {str(target)!r})
+    """)
+    result = pytester.runpytest_subprocess(*PLUGIN, "--memxx-json", "figures.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    assert victim.read_text() == "precious\n" and target.is_symlink()
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text and "INTERNALERROR" not in text
+    result.stdout.fnmatch_lines(["memory-profilerxx: --memxx-json: figures.json: cannot write:"
+                                 " is a symbolic link*", "*1 passed*"])
+
+
+def test_memxx_json_whose_folder_went_away_is_one_line_and_a_failed_session(
+        pytester: pytest.Pytester) -> None:
+    folder = pytester.path / "out"
+    folder.mkdir()
+    pytester.makepyfile(test_x=f"""
+        import shutil
+
+        def test_removes_the_folder():
+            shutil.rmtree({str(folder)!r})
+    """)
+    result = pytester.runpytest_subprocess(*PLUGIN, "--memxx-json", "out/figures.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text and "INTERNALERROR" not in text
+    result.stdout.fnmatch_lines(["memory-profilerxx: --memxx-json: out/figures.json: cannot write*",
+                                 "*1 passed*"])
+
+
+def test_memory_usage_timeout_is_wall_clock_whatever_the_interval() -> None:
+    from memory_profilerxx import memory_usage
+
+    for interval, timeout in ((1e-6, 0.5), (0.1, 0.5)):
+        started = time.monotonic()
+        samples = memory_usage(-1, interval=interval, timeout=timeout)
+        elapsed = time.monotonic() - started
+        assert timeout * 0.8 <= elapsed <= timeout + 0.25, (interval, elapsed)
+        assert samples and all(s > 0 for s in samples)
+    assert len(memory_usage(-1, interval=0.1, timeout=0.5)) == 5  # memory_profiler's count
