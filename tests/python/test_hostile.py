@@ -434,3 +434,87 @@ def test_memory_usage_timeout_is_wall_clock_whatever_the_interval() -> None:
         assert timeout * 0.8 <= elapsed <= timeout + 0.25, (interval, elapsed)
         assert samples and all(s > 0 for s in samples)
     assert len(memory_usage(-1, interval=0.1, timeout=0.5)) == 5  # memory_profiler's count
+
+
+# --- 7. objgraphxx on objects that raise ------------------------------------------------------
+
+class _RaisingClass:
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # noqa: PLR0206
+        raise RuntimeError("no class for you")
+
+
+class _RaisingLen(list):  # type: ignore[type-arg]
+    def __len__(self) -> int:
+        raise RuntimeError("no len for you")
+
+
+class _SurrogateRepr:
+    def __repr__(self) -> str:
+        return "s\ud800\x1b[2J"
+
+
+class _Dead:
+    pass
+
+
+def _hostile_objects() -> dict[str, object]:
+    import weakref
+
+    dead = _Dead()
+    proxy = weakref.proxy(dead)
+    del dead
+    return {"dead proxy": proxy, "raising __class__": _RaisingClass(),
+            "surrogate repr": _SurrogateRepr()}
+
+
+HOSTILE_HOLDER: dict[str, object] = {}
+
+
+@pytest.mark.parametrize("kind", ["dead proxy", "raising __class__", "surrogate repr"])
+def test_objgraph_describes_hostile_objects_and_never_raises(tmp_path: Path, kind: str) -> None:
+    import io
+
+    import objgraphxx
+
+    HOSTILE_HOLDER.clear()
+    HOSTILE_HOLDER.update(_hostile_objects())
+    obj = HOSTILE_HOLDER[kind]
+    text = io.StringIO()
+    objgraphxx.why_alive(obj, file=text)
+    assert "['" + kind + "']" in text.getvalue()  # the chain reaches the holder's key
+    chain = objgraphxx.find_backref_chain(obj, objgraphxx.is_proper_module)
+    assert chain[-1] is obj and objgraphxx.is_proper_module(chain[0])
+    for show in (objgraphxx.show_refs, objgraphxx.show_backrefs):
+        for suffix in (".dot", ".svg"):
+            path = tmp_path / f"g{suffix}"
+            show([obj], filename=str(path), max_depth=2)
+            if suffix == ".svg":
+                ET.parse(path)
+            else:
+                assert "digraph" in path.read_text(encoding="utf-8")
+    objgraphxx.show_chain(chain, filename=str(tmp_path / "c.svg"))
+    ET.parse(tmp_path / "c.svg")
+    HOSTILE_HOLDER.clear()
+
+
+def _why_alive_of_only_item(holder: list[object]) -> str:
+    import io
+
+    import objgraphxx
+
+    text = io.StringIO()
+    objgraphxx.why_alive(holder[0], file=text)
+    return text.getvalue()
+
+
+def test_why_alive_through_a_list_whose_len_raises() -> None:
+    HOSTILE_HOLDER.clear()
+    holder = _RaisingLen([object()])
+    HOSTILE_HOLDER["bad len"] = holder
+    try:
+        shown = _why_alive_of_only_item(holder)
+    finally:
+        HOSTILE_HOLDER.clear()
+    assert f"_RaisingLen at 0x{id(holder):x}" in shown, shown
+    assert shown.endswith("    [0] -> object\n")
