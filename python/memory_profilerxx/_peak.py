@@ -55,7 +55,10 @@ class PeakLine:
 
     @property
     def source(self) -> str:
-        return linecache.getline(self.filename, self.lineno).strip()
+        try:
+            return linecache.getline(self.filename, self.lineno).strip()
+        except (UnicodeError, ValueError):  # a name from a damaged file: "\ud800", "a\x00b"
+            return ""
 
     def location(self) -> str:
         return f"{short_path(self.filename)}:{self.lineno}"
