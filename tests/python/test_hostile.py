@@ -518,3 +518,70 @@ def test_why_alive_through_a_list_whose_len_raises() -> None:
         HOSTILE_HOLDER.clear()
     assert f"_RaisingLen at 0x{id(holder):x}" in shown, shown
     assert shown.endswith("    [0] -> object\n")
+
+
+# --- 6. Size: drawing costs in proportion to the picture -------------------------------------
+
+def test_thinned_samples_keep_every_columns_extremes() -> None:
+    import random
+
+    from mprofxx._thinning import COLUMNS, thin_samples
+
+    rng = random.Random(3)
+    xs = [i * 1e-3 for i in range(1_000_000)]
+    ys = [100 + 50 * ((i // 1000) % 7) + rng.random() for i in range(1_000_000)]
+    ys[777_777] = 999.0  # a one-sample spike
+    ys[123_456] = -5.0  # a one-sample dip
+    kept_x, kept_y = thin_samples(xs, ys)
+    assert len(kept_x) <= 4 * COLUMNS
+    assert max(kept_y) == 999.0 and min(kept_y) == -5.0
+    assert kept_x == sorted(kept_x) and kept_x[0] == xs[0] and kept_x[-1] == xs[-1]
+    width = xs[-1] / COLUMNS
+    for column in (0, 500, 1999):  # each column's own highest and lowest are kept
+        inside = [y for x, y in zip(xs, ys) if column <= x / width < column + 1]
+        drawn = [y for x, y in zip(kept_x, kept_y) if column <= x / width < column + 1]
+        assert max(drawn) == max(inside) and min(drawn) == min(inside)
+
+
+def _many_calls_dat(folder: Path, calls: int = 20_000) -> Path:
+    t0 = 1700000000.0
+    lines = ["CMDLINE python s.py"]
+    lines += [f"MEM {10 + i * 0.1:.6f} {t0 + i * 0.01:.4f}" for i in range(31)]
+    for i in range(calls):
+        start = t0 + 0.3 * i / calls
+        lines.append(f"FUNC __main__.work 10.0 {start:.6f} 10.5 {start + 5e-6:.6f} 0")
+    lines.append(f"FUNC __main__.other 10.0 {t0 + 0.1:.6f} 11.0 {t0 + 0.2:.6f} 1")
+    path = folder / DAT
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_twenty_thousand_calls_draw_as_a_few_artists(tmp_path: Path) -> None:
+    from mprofxx import plot
+    from mprofxx._thinning import COLUMNS, merge_spans
+
+    path = _many_calls_dat(tmp_path)
+    figure = plot(str(path))
+    ax = figure.axes[0]
+    assert len(ax.lines) + len(ax.collections) < 20  # was 60,000 lines (3 per call)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(text.startswith(" work 0.100s x20000") for text in legend), legend  # all calls
+    from _memxx import read_profile
+
+    spans = merge_spans(read_profile(str(path))["functions"], 0.3 / COLUMNS)
+    assert len(spans) <= COLUMNS and sum(s[6] for s in spans) == 20_001
+    flame = plot(str(path), flame=True)
+    assert len(flame.axes[1].patches) + len(flame.axes[1].collections) <= 2
+    started = time.monotonic()
+    result = mprofxx("plot", "-f", "-o", "f.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30  # was 43-49 s
+
+
+def test_the_legend_names_the_longest_functions_and_says_so(tmp_path: Path) -> None:
+    write_dat(tmp_path, "".join(f"FUNC m.f{i} 1.0 1700000000.{i:03d} 2.0 1700000000.{i + 1:03d}"
+                                f" 0\n" for i in range(100)))
+    result = mprofxx("plot", "-o", "p.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "mprofxx: note: 100 functions; the legend names the 30 that ran longest"]
