@@ -414,8 +414,8 @@ def plot_command(args: list[str]) -> int:
             raise CliError("--output must end in .png, .svg or .pdf, not %r" % (ext or output))
     elif not options.backend and not _has_display():
         output = os.path.splitext(os.path.basename(recordings[0].path))[0] + ".png"
-        print(f"No display: writing {output}", file=sys.stderr)
+        print(f"No display: writing {terminal_line(output)}", file=sys.stderr)
     render(recordings, options, output)
     if output is not None:
-        print(f"mprofxx: wrote {output}")
+        print(f"mprofxx: wrote {terminal_line(output)}")
     return 0

@@ -195,7 +195,7 @@ class _StatusLine:
 def _say(text: str) -> None:
     """Print a progress line; a closed stdout (``| head``) must not stop the recording."""
     try:
-        print(text, flush=True)
+        print(terminal_text(text), flush=True)  # file names: bytes and controls as \xNN
     except (BrokenPipeError, ValueError, OSError):
         # Later prints, and the interpreter's final flush, go nowhere instead of failing.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -428,7 +428,7 @@ def attach_command(args: list[str]) -> int:
         create_dat(output, utf8_text(process_command_line(pid)) or str(pid))
     except ValueError as error:
         raise CliError(str(error)) from None
-    print(
+    _say(
         f"{PROG}: attached to PID {pid}, sampling every {options.interval:g}s into {output}"
         " (Ctrl-C stops)"
     )

@@ -99,6 +99,24 @@ def test_non_utf8_argument_and_script_name_reach_the_program_unchanged(tmp_path:
     assert cmdline == b"CMDLINE python sc\\xe9.py caf\\xe9.txt"
 
 
+def test_profile_files_with_non_utf8_names(tmp_path: Path) -> None:
+    (tmp_path / "s.py").write_text("data = bytearray(1 << 20)\n")
+    dat = os.fsdecode(b"r\xe9.dat")
+    result = mprofxx("run", "--peak", "-o", dat, "s.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "into r\\xe9.dat" in result.stdout and "\udce9" not in result.stdout
+    assert (tmp_path / dat).exists() and (tmp_path / os.fsdecode(b"r\xe9.peak.json")).exists()
+    for command in (["peak"], ["peak", "--lines"], ["flame", "-o", "f.svg"],
+                    ["plot", "-o", os.fsdecode(b"p\xe9.png")]):
+        result = mprofxx(*command, dat, cwd=tmp_path)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (command, result)
+    assert (tmp_path / os.fsdecode(b"p\xe9.png")).stat().st_size > 10_000
+    ET.parse(tmp_path / "f.svg")
+    missing = os.fsdecode(b"gone\xe9/x.dat")
+    line = one_error_line(mprofxx("run", "-o", missing, "s.py", cwd=tmp_path))
+    assert "gone\\xe9/x.dat: cannot write" in line
+
+
 def test_attach_to_a_process_with_a_non_utf8_command_line(tmp_path: Path) -> None:
     target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)",
                                b"caf\xe9"])
