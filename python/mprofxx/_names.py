@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import re
 
+# Patterns as strings, compiled by re's cache on first use: a profiled program imports this
+# module, and most programs never need one.
 # Lone surrogates: the bytes os.fsdecode could not decode (U+DC80..U+DCFF), or any other.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = "[\ud800-\udfff]"
 # What a terminal acts on: C0 controls but tab and newline, DEL, C1 controls; and surrogates.
-_TERMINAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_TERMINAL = "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
 # What XML 1.0 forbids (and C1 controls, which a viewer shows as nothing): escaped visibly.
-_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_XML = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]"
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -39,14 +41,16 @@ def _escape(match: re.Match[str]) -> str:
 
 def utf8_text(text: str) -> str:
     """``text`` as any UTF-8 writer takes it: undecodable bytes as ``\\xNN``; else unchanged."""
-    if not _SURROGATE.search(text):
+    try:
+        text.encode("utf-8")
         return text
-    return _SURROGATE.sub(_escape, text)
+    except UnicodeEncodeError:
+        return re.sub(_SURROGATE, _escape, text)
 
 
 def terminal_text(text: str) -> str:
     """``text`` safe to print to a terminal: control characters and bad bytes as ``\\xNN``."""
-    return _TERMINAL.sub(_escape, text)
+    return re.sub(_TERMINAL, _escape, text)
 
 
 def terminal_line(text: str) -> str:
@@ -56,7 +60,7 @@ def terminal_line(text: str) -> str:
 
 def xml_chars(text: str) -> str:
     """``text`` with the characters XML 1.0 forbids written as visible ``\\xNN`` escapes."""
-    return _XML.sub(_escape, text)
+    return re.sub(_XML, _escape, text)
 
 
 def xml_text(text: str) -> str:

@@ -504,10 +504,10 @@ def _remove(paths: list[str], dry_run: bool) -> None:
     if dry_run:
         print("Files to be removed: ")
         for path in paths:
-            print(path)
+            print(terminal_line(path))
             peak = _profiles.peak_path(path)
             if path.endswith(".dat") and os.path.lexists(peak):
-                print(peak)
+                print(terminal_line(peak))
         return
     for path in paths:
         _remove_file(path)
