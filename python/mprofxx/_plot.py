@@ -260,7 +260,8 @@ def _draw_flame(ax: Any, recording: Recording, pixel: float) -> None:
     from matplotlib.patches import Rectangle
 
     start = _start_time(recording)
-    labels = {n: literal(t) for n, t in function_labels([f[0] for f in recording.functions]).items()}
+    names = [f[0] for f in recording.functions]
+    labels = {name: literal(label) for name, label in function_labels(names).items()}
     levels = [f[5] for f in recording.functions] or [0]
     boxes, faces = [], []
     # Calls closer than a column merge into one box: boxes are bounded by the picture's width.
