@@ -10,12 +10,13 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from mprofxx import _profiles
 from mprofxx._names import math_free_text as literal
 from mprofxx._names import terminal_line
-from mprofxx._profiles import CliError, Recording
+from mprofxx._profiles import CliError, Recording, Samples
 from mprofxx._thinning import COLUMNS, merge_spans, thin_samples
 
 _SPAN_COLOURS = [
@@ -72,9 +73,24 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _times(samples: Sequence[tuple[float, float]]) -> Sequence[float]:
+    return samples.times() if isinstance(samples, Samples) else [t for _, t in samples]
+
+
+def _xy(samples: Sequence[tuple[float, float]], start: float) -> tuple[Any, Any]:
+    """Seconds since ``start`` and MiB of the samples, as numpy arrays (packed: no copy made
+    beyond the arrays)."""
+    import numpy as np
+
+    if isinstance(samples, Samples):
+        return np.asarray(samples.times()) - start, np.asarray(samples.mib())
+    pairs = np.asarray(list(samples), dtype=float).reshape(-1, 2)
+    return pairs[:, 1] - start, pairs[:, 0]
+
+
 def _start_time(recording: Recording) -> float:
-    times = [t for _, t in recording.memory] + [f[2] for f in recording.functions]
-    return min(times)
+    return min(min(_times(recording.memory), default=float("inf")),
+               min((f[2] for f in recording.functions), default=float("inf")))
 
 
 def _start_label(recording: Recording, start: float) -> str:
@@ -87,13 +103,13 @@ def _start_label(recording: Recording, start: float) -> str:
         ) from None
 
 
-def _draw_slope(ax: Any, xs: list[float], ys: list[float], colour: str) -> float:
+def _draw_slope(ax: Any, xs: Any, ys: Any, colour: str) -> float:
     import numpy as np
 
     if len(xs) < 2:
         return 0.0
     slope, intercept = np.polyfit(xs, ys, 1)
-    line = np.array([min(xs), max(xs)])
+    line = np.array([np.min(xs), np.max(xs)])
     ax.plot(line, slope * line + intercept, "--", color=colour, linewidth=0.8)
     return float(slope)
 
@@ -103,16 +119,16 @@ def _pixel_seconds(recording: Recording, start: float, options: argparse.Namespa
     window = _parse_window(options.window)
     if window:
         return (window[1] - window[0]) / COLUMNS
-    ends = [t for _, t in recording.memory] + [f[4] for f in recording.functions]
-    return (max(ends) - start) / COLUMNS
+    end = max(max(_times(recording.memory), default=start),
+              max((f[4] for f in recording.functions), default=start))
+    return (end - start) / COLUMNS
 
 
 def _draw_recording(
     ax: Any, recording: Recording, colour: str, options: argparse.Namespace, single: bool
 ) -> None:
     start = _start_time(recording)
-    xs = [t - start for _, t in recording.memory]
-    ys = [m for m, _ in recording.memory]
+    xs, ys = _xy(recording.memory, start)
     label = _start_label(recording, start)
     if not single:
         label = f"{literal(os.path.basename(recording.path))} ({label})"
@@ -128,8 +144,7 @@ def _draw_recording(
     else:
         ax.plot(xs, ys, marker + "-", color=colour, label=label, linewidth=1.2, markersize=4)
         for index, (child, samples) in enumerate(children):
-            cx, cy = thin_samples([t - start for _, t in samples], [m for m, _ in samples],
-                                  window=window)
+            cx, cy = thin_samples(*_xy(samples, start), window=window)
             ax.plot(
                 cx,
                 cy,
@@ -191,15 +206,19 @@ _PEAK_NOTES: dict[str, str] = {}
 
 
 def _draw_stacked(
-    ax: Any, xs: list[float], ys: list[float], children: list[tuple[str, list[tuple[float, float]]]], start: float, label: str
+    ax: Any,
+    xs: Any,
+    ys: Any,
+    children: list[tuple[str, Sequence[tuple[float, float]]]],
+    start: float,
+    label: str,
 ) -> None:
     import numpy as np
 
     layers = [np.asarray(ys)]
     names = ["main " + label]
     for child, samples in children:
-        cx = np.asarray([t - start for _, t in samples])
-        cy = np.asarray([m for m, _ in samples])
+        cx, cy = _xy(samples, start)
         # A child exists only between its first and last sample: zero outside.
         layer = np.interp(xs, cx, cy, left=0.0, right=0.0) if len(cx) else np.zeros(len(xs))
         layers.append(layer)

@@ -24,9 +24,10 @@ Span = tuple[str, float, float, float, float, int]  # name, MiB, start, MiB, end
 MergedSpan = tuple[str, float, float, float, float, int, int]  # ... and the calls merged
 
 
-def thin_samples(xs: list[float], ys: list[float], columns: int = COLUMNS,
-                 window: tuple[float, float] | None = None) -> tuple[list[float], list[float]]:
-    """The samples kept to draw ``(xs, ys)`` on ``columns`` columns (all when few enough).
+def thin_samples(xs: Any, ys: Any, columns: int = COLUMNS,
+                 window: tuple[float, float] | None = None) -> tuple[Any, Any]:
+    """The samples kept to draw ``(xs, ys)`` (lists or arrays) on ``columns`` columns (all of
+    them when few enough).
 
     Per column, in time order: the first, the lowest, the highest and the last sample.
     ``window`` (seconds) sets the columns' span when the plot shows only part of the time.

@@ -577,7 +577,7 @@ def peak_command(args: list[str]) -> int:
             continue
         print(f"{terminal_line(path)}\t{recording.peak[0]:.3f} MiB")
         for child, samples in recording.children.items():
-            print(f"  Child {terminal_line(child)}\t\t\t{max(m for m, _ in samples):.3f} MiB")
+            print(f"  Child {terminal_line(child)}\t\t\t{_profiles.peak_of(samples)[0]:.3f} MiB")
     return 0
 
 

@@ -603,3 +603,36 @@ def test_the_legend_names_the_longest_functions_and_says_so(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "mprofxx: note: 100 functions; the legend names the 30 that ran longest"]
+
+
+READ_AND_MEASURE = """
+import resource, sys, _memxx
+from mprofxx import _profiles
+if sys.argv[2] == "packed":
+    recording = _profiles.read(sys.argv[1])
+    peak = recording.peak
+else:
+    memory = _memxx.read_profile(sys.argv[1])["memory"]
+    peak = max(memory, key=lambda s: s[0])
+print(peak[0], peak[1], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_samples_are_read_packed_16_bytes_each(tmp_path: Path) -> None:
+    samples = 1_000_000
+    with open(tmp_path / DAT, "w") as out:
+        out.write("CMDLINE python x.py\n")
+        for i in range(samples):
+            out.write(f"MEM {100 + (i % 1000) / 10:.6f} {1700000000 + i * 0.001:.4f}\n")
+        out.write("MEM 777.5 1700009999.0\n")  # the peak, last
+    figures = {}
+    for how in ("packed", "tuples"):
+        done = subprocess.run([sys.executable, "-c", READ_AND_MEASURE, str(tmp_path / DAT), how],
+                              capture_output=True, text=True, check=True, timeout=300)
+        mib, when, max_rss_kib = done.stdout.split()
+        assert (float(mib), float(when)) == (777.5, 1700009999.0)
+        figures[how] = int(max_rss_kib) * 1024
+    # A million samples as tuples take ~110 MB; packed, 16 MB.
+    assert figures["tuples"] - figures["packed"] > 70e6, figures
+    result = mprofxx("peak", DAT, cwd=tmp_path)
+    assert result.stdout.splitlines() == [f"{DAT}\t777.500 MiB"]
