@@ -416,7 +416,7 @@ void bind_gc(py::module_ &m) {
           "Image formats the linked Graphviz renders in-process.");
     m.def(
         "gc_render_dot",
-        [](const std::string &text, const std::string &format, const std::string &path) {
+        [](const std::string &text, const std::string &format, const FsPath &path) {
             std::string image;
             try {
                 image = gc::render_dot_data(text, format);

@@ -1,5 +1,7 @@
 #include <pybind11/stl.h>
 
+#include <cstring>
+
 #include "mprof/dat_file.hpp"
 #include "mprof/output_file.hpp"
 #include "mprof/process_tree.hpp"
@@ -15,6 +17,16 @@ namespace {
 using mprof::FunctionSpan;
 using mprof::MemorySample;
 using mprof::Profile;
+
+void set_error_naming_a_file(PyObject* type, const char* what) {
+    PyObject* message = PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(std::strlen(what)),
+                                             "backslashreplace");
+    if (message == nullptr) {
+        return;  // MemoryError is set
+    }
+    PyErr_SetObject(type, message);
+    Py_DECREF(message);
+}
 
 py::list samples_to_list(const std::vector<MemorySample>& samples) {
     py::list out;
@@ -44,15 +56,26 @@ py::str text(const std::string& bytes) {
     return py::reinterpret_steal<py::str>(decoded);
 }
 
+// Samples as bytes of doubles, MiB and time interleaved: 16 bytes a sample where a list of
+// tuples takes ~110 (a 10 M-line .dat: 160 MB, not 1.5 GB).
+py::bytes samples_to_bytes(const std::vector<MemorySample>& samples) {
+    static_assert(sizeof(MemorySample) == 2 * sizeof(double), "MiB and time, nothing else");
+    return py::bytes(reinterpret_cast<const char*>(samples.data()),
+                     samples.size() * sizeof(MemorySample));
+}
+
 // {"cmdline": str, "memory": [(MiB, t)], "children": {pid: [(MiB, t)]},
-//  "functions": [(name, mem_start, t_start, mem_end, t_end, level)]}
-py::dict profile_to_dict(const Profile& p) {
+//  "functions": [(name, mem_start, t_start, mem_end, t_end, level)]}; packed: the samples as
+//  samples_to_bytes gives them.
+py::dict profile_to_dict(const Profile& p, bool packed = false) {
     py::dict d;
     d["cmdline"] = text(p.cmdline);
-    d["memory"] = samples_to_list(p.memory);
+    d["memory"] = packed ? py::object(samples_to_bytes(p.memory))
+                         : py::object(samples_to_list(p.memory));
     py::dict children;
     for (const auto& [child, samples] : p.children) {
-        children[text(child)] = samples_to_list(samples);
+        children[text(child)] = packed ? py::object(samples_to_bytes(samples))
+                                       : py::object(samples_to_list(samples));
     }
     d["children"] = children;
     py::list functions;
@@ -100,24 +123,44 @@ mprof::MemoryMetric metric_from_name(const std::string& name) {
 }
 
 void bind_mprof(py::module_& m) {
-    py::register_exception<mprof::ProfileFileError>(m, "ProfileFileError", PyExc_ValueError);
-    py::register_exception<mprof::OutputFileError>(m, "OutputFileError", PyExc_ValueError);
+    // The messages name files, whose names are bytes: those that are not UTF-8 are shown as
+    // \xNN rather than failing to become the exception's text.
+    // Kept for the life of the process (released, never decref'd at exit after finalization).
+    static PyObject* const profile_error =
+        py::exception<mprof::ProfileFileError>(m, "ProfileFileError", PyExc_ValueError)
+            .release()
+            .ptr();
+    static PyObject* const output_error =
+        py::exception<mprof::OutputFileError>(m, "OutputFileError", PyExc_ValueError)
+            .release()
+            .ptr();
+    py::register_exception_translator([](std::exception_ptr thrown) {
+        try {
+            if (thrown) {
+                std::rethrow_exception(thrown);
+            }
+        } catch (const mprof::ProfileFileError& e) {
+            set_error_naming_a_file(profile_error, e.what());
+        } catch (const mprof::OutputFileError& e) {
+            set_error_naming_a_file(output_error, e.what());
+        }
+    });
 
     m.def(
         "open_output",
-        [](const std::string& path, bool append) {
+        [](const FsPath& path, bool append) {
             return mprof::open_output(path, append ? mprof::OutputMode::append
                                                    : mprof::OutputMode::truncate);
         },
         py::arg("path"), py::arg("append") = false,
         "A descriptor open for writing `path` (O_APPEND; emptied unless `append`), refusing a "
         "symbolic link, FIFO, device or another user's file (OutputFileError).");
-    m.def("check_output", &mprof::check_output, py::arg("path"),
+    m.def("check_output", [](const FsPath& path) { mprof::check_output(path); }, py::arg("path"),
           "Raises OutputFileError if `path` exists and is a link, not a regular file, or another "
           "user's; creates nothing.");
     m.def(
         "write_output",
-        [](const std::string& path, const std::string& data) {
+        [](const FsPath& path, const std::string& data) {
             py::gil_scoped_release unlocked;
             mprof::write_output(path, data);
         },
@@ -127,7 +170,7 @@ void bind_mprof(py::module_& m) {
 
     py::class_<mprof::Sampler>(m, "Sampler",
                                "Samples a process's memory at absolute deadlines into a .dat file.")
-        .def(py::init([](int pid, const std::string& path, double interval, bool include_children,
+        .def(py::init([](int pid, const FsPath& path, double interval, bool include_children,
                          bool multiprocess, const std::string& metric) {
                  const mprof::MemoryMetric chosen = metric_from_name(metric);
                  auto writer =
@@ -180,15 +223,19 @@ void bind_mprof(py::module_& m) {
         "A .dat FUNC line: 'FUNC <name> <MiB> <t> <MiB> <t> <level>\\n'.");
     m.def(
         "create_dat",
-        [](const std::string& path, const std::string& cmdline) {
+        [](const FsPath& path, const std::string& cmdline) {
             mprof::DatWriter(path, mprof::DatWriter::Mode::truncate).write_cmdline(cmdline);
         },
         py::arg("path"), py::arg("cmdline"),
         "Creates (or empties) a .dat file holding only its CMDLINE record; a Sampler appends.");
     m.def(
         "read_profile",
-        [](const std::string& path) { return profile_to_dict(mprof::read_profile(path)); },
-        py::arg("path"), "Reads a .dat (memory_profiler format) or mprofxx .json profile.");
+        [](const FsPath& path, bool packed) {
+            return profile_to_dict(mprof::read_profile(path), packed);
+        },
+        py::arg("path"), py::arg("packed") = false,
+        "Reads a .dat (memory_profiler format) or mprofxx .json profile; packed: samples as "
+        "bytes of doubles (MiB, time, MiB, time, ...).");
     m.def(
         "profile_to_json",
         [](const py::dict& profile, int indent) {
@@ -198,8 +245,21 @@ void bind_mprof(py::module_& m) {
         "The JSON text of a profile dict as read_profile returns it.");
     m.def("process_running", &mprof::process_running, py::arg("pid"),
           "True while the process exists and has not exited.");
-    m.def("process_command_line", &mprof::command_line, py::arg("pid"),
-          "The command line of a process, arguments joined by spaces.");
+    m.def(
+        "process_command_line",
+        [](int pid) {
+            // Arguments are bytes: those that are not UTF-8 come back as os.fsdecode gives them.
+            const std::string bytes = mprof::command_line(pid);
+            PyObject* decoded = PyUnicode_DecodeFSDefaultAndSize(
+                bytes.data(), static_cast<Py_ssize_t>(bytes.size()));
+            if (decoded == nullptr) {
+                throw py::error_already_set();
+            }
+            return py::reinterpret_steal<py::str>(decoded);
+        },
+        py::arg("pid"),
+        "The command line of a process, arguments joined by spaces (undecodable bytes as lone "
+        "surrogates, as os.fsdecode).");
 }
 
 } // namespace memxx::bindings

@@ -302,9 +302,14 @@ def _sample_process(pid: int, interval: float, timeout: float | None, backend: s
     else:
         count = 0 if until_exit else 1
     series = _series(pid, interval, backend, include_children, multiprocess, count)
+    # The timeout is a wall-clock promise: an interval shorter than a sample takes (1e-6 s)
+    # gives fewer samples, not a longer wait.
+    deadline = None if timeout is None else time.monotonic() + timeout + min(interval, 0.1)
     series.start()
     try:
         while series.running:  # polled, so that Ctrl-C is not held up until the end
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             time.sleep(min(interval, 0.05))
     finally:
         series.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -54,7 +55,10 @@ class PeakLine:
 
     @property
     def source(self) -> str:
-        return linecache.getline(self.filename, self.lineno).strip()
+        try:
+            return linecache.getline(self.filename, self.lineno).strip()
+        except (UnicodeError, ValueError):  # a name from a damaged file: "\ud800", "a\x00b"
+            return ""
 
     def location(self) -> str:
         return f"{short_path(self.filename)}:{self.lineno}"
@@ -143,27 +147,27 @@ class PeakTable:
     def from_json(cls, data: Any, where: str) -> PeakTable:
         """Read a process entry written by :meth:`to_json`; PeakFileError names what is wrong."""
         try:
-            frames = [(str(f), str(fn), int(n)) for f, fn, n in data["frames"]]
+            frames = [(str(f), str(fn), _count(n)) for f, fn, n in data["frames"]]
             stacks = [
-                PeakStack(int(s["bytes"]), tuple(frames[i] for i in s["frames"]),
+                PeakStack(_count(s["bytes"]), tuple(frames[i] for i in s["frames"]),
                           bool(s.get("deeper", False)))
                 for s in data["stacks"]
             ]
             parent = data.get("parent")
             return cls(
-                pid=int(data["pid"]),
-                peak_bytes=int(data["peak_bytes"]),
-                peak_time=float(data["peak_time"]),
+                pid=_count(data["pid"]),
+                peak_bytes=_count(data["peak_bytes"]),
+                peak_time=_seconds(data["peak_time"]),
                 stacks=stacks,
-                current_bytes=int(data.get("current_bytes", 0)),
-                start_time=float(data.get("start_time", 0.0)),
-                parent=None if parent is None else int(parent),
+                current_bytes=_count(data.get("current_bytes", 0)),
+                start_time=_seconds(data.get("start_time", 0.0)),
+                parent=None if parent is None else _count(parent),
                 cmdline=str(data.get("cmdline", "")),
-                live_blocks=int(data.get("live_blocks", 0)),
-                block_table_bytes=int(data.get("block_table_bytes", 0)),
-                stack_table_bytes=int(data.get("stack_table_bytes", 0)),
-                peak_live_blocks=int(data.get("peak_live_blocks", 0)),
-                peak_block_table_bytes=int(data.get("peak_block_table_bytes", 0)),
+                live_blocks=_count(data.get("live_blocks", 0)),
+                block_table_bytes=_count(data.get("block_table_bytes", 0)),
+                stack_table_bytes=_count(data.get("stack_table_bytes", 0)),
+                peak_live_blocks=_count(data.get("peak_live_blocks", 0)),
+                peak_block_table_bytes=_count(data.get("peak_block_table_bytes", 0)),
                 library_paths=[str(path) for path in data.get("library_paths", [])],
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -258,9 +262,11 @@ def dumps(tables: list[PeakTable], dat: str | None = None) -> str:
 def loads(text: str, where: str) -> list[PeakTable]:
     """Read a peak file's text; PeakFileError (one line) when it is not one."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_no_constant)
     except ValueError as error:
         raise PeakFileError(f"{where}: not JSON ({error})") from None
+    except RecursionError:
+        raise PeakFileError(f"{where}: not a peak file (JSON nested too deep)") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PeakFileError(f"{where}: not an {FORMAT} file")
     if document.get("version") != VERSION:
@@ -269,6 +275,40 @@ def loads(text: str, where: str) -> list[PeakTable]:
     if not isinstance(processes, list):
         raise PeakFileError(f"{where}: no process list")
     return [PeakTable.from_json(entry, where) for entry in processes]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a peak file holds")
+
+
+# The bounds of what a recorder writes: byte counts fit 63 bits, times are finite.
+_MAX_COUNT = (1 << 63) - 1
+
+
+def _count(value: Any) -> int:
+    """A byte, block or line count, or a PID, read from a peak file (ValueError if out of range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"{type(value).__name__} where a count belongs")
+    try:
+        number = int(value)
+    except OverflowError:  # 1e400 reads as an infinite float
+        raise ValueError(f"{value} is not a finite count") from None
+    if not 0 <= number <= _MAX_COUNT:
+        raise ValueError(f"{str(number)[:24]}... is out of range for a count")
+    return number
+
+
+def _seconds(value: Any) -> float:
+    """A time read from a peak file (ValueError if it is not a finite number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"{type(value).__name__} where a time belongs")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{str(value)[:24]}... is out of range for a time") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value} is not a finite time")
+    return number
 
 
 def load(path: str) -> list[PeakTable]:

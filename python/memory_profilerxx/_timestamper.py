@@ -12,6 +12,7 @@ from typing import Any
 import _memxx
 
 from memory_profilerxx._memory_usage import _get_memory, choose_backend
+from mprofxx._names import utf8_text
 
 
 class TimeStamper:
@@ -102,7 +103,7 @@ class TimeStamper:
     def show_results(self, stream: Any = None) -> None:
         stream = stream if stream is not None else sys.stdout
         for func, calls in self.functions.items():
-            name = f"{func.__module__}.{func.__name__}"
+            name = utf8_text(f"{func.__module__}.{func.__name__}")
             for readings, level in zip(calls, self.stack[func]):
                 if len(readings) < 2:
                     continue

@@ -32,6 +32,7 @@ __all__ = ["format_size", "parse_size"]
 # every session, and it imports the extension only for a session that measures.
 _UNITS = {"B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
 _SIZE = re.compile(r"^\s*\+?(\d*\.?\d+)\s*([KMGTP]?)(I?)B\s*$", re.IGNORECASE)
+_MAX_SIZE = 2**63 - 1
 _MARKERS = ("limit_memory", "limit_leaks", "no_leaked_objects")
 _FIGURES = pytest.StashKey["Figures"]()
 _PLAN = pytest.StashKey["Plan"]()
@@ -47,7 +48,11 @@ def parse_size(text: Any) -> int:
     if match is None:
         raise ValueError(f"{text!r} is not a memory size (write e.g. '24 MB', '1.5 MiB', '512 KB')")
     number, unit, _binary = match.groups()
-    return int(float(number) * _UNITS[unit.upper() or "B"])
+    size = float(number) * _UNITS[unit.upper() or "B"]
+    if not size <= _MAX_SIZE:  # 401 digits read as infinity
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"{shown!r} is more memory than a 64-bit machine has")
+    return int(size)
 
 
 def format_size(n: int) -> str:
@@ -319,6 +324,10 @@ class MemxxPlugin:
             self.default_limit = parse_size(limit) if limit else None
         except ValueError as exc:
             raise pytest.UsageError(f"--memxx-limit: {exc}") from None
+        self.json_path = config.getoption("memxx_json")
+        self.json_error: str | None = None
+        if self.json_path:
+            _check_json_path(self.json_path)
         self.results: list[Figures] = []
 
     @pytest.hookimpl(hookwrapper=True)
@@ -418,17 +427,45 @@ class MemxxPlugin:
                           f"no test {'allocated' if key == 'peak' else 'leaked'} memory")
             for f in rows:
                 tr.write_line(f"   {format_size(getattr(f, key)):>9}  {f.nodeid}")
-        path = self.config.getoption("memxx_json")
-        if path:
-            import _memxx
+        if self.json_error:
+            tr.write_line(f"memory-profilerxx: {self.json_error}", red=True)
+        elif self.json_path:
+            tr.write_line(f"figures of {len(self.results)} tests written to {self.json_path}")
 
-            _memxx.write_output(path, json.dumps({"format": "memxx-pytest", "version": 1,
-                                                  "tests": [asdict(f) for f in self.results]},
-                                                 indent=2))
-            tr.write_line(f"figures of {len(self.results)} tests written to {path}")
+    def pytest_sessionfinish(self, session: Any) -> None:
+        """Writes --memxx-json (before the summary, which says where it went or why not)."""
+        if not self.json_path or hasattr(self.config, "workerinput"):
+            return
+        import _memxx
+
+        text = json.dumps({"format": "memxx-pytest", "version": 1,
+                           "tests": [asdict(f) for f in self.results]}, indent=2)
+        try:
+            # A fresh file renamed over the path: a link planted since the start is replaced,
+            # never followed.
+            _memxx.write_output(self.json_path, text)
+        except (ValueError, OSError) as exc:  # ValueError: OutputFileError, one line
+            self.json_error = f"--memxx-json: {exc}"
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 _VERDICT = pytest.StashKey[str]()
+
+
+def _check_json_path(path: str) -> None:
+    """UsageError before any test runs when --memxx-json cannot be written where it points."""
+    import os
+
+    import _memxx
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise pytest.UsageError(f"--memxx-json {path}: no such folder {folder}")
+    try:
+        _memxx.check_output(path)
+    except ValueError as exc:  # OutputFileError: a link, a FIFO, another user's file
+        raise pytest.UsageError(f"--memxx-json: {exc}") from None
 
 
 def _is_async(func: Any) -> bool:

@@ -18,12 +18,13 @@ True
 
 from __future__ import annotations
 
-import html
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from _memxx import MIB
 from memory_profilerxx._peak import PeakTable, iter_frames, short_path
+from mprofxx._names import xml_chars, xml_text
 
 ROW_HEIGHT = 18
 
@@ -39,20 +40,43 @@ def build_tree(table: PeakTable) -> dict[str, Any]:
             child = node["_k"].get(key)
             if child is None:
                 where = f"{short_path(filename)}:{line}" if line else filename
-                child = {"n": function, "f": where, "b": 0, "c": [], "_k": {}}
+                # Controls and undecodable bytes shown as \xNN, in the page as in the SVG.
+                child = {"n": xml_chars(function), "f": xml_chars(where), "b": 0, "c": [],
+                         "_k": {}}
                 node["_k"][key] = child
                 node["c"].append(child)
             child["b"] += size
             node = child
-    _finish(root)
+    # A loop, not recursion: a stack may be thousands of frames deep.
+    for node in _preorder(root):
+        del node["_k"]
+        node["c"].sort(key=lambda child: -child["b"])
     return root
 
 
-def _finish(node: dict[str, Any]) -> None:
-    del node["_k"]
-    node["c"].sort(key=lambda child: -child["b"])
-    for child in node["c"]:
-        _finish(child)
+def _preorder(root: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each node of the tree, a parent before its children, children in their order."""
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(reversed(node["c"]))
+
+
+def flat_nodes(tree: dict[str, Any]) -> list[list[Any]]:
+    """The tree as ``[parent index, name, file:line, bytes]`` rows in preorder (root: -1).
+
+    >>> flat_nodes({"n": "all", "f": "", "b": 3, "c": [{"n": "f", "f": "a.py:1", "b": 3, "c": []}]})
+    [[-1, 'all', '', 3], [0, 'f', 'a.py:1', 3]]
+    """
+    rows: list[list[Any]] = []
+    todo: list[tuple[dict[str, Any], int]] = [(tree, -1)]
+    while todo:
+        node, parent = todo.pop()
+        at = len(rows)
+        rows.append([parent, node["n"], node["f"], node["b"]])
+        todo.extend((child, at) for child in reversed(node["c"]))
+    return rows
 
 
 _PAGE = """<!DOCTYPE html>
@@ -72,7 +96,12 @@ body {{ font: 13px sans-serif; margin: 12px; }}
 <script id="peak-data" type="application/json">{data}</script>
 <script>
 "use strict";
-const tree = JSON.parse(document.getElementById("peak-data").textContent);
+const rows = JSON.parse(document.getElementById("peak-data").textContent);
+// Rows are [parent, name, file:line, bytes] in preorder: rebuild the tree (no recursion, so a
+// stack thousands of frames deep draws as any other).
+const nodes = rows.map((r, i) => ({{i: i, n: r[1], f: r[2], b: r[3], c: []}}));
+rows.forEach((r, i) => {{ if (r[0] >= 0) nodes[r[0]].c.push(nodes[i]); }});
+const tree = nodes[0];
 const chart = document.getElementById("chart");
 const info = document.getElementById("info");
 const total = tree.b || 1;
@@ -81,26 +110,33 @@ function describe(node) {{
   return node.n + (node.f ? "  " + node.f : "") + "  " + mib(node.b) + "  " +
     (100 * node.b / total).toFixed(1) + " %";
 }}
-function draw(node, depth, left, width, path) {{
-  if (width < 0.05) return 0;
-  const box = document.createElement("div");
-  box.className = "box";
-  box.style.left = left + "%";
-  box.style.width = width + "%";
-  box.style.top = (depth * {row}) + "px";
-  box.style.setProperty("--hue", depth === 0 ? 0 : 20 + (depth * 37) % 40);
-  box.textContent = node.n + (node.f ? " " + node.f : "");
-  box.title = describe(node);
-  box.dataset.path = path;
-  box.addEventListener("mouseenter", () => {{ info.textContent = describe(node); }});
-  box.addEventListener("click", () => {{ zoom(depth === 0 && shown !== tree ? tree : node); }});
-  chart.appendChild(box);
-  let deepest = depth, at = left;
-  for (let i = 0; i < node.c.length; i++) {{
-    const child = node.c[i];
-    const share = width * child.b / (node.b || 1);
-    deepest = Math.max(deepest, draw(child, depth + 1, at, share, path + "/" + i));
-    at += share;
+function draw(top) {{
+  let deepest = 0;
+  const todo = [[top, 0, 0, 100]];
+  while (todo.length) {{
+    const [node, depth, left, width] = todo.pop();
+    if (width < 0.05) continue;
+    const box = document.createElement("div");
+    box.className = "box";
+    box.style.left = left + "%";
+    box.style.width = width + "%";
+    box.style.top = (depth * {row}) + "px";
+    box.style.setProperty("--hue", depth === 0 ? 0 : 20 + (depth * 37) % 40);
+    box.textContent = node.n + (node.f ? " " + node.f : "");
+    box.title = describe(node);
+    box.dataset.node = node.i;
+    box.addEventListener("mouseenter", () => {{ info.textContent = describe(node); }});
+    box.addEventListener("click", () => {{ zoom(depth === 0 && shown !== tree ? tree : node); }});
+    chart.appendChild(box);
+    deepest = Math.max(deepest, depth);
+    let at = left;
+    const placed = [];
+    for (let i = 0; i < node.c.length; i++) {{
+      const share = width * node.c[i].b / (node.b || 1);
+      placed.push([node.c[i], depth + 1, at, share]);
+      at += share;
+    }}
+    todo.push(...placed.reverse());
   }}
   return deepest;
 }}
@@ -108,7 +144,7 @@ let shown = tree;
 function zoom(node) {{
   shown = node;
   chart.textContent = "";
-  const deepest = draw(node, 0, 0, 100, "");
+  const deepest = draw(node);
   chart.style.height = ((deepest + 1) * {row}) + "px";
   info.textContent = describe(node);
 }}
@@ -119,8 +155,11 @@ zoom(tree);
 
 def flame_html(table: PeakTable, title: str) -> str:
     """The flame graph as one HTML page with no outside reference."""
-    data = json.dumps(build_tree(table), separators=(",", ":")).replace("</", "<\\/")
-    return _PAGE.format(title=html.escape(title), data=data, row=ROW_HEIGHT, mib=MIB)
+    # Script data: no "<" at all, so neither "</script" nor "<!--<script" (which would swallow
+    # the rest of the page) can appear; JSON.parse reads \\u003c back as "<".
+    text = json.dumps(flat_nodes(build_tree(table)), separators=(",", ":"))
+    data = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return _PAGE.format(title=xml_text(title), data=data, row=ROW_HEIGHT, mib=MIB)
 
 
 def flame_svg(table: PeakTable, title: str, width: int = 1200) -> str:
@@ -128,32 +167,33 @@ def flame_svg(table: PeakTable, title: str, width: int = 1200) -> str:
     tree = build_tree(table)
     total = tree["b"] or 1
     boxes: list[str] = []
-    depth_reached = [0]
-
-    def place(node: dict[str, Any], depth: int, left: float, span: float) -> None:
+    deepest = 0
+    todo: list[tuple[dict[str, Any], int, float, float]] = [(tree, 0, 0.0, float(width))]
+    while todo:  # a loop, not recursion: a stack may be thousands of frames deep
+        node, depth, left, span = todo.pop()
         if span < 0.5:
-            return
-        depth_reached[0] = max(depth_reached[0], depth)
+            continue
+        deepest = max(deepest, depth)
         y = 30 + depth * ROW_HEIGHT
         label = node["n"] + (" " + node["f"] if node["f"] else "")
         tip = f"{label}  {node['b'] / MIB:.1f} MiB  {100 * node['b'] / total:.1f} %"
         hue = 0 if depth == 0 else 20 + (depth * 37) % 40
-        shown = html.escape(label[: max(0, int(span / 7))])
+        shown = xml_text(label[: max(0, int(span / 7))])
         boxes.append(
-            f'<g><title>{html.escape(tip)}</title><rect x="{left:.1f}" y="{y}" '
+            f'<g><title>{xml_text(tip)}</title><rect x="{left:.1f}" y="{y}" '
             f'width="{span:.1f}" height="{ROW_HEIGHT - 1}" fill="hsl({hue},75%,70%)"/>'
             f'<text x="{left + 3:.1f}" y="{y + 13}">{shown}</text></g>'
         )
         at = left
+        placed = []
         for child in node["c"]:
             share = span * child["b"] / (node["b"] or 1)
-            place(child, depth + 1, at, share)
+            placed.append((child, depth + 1, at, share))
             at += share
-
-    place(tree, 0, 0.0, float(width))
-    height = 40 + (depth_reached[0] + 1) * ROW_HEIGHT
+        todo.extend(reversed(placed))
+    height = 40 + (deepest + 1) * ROW_HEIGHT
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'font-family="sans-serif" font-size="12">'
-        f'<text x="0" y="18" font-size="15">{html.escape(title)}</text>' + "".join(boxes) + "</svg>"
+        f'<text x="0" y="18" font-size="15">{xml_text(title)}</text>' + "".join(boxes) + "</svg>"
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import glob
+import operator
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from memory_profilerxx._peak import PeakTable
@@ -18,25 +20,91 @@ class CliError(Exception):
     """A user error: the CLI prints ``mprofxx: error: <message>`` and exits 1."""
 
 
+class Samples(Sequence[tuple[float, float]]):
+    """``(MiB, time)`` samples kept as packed doubles: 16 bytes a sample, not ~110 as tuples.
+
+    >>> import struct
+    >>> samples = Samples(struct.pack("4d", 1.0, 10.0, 3.0, 11.0))
+    >>> len(samples), samples[1], list(samples), peak_of(samples)
+    (2, (3.0, 11.0), [(1.0, 10.0), (3.0, 11.0)], (3.0, 11.0))
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, packed: bytes) -> None:
+        self._values = memoryview(packed).cast("d")
+
+    def __len__(self) -> int:
+        return len(self._values) // 2
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[float, float]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[float, float]]: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("sample index out of range")
+        return self._values[2 * index], self._values[2 * index + 1]
+
+    def __iter__(self) -> Iterator[tuple[float, float]]:
+        return zip(self._values[0::2], self._values[1::2])
+
+    def mib(self) -> Sequence[float]:
+        """The MiB of every sample (a view: nothing copied)."""
+        return self._values[0::2]
+
+    def times(self) -> Sequence[float]:
+        """The time of every sample (a view: nothing copied)."""
+        return self._values[1::2]
+
+
+def peak_of(samples: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """``(MiB, time)`` of the first highest sample."""
+    if not isinstance(samples, Samples):
+        return max(samples, key=lambda s: s[0])
+    mib = samples.mib()
+    highest = max(mib)
+    try:
+        return samples[operator.indexOf(mib, highest)]
+    except ValueError:  # NaN compares unequal to itself: the first sample, as max() keeps
+        return samples[0]
+
+
 @dataclass
 class Recording:
     """One profile as read from a .dat or .json file (MiB, Unix seconds)."""
 
     path: str
     cmdline: str
-    memory: list[tuple[float, float]]
-    children: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    memory: Sequence[tuple[float, float]]
+    children: dict[str, Sequence[tuple[float, float]]] = field(default_factory=dict)
     functions: list[tuple[str, float, float, float, float, int]] = field(default_factory=list)
 
     @property
     def peak(self) -> tuple[float, float]:
         """Return ``(MiB, time)`` of the highest MEM sample."""
-        return max(self.memory, key=lambda s: s[0])
+        return peak_of(self.memory)
 
 
 def profile_filenames() -> list[str]:
-    """Return the ``mprofile_<timestamp>.dat`` files of the current directory, oldest first."""
-    return sorted(glob.glob(PROFILE_GLOB))
+    """Return the ``mprofile_<timestamp>.dat`` files of the current directory, oldest first.
+
+    Only files whose name holds the 14 digits of a time, and no folder or other non-file that
+    carries such a name: ``list`` dates each one and ``clean`` removes each one.
+    """
+    return sorted(
+        name
+        for name in glob.glob(PROFILE_GLOB)
+        if name[len("mprofile_") : -len(".dat")].isdigit()
+        and name.isascii()
+        and os.path.isfile(name)
+    )
 
 
 def default_output_name() -> str:
@@ -83,11 +151,14 @@ def read(path: str, require_samples: bool = True) -> Recording:
     if os.path.isdir(path):
         raise CliError(f"{path} is a directory, not a profile file")
     try:
-        data = read_profile(path)
+        data = read_profile(path, packed=True)
     except ProfileFileError as error:
         raise CliError(str(error)) from None
+    children: dict[str, Sequence[tuple[float, float]]] = {
+        child: Samples(packed) for child, packed in data["children"].items()
+    }
     recording = Recording(
-        path, data["cmdline"].strip(), data["memory"], data["children"], data["functions"]
+        path, data["cmdline"].strip(), Samples(data["memory"]), children, data["functions"]
     )
     if require_samples and not recording.memory:
         raise CliError(f"{path}: no memory samples (MEM lines) in this file")

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, Self
 
 from _memxx import MIB, format_function_line, open_output
+from mprofxx._names import utf8_text
 
 ENV_VAR = "MPROFXX_DAT"
 
@@ -77,7 +78,8 @@ class function_span:
     __slots__ = ("_dat", "_level", "_mem", "_name", "_path", "_statm", "_time")
 
     def __init__(self, name: str) -> None:
-        self._name = "_".join(str(name).split()) or "<anonymous>"
+        # A name from a non-UTF-8 file name (os.fsdecode) is written with its bytes as \xNN.
+        self._name = utf8_text("_".join(str(name).split())) or "<anonymous>"
         self._path = os.environ.get(ENV_VAR)
 
     def __enter__(self) -> Self:

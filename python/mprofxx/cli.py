@@ -24,6 +24,7 @@ import time
 from mprofxx import _profiles
 from mprofxx._profiles import CliError
 from mprofxx._child import PEAK_DIR_VAR
+from mprofxx._names import terminal_line, terminal_text, utf8_text
 from mprofxx._spans import ENV_VAR
 
 PROG = "mprofxx"
@@ -43,8 +44,9 @@ _METRICS = {
 
 
 def _quote_cmdline(argv: list[str]) -> str:
-    # memory_profiler's CMDLINE: arguments joined by spaces, those with blanks in single quotes.
-    return " ".join(f"'{a}'" if any(c.isspace() for c in a) else a for a in argv)
+    # memory_profiler's CMDLINE: arguments joined by spaces, those with blanks in single quotes;
+    # an argument's bytes that are not UTF-8 as \xNN (the program itself gets them unchanged).
+    return utf8_text(" ".join(f"'{a}'" if any(c.isspace() for c in a) else a for a in argv))
 
 
 def _split_program(args: list[str]) -> tuple[list[str], list[str]]:
@@ -193,7 +195,7 @@ class _StatusLine:
 def _say(text: str) -> None:
     """Print a progress line; a closed stdout (``| head``) must not stop the recording."""
     try:
-        print(text, flush=True)
+        print(terminal_text(text), flush=True)  # file names: bytes and controls as \xNN
     except (BrokenPipeError, ValueError, OSError):
         # Later prints, and the interpreter's final flush, go nowhere instead of failing.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -376,6 +378,8 @@ def _check_may_watch(pid: int) -> None:
         path = f"/proc/{pid}/{name}"
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except ProcessLookupError:  # a zombie: it has exited, its parent has not reaped it
+            raise CliError(f"PID {pid} has exited (a zombie: nothing left to record)") from None
         except FileNotFoundError:
             if name == "smaps_rollup":  # kernels before 4.14
                 continue
@@ -421,10 +425,10 @@ def attach_command(args: list[str]) -> int:
         raise CliError(f"no running process with PID {pid}")
     output = options.output or _profiles.default_output_name()
     try:
-        create_dat(output, process_command_line(pid) or str(pid))
+        create_dat(output, utf8_text(process_command_line(pid)) or str(pid))
     except ValueError as error:
         raise CliError(str(error)) from None
-    print(
+    _say(
         f"{PROG}: attached to PID {pid}, sampling every {options.interval:g}s into {output}"
         " (Ctrl-C stops)"
     )
@@ -465,7 +469,7 @@ def _gather_peak(output: str, main_pid: int) -> None:
         try:
             tables.extend(_peak.load(path))
         except _peak.PeakFileError as error:
-            print(f"{PROG}: skipped a peak table: {error}", file=sys.stderr)
+            print(f"{PROG}: skipped a peak table: {terminal_line(str(error))}", file=sys.stderr)
     tables.sort(key=lambda table: (table.pid != main_pid, table.start_time))
     if not tables:
         print(f"{PROG}: no peak table was written (the program was killed?)", file=sys.stderr)
@@ -488,8 +492,11 @@ def list_command(args: list[str]) -> int:
     ).parse_args(args)
     for index, name in enumerate(_profiles.profile_filenames()):
         stamp = name[len("mprofile_") : -len(".dat")]
-        when = time.strptime(stamp, "%Y%m%d%H%M%S")
-        print(index, name, time.strftime("%H:%M:%S %d/%m/%Y", when))
+        try:
+            when = time.strftime("%H:%M:%S %d/%m/%Y", time.strptime(stamp, "%Y%m%d%H%M%S"))
+        except ValueError:  # 14 digits that are no date (a month 13): listed, undated
+            when = "(no date)"
+        print(index, name, when)
     return 0
 
 
@@ -497,19 +504,28 @@ def _remove(paths: list[str], dry_run: bool) -> None:
     if dry_run:
         print("Files to be removed: ")
         for path in paths:
-            print(path)
+            print(terminal_line(path))
             peak = _profiles.peak_path(path)
             if path.endswith(".dat") and os.path.lexists(peak):
-                print(peak)
+                print(terminal_line(peak))
         return
     for path in paths:
-        os.remove(path)
+        _remove_file(path)
         if path.endswith(".dat"):
             peak = _profiles.peak_path(path)
             if os.path.lexists(peak):
-                os.remove(peak)
+                _remove_file(peak)
             # What the processes of a killed 'run --peak' wrote and nobody gathered.
             shutil.rmtree(_profiles.peak_parts_path(path), ignore_errors=True)
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.remove(path)
+    except IsADirectoryError:
+        raise CliError(f"{path} is a directory, not a profile file: not removed") from None
+    except OSError as error:
+        raise CliError(f"cannot remove {path}: {error.strerror}") from None
 
 
 def rm_command(args: list[str]) -> int:
@@ -555,26 +571,29 @@ def peak_command(args: list[str]) -> int:
         if options.func:
             values = _profiles.samples_in_function(recording, options.func)
             if not values:
-                print(f"{path}\tNaN MiB")
+                print(f"{terminal_line(path)}\tNaN MiB")
                 continue
-            print(f"{path}\t{max(values):.3f} MiB")
+            print(f"{terminal_line(path)}\t{max(values):.3f} MiB")
             continue
-        print(f"{path}\t{recording.peak[0]:.3f} MiB")
+        print(f"{terminal_line(path)}\t{recording.peak[0]:.3f} MiB")
         for child, samples in recording.children.items():
-            print(f"  Child {child}\t\t\t{max(m for m, _ in samples):.3f} MiB")
+            print(f"  Child {terminal_line(child)}\t\t\t{_profiles.peak_of(samples)[0]:.3f} MiB")
     return 0
 
 
 def _print_peak_lines(recording: _profiles.Recording, limit: int) -> None:
+    # File names, source lines and command lines come from the peak file: escaped, so that a
+    # name holding ESC sequences (clear screen, window title, OSC 52 clipboard) shows as text.
     tables = _profiles.read_peak(recording.path)
     start = recording.memory[0][1]
     for index, table in enumerate(tables):
         if index == 0:
             rss, when = recording.peak
-            print(table.format(limit, rss_peak=rss, rss_time=table.peak_time - start))
+            text = table.format(limit, rss_peak=rss, rss_time=table.peak_time - start)
+            print(terminal_text(text))
         else:
-            print(f"\nchild {table.pid} ({table.cmdline})")
-            print(table.format(limit))
+            print(f"\nchild {table.pid} ({terminal_line(table.cmdline)})")
+            print(terminal_text(table.format(limit)))
 
 
 def flame_command(args: list[str]) -> int:
@@ -659,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return command(argv[1:])
     except CliError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {terminal_line(str(error))}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 1

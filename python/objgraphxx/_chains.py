@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import gc
-import inspect
 import sys
+import types
 from typing import Any, Callable, Iterable
 
 import _memxx
 
+from ._naming import is_instance
 from ._observers import observer_types, own_frame_ids, shell_history_ids
 
 Predicate = Callable[[Any], Any]
@@ -60,8 +61,11 @@ def is_proper_module(obj: Any) -> bool:
     >>> is_proper_module(types), is_proper_module(types.ModuleType('foo'))
     (True, False)
     """
+    # The real type first: a dead weakref.proxy or a raising __class__ answers no attribute.
+    if not is_instance(obj, types.ModuleType):
+        return False
     name = getattr(obj, "__name__", None)
-    return inspect.ismodule(obj) and isinstance(name, str) and obj is sys.modules.get(name)
+    return isinstance(name, str) and obj is sys.modules.get(name)
 
 
 def find_chain(

@@ -16,6 +16,8 @@ from typing import Any
 
 import _memxx
 
+from mprofxx._names import xml_chars
+
 from . import _settings
 from ._naming import is_instance, long_typename, safe_repr, short_typename
 
@@ -28,10 +30,14 @@ _OBJGRAPH_ATTRIBUTE_SOURCES = (types.FrameType, types.MethodType, types.Function
 def quote(s: str) -> str:
     """Return ``s`` escaped for a quoted DOT string.
 
-    >>> quote('a"b')
-    'a\\\\"b'
+    Characters XML 1.0 forbids (controls, lone surrogates from undecodable bytes) are written
+    as visible ``\\xNN`` first: Graphviz copies label text into its SVG as it is.
+
+    >>> quote('a"b'), quote('esc\\x1b')
+    ('a\\\\"b', 'esc\\\\\\\\x1b')
     """
-    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\0", "\\\\0")
+    s = xml_chars(s)
+    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _edge(source: Any, target: Any) -> tuple[str, Any]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import collections
 import gc
-import inspect
 import io
 import itertools
 import os
 import sys
 import tempfile
+import types
 from typing import IO, Any, Callable, Iterable, NamedTuple, Optional
 
 import _memxx
@@ -144,6 +144,19 @@ class GraphStyle(NamedTuple):
     extra_node_attrs: Optional[NodeAttrs] = None
 
 
+def _has_del(target: Any) -> bool:
+    """True when the object's class (as objgraph asks: its ``__class__``) defines __del__;
+    a dead weakref.proxy or a raising ``__class__`` property is asked by its real type."""
+    try:
+        cls = target.__class__
+    except Exception:
+        cls = type(target)
+    try:
+        return hasattr(cls, "__del__")
+    except Exception:
+        return False
+
+
 def write_node_style(f: IO[str], target: Any, tdepth: int, style: GraphStyle) -> None:
     """Write a node's colour (by depth; modules green, highlighted blue) and its __del__ mark.
 
@@ -154,7 +167,7 @@ def write_node_style(f: IO[str], target: Any, tdepth: int, style: GraphStyle) ->
     """
     node = node_id(target)
     h, s, v = gradient((0, 0, 1), (0, 0, 0.3), tdepth, style.max_depth)
-    if inspect.ismodule(target):
+    if is_instance(target, types.ModuleType):
         h = 0.3
         s = 1
     if style.highlight and style.highlight(target):
@@ -164,7 +177,7 @@ def write_node_style(f: IO[str], target: Any, tdepth: int, style: GraphStyle) ->
     f.write('  %s[fillcolor="%g,%g,%g"];\n' % (node, h, s, v))
     if v < 0.5:
         f.write("  %s[fontcolor=white];\n" % node)
-    if hasattr(getattr(target, "__class__", None), "__del__"):
+    if _has_del(target):
         f.write("  %s->%s_has_a_del[color=red,style=dotted,len=0.25,weight=10];\n" % (node, node))
         f.write(
             '  %s_has_a_del[label="__del__",shape=doublecircle,'

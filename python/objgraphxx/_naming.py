@@ -114,12 +114,19 @@ def safe_repr(obj: Any) -> str:
 def describe(obj: Any) -> str:
     """Return the kind of ``obj`` and, for a container, its length; for a function its name.
 
+    Decided by the real type, never by the object's own ``__class__`` or ``__len__`` (a dead
+    ``weakref.proxy`` raises on both): what cannot be asked is described by type and address.
+
     >>> describe([1, 2]), describe(describe)
     ('list (2 items)', 'function describe')
     """
     name = type(obj).__name__
-    if isinstance(obj, (dict, list, tuple, set, frozenset)):
-        return "%s (%d items)" % (name, len(obj))
-    if isinstance(obj, (types.FunctionType, types.MethodType, type, types.ModuleType)):
-        return "%s %s" % (name, getattr(obj, "__qualname__", getattr(obj, "__name__", "?")))
+    try:
+        if is_instance(obj, (dict, list, tuple, set, frozenset)):
+            return "%s (%d items)" % (name, len(obj))
+        if is_instance(obj, (types.FunctionType, types.MethodType, type, types.ModuleType)):
+            title = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
+            return "%s %s" % (name, title if is_instance(title, str) else "?")
+    except Exception:  # a list subclass whose __len__ raises, a module's __getattr__
+        return "%s at 0x%x" % (name, id(obj))
     return name

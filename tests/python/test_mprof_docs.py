@@ -6,7 +6,9 @@ import importlib
 
 import pytest
 
-MODULES = ["mprofxx", "mprofxx._flame", "mprofxx._plot", "mprofxx._spans"]
+MODULES = ["mprofxx", "mprofxx._flame", "mprofxx._names", "mprofxx._plot", "mprofxx._profiles",
+           "mprofxx._spans",
+           "mprofxx._thinning"]
 
 
 @pytest.mark.parametrize("name", MODULES)

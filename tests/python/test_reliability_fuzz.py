@@ -6,6 +6,7 @@ scripts/test-reliability.sh); this loop covers the bindings and the Python layer
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import time
@@ -141,3 +142,100 @@ def test_pathological_files_fail_fast_with_one_line(tmp_path: Path, case: str):
     assert time.monotonic() - started < 30, "took too long"
     if case in ("fifo", "dev-zero"):
         assert "not a regular file" in message
+
+
+# The .peak.json reader is Python (memory_profilerxx._peak.loads): its fuzz loop is here, beside
+# the .dat one, deterministic, and run in the sanitizer step with the other core tests.
+PEAK_TOKENS = [
+    b"1e400", b"-1e400", b"Infinity", b"-Infinity", b"NaN", b"1" * 401, b"-1", b"0.5",
+    b"9223372036854775808", b"null", b"true", b'"x"', b"[", b"]", b"{", b"}", b",", b":",
+    b'"\\ud800"', b'"\\u0000"', b'"\\u001b]52;c;aGk=\\u0007"', b'"<!--<script>"', b"[" * 3000,
+    b'"frames"', b'"stacks"', b'"bytes"', b'"deeper"', b'"processes"', b'"peak_time"',
+]
+
+
+def _peak_seeds() -> list[bytes]:
+    from memory_profilerxx._peak import PeakStack, PeakTable, dumps
+
+    frames = [("/app/a.py", "<module>", 1), ("/app/a.py", "load", 7), ("/lib/np.py", "ones", 3)]
+    main = PeakTable(pid=10, peak_bytes=5 << 20, peak_time=1700000000.25, start_time=1.7e9,
+                     stacks=[PeakStack(3 << 20, tuple(frames[::-1])),
+                             PeakStack(2 << 20, (frames[0],), deeper=True),
+                             PeakStack(1024, ())],
+                     cmdline="python a.py", library_paths=["/lib/"])
+    child = PeakTable(pid=11, peak_bytes=1 << 20, peak_time=1700000001.0, parent=10,
+                      stacks=[PeakStack(1 << 20, (frames[1],))], cmdline="worker")
+    return [dumps([main], "mprofile_20240101120000.dat").encode(),
+            dumps([main, child]).encode(), dumps([]).encode()]
+
+
+HOSTILE_VALUES: list[object] = [
+    10**400, -1, 2**63, 1e300, 0.5, None, True, "x", "\ud800", "\x1b]52;c;aGk=\x07",
+    "<!--<script>", [], {}, [[[]]], [1, 2], [0] * 3000, ["a.py", "f", 10**30],
+]
+
+
+def replace_a_value(seed: bytes, rng: random.Random) -> bytes:
+    """The seed's JSON with one value (anywhere in the tree) replaced by a hostile one."""
+    document = json.loads(seed)
+    spots: list[tuple[object, object]] = []
+    todo: list[object] = [document]
+    while todo:
+        node = todo.pop()
+        keys = range(len(node)) if isinstance(node, list) else (
+            node.keys() if isinstance(node, dict) else ())
+        for key in keys:
+            spots.append((node, key))
+            todo.append(node[key])  # type: ignore[index]
+    node, key = rng.choice(spots)
+    node[key] = rng.choice(HOSTILE_VALUES)  # type: ignore[index]
+    return json.dumps(document).encode()
+
+
+def check_one_peak(path: Path) -> str:
+    """Read as `peak --lines`/`flame` do; return 'ok' or the error line. Fails on anything else."""
+    import xml.etree.ElementTree as ET
+
+    from memory_profilerxx._peak import PeakFileError, load
+    from mprofxx._flame import flame_html, flame_svg
+
+    try:
+        tables = load(str(path))
+    except PeakFileError as error:
+        message = str(error)
+        assert message.startswith(f"{path}: ") and "\n" not in message, repr(message)
+        return message
+    for table in tables:
+        for row in table.lines():
+            row.location()
+        table.format(5)
+        page = flame_html(table, "t")
+        data = page.split('type="application/json">')[1].split("</script>")[0]
+        assert "<" not in data and len(json.loads(data)) >= 1  # script data that cannot end early
+        ET.fromstring(flame_svg(table, "t"))  # valid XML 1.0, whatever the names hold
+    return "ok"
+
+
+def test_mutated_peak_files_give_tables_or_one_error_line(tmp_path: Path):
+    seeds = _peak_seeds()
+    rng = random.Random(20240228)
+    outcomes = {"ok": 0, "error": 0}
+    pool = list(seeds)
+    started = time.monotonic()
+    for n in range(RUNS):
+        if n % 2:  # bytes: broken JSON, odd tokens
+            data = bytearray(mutate(pool[n % len(pool)], rng))
+            if n % 3 == 0:
+                at = rng.randrange(len(data) + 1)
+                data[at:at] = rng.choice(PEAK_TOKENS)
+        else:  # valid JSON with one value replaced by a hostile one: the schema's checks
+            data = bytearray(replace_a_value(seeds[n % len(seeds)], rng))
+        path = tmp_path / "p.peak.json"
+        path.write_bytes(data)
+        outcomes["ok" if check_one_peak(path) == "ok" else "error"] += 1
+        if n % 7 == 0:
+            pool.append(bytes(data))
+            pool = seeds + pool[-64:]
+    elapsed = time.monotonic() - started
+    assert outcomes["ok"] > RUNS // 20 and outcomes["error"] > RUNS // 4, outcomes
+    assert elapsed < 120, f"{RUNS} small peak files took {elapsed:.0f} s"
