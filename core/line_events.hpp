@@ -12,6 +12,7 @@
 
 #include "core/alloc_hook.hpp"
 #include "core/line_ledger.hpp"
+#include "core/mapped_pages.hpp"
 #include "core/py_compat.h"
 
 namespace memxx::core {
@@ -55,6 +56,7 @@ void frame_started(const void *frame, CodeLines *lines, int lineno, bool count_l
 void frame_line_missed(ThreadLedger *ledger);
 inline void frame_line(const void *frame, int lineno) {
     ThreadLedger *ledger = thread_ledger();
+    pages::at_line_boundary(ledger); // the line ending now touched or gave back mapped pages
     if (ledger != nullptr && !ledger->line(frame, lineno)) {
         frame_line_missed(ledger);
     }
