@@ -14,6 +14,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <vector>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include <mimalloc.h>
 
@@ -56,10 +59,19 @@ TrackedMap *g_tracked = nullptr;       // created at the first mapping, never fr
 MiVector<unsigned char> *g_resident;   // mincore's answer, reused
 MiVector<std::uintptr_t> *g_windows;   // the huge-page windows faulted in, reused
 std::atomic<std::int64_t> g_unclaimed{0}; // bytes given back on unprofiled threads
-// The mincore pass over every mapping: when it last ran, and how often it may (50 times its
-// own cost apart, at least 10 ms).
-std::atomic<std::int64_t> g_last_full_ns{0};
-std::atomic<std::int64_t> g_full_interval_ns{10'000'000};
+// A line that ran at least this long (in ticks) ends with a mincore pass over every mapping, so
+// that the pages other threads touched meanwhile count for it: 50 times the last pass's cost.
+std::atomic<std::uint64_t> g_long_line_ticks{0};
+
+std::uint64_t ticks() noexcept {
+#if defined(__x86_64__)
+    return __rdtsc();
+#else
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+#endif
+}
 
 struct Change {
     std::size_t grown = 0; // pages
@@ -76,13 +88,8 @@ struct FaultWatcher {
     long faults = -1;
 };
 MEMXX_TLS FaultWatcher *t_watcher = nullptr;
+MEMXX_TLS std::uint64_t t_line_began = 0; // ticks at the thread's last line boundary
 constexpr std::uint64_t kRingPages = 64; // 16 K samples between two line boundaries
-
-std::int64_t now_ns(clockid_t clock) noexcept {
-    timespec now;
-    clock_gettime(clock, &now);
-    return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-}
 
 void ensure_tables_locked() {
     if (g_tracked == nullptr) {
@@ -132,7 +139,7 @@ std::size_t counted_pages(const std::uint8_t *state, std::size_t count) noexcept
 }
 
 void full_sync_locked(Change *change) {
-    const std::int64_t start = now_ns(CLOCK_MONOTONIC);
+    const std::uint64_t start = ticks();
     for (auto it = g_tracked->begin(); it != g_tracked->end();) {
         if (sync_range_locked(it->first, it->second, it->first, it->second.end, change)) {
             ++it;
@@ -141,10 +148,7 @@ void full_sync_locked(Change *change) {
             it = g_tracked->erase(it);
         }
     }
-    const std::int64_t end = now_ns(CLOCK_MONOTONIC);
-    g_last_full_ns.store(end, std::memory_order_relaxed);
-    g_full_interval_ns.store(std::max<std::int64_t>(10'000'000, 50 * (end - start)),
-                             std::memory_order_relaxed);
+    g_long_line_ticks.store(50 * (ticks() - start), std::memory_order_relaxed);
 }
 
 // The first tracked mapping that ends after `address`, or end().
@@ -374,21 +378,27 @@ void reset_in_child() noexcept {
 } // namespace
 
 void observe(ThreadLedger *ledger) noexcept {
+    const std::uint64_t now = ticks();
+    const bool long_line = now - t_line_began >= g_long_line_ticks.load(std::memory_order_relaxed);
+    t_line_began = now;
+    FaultWatcher *watcher = t_watcher;
+    // The common case, without a lock: this thread took no fault, nothing waits to be charged.
+    if (watcher != nullptr && watcher->fd >= 0 && !long_line &&
+        __atomic_load_n(&watcher->meta->data_head, __ATOMIC_ACQUIRE) == watcher->meta->data_tail &&
+        g_unclaimed.load(std::memory_order_relaxed) == 0) {
+        return;
+    }
     Change change;
-    bool full = false;
-    if (t_watcher == nullptr) {
+    bool full = long_line;
+    if (watcher == nullptr) {
         static const bool fork_handlers =
             pthread_atfork(lock_before_fork, unlock_in_parent, reset_in_child) == 0;
         (void)fork_handlers;
-        t_watcher = open_watcher();
+        t_watcher = watcher = open_watcher();
         full = true; // what happened before this thread watched
     }
     if (!full) {
-        full = t_watcher == nullptr || !drain_faults(t_watcher, &change);
-    }
-    if (!full) {
-        full = now_ns(CLOCK_MONOTONIC_COARSE) - g_last_full_ns.load(std::memory_order_relaxed) >=
-               g_full_interval_ns.load(std::memory_order_relaxed);
+        full = watcher == nullptr || !drain_faults(watcher, &change);
     }
     {
         SpinLockGuard guard(g_lock);
@@ -418,6 +428,22 @@ void mapped(void *address, std::size_t length, bool populated, ThreadLedger *led
         update_watching_locked();
     }
     charge(ledger, change);
+}
+
+void adopt(std::uintptr_t begin, std::uintptr_t end) noexcept {
+    SpinLockGuard guard(g_lock);
+    ensure_tables_locked();
+    auto it = first_overlapping_locked(begin);
+    if (it != g_tracked->end() && it->first < end) {
+        return;
+    }
+    it = g_tracked->emplace(begin, Tracked{end, MiVector<std::uint8_t>((end - begin) / page_size(), 0)})
+             .first;
+    Change baseline;
+    if (!sync_range_locked(begin, it->second, begin, end, &baseline)) {
+        g_tracked->erase(it);
+    }
+    update_watching_locked();
 }
 
 void unmapped(void *address, std::size_t length, ThreadLedger *ledger) noexcept {

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 namespace memxx::core {
 
@@ -40,6 +41,10 @@ inline void at_line_boundary(ThreadLedger *ledger) noexcept {
 // A new anonymous mapping, made while profiling: tracked from now on. `populated`: its pages
 // are resident already (MAP_POPULATE, MAP_LOCKED), charged to `ledger` now.
 void mapped(void *address, std::size_t length, bool populated, ThreadLedger *ledger) noexcept;
+// A mapping made before the session (an allocator's reservation made at import or at first use,
+// filled later): tracked from now on, its resident pages counted as they are now, charged to no
+// one. A range overlapping a tracked mapping is left alone.
+void adopt(std::uintptr_t begin, std::uintptr_t end) noexcept;
 // [address, address + length) is unmapped (munmap, or a MAP_FIXED mapping replacing it): its
 // counted pages are freed. `ledger` is the calling thread's (nullptr: charged at the next
 // observation of a profiled thread).

@@ -35,6 +35,8 @@
 #include "core/alloc_sources.hpp"
 #include "core/got_slots.hpp"
 #include "core/mapped_pages.hpp"
+#include "core/process_memory.hpp"
+#include "core/py_compat.h"
 
 namespace memxx::core {
 
@@ -484,6 +486,50 @@ void patch_new_objects() {
 void lock_before_fork() noexcept { g_patch_mutex.lock(); }
 void unlock_after_fork() noexcept { g_patch_mutex.unlock(); }
 
+// --- mappings made before the session ---------------------------------------------------------
+
+// How many bytes from `at` belong to an allocator whose blocks are counted one by one (so that
+// its pages must not count again): glibc's arenas and mmapped chunks, pymalloc's arenas, our
+// own mimalloc. 0 when `at` starts none of them.
+std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept {
+    const auto *words = reinterpret_cast<const std::size_t *>(at);
+    const std::size_t length = end - at;
+    // A segment starts at its mapping; mimalloc looks up the segment of `p - 1`.
+    if (length > 1 && mi_is_in_heap_region(reinterpret_cast<const char *>(at) + 1)) {
+        return length;
+    }
+    // A glibc arena's heap: 64 MiB aligned, its header's mprotect_size is the part mapped RW.
+    constexpr std::uintptr_t kHeapMax = std::uintptr_t{64} << 20;
+    if (at % kHeapMax == 0 && words[3] == length && words[2] <= words[3]) {
+        return length;
+    }
+    // A glibc mmapped chunk: prev_size 0, size with IS_MMAPPED, whole pages.
+    const std::size_t chunk = words[1] & ~std::size_t{7};
+    if (words[0] == 0 && (words[1] & 2) != 0 && chunk != 0 && chunk <= length &&
+        page_round_up(chunk) == chunk) {
+        return chunk;
+    }
+    return memxx_pymalloc_arena_at(words, length);
+}
+
+// A reservation made before profiling (pyarrow's mimalloc at its first array, polars' jemalloc
+// at import) is filled during it: its pages count from now on. Thread stacks and the pieces of
+// block-counted allocators are left out; a mapping is adopted from its first other piece on.
+void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, bool guarded, void *) {
+    if (guarded) {
+        return;
+    }
+    std::uintptr_t at = begin;
+    while (at < end) {
+        const std::size_t known = block_counted_bytes(at, end);
+        if (known == 0) {
+            pages::adopt(at, end);
+            return;
+        }
+        at += known;
+    }
+}
+
 double seconds_now() noexcept {
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -504,6 +550,10 @@ void native_hooks_enable() {
     const double start = seconds_now();
     g_redirected = true;
     pass_locked(redirect_object);
+    {
+        ReentrancyGuard guard;
+        for_each_anonymous_mapping(adopt_mapping, nullptr);
+    }
     g_last_pass_seconds = seconds_now() - start;
     g_native_on.store(true, std::memory_order_release);
 }
