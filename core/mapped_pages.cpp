@@ -352,8 +352,9 @@ void charge(ThreadLedger *ledger, const Change &change) noexcept {
     }
 }
 
-// Before a range is given back on a profiled thread: the pages it touched count first.
-void drain_own_faults(ThreadLedger *ledger) noexcept {
+} // namespace
+
+void count_own_faults(ThreadLedger *ledger) noexcept {
     if (ledger != nullptr && t_watcher != nullptr && t_watcher->fd >= 0) {
         Change change;
         if (!drain_faults(t_watcher, &change)) {
@@ -363,6 +364,8 @@ void drain_own_faults(ThreadLedger *ledger) noexcept {
         charge(ledger, change);
     }
 }
+
+namespace {
 
 void lock_before_fork() noexcept { g_lock.lock(); }
 void unlock_in_parent() noexcept { g_lock.unlock(); }
@@ -447,7 +450,6 @@ void adopt(std::uintptr_t begin, std::uintptr_t end) noexcept {
 }
 
 void unmapped(void *address, std::size_t length, ThreadLedger *ledger) noexcept {
-    drain_own_faults(ledger);
     const auto begin = reinterpret_cast<std::uintptr_t>(address);
     Change change;
     {
@@ -462,7 +464,6 @@ void unmapped(void *address, std::size_t length, ThreadLedger *ledger) noexcept 
 }
 
 void given_back(void *address, std::size_t length, bool lazily, ThreadLedger *ledger) noexcept {
-    drain_own_faults(ledger);
     const auto begin = reinterpret_cast<std::uintptr_t>(address);
     const std::uintptr_t end = begin + round_up(length);
     Change change;
@@ -488,7 +489,6 @@ void given_back(void *address, std::size_t length, bool lazily, ThreadLedger *le
 
 void remapped(void *old, std::size_t old_length, void *now, std::size_t new_length,
               ThreadLedger *ledger) noexcept {
-    drain_own_faults(ledger);
     const auto old_begin = reinterpret_cast<std::uintptr_t>(old);
     const auto new_begin = reinterpret_cast<std::uintptr_t>(now);
     const std::size_t old_pages = round_up(old_length) / page_size();

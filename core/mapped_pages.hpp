@@ -38,6 +38,9 @@ inline void at_line_boundary(ThreadLedger *ledger) noexcept {
     }
 }
 
+// Before a hook unmaps, gives back or moves pages (before the real call, while the range is still
+// mapped): the pages the calling profiled thread touched so far count first.
+void count_own_faults(ThreadLedger *ledger) noexcept;
 // A new anonymous mapping, made while profiling: tracked from now on. `populated`: its pages
 // are resident already (MAP_POPULATE, MAP_LOCKED), charged to `ledger` now.
 void mapped(void *address, std::size_t length, bool populated, ThreadLedger *ledger) noexcept;

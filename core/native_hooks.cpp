@@ -147,6 +147,9 @@ void *native_mmap(void *address, std::size_t length, int protection, int flags, 
     }
     ReentrancyGuard guard;
     ThreadLedger *ledger = t_ledger;
+    if ((flags & MAP_FIXED) != 0) {
+        pages::count_own_faults(ledger);
+    }
     void *mapped = mmap(address, length, protection, flags, fd, offset);
     if (mapped != MAP_FAILED) {
         if ((flags & MAP_FIXED) != 0) { // replaced whatever was mapped there
@@ -163,16 +166,21 @@ int native_munmap(void *address, std::size_t length) noexcept {
     }
     ReentrancyGuard guard;
     // Forgotten before the real munmap: another thread could map the same range in between.
+    pages::count_own_faults(t_ledger);
     pages::unmapped(address, length, t_ledger);
     return munmap(address, length);
 }
 
 int native_madvise(void *address, std::size_t length, int advice) noexcept {
-    const int result = madvise(address, length, advice);
     const bool gives_back =
         advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE;
-    if (result == 0 && gives_back && native_counting()) {
-        ReentrancyGuard guard;
+    if (!gives_back || !native_counting()) {
+        return madvise(address, length, advice);
+    }
+    ReentrancyGuard guard;
+    pages::count_own_faults(t_ledger);
+    const int result = madvise(address, length, advice);
+    if (result == 0) {
         pages::given_back(address, length, advice == MADV_FREE, t_ledger);
     }
     return result;
@@ -191,6 +199,7 @@ void *native_mremap(void *address, std::size_t old_length, std::size_t new_lengt
         return mremap(address, old_length, new_length, flags, new_address);
     }
     ReentrancyGuard guard;
+    pages::count_own_faults(t_ledger);
     void *moved = mremap(address, old_length, new_length, flags, new_address);
     if (moved != MAP_FAILED) {
         pages::remapped(address, old_length, moved, new_length, t_ledger);
