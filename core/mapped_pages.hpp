@@ -4,11 +4,14 @@
 // (munmap, madvise DONTNEED/FREE/REMOVE, mremap shrinking) count as freed.
 //
 // Two observers keep each tracked page's state: the profiled thread's own page faults, read from
-// a perf_event ring buffer (a line boundary where nothing faulted costs one load), and a
-// mincore(2) pass over the tracked mappings (when the ring buffer lost records or no perf event
-// can be opened, every few milliseconds for the pages other threads touch, and when a profiled
-// thread's frames start or end). While nothing is tracked, a line boundary costs one load of
-// `g_watching`.
+// a perf_event ring buffer (a line boundary where nothing faulted costs a few loads and no lock),
+// and a mincore(2) pass over the tracked mappings (at a thread's first observation, when the ring
+// buffer lost records or the thread's fault count changed where no perf event can be opened, and
+// at the end of a line that ran 50 times longer than the last pass took: the pages other threads
+// touched). While nothing is tracked, a line boundary costs one load of `g_watching`.
+//
+// Mappings made before the session (an allocator's reservation made at import) are adopted when
+// it starts (native_hooks.cpp picks them), their resident pages as the baseline.
 //
 // The hooks (mapped/unmapped/given_back/remapped) are called by native_hooks.cpp under its
 // re-entrancy guard, from any thread, with or without the GIL; `observe` by the line tracer on a
