@@ -522,10 +522,11 @@ std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept 
 }
 
 // A reservation made before profiling (pyarrow's mimalloc at its first array, polars' jemalloc
-// at import) is filled during it: its pages count from now on. Thread stacks and the pieces of
-// block-counted allocators are left out; a mapping is adopted from its first other piece on.
-void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, bool guarded, void *) {
-    if (guarded) {
+// at import) is filled during it: its pages count from now on. Thread stacks, the .bss of loaded
+// objects and the pieces of block-counted allocators are left out; a mapping is adopted from its
+// first other piece on.
+void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, MappingBelow below, void *) {
+    if (below != MappingBelow::other) {
         return;
     }
     std::uintptr_t at = begin;

@@ -110,7 +110,9 @@ bool for_each_anonymous_mapping(AnonymousMappingVisitor visit, void *context) no
         return false;
     }
     text[size] = '\0';
-    std::uintptr_t no_access_end = 0;
+    std::uintptr_t previous_end = 0;
+    bool previous_no_access = false;
+    bool previous_file = false;
     for (char *line = text; *line != '\0';) {
         char *next = std::strchr(line, '\n');
         if (next != nullptr) {
@@ -134,9 +136,15 @@ bool for_each_anonymous_mapping(AnonymousMappingVisitor visit, void *context) no
             ++field;
         }
         if (std::strncmp(perms, "rw-p", 4) == 0 && inode == 0 && *field == '\0') {
-            visit(begin, end, no_access_end == begin, context);
+            const MappingBelow below = previous_end != begin  ? MappingBelow::other
+                                       : previous_no_access ? MappingBelow::no_access
+                                       : previous_file      ? MappingBelow::file
+                                                            : MappingBelow::other;
+            visit(begin, end, below, context);
         }
-        no_access_end = std::strncmp(perms, "---p", 4) == 0 ? end : 0;
+        previous_end = end;
+        previous_no_access = std::strncmp(perms, "---p", 4) == 0;
+        previous_file = inode != 0;
         if (next == nullptr) {
             break;
         }
