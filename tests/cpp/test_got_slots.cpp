@@ -41,7 +41,12 @@ void collect(const char *symbol, void **slot, SlotKind kind, void *context) {
 // writes getppid's address into them (R_X86_64_64), one in writable data, one in RELRO pages.
 using PidFunction = pid_t (*)();
 PidFunction volatile g_writable_pointer = &getppid;
-PidFunction const volatile g_read_only_pointer = &getppid;
+extern const PidFunction g_read_only_pointer;
+const PidFunction g_read_only_pointer = &getppid;
+// Read at each call: the compiler may not assume the constant's value.
+PidFunction read_only_pointer() {
+    return *static_cast<const volatile PidFunction *>(&g_read_only_pointer);
+}
 
 int visit_program(dl_phdr_info *info, std::size_t, void *context) {
     auto *found = static_cast<Found *>(context);
@@ -128,11 +133,11 @@ TEST_CASE("function pointers in data are data slots, redirected in writable and 
     void *values[2] = {ours, ours};
     REQUIRE(write_got_slots(data_slots.data(), values, 2, found.relro));
     CHECK(g_writable_pointer() == 424242);
-    CHECK(g_read_only_pointer() == 424242);
+    CHECK(read_only_pointer()() == 424242);
     CHECK(page_permissions(read_only).substr(0, 3) == "r--");
 
     void *real[2] = {reinterpret_cast<void *>(&getppid), reinterpret_cast<void *>(&getppid)};
     REQUIRE(write_got_slots(data_slots.data(), real, 2, found.relro));
     CHECK(g_writable_pointer() == getppid());
-    CHECK(g_read_only_pointer() == getppid());
+    CHECK(read_only_pointer()() == getppid());
 }
