@@ -9,6 +9,7 @@
 
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_sources.hpp"
+#include "core/mapped_pages.hpp"
 #include "core/py_compat.h"
 
 namespace memxx::core {
@@ -123,6 +124,7 @@ void hook_thread_begin(ThreadLedger *ledger) {
 }
 
 void hook_thread_end() {
+    pages::thread_end();
     set_thread_ledger(nullptr);
     numpy_restore_handler(t_numpy_previous);
     t_numpy_previous = nullptr;

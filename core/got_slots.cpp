@@ -11,9 +11,11 @@ namespace {
 #if defined(__x86_64__)
 constexpr std::uint32_t kJumpSlot = R_X86_64_JUMP_SLOT;
 constexpr std::uint32_t kGlobDat = R_X86_64_GLOB_DAT;
+constexpr std::uint32_t kAbsoluteWord = R_X86_64_64;
 #elif defined(__aarch64__)
 constexpr std::uint32_t kJumpSlot = R_AARCH64_JUMP_SLOT;
 constexpr std::uint32_t kGlobDat = R_AARCH64_GLOB_DAT;
+constexpr std::uint32_t kAbsoluteWord = R_AARCH64_ABS64;
 #else
 #error "GOT slots: only x86_64 and aarch64 relocations are known"
 #endif
@@ -125,7 +127,10 @@ void visit_relocations(const dl_phdr_info &object, const DynamicTables &tables,
         const ElfW(Rela) &relocation = relocations[i];
         const auto type = static_cast<std::uint32_t>(ELF64_R_TYPE(relocation.r_info));
         const auto symbol = static_cast<std::size_t>(ELF64_R_SYM(relocation.r_info));
-        if ((type != kJumpSlot && type != kGlobDat) || symbol == 0) {
+        const bool got = type == kJumpSlot || type == kGlobDat;
+        // An addend makes the word point past the function (a member of a symbol's data).
+        const bool data = type == kAbsoluteWord && relocation.r_addend == 0;
+        if ((!got && !data) || symbol == 0) {
             continue;
         }
         const std::size_t name = tables.symbols[symbol].st_name;
@@ -133,7 +138,7 @@ void visit_relocations(const dl_phdr_info &object, const DynamicTables &tables,
             continue;
         }
         visit(tables.strings + name, reinterpret_cast<void **>(object.dlpi_addr + relocation.r_offset),
-              context);
+              got ? SlotKind::got : SlotKind::data, context);
     }
 }
 

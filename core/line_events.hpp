@@ -12,6 +12,7 @@
 
 #include "core/alloc_hook.hpp"
 #include "core/line_ledger.hpp"
+#include "core/mapped_pages.hpp"
 #include "core/py_compat.h"
 
 namespace memxx::core {
@@ -58,6 +59,7 @@ inline void frame_line(const void *frame, int lineno) {
         pymem_hooks_verify();
     }
     ThreadLedger *ledger = thread_ledger();
+    pages::at_line_boundary(ledger); // the line ending now touched or gave back mapped pages
     if (ledger != nullptr && !ledger->line(frame, lineno)) {
         frame_line_missed(ledger);
     }

@@ -7,6 +7,7 @@
 
 #include "core/alloc_hook.hpp"
 #include "core/line_events.hpp"
+#include "core/mapped_pages.hpp"
 #include "core/process_memory.hpp"
 
 namespace memxx::core {
@@ -125,6 +126,7 @@ bool any_code_claimed() { return !claims().empty(); }
 
 void frame_started(const void *frame, CodeLines *lines, int lineno, bool count_line,
                    std::int64_t made_before) {
+    pages::at_line_boundary(thread_ledger());
     ThreadLedger *ledger = open_ledger();
     if (ledger != nullptr) {
         ledger->enter(frame, lines, lineno, count_line, made_before);
@@ -139,6 +141,7 @@ void frame_line_missed(ThreadLedger *ledger) {
 
 void frame_left(const void *frame) {
     ThreadLedger *ledger = thread_ledger();
+    pages::at_line_boundary(ledger);
     if (ledger != nullptr && ledger->leave(frame) && ledger->idle()) {
         close_ledger(ledger);
     }
@@ -146,6 +149,7 @@ void frame_left(const void *frame) {
 
 void frame_returned(const void *frame, PyObject *code, int offset) {
     ThreadLedger *ledger = thread_ledger();
+    pages::at_line_boundary(ledger);
     if (ledger == nullptr || !ledger->contains(frame)) {
         return;
     }
@@ -166,6 +170,7 @@ void frame_returned(const void *frame, PyObject *code, int offset) {
 
 void leave_thread_frames() {
     if (ThreadLedger *ledger = thread_ledger()) {
+        pages::at_line_boundary(ledger);
         leave_all(ledger);
         if (ledger->idle()) {
             close_ledger(ledger);

@@ -1,4 +1,4 @@
-// Native code as a source of allocations: the malloc family and anonymous mmap calls that loaded
+// Native code as a source of allocations: the malloc family and anonymous mappings that loaded
 // shared objects make, redirected to our functions by rewriting each object's GOT slots for them
 // (core/got_slots). No LD_PRELOAD and no restart: the slots are rewritten when a session with
 // native counting starts and put back when it ends; objects loaded meanwhile (an import, a
@@ -34,6 +34,9 @@
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_sources.hpp"
 #include "core/got_slots.hpp"
+#include "core/mapped_pages.hpp"
+#include "core/process_memory.hpp"
+#include "core/py_compat.h"
 
 namespace memxx::core {
 
@@ -47,56 +50,9 @@ inline bool native_counting() noexcept {
     return !t_in_hook && g_native_on.load(std::memory_order_relaxed);
 }
 
-// --- anonymous mappings made while profiling: [begin, end) by begin --------------------------
-
-using MappingMap =
-    std::map<std::uintptr_t, std::uintptr_t, std::less<std::uintptr_t>,
-             mi_stl_allocator<std::pair<const std::uintptr_t, std::uintptr_t>>>;
-SpinLock g_mappings_lock;
-MappingMap *g_mappings = nullptr; // created at the first enable, never freed (hooks run at exit)
-
 std::uintptr_t page_round_up(std::size_t length) noexcept {
     static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
     return (length + page - 1) & ~(page - 1);
-}
-
-// Removes [begin, begin + length) from the recorded mappings (splitting those it cuts) and
-// returns how many recorded bytes it covered.
-std::size_t take_mapped_range(void *address, std::size_t length) noexcept {
-    const auto begin = reinterpret_cast<std::uintptr_t>(address);
-    const std::uintptr_t end = begin + page_round_up(length);
-    std::size_t covered = 0;
-    SpinLockGuard guard(g_mappings_lock);
-    auto it = g_mappings->upper_bound(begin);
-    if (it != g_mappings->begin()) {
-        --it;
-    }
-    while (it != g_mappings->end() && it->first < end) {
-        const std::uintptr_t map_begin = it->first;
-        const std::uintptr_t map_end = it->second;
-        if (map_end <= begin) {
-            ++it;
-            continue;
-        }
-        const std::uintptr_t cut_begin = std::max(map_begin, begin);
-        const std::uintptr_t cut_end = std::min(map_end, end);
-        covered += cut_end - cut_begin;
-        it = g_mappings->erase(it);
-        if (map_begin < cut_begin) {
-            g_mappings->emplace(map_begin, cut_begin);
-        }
-        if (cut_end < map_end) {
-            it = g_mappings->emplace(cut_end, map_end).first;
-            ++it;
-        }
-    }
-    return covered;
-}
-
-void add_mapping(void *address, std::size_t length) noexcept {
-    const auto begin = reinterpret_cast<std::uintptr_t>(address);
-    SpinLockGuard guard(g_mappings_lock);
-    g_mappings->emplace(begin, begin + page_round_up(length));
 }
 
 // --- the hooks: re-entrancy check, real call, record -----------------------------------------
@@ -182,6 +138,8 @@ void *native_pvalloc(std::size_t size) noexcept {
     return aligned_counted(page_round_up(size), [=] { return pvalloc(size); });
 }
 
+// Anonymous mappings count by the pages they occupy (core/mapped_pages): a mapping is tracked
+// when it is made, and its pages are charged as they are touched and given back.
 void *native_mmap(void *address, std::size_t length, int protection, int flags, int fd,
                   off_t offset) noexcept {
     if ((flags & MAP_ANONYMOUS) == 0 || !native_counting()) {
@@ -189,19 +147,15 @@ void *native_mmap(void *address, std::size_t length, int protection, int flags, 
     }
     ReentrancyGuard guard;
     ThreadLedger *ledger = t_ledger;
-    if ((flags & MAP_FIXED) != 0) { // replaces whatever was mapped there
-        const std::size_t replaced = take_mapped_range(address, length);
-        if (replaced != 0 && ledger != nullptr) {
-            ledger->on_native_free(replaced);
-        }
+    if ((flags & MAP_FIXED) != 0) {
+        pages::count_own_faults(ledger);
     }
     void *mapped = mmap(address, length, protection, flags, fd, offset);
-    if (mapped != MAP_FAILED && peak_recording()) {
-        peak_on_alloc(mapped, page_round_up(length));
-    }
-    if (mapped != MAP_FAILED && ledger != nullptr) {
-        add_mapping(mapped, length);
-        ledger->on_native_alloc(page_round_up(length));
+    if (mapped != MAP_FAILED) {
+        if ((flags & MAP_FIXED) != 0) { // replaced whatever was mapped there
+            pages::unmapped(mapped, length, ledger);
+        }
+        pages::mapped(mapped, length, (flags & (MAP_POPULATE | MAP_LOCKED)) != 0, ledger);
     }
     return mapped;
 }
@@ -211,15 +165,25 @@ int native_munmap(void *address, std::size_t length) noexcept {
         return munmap(address, length);
     }
     ReentrancyGuard guard;
-    // Before the real munmap: another thread could map the same range again in between.
-    if (peak_recording()) {
-        peak_on_unmap(address, page_round_up(length));
-    }
-    const std::size_t unmapped = take_mapped_range(address, length);
-    if (unmapped != 0 && t_ledger != nullptr) {
-        t_ledger->on_native_free(unmapped);
-    }
+    // Forgotten before the real munmap: another thread could map the same range in between.
+    pages::count_own_faults(t_ledger);
+    pages::unmapped(address, length, t_ledger);
     return munmap(address, length);
+}
+
+int native_madvise(void *address, std::size_t length, int advice) noexcept {
+    const bool gives_back =
+        advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE;
+    if (!gives_back || !native_counting()) {
+        return madvise(address, length, advice);
+    }
+    ReentrancyGuard guard;
+    pages::count_own_faults(t_ledger);
+    const int result = madvise(address, length, advice);
+    if (result == 0) {
+        pages::given_back(address, length, advice == MADV_FREE, t_ledger);
+    }
+    return result;
 }
 
 void *native_mremap(void *address, std::size_t old_length, std::size_t new_length, int flags,
@@ -235,34 +199,10 @@ void *native_mremap(void *address, std::size_t old_length, std::size_t new_lengt
         return mremap(address, old_length, new_length, flags, new_address);
     }
     ReentrancyGuard guard;
-    const bool peak = peak_recording();
-    if (peak) {
-        peak_on_free(address); // a failed mremap leaves the mapping counted as freed
-    }
+    pages::count_own_faults(t_ledger);
     void *moved = mremap(address, old_length, new_length, flags, new_address);
-    if (peak && moved != MAP_FAILED) {
-        peak_on_alloc(moved, page_round_up(new_length));
-    }
-    if (moved == MAP_FAILED) {
-        return moved;
-    }
-    const std::size_t recorded = take_mapped_range(address, old_length);
-    ThreadLedger *ledger = t_ledger;
-    if (recorded != 0) {
-        if (ledger != nullptr) {
-            add_mapping(moved, new_length);
-            ledger->on_native_free(recorded);
-            ledger->on_native_alloc(page_round_up(new_length));
-        }
-    } else if (ledger != nullptr) {
-        // A mapping from before profiling counts its change only, as realloc does.
-        const std::int64_t change = static_cast<std::int64_t>(page_round_up(new_length)) -
-                                    static_cast<std::int64_t>(page_round_up(old_length));
-        if (change > 0) {
-            ledger->on_native_alloc(static_cast<std::size_t>(change));
-        } else {
-            ledger->on_native_free(static_cast<std::size_t>(-change));
-        }
+    if (moved != MAP_FAILED) {
+        pages::remapped(address, old_length, moved, new_length, t_ledger);
     }
     return moved;
 }
@@ -326,26 +266,33 @@ void *native_dlopen(const char *file, int mode) noexcept {
 struct NativeFunction {
     const char *name;
     void *ours;
+    void *real;     // the address the loader binds the name to (a data slot must hold it)
     bool allocates; // false: rewritten in the interpreter's object too
 };
 
+#define MEMXX_NATIVE(name, ours, allocates)                                                     \
+    NativeFunction {                                                                            \
+        #name, reinterpret_cast<void *>(ours), reinterpret_cast<void *>(&name), allocates       \
+    }
 const NativeFunction g_functions[] = {
-    {"malloc", reinterpret_cast<void *>(native_malloc), true},
-    {"calloc", reinterpret_cast<void *>(native_calloc), true},
-    {"realloc", reinterpret_cast<void *>(native_realloc), true},
-    {"reallocarray", reinterpret_cast<void *>(native_reallocarray), true},
-    {"free", reinterpret_cast<void *>(native_free), true},
-    {"posix_memalign", reinterpret_cast<void *>(native_posix_memalign), true},
-    {"aligned_alloc", reinterpret_cast<void *>(native_aligned_alloc), true},
-    {"memalign", reinterpret_cast<void *>(native_memalign), true},
-    {"valloc", reinterpret_cast<void *>(native_valloc), true},
-    {"pvalloc", reinterpret_cast<void *>(native_pvalloc), true},
-    {"mmap", reinterpret_cast<void *>(native_mmap), true},
-    {"mmap64", reinterpret_cast<void *>(native_mmap), true},
-    {"mremap", reinterpret_cast<void *>(native_mremap), true},
-    {"munmap", reinterpret_cast<void *>(native_munmap), true},
-    {"dlopen", reinterpret_cast<void *>(native_dlopen), false},
+    MEMXX_NATIVE(malloc, native_malloc, true),
+    MEMXX_NATIVE(calloc, native_calloc, true),
+    MEMXX_NATIVE(realloc, native_realloc, true),
+    MEMXX_NATIVE(reallocarray, native_reallocarray, true),
+    MEMXX_NATIVE(free, native_free, true),
+    MEMXX_NATIVE(posix_memalign, native_posix_memalign, true),
+    MEMXX_NATIVE(aligned_alloc, native_aligned_alloc, true),
+    MEMXX_NATIVE(memalign, native_memalign, true),
+    MEMXX_NATIVE(valloc, native_valloc, true),
+    MEMXX_NATIVE(pvalloc, native_pvalloc, true),
+    MEMXX_NATIVE(mmap, native_mmap, true),
+    MEMXX_NATIVE(mmap64, native_mmap, true),
+    MEMXX_NATIVE(mremap, native_mremap, true),
+    MEMXX_NATIVE(munmap, native_munmap, true),
+    MEMXX_NATIVE(madvise, native_madvise, true),
+    MEMXX_NATIVE(dlopen, native_dlopen, false),
 };
+#undef MEMXX_NATIVE
 
 const NativeFunction *function_named(const char *name) noexcept {
     for (const NativeFunction &function : g_functions) {
@@ -363,6 +310,7 @@ struct RedirectedSlot {
     void **slot;
     void *ours;
     void *original; // what the slot held when it was rewritten
+    void *expected; // a data slot: rewritten only while it holds this; nullptr for a GOT slot
 };
 
 // An object's slots for our functions, found once by walking its relocations.
@@ -432,11 +380,16 @@ struct SlotCollector {
     bool interpreter;
 };
 
-void collect_slot(const char *symbol, void **slot, void *context) {
+void collect_slot(const char *symbol, void **slot, SlotKind kind, void *context) {
     auto *collector = static_cast<SlotCollector *>(context);
     const NativeFunction *function = function_named(symbol);
-    if (function != nullptr && !(collector->interpreter && function->allocates)) {
-        collector->object->slots.push_back(RedirectedSlot{slot, function->ours, nullptr});
+    if (function == nullptr || (collector->interpreter && function->allocates)) {
+        return;
+    }
+    void *expected = kind == SlotKind::data ? function->real : nullptr;
+    // A data word naming the function but holding something else is not a pointer to it.
+    if (expected == nullptr || __atomic_load_n(slot, __ATOMIC_ACQUIRE) == expected) {
+        collector->object->slots.push_back(RedirectedSlot{slot, function->ours, nullptr, expected});
     }
 }
 
@@ -468,7 +421,9 @@ int redirect_object(dl_phdr_info *info, std::size_t, void *) {
     MiVector<void *> values;
     for (RedirectedSlot &redirected : record->slots) {
         void *current = __atomic_load_n(redirected.slot, __ATOMIC_ACQUIRE);
-        if (current != redirected.ours) {
+        // A data slot the library has set to a function of its own (xmlMemSetup) keeps it.
+        const bool settable = redirected.expected == nullptr || current == redirected.expected;
+        if (current != redirected.ours && settable) {
             redirected.original = current;
             slots.push_back(redirected.slot);
             values.push_back(redirected.ours);
@@ -541,13 +496,52 @@ void patch_new_objects() {
 // A thread without the GIL may hold either lock (a dlopen, an munmap) when another forks: the
 // child would inherit it held and hang at its next dlopen or profiling session. The forking
 // thread takes both across fork(), as the live-block table's lock is taken.
-void lock_before_fork() noexcept {
-    g_patch_mutex.lock();
-    g_mappings_lock.lock();
+void lock_before_fork() noexcept { g_patch_mutex.lock(); }
+void unlock_after_fork() noexcept { g_patch_mutex.unlock(); }
+
+// --- mappings made before the session ---------------------------------------------------------
+
+// How many bytes from `at` belong to an allocator whose blocks are counted one by one (so that
+// its pages must not count again): glibc's arenas and mmapped chunks, pymalloc's arenas, our
+// own mimalloc. 0 when `at` starts none of them.
+std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept {
+    const auto *words = reinterpret_cast<const std::size_t *>(at);
+    const std::size_t length = end - at;
+    // A segment starts at its mapping; mimalloc looks up the segment of `p - 1`.
+    if (length > 1 && mi_is_in_heap_region(reinterpret_cast<const char *>(at) + 1)) {
+        return length;
+    }
+    // A glibc arena's heap: 64 MiB aligned, its header's mprotect_size is the part mapped RW.
+    constexpr std::uintptr_t kHeapMax = std::uintptr_t{64} << 20;
+    if (at % kHeapMax == 0 && words[3] == length && words[2] <= words[3]) {
+        return length;
+    }
+    // A glibc mmapped chunk: prev_size 0, size with IS_MMAPPED, whole pages.
+    const std::size_t chunk = words[1] & ~std::size_t{7};
+    if (words[0] == 0 && (words[1] & 2) != 0 && chunk != 0 && chunk <= length &&
+        page_round_up(chunk) == chunk) {
+        return chunk;
+    }
+    return memxx_pymalloc_arena_at(words, length);
 }
-void unlock_after_fork() noexcept {
-    g_mappings_lock.unlock();
-    g_patch_mutex.unlock();
+
+// A reservation made before profiling (pyarrow's mimalloc at its first array, polars' jemalloc
+// at import) is filled during it: its pages count from now on. Thread stacks, the .bss of loaded
+// objects and the pieces of block-counted allocators are left out; a mapping is adopted from its
+// first other piece on.
+void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, MappingBelow below, void *) {
+    if (below != MappingBelow::other) {
+        return;
+    }
+    std::uintptr_t at = begin;
+    while (at < end) {
+        const std::size_t known = block_counted_bytes(at, end);
+        if (known == 0) {
+            pages::adopt(at, end);
+            return;
+        }
+        at += known;
+    }
 }
 
 double seconds_now() noexcept {
@@ -565,12 +559,15 @@ void native_hooks_enable() {
     std::lock_guard<std::mutex> lock(g_patch_mutex);
     if (g_objects == nullptr) {
         g_objects = new (mi_malloc(sizeof(MiVector<PatchedObject>))) MiVector<PatchedObject>();
-        g_mappings = new (mi_malloc(sizeof(MappingMap))) MappingMap();
         find_excluded();
     }
     const double start = seconds_now();
     g_redirected = true;
     pass_locked(redirect_object);
+    {
+        ReentrancyGuard guard;
+        for_each_anonymous_mapping(adopt_mapping, nullptr);
+    }
     g_last_pass_seconds = seconds_now() - start;
     g_native_on.store(true, std::memory_order_release);
 }
@@ -583,8 +580,7 @@ void native_hooks_disable() {
     g_native_on.store(false, std::memory_order_release);
     g_redirected = false;
     pass_locked(restore_object);
-    SpinLockGuard guard(g_mappings_lock);
-    g_mappings->clear();
+    pages::forget_all();
 }
 
 NativeHookStats native_hook_stats() {
@@ -597,8 +593,7 @@ NativeHookStats native_hook_stats() {
             stats.objects += object.slots.empty() ? 0 : 1;
             stats.slots += object.slots.size();
         }
-        SpinLockGuard guard(g_mappings_lock);
-        stats.live_mappings = g_mappings->size();
+        stats.live_mappings = pages::tracked_mappings();
     }
     return stats;
 }

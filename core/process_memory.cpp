@@ -8,6 +8,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <mimalloc.h>
+
 namespace memxx::core {
 
 namespace {
@@ -81,6 +83,75 @@ bool restart_peak_rss() noexcept {
     const bool done = write(fd, "5", 1) == 1;
     close(fd);
     return done;
+}
+
+bool for_each_anonymous_mapping(AnonymousMappingVisitor visit, void *context) noexcept {
+    const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    // The whole file first: the visitor may map or unmap, which would shift a file read in parts.
+    std::size_t size = 0;
+    std::size_t capacity = 256 * 1024;
+    char *text = static_cast<char *>(mi_malloc(capacity));
+    while (text != nullptr) {
+        const ssize_t n = read(fd, text + size, capacity - size - 1);
+        if (n <= 0) {
+            break;
+        }
+        size += static_cast<std::size_t>(n);
+        if (capacity - size - 1 == 0) {
+            capacity *= 2;
+            text = static_cast<char *>(mi_realloc(text, capacity));
+        }
+    }
+    close(fd);
+    if (text == nullptr) {
+        return false;
+    }
+    text[size] = '\0';
+    std::uintptr_t previous_end = 0;
+    bool previous_no_access = false;
+    bool previous_file = false;
+    for (char *line = text; *line != '\0';) {
+        char *next = std::strchr(line, '\n');
+        if (next != nullptr) {
+            *next = '\0';
+        }
+        // begin-end perms offset dev inode [path]
+        char *cursor = nullptr;
+        const auto begin = static_cast<std::uintptr_t>(std::strtoull(line, &cursor, 16));
+        const auto end = static_cast<std::uintptr_t>(std::strtoull(cursor + 1, &cursor, 16));
+        const char *perms = cursor + 1;
+        char *field = cursor + 6; // offset
+        std::strtoull(field, &field, 16);
+        while (*field == ' ') {
+            ++field;
+        }
+        while (*field != ' ' && *field != '\0') { // dev
+            ++field;
+        }
+        const unsigned long long inode = std::strtoull(field, &field, 10);
+        while (*field == ' ') {
+            ++field;
+        }
+        if (std::strncmp(perms, "rw-p", 4) == 0 && inode == 0 && *field == '\0') {
+            const MappingBelow below = previous_end != begin  ? MappingBelow::other
+                                       : previous_no_access ? MappingBelow::no_access
+                                       : previous_file      ? MappingBelow::file
+                                                            : MappingBelow::other;
+            visit(begin, end, below, context);
+        }
+        previous_end = end;
+        previous_no_access = std::strncmp(perms, "---p", 4) == 0;
+        previous_file = inode != 0;
+        if (next == nullptr) {
+            break;
+        }
+        line = next + 1;
+    }
+    mi_free(text);
+    return true;
 }
 
 } // namespace memxx::core

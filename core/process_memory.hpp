@@ -16,4 +16,13 @@ std::int64_t peak_rss_bytes() noexcept;
 // /proc/self/clear_refs, Linux 4.0+); false where the kernel does not allow it.
 bool restart_peak_rss() noexcept;
 
+// What ends where an anonymous mapping begins: a mapping with no access (a thread stack's guard
+// page), a file's mapping (the anonymous part is that object's .bss), or anything else.
+enum class MappingBelow { other, no_access, file };
+// Calls visit(begin, end, below, context) for each private read-write mapping of no file in
+// /proc/self/maps (not the brk heap, not the main stack). False when the file cannot be read.
+using AnonymousMappingVisitor = void (*)(std::uintptr_t begin, std::uintptr_t end,
+                                         MappingBelow below, void *context);
+bool for_each_anonymous_mapping(AnonymousMappingVisitor visit, void *context) noexcept;
+
 } // namespace memxx::core

@@ -579,3 +579,31 @@ unsigned long long memxx_thread_stack_key(void) {
     key ^= key >> 29;
     return key == 0 ? 1 : key;
 }
+
+/* pymalloc (Objects/obmalloc.c, 3.11-3.13 on 64-bit): 1 MiB arenas of 16 KiB pools, size classes
+ * of 16 bytes up to 512; an arena's first pool starts at its first 16 KiB boundary and is taken
+ * as soon as the arena is made. */
+size_t memxx_pymalloc_arena_at(const void *at, size_t length) {
+    enum { kArena = 1 << 20, kPool = 1 << 14, kAlignment = 16, kClasses = 512 / 16 };
+    struct pool_header_view {
+        void *ref;
+        void *freeblock;
+        void *nextpool;
+        void *prevpool;
+        unsigned int arenaindex;
+        unsigned int szidx;
+        unsigned int nextoffset;
+        unsigned int maxnextoffset;
+    };
+    const uintptr_t begin = (uintptr_t)at;
+    const uintptr_t pool = (begin + kPool - 1) & ~(uintptr_t)(kPool - 1);
+    if (length < kArena || pool + sizeof(struct pool_header_view) > begin + length) {
+        return 0;
+    }
+    const struct pool_header_view *header = (const struct pool_header_view *)pool;
+    const unsigned int size = (header->szidx + 1) * kAlignment;
+    const int looks_like_a_pool = header->szidx < kClasses &&
+                                  header->maxnextoffset == kPool - size &&
+                                  header->nextoffset <= kPool && header->nextoffset % kAlignment == 0;
+    return looks_like_a_pool ? kArena : 0;
+}

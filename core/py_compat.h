@@ -28,6 +28,10 @@ Py_ssize_t memxx_frame_object_bytes(PyFrameObject *frame);
 /* 3.11: the C trace function and its object installed on a thread (borrowed). */
 void memxx_thread_tracer(PyThreadState *tstate, Py_tracefunc *func, PyObject **obj);
 
+/* The bytes from `at` (page-aligned, `length` bytes mapped) that are one of pymalloc's arenas,
+ * told by the header of its first pool; 0 when `at` does not start one. Reads memory only. */
+size_t memxx_pymalloc_arena_at(const void *at, size_t length);
+
 /* Line number of a bytecode offset in a code object. */
 int memxx_code_line(PyObject *code, int offset);
 

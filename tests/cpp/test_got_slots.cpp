@@ -3,6 +3,7 @@
 // pages that the loader made read-only.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -16,6 +17,7 @@
 using memxx::core::for_each_got_slot;
 using memxx::core::ReadOnlyAfterRelocation;
 using memxx::core::relro_pages;
+using memxx::core::SlotKind;
 using memxx::core::write_got_slots;
 
 namespace {
@@ -23,14 +25,27 @@ namespace {
 struct Found {
     const char *wanted;
     std::vector<void **> slots;
+    std::vector<SlotKind> kinds;
     ReadOnlyAfterRelocation relro;
 };
 
-void collect(const char *symbol, void **slot, void *context) {
+void collect(const char *symbol, void **slot, SlotKind kind, void *context) {
     auto *found = static_cast<Found *>(context);
     if (std::strcmp(symbol, found->wanted) == 0) {
         found->slots.push_back(slot);
+        found->kinds.push_back(kind);
     }
+}
+
+// Function pointers in this program's data, as libxml2 keeps `xmlMalloc = malloc`: the loader
+// writes getppid's address into them (R_X86_64_64), one in writable data, one in RELRO pages.
+using PidFunction = pid_t (*)();
+PidFunction volatile g_writable_pointer = &getppid;
+extern const PidFunction g_read_only_pointer;
+const PidFunction g_read_only_pointer = &getppid;
+// Read at each call: the compiler may not assume the constant's value.
+PidFunction read_only_pointer() {
+    return *static_cast<const volatile PidFunction *>(&g_read_only_pointer);
 }
 
 int visit_program(dl_phdr_info *info, std::size_t, void *context) {
@@ -41,7 +56,7 @@ int visit_program(dl_phdr_info *info, std::size_t, void *context) {
 }
 
 Found slots_of_program(const char *symbol) {
-    Found found{symbol, {}, {}};
+    Found found{symbol, {}, {}, {}};
     dl_iterate_phdr(visit_program, &found);
     return found;
 }
@@ -97,4 +112,32 @@ TEST_CASE("writing the slot redirects the program's calls, in RELRO pages too, a
     REQUIRE(write_got_slots(&slot, &original, 1, found.relro));
     CHECK(getpid() == real);
     CHECK(*slot == original);
+}
+
+TEST_CASE("function pointers in data are data slots, redirected in writable and RELRO pages") {
+    Found found = slots_of_program("getppid");
+    auto *writable = reinterpret_cast<void **>(const_cast<PidFunction *>(&g_writable_pointer));
+    auto *read_only = reinterpret_cast<void **>(const_cast<PidFunction *>(&g_read_only_pointer));
+    std::vector<void **> data_slots;
+    for (std::size_t i = 0; i < found.slots.size(); ++i) {
+        if (found.kinds[i] == SlotKind::data) {
+            data_slots.push_back(found.slots[i]);
+        }
+    }
+    REQUIRE(data_slots.size() == 2);
+    CHECK(std::count(data_slots.begin(), data_slots.end(), writable) == 1);
+    CHECK(std::count(data_slots.begin(), data_slots.end(), read_only) == 1);
+    CHECK(found.relro.contains(reinterpret_cast<std::uintptr_t>(read_only)));
+
+    void *ours = reinterpret_cast<void *>(&fake_getpid);
+    void *values[2] = {ours, ours};
+    REQUIRE(write_got_slots(data_slots.data(), values, 2, found.relro));
+    CHECK(g_writable_pointer() == 424242);
+    CHECK(read_only_pointer()() == 424242);
+    CHECK(page_permissions(read_only).substr(0, 3) == "r--");
+
+    void *real[2] = {reinterpret_cast<void *>(&getppid), reinterpret_cast<void *>(&getppid)};
+    REQUIRE(write_got_slots(data_slots.data(), real, 2, found.relro));
+    CHECK(g_writable_pointer() == getppid());
+    CHECK(read_only_pointer()() == getppid());
 }

@@ -106,11 +106,57 @@ PyObject *py_resize(PyObject *, PyObject *args) {
         q = mremap(p, static_cast<std::size_t>(old_size), static_cast<std::size_t>(new_size),
                    MREMAP_MAYMOVE);
         q = q == MAP_FAILED ? nullptr : q;
+        if (q != nullptr && new_size > old_size) { // the growth is used, as a grown buffer is
+            std::memset(static_cast<char *>(q) + old_size, 4,
+                        static_cast<std::size_t>(new_size - old_size));
+        }
     }
     if (q == nullptr) {
         return PyErr_Format(PyExc_MemoryError, "%s failed", kind);
     }
     return PyLong_FromVoidPtr(q);
+}
+
+// A reservation, as embedded allocators make one: mmap(MAP_NORESERVE), not touched.
+PyObject *py_reserve(PyObject *, PyObject *args) {
+    Py_ssize_t length;
+    if (!PyArg_ParseTuple(args, "n", &length)) {
+        return nullptr;
+    }
+    void *p = mmap(nullptr, static_cast<std::size_t>(length), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        return PyErr_Format(PyExc_MemoryError, "mmap(%zd) failed", length);
+    }
+    return PyLong_FromVoidPtr(p);
+}
+
+// Writes to [address + offset, address + offset + length): the pages become resident.
+PyObject *py_touch(PyObject *, PyObject *args) {
+    PyObject *address;
+    Py_ssize_t offset, length;
+    if (!PyArg_ParseTuple(args, "Onn", &address, &offset, &length)) {
+        return nullptr;
+    }
+    std::memset(static_cast<char *>(PyLong_AsVoidPtr(address)) + offset, 5,
+                static_cast<std::size_t>(length));
+    Py_RETURN_NONE;
+}
+
+// madvise(advice) of [address + offset, address + offset + length); advice "dontneed" or "free".
+PyObject *py_advise(PyObject *, PyObject *args) {
+    PyObject *address;
+    Py_ssize_t offset, length;
+    const char *advice;
+    if (!PyArg_ParseTuple(args, "Onns", &address, &offset, &length, &advice)) {
+        return nullptr;
+    }
+    const int code = std::strcmp(advice, "free") == 0 ? MADV_FREE : MADV_DONTNEED;
+    if (madvise(static_cast<char *>(PyLong_AsVoidPtr(address)) + offset,
+                static_cast<std::size_t>(length), code) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
 }
 
 // munmap of part of a mapping: [address + offset, address + offset + length).
@@ -216,6 +262,9 @@ PyMethodDef g_methods[] = {
     {"release", py_release, METH_VARARGS, "release(kind, address, size)"},
     {"resize", py_resize, METH_VARARGS, "resize(kind, address, old_size, new_size) -> address"},
     {"unmap_part", py_unmap_part, METH_VARARGS, "unmap_part(address, offset, length)"},
+    {"reserve", py_reserve, METH_VARARGS, "reserve(length) -> address (MAP_NORESERVE, untouched)"},
+    {"touch", py_touch, METH_VARARGS, "touch(address, offset, length)"},
+    {"advise", py_advise, METH_VARARGS, "advise(address, offset, length, 'dontneed'|'free')"},
     {"map_file", py_map_file, METH_VARARGS, "map_file(path, length) -> address"},
     {"thread_alloc", py_thread_alloc, METH_VARARGS, "thread_alloc(size) -> address"},
     {"temporary", py_temporary, METH_VARARGS, "temporary(size)"},

@@ -1,0 +1,72 @@
+// Anonymous mappings that native code makes itself (an embedded allocator's reservation, a BLAS
+// buffer), counted by the pages they occupy, not by their length: a reservation never touched
+// costs nothing, the pages touched while a line runs count for that line, and pages given back
+// (munmap, madvise DONTNEED/FREE/REMOVE, mremap shrinking) count as freed.
+//
+// Two observers keep each tracked page's state: the profiled thread's own page faults, read from
+// a perf_event ring buffer (a line boundary where nothing faulted costs a few loads and no lock),
+// and a mincore(2) pass over the tracked mappings (at a thread's first observation, when the ring
+// buffer lost records or the thread's fault count changed where no perf event can be opened, and
+// at the end of a line that ran 50 times longer than the last pass took: the pages other threads
+// touched). While nothing is tracked, a line boundary costs one load of `g_watching`.
+//
+// Mappings made before the session (an allocator's reservation made at import) are adopted when
+// it starts (native_hooks.cpp picks them), their resident pages as the baseline.
+//
+// The hooks (mapped/unmapped/given_back/remapped) are called by native_hooks.cpp under its
+// re-entrancy guard, from any thread, with or without the GIL; `observe` by the line tracer on a
+// profiled thread. An internal spin lock guards the mappings. No Python API.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace memxx::core {
+
+class ThreadLedger;
+
+namespace pages {
+
+// Some mapping is tracked, or pages given back by an unprofiled thread wait to be charged.
+extern std::atomic<bool> g_watching;
+
+// Charges `ledger` (the calling thread's) with the pages that became resident or went away
+// since the last observation. The slow path of at_line_boundary.
+void observe(ThreadLedger *ledger) noexcept;
+// Called where a line (or a frame) of a profiled thread begins or ends.
+inline void at_line_boundary(ThreadLedger *ledger) noexcept {
+    if (__builtin_expect(g_watching.load(std::memory_order_relaxed), false) && ledger != nullptr) {
+        observe(ledger);
+    }
+}
+
+// Before a hook unmaps, gives back or moves pages (before the real call, while the range is still
+// mapped): the pages the calling profiled thread touched so far count first.
+void count_own_faults(ThreadLedger *ledger) noexcept;
+// A new anonymous mapping, made while profiling: tracked from now on. `populated`: its pages
+// are resident already (MAP_POPULATE, MAP_LOCKED), charged to `ledger` now.
+void mapped(void *address, std::size_t length, bool populated, ThreadLedger *ledger) noexcept;
+// A mapping made before the session (an allocator's reservation made at import or at first use,
+// filled later): tracked from now on, its resident pages counted as they are now, charged to no
+// one. A range overlapping a tracked mapping is left alone.
+void adopt(std::uintptr_t begin, std::uintptr_t end) noexcept;
+// [address, address + length) is unmapped (munmap, or a MAP_FIXED mapping replacing it): its
+// counted pages are freed. `ledger` is the calling thread's (nullptr: charged at the next
+// observation of a profiled thread).
+void unmapped(void *address, std::size_t length, ThreadLedger *ledger) noexcept;
+// madvise(DONTNEED, REMOVE, FREE) of the range returned: its counted pages are freed. `lazily`
+// (MADV_FREE): the kernel may leave them resident until it needs them; they count as freed.
+void given_back(void *address, std::size_t length, bool lazily, ThreadLedger *ledger) noexcept;
+// mremap moved or resized [old, old + old_length) to [now, now + new_length): pages moved keep
+// their state, pages cut off are freed, a tracked mapping's growth is tracked.
+void remapped(void *old, std::size_t old_length, void *now, std::size_t new_length,
+              ThreadLedger *ledger) noexcept;
+// The calling thread stops being profiled: its fault watcher is closed.
+void thread_end() noexcept;
+// The session ends: every mapping is forgotten (no hook sees them any more).
+void forget_all() noexcept;
+std::size_t tracked_mappings() noexcept;
+
+} // namespace pages
+} // namespace memxx::core
