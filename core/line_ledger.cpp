@@ -22,6 +22,7 @@ LineStats *CodeLines::grow_to(int lineno) {
 void ThreadLedger::enter(const void *frame, CodeLines *code, int lineno, bool count_line,
                          std::int64_t made_before) {
     settle();
+    take_other_threads();
     std::ptrdiff_t outer_same_code = -1;
     if (!frames_.empty()) {
         ActiveFrame &caller = frames_.back();
@@ -59,7 +60,23 @@ void ThreadLedger::watch_innermost_teardown() noexcept {
     }
 }
 
+void ThreadLedger::take_other_threads_now() noexcept {
+    const ThreadShare::Taken taken = share_->take();
+    // The other threads' bytes rose by `high` at most since the last take while this thread's
+    // own stood still at its line event (or at what it is now): the highest point seen.
+    if (net_ + taken.high > hwm_.net) {
+        hwm_ = Level{net_ + taken.high, native_, others_ + taken.high};
+    }
+    if (net_ + taken.high > peak_net_) {
+        peak_net_ = net_ + taken.high;
+    }
+    net_ += taken.net;
+    native_ += taken.native;
+    others_ += taken.net;
+}
+
 void ThreadLedger::pop() noexcept {
+    take_other_threads();
     if (tearing_down_ && teardowns_.back().depth == frames_.size()) {
         teardowns_.pop_back();
         watch_innermost_teardown();

@@ -18,6 +18,8 @@
 
 #include <mimalloc.h>
 
+#include "core/thread_share.hpp"
+
 namespace memxx::core {
 
 struct LineStats {
@@ -29,12 +31,16 @@ struct LineStats {
     // the moment of the peak (native bytes the thread held then, counted from the ledger's start).
     std::int64_t native_increment = 0;
     std::int64_t native_peak = 0;
+    // Other threads' share of the increment: bytes they allocated minus freed for this thread
+    // while the line ran (core/thread_share.hpp).
+    std::int64_t threads_increment = 0;
 };
 
 // A point of the thread's allocation curve: net bytes, and the native part of them.
 struct Level {
     std::int64_t net = 0;
     std::int64_t native = 0;
+    std::int64_t others = 0; // the part other threads allocated for this one
     bool operator<(const Level &other) const noexcept { return net < other.net; }
 };
 
@@ -123,6 +129,17 @@ class ThreadLedger {
         net_ -= static_cast<std::int64_t>(size);
     }
 
+    // Other threads' memory for this one arrives through `share` (nullptr: none), taken at each
+    // line event and by take_other_threads. The share must outlive its use by the ledger.
+    void set_share(ThreadShare *share) noexcept { share_ = share; }
+    ThreadShare *share() const noexcept { return share_; }
+    // Adds what other threads allocated and freed since the last take to the running line.
+    void take_other_threads() noexcept {
+        if (__builtin_expect(share_ != nullptr && share_->pending(), false)) {
+            take_other_threads_now();
+        }
+    }
+
     // Each event first settles the teardowns that are over (see settle).
     // A profiled frame starts (count_line: its first line is a new occurrence) or resumes.
     // made_before: bytes allocated for the frame just before this event, which it (not the
@@ -163,6 +180,7 @@ class ThreadLedger {
     std::int64_t memory() const noexcept { return base_ + net_; }
     std::int64_t net() const noexcept { return net_; }
     std::int64_t native_net() const noexcept { return native_; }
+    std::int64_t others_net() const noexcept { return others_; }
 
     // Highest net since the last restart_peak; watchers keep the ledger open without frames.
     std::int64_t peak_net() const noexcept { return peak_net_; }
@@ -207,6 +225,7 @@ class ThreadLedger {
         LineStats *stats = frame.code->at(frame.lineno);
         stats->increment += net_ - frame.line_start.net;
         stats->native_increment += native_ - frame.line_start.native;
+        stats->threads_increment += others_ - frame.line_start.others;
         if (base_ + peak.net > stats->peak) {
             stats->peak = base_ + peak.net;
             stats->native_peak = peak.native;
@@ -215,11 +234,13 @@ class ThreadLedger {
         frame.lineno = 0;
     }
     void next_line(ActiveFrame &frame, int lineno) noexcept {
+        take_other_threads();
         end_line(frame);
         begin_line(frame, lineno, true);
     }
     bool line_settled(const void *frame, int lineno);
     void pop() noexcept;
+    void take_other_threads_now() noexcept;
 
     struct Teardown {
         std::size_t depth; // frames_.size() while it is the innermost frame
@@ -227,7 +248,7 @@ class ThreadLedger {
     };
 
     std::int64_t base_;
-    Level level() const noexcept { return Level{net_, native_}; }
+    Level level() const noexcept { return Level{net_, native_, others_}; }
     // Before a block is counted: a teardown that is over gives its line up first.
     void settle_if_over() noexcept {
         if (__builtin_expect(tearing_down_, false) && !teardown_surely_running()) {
@@ -237,7 +258,7 @@ class ThreadLedger {
     void add(std::size_t size) noexcept {
         net_ += static_cast<std::int64_t>(size);
         if (net_ > hwm_.net) {
-            hwm_ = Level{net_, native_};
+            hwm_ = level();
         }
         if (net_ > peak_net_) {
             peak_net_ = net_;
@@ -251,6 +272,8 @@ class ThreadLedger {
     const void *expected_[TeardownMark::kWatched] = {};
     std::int64_t net_ = 0;
     std::int64_t native_ = 0;   // the native part of net_
+    std::int64_t others_ = 0;   // the part of net_ other threads allocated and freed
+    ThreadShare *share_ = nullptr;
     Level hwm_;                 // highest net since the innermost line began
     std::int64_t peak_net_ = 0; // highest net since restart_peak
     struct Undo {
