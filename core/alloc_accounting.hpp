@@ -137,7 +137,7 @@ __attribute__((noinline)) inline void record_alloc_for_share(void *address, std:
                                                              Source source, Guard guard) noexcept {
     ShareRef share(share_paying_for_this_thread);
     if (share.get() != nullptr && track_block(address, size, guard)) {
-        share.get()->add(static_cast<std::int64_t>(size), source == Source::native);
+        share.add(static_cast<std::int64_t>(size), source == Source::native);
     }
 }
 
@@ -145,26 +145,26 @@ __attribute__((noinline)) inline void credit_free_to_share(std::size_t size,
                                                            Source source) noexcept {
     ShareRef share(share_crediting_a_free);
     if (share.get() != nullptr) {
-        share.get()->add(-static_cast<std::int64_t>(size), source == Source::native);
+        share.add(-static_cast<std::int64_t>(size), source == Source::native);
     }
 }
 
-// Charges the ledger, or else the share (either may be nullptr: nobody pays).
-inline void pay_alloc(ThreadLedger *ledger, ThreadShare *share, std::size_t size,
+// Charges the ledger, or else the share (nobody pays when neither is there).
+inline void pay_alloc(ThreadLedger *ledger, const ShareRef &share, std::size_t size,
                       Source source) noexcept {
     if (ledger != nullptr) {
         charge_alloc(ledger, size, source);
-    } else if (share != nullptr) {
-        share->add(static_cast<std::int64_t>(size), source == Source::native);
+    } else if (share.get() != nullptr) {
+        share.add(static_cast<std::int64_t>(size), source == Source::native);
     }
 }
 
-inline void pay_free(ThreadLedger *ledger, ThreadShare *share, std::size_t size,
+inline void pay_free(ThreadLedger *ledger, const ShareRef &share, std::size_t size,
                      Source source) noexcept {
     if (ledger != nullptr) {
         charge_free(ledger, size, source);
-    } else if (share != nullptr) {
-        share->add(-static_cast<std::int64_t>(size), source == Source::native);
+    } else if (share.get() != nullptr) {
+        share.add(-static_cast<std::int64_t>(size), source == Source::native);
     }
 }
 
@@ -274,7 +274,7 @@ void *realloc_counted(void *address, std::size_t size, Source source, Guard tabl
     }
     if (resized == nullptr) {
         if (known && size == 0 && source == Source::native) { // glibc's realloc(p, 0) frees p
-            pay_free(ledger, share.get(), old_size, source);
+            pay_free(ledger, share, old_size, source);
         } else if (known) { // the old block is still there
             track_block(address, old_size, table_guard);
         }
@@ -282,9 +282,9 @@ void *realloc_counted(void *address, std::size_t size, Source source, Guard tabl
     }
     if (profiled && counted) {
         const bool tracked = track_block(resized, size, table_guard);
-        pay_free(ledger, share.get(), old_size, source);
+        pay_free(ledger, share, old_size, source);
         if (tracked) {
-            pay_alloc(ledger, share.get(), size, source);
+            pay_alloc(ledger, share, size, source);
         }
     }
     return resized;

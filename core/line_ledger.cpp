@@ -61,7 +61,8 @@ void ThreadLedger::watch_innermost_teardown() noexcept {
 }
 
 void ThreadLedger::take_other_threads_now() noexcept {
-    const ThreadShare::Taken taken = share_->take();
+    ThreadShare::Taken taken;
+    share_->take(&taken);
     // The other threads' bytes rose by `high` at most since the last take while this thread's
     // own stood still at its line event (or at what it is now): the highest point seen.
     if (net_ + taken.high > hwm_.net) {
@@ -70,9 +71,34 @@ void ThreadLedger::take_other_threads_now() noexcept {
     if (net_ + taken.high > peak_net_) {
         peak_net_ = net_ + taken.high;
     }
-    net_ += taken.net;
-    native_ += taken.native;
-    others_ += taken.net;
+    for (int i = 0; i < taken.used; ++i) {
+        const ThreadShare::Charge &charge = taken.targeted[i];
+        const std::size_t depth = charge.target.depth;
+        LineStats *stats = depth < frames_.size() && frames_[depth].frame == charge.target.frame
+                               ? frames_[depth].code->at(charge.target.lineno)
+                               : nullptr;
+        if (stats == nullptr) { // that frame is gone: the running line takes it
+            taken.running.net += charge.net;
+            taken.running.native += charge.native;
+            continue;
+        }
+        // The line that handed the work over gets it; the lines running now in its frame and
+        // the frames it called do not (their starts move by as much), their callers' do.
+        stats->increment += charge.net;
+        stats->native_increment += charge.native;
+        stats->threads_increment += charge.net;
+        for (std::size_t j = depth; j < frames_.size(); ++j) {
+            frames_[j].line_start.net += charge.net;
+            frames_[j].line_start.native += charge.native;
+            frames_[j].line_start.others += charge.net;
+        }
+        net_ += charge.net;
+        native_ += charge.native;
+        others_ += charge.net;
+    }
+    net_ += taken.running.net;
+    native_ += taken.running.native;
+    others_ += taken.running.net;
 }
 
 void ThreadLedger::pop() noexcept {

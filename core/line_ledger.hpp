@@ -133,6 +133,14 @@ class ThreadLedger {
     // line event and by take_other_threads. The share must outlive its use by the ledger.
     void set_share(ThreadShare *share) noexcept { share_ = share; }
     ThreadShare *share() const noexcept { return share_; }
+    // The line running now, as other threads' charges name it (no frame: a watch only).
+    ShareTarget running_target() const noexcept {
+        if (frames_.empty() || frames_.back().lineno == 0) {
+            return {};
+        }
+        return {frames_.back().frame, static_cast<std::uint32_t>(frames_.size() - 1),
+                frames_.back().lineno};
+    }
     // Adds what other threads allocated and freed since the last take to the running line.
     void take_other_threads() noexcept {
         if (__builtin_expect(share_ != nullptr && share_->pending(), false)) {

@@ -29,6 +29,9 @@ ThreadShare *g_recycled = nullptr; // closed shares nobody references, linked th
 int g_wanted = 0;                  // GIL held
 
 MEMXX_TLS ThreadShare *t_cause = nullptr; // referenced; the thread's adopted cause
+MEMXX_TLS const void *t_cause_frame = nullptr; // its target line (ShareTarget, in scalars)
+MEMXX_TLS std::uint32_t t_cause_depth = 0;
+MEMXX_TLS int t_cause_lineno = 0;
 MEMXX_TLS bool t_python_thread = false;   // seen with a Python thread state once
 
 // A thread that once had a Python thread state keeps it until it ends; one without may get
@@ -82,7 +85,8 @@ ThreadShare *share_open() {
         }
         share = new (memory) ThreadShare();
     }
-    share->take(); // what late workers added after it closed last time
+    ThreadShare::Taken stale;
+    share->take(&stale); // what late workers added after it closed last time
     share->references.store(1, std::memory_order_relaxed);
     share->open.store(true, std::memory_order_relaxed);
     SpinLockGuard guard(g_shares_lock);
@@ -136,26 +140,31 @@ void other_threads_want(bool on) {
     g_other_threads_on.store(g_wanted > 0, std::memory_order_relaxed);
 }
 
-ThreadShare *thread_cause() {
+ThreadCause thread_cause() {
     if (!g_other_threads_on.load(std::memory_order_relaxed)) {
-        return nullptr;
+        return {};
     }
     if (const ThreadLedger *ledger = thread_ledger()) {
-        return share_acquire(ledger->share()); // nullptr if it could not get one
+        // nullptr if it could not get one
+        return {share_acquire(ledger->share()), ledger->running_target()};
     }
-    return share_acquire(open_cause());
+    return {share_acquire(open_cause()), {t_cause_frame, t_cause_depth, t_cause_lineno}};
 }
 
-ThreadShare *adopt_thread_cause(ThreadShare *cause) {
-    ThreadShare *previous = t_cause;
-    t_cause = share_acquire(cause);
+ThreadCause adopt_thread_cause(const ThreadCause &cause) {
+    const ThreadCause previous{t_cause, {t_cause_frame, t_cause_depth, t_cause_lineno}};
+    t_cause = share_acquire(cause.share);
+    t_cause_frame = cause.target.frame;
+    t_cause_depth = cause.target.depth;
+    t_cause_lineno = cause.target.lineno;
     return previous;
 }
 
 namespace accounting {
 
-ThreadShare *share_paying_for_this_thread(bool *referenced) noexcept {
+ThreadShare *share_paying_for_this_thread(bool *referenced, ShareTarget *target) noexcept {
     if (ThreadShare *cause = open_cause()) {
+        *target = ShareTarget{t_cause_frame, t_cause_depth, t_cause_lineno};
         return cause;
     }
     if (t_cause != nullptr || python_thread()) {
@@ -165,8 +174,9 @@ ThreadShare *share_paying_for_this_thread(bool *referenced) noexcept {
     return newest_open_acquired();
 }
 
-ThreadShare *share_crediting_a_free(bool *referenced) noexcept {
+ThreadShare *share_crediting_a_free(bool *referenced, ShareTarget *target) noexcept {
     if (ThreadShare *cause = open_cause()) {
+        *target = ShareTarget{t_cause_frame, t_cause_depth, t_cause_lineno};
         return cause;
     }
     *referenced = true;

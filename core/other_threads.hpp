@@ -33,32 +33,39 @@ void other_threads_want(bool on);
 ThreadShare *share_acquire(ThreadShare *share) noexcept;
 void share_release(ThreadShare *share) noexcept;
 
-// The share the calling thread's blocks go to now (its own ledger's, or the cause it adopted),
-// with a new reference; nullptr when none, or when no profiler wants other threads. GIL held.
-ThreadShare *thread_cause();
-// The calling thread charges `cause` (nullptr: nobody) from now on; takes a reference of it and
-// returns the previous cause, whose reference passes to the caller. GIL held.
-ThreadShare *adopt_thread_cause(ThreadShare *cause);
+// What a thread works for: a share, and the line in it that handed the work over.
+struct ThreadCause {
+    ThreadShare *share = nullptr;
+    ShareTarget target;
+};
+
+// The cause the calling thread's blocks go to now (its own ledger's running line, or the cause
+// it adopted), with a new reference; no share when none, or when no profiler wants other
+// threads. GIL held.
+ThreadCause thread_cause();
+// The calling thread charges `cause` (no share: nobody) from now on; takes a reference of it
+// and returns the previous cause, whose reference passes to the caller. GIL held.
+ThreadCause adopt_thread_cause(const ThreadCause &cause);
 
 namespace accounting {
 
 extern std::atomic<bool> g_other_threads_on; // some profiler wants other threads charged
 
 // For a thread without a ledger (the allocator hook's slow path, any thread, any GIL state):
-// the share its allocations go to, or the share credited with a block it frees. Each returns
-// nullptr or a share the caller must hand to ShareRef (which drops the reference if one was
-// taken: `*referenced`).
-ThreadShare *share_paying_for_this_thread(bool *referenced) noexcept;
-ThreadShare *share_crediting_a_free(bool *referenced) noexcept;
+// the share its allocations go to, or the share credited with a block it frees, and the line
+// in it. Each returns nullptr or a share the caller must hand to ShareRef (which drops the
+// reference if one was taken: `*referenced`).
+ThreadShare *share_paying_for_this_thread(bool *referenced, ShareTarget *target) noexcept;
+ThreadShare *share_crediting_a_free(bool *referenced, ShareTarget *target) noexcept;
 
-using FindShare = ThreadShare *(*)(bool *referenced) noexcept;
+using FindShare = ThreadShare *(*)(bool *referenced, ShareTarget *target) noexcept;
 
 // A share found by `find` (nullptr: none looked for), held for the duration of a hook.
 class ShareRef {
   public:
     explicit ShareRef(FindShare find) noexcept {
         if (find != nullptr) {
-            share_ = find(&referenced_);
+            share_ = find(&referenced_, &target_);
         }
     }
     ~ShareRef() {
@@ -69,9 +76,14 @@ class ShareRef {
     ShareRef(const ShareRef &) = delete;
     ShareRef &operator=(const ShareRef &) = delete;
     ThreadShare *get() const noexcept { return share_; }
+    // `bytes` allocated (> 0) or freed (< 0) for the line found with the share.
+    void add(std::int64_t bytes, bool native) const noexcept {
+        share_->add(bytes, native, target_);
+    }
 
   private:
     ThreadShare *share_ = nullptr;
+    ShareTarget target_;
     bool referenced_ = false;
 };
 

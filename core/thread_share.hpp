@@ -14,32 +14,68 @@
 
 namespace memxx::core {
 
+// The line a charge is for: the line `lineno` of the profiled frame `frame`, found at `depth`
+// on the ledger when the work was handed over. No frame: the line running when it is taken.
+struct ShareTarget {
+    const void *frame = nullptr;
+    std::uint32_t depth = 0;
+    int lineno = 0;
+    bool operator==(const ShareTarget &other) const noexcept {
+        return frame == other.frame && depth == other.depth && lineno == other.lineno;
+    }
+};
+
 class ThreadShare {
   public:
-    // `bytes` allocated (> 0) or freed (< 0) by another thread for the ledger.
-    void add(std::int64_t bytes, bool native) noexcept {
+    static constexpr int kTargets = 8; // lines waiting at once; more go to the running line
+
+    // `bytes` allocated (> 0) or freed (< 0) by another thread for the ledger's line `target`.
+    void add(std::int64_t bytes, bool native, const ShareTarget &target = {}) noexcept {
         SpinLockGuard guard(lock_);
-        net_ += bytes;
-        native_ += native ? bytes : 0;
-        high_ = net_ > high_ ? net_ : high_;
+        Charge *charge = &running_;
+        if (target.frame != nullptr) {
+            for (int i = 0; i < used_ && charge == &running_; ++i) {
+                charge = targeted_[i].target == target ? &targeted_[i] : charge;
+            }
+            if (charge == &running_ && used_ < kTargets) {
+                charge = &targeted_[used_++];
+                *charge = Charge{target, 0, 0};
+            }
+        }
+        charge->net += bytes;
+        charge->native += native ? bytes : 0;
+        sum_ += bytes;
+        high_ = sum_ > high_ ? sum_ : high_;
         pending_.store(true, std::memory_order_relaxed);
     }
 
     bool pending() const noexcept { return pending_.load(std::memory_order_relaxed); }
 
-    // What was added since the last take: the sum, its native part, and the highest the sum
-    // reached on the way (>= 0: the sum starts at 0 after each take).
-    struct Taken {
+    struct Charge {
+        ShareTarget target;
         std::int64_t net = 0;
         std::int64_t native = 0;
+    };
+    // What was added since the last take: per target line, the rest for the running line, and
+    // the highest the sum of all reached on the way (>= 0: it starts at 0 after each take).
+    struct Taken {
+        Charge running;
+        Charge targeted[kTargets];
+        int used = 0;
         std::int64_t high = 0;
     };
-    Taken take() noexcept {
+    void take(Taken *taken) noexcept {
         SpinLockGuard guard(lock_);
-        const Taken taken{net_, native_, high_};
-        net_ = native_ = high_ = 0;
+        taken->running = running_;
+        taken->used = used_;
+        for (int i = 0; i < used_; ++i) {
+            taken->targeted[i] = targeted_[i];
+        }
+        taken->high = high_;
+        running_ = Charge{};
+        used_ = 0;
+        sum_ = high_ = 0;
         pending_.store(false, std::memory_order_relaxed);
-        return taken;
     }
 
     // Lifetime fields, for core/other_threads only.
@@ -51,8 +87,10 @@ class ThreadShare {
   private:
     SpinLock lock_;
     std::atomic<bool> pending_{false};
-    std::int64_t net_ = 0;
-    std::int64_t native_ = 0;
+    Charge running_;
+    Charge targeted_[kTargets];
+    int used_ = 0;
+    std::int64_t sum_ = 0;
     std::int64_t high_ = 0;
 };
 

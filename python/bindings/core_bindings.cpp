@@ -99,25 +99,25 @@ py::dict peak_report_dict() {
     return out;
 }
 
-// A profiled thread's share, as the Python layer hands it from a thread that starts or submits
-// work to the thread that does it (memory_profilerxx/_thread_causes.py).
+// A profiled thread's share and line, as the Python layer hands it from a thread that starts or
+// submits work to the thread that does it (memory_profilerxx/_thread_causes.py).
 class ThreadCause {
   public:
-    explicit ThreadCause(core::ThreadShare *share) noexcept : share_(share) {}
-    ~ThreadCause() { core::share_release(share_); }
+    explicit ThreadCause(const core::ThreadCause &cause) noexcept : cause_(cause) {}
+    ~ThreadCause() { core::share_release(cause_.share); }
     ThreadCause(const ThreadCause &) = delete;
     ThreadCause &operator=(const ThreadCause &) = delete;
-    core::ThreadShare *share() const noexcept { return share_; }
+    const core::ThreadCause &cause() const noexcept { return cause_; }
 
   private:
-    core::ThreadShare *share_; // referenced
+    core::ThreadCause cause_; // its share referenced
 };
 
-py::object cause_object(core::ThreadShare *share) {
-    if (share == nullptr) {
+py::object cause_object(const core::ThreadCause &cause) {
+    if (cause.share == nullptr) {
         return py::none();
     }
-    return py::cast(std::make_unique<ThreadCause>(share));
+    return py::cast(std::make_unique<ThreadCause>(cause));
 }
 
 void bind_thread_cause(py::module_ &m) {
@@ -130,8 +130,8 @@ void bind_thread_cause(py::module_ &m) {
     m.def(
         "adopt_thread_cause",
         [](const ThreadCause *cause) {
-            return cause_object(core::adopt_thread_cause(cause != nullptr ? cause->share()
-                                                                          : nullptr));
+            return cause_object(
+                core::adopt_thread_cause(cause != nullptr ? cause->cause() : core::ThreadCause{}));
         },
         py::arg("cause").none(true),
         "The calling thread charges `cause` (None: nobody) from now on; returns the previous "
