@@ -66,7 +66,7 @@ void ThreadLedger::take_other_threads_now() noexcept {
     // The other threads' bytes rose by `high` at most since the last take while this thread's
     // own stood still at its line event (or at what it is now): the highest point seen.
     if (net_ + taken.high > hwm_.net) {
-        hwm_ = Level{net_ + taken.high, native_, others_ + taken.high};
+        hwm_ = Level{net_ + taken.high, native_};
     }
     if (net_ + taken.high > peak_net_) {
         peak_net_ = net_ + taken.high;
@@ -87,18 +87,27 @@ void ThreadLedger::take_other_threads_now() noexcept {
         stats->increment += charge.net;
         stats->native_increment += charge.native;
         stats->threads_increment += charge.net;
+        add_threads_increment(depth, charge.net);
         for (std::size_t j = depth; j < frames_.size(); ++j) {
             frames_[j].line_start.net += charge.net;
             frames_[j].line_start.native += charge.native;
-            frames_[j].line_start.others += charge.net;
         }
         net_ += charge.net;
         native_ += charge.native;
         others_ += charge.net;
     }
+    add_threads_increment(frames_.size(), taken.running.net);
     net_ += taken.running.net;
     native_ += taken.running.native;
     others_ += taken.running.net;
+}
+
+void ThreadLedger::add_threads_increment(std::size_t end, std::int64_t bytes) noexcept {
+    for (std::size_t j = 0; j < end && bytes != 0; ++j) {
+        if (frames_[j].lineno != 0) {
+            frames_[j].code->at(frames_[j].lineno)->threads_increment += bytes;
+        }
+    }
 }
 
 void ThreadLedger::pop() noexcept {

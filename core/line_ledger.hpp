@@ -40,7 +40,6 @@ struct LineStats {
 struct Level {
     std::int64_t net = 0;
     std::int64_t native = 0;
-    std::int64_t others = 0; // the part other threads allocated for this one
     bool operator<(const Level &other) const noexcept { return net < other.net; }
 };
 
@@ -113,8 +112,11 @@ class ThreadLedger {
         hwm_ = before_last_alloc_.hwm;
         peak_net_ = before_last_alloc_.peak_net;
     }
+    // A free may be of a block another thread made for this one: its charge is taken first,
+    // so the highs see the block that was there.
     void on_free(std::size_t size) noexcept {
         settle_if_over();
+        take_other_threads();
         net_ -= static_cast<std::int64_t>(size);
     }
     // Native blocks (malloc/mmap of shared objects) count the same and are also summed apart.
@@ -125,6 +127,7 @@ class ThreadLedger {
     }
     void on_native_free(std::size_t size) noexcept {
         settle_if_over();
+        take_other_threads();
         native_ -= static_cast<std::int64_t>(size);
         net_ -= static_cast<std::int64_t>(size);
     }
@@ -233,7 +236,6 @@ class ThreadLedger {
         LineStats *stats = frame.code->at(frame.lineno);
         stats->increment += net_ - frame.line_start.net;
         stats->native_increment += native_ - frame.line_start.native;
-        stats->threads_increment += others_ - frame.line_start.others;
         if (base_ + peak.net > stats->peak) {
             stats->peak = base_ + peak.net;
             stats->native_peak = peak.native;
@@ -256,7 +258,7 @@ class ThreadLedger {
     };
 
     std::int64_t base_;
-    Level level() const noexcept { return Level{net_, native_, others_}; }
+    Level level() const noexcept { return Level{net_, native_}; }
     // Before a block is counted: a teardown that is over gives its line up first.
     void settle_if_over() noexcept {
         if (__builtin_expect(tearing_down_, false) && !teardown_surely_running()) {
@@ -281,6 +283,9 @@ class ThreadLedger {
     std::int64_t net_ = 0;
     std::int64_t native_ = 0;   // the native part of net_
     std::int64_t others_ = 0;   // the part of net_ other threads allocated and freed
+    // Other threads' bytes count in the threads_increment of the running lines of frames
+    // [0, end) (their callers' lines hold them too), straight away: never on the line path.
+    void add_threads_increment(std::size_t end, std::int64_t bytes) noexcept;
     ThreadShare *share_ = nullptr;
     Level hwm_;                 // highest net since the innermost line began
     std::int64_t peak_net_ = 0; // highest net since restart_peak

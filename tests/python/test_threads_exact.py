@@ -13,6 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from _profiled import lines_of
 from memory_profilerxx import LineProfiler, profile
+from test_pytest_plugin import failure_text
+from test_pytest_plugin import run as run_pytest
+
+pytest_plugins = ["pytester"]
 
 MiB = 2**20
 SLACK = 2 * MiB  # the tolerance the issue gives (5 % or 2 MiB, whichever is larger)
@@ -192,3 +196,48 @@ def test_profile_decorator_takes_threads_and_rejects_other_values():
         LineProfiler(threads=True)
     assert LineProfiler().threads == "all"
     assert LineProfiler(threads="self").threads == "self"
+
+
+def test_pytest_budgets_count_pool_work_unless_current_thread_only(pytester):
+    # pytest-memray's current_thread_only=False (its default) counts every thread's memory.
+    pytester.makepyfile(test_pool_budget="""
+        from concurrent.futures import ThreadPoolExecutor
+        import pytest
+
+        POOL = ThreadPoolExecutor(2)
+
+        @pytest.mark.limit_memory("2 MiB")
+        def test_all_threads():
+            held = POOL.submit(bytearray, 3 * 2**20).result()
+
+        @pytest.mark.limit_memory("2 MiB", current_thread_only=True)
+        def test_own_thread():
+            held = POOL.submit(bytearray, 3 * 2**20).result()
+    """)
+    result = run_pytest(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    assert "test_all_threads used 3.0 MiB at its peak (limit 2.0 MiB)" in failure_text(
+        result, "test_all_threads")
+
+
+def test_pytest_limit_leaks_passes_a_test_that_hands_its_buffers_to_a_consumer(pytester):
+    pytester.makepyfile(test_handed="""
+        import queue, threading
+        import pytest
+
+        @pytest.mark.limit_leaks("1 MiB")
+        def test_handed_over():
+            q = queue.Queue()
+            def consume():
+                while (item := q.get()) is not None:
+                    del item
+                    q.task_done()
+            consumer = threading.Thread(target=consume)
+            consumer.start()
+            for _ in range(20):
+                q.put(bytearray(5 * 2**20))
+            q.join()
+            q.put(None)
+            consumer.join()
+    """)
+    run_pytest(pytester).assert_outcomes(passed=1)
