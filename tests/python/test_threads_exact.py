@@ -5,6 +5,7 @@ bytes each test makes; threads="self" gives the profiled thread's own figures, a
 """
 
 import asyncio
+import ctypes
 import queue
 import threading
 import time
@@ -241,3 +242,87 @@ def test_pytest_limit_leaks_passes_a_test_that_hands_its_buffers_to_a_consumer(p
             consumer.join()
     """)
     run_pytest(pytester).assert_outcomes(passed=1)
+
+
+# Native pools: arrow's CSV reader and pandas' read_csv build their columns on threads with no
+# Python thread state. Arrow's default pool is its own mimalloc (memory it maps itself, counted
+# by pages: not this file's subject), so these tests give arrow the system allocator's pool.
+@pytest.fixture(scope="module")
+def csv_file(tmp_path_factory):
+    np = pytest.importorskip("numpy")
+    path = tmp_path_factory.mktemp("csv") / "rows.csv"
+    rng = np.random.default_rng(1)
+    n = 1_000_000
+    a, b, c = rng.integers(0, 10**9, n), rng.random(n), rng.integers(0, 100, n)
+    with open(path, "w") as out:
+        out.write("a,b,name,c\n")
+        out.writelines(f"{a[i]},{b[i]:.6f},name_{a[i] % 100000}_{i},{c[i]}\n" for i in range(n))
+    return str(path)
+
+
+@pytest.fixture()
+def system_pool():
+    pa = pytest.importorskip("pyarrow")
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    yield pa
+    pa.set_memory_pool(previous)
+
+
+def arrow_read(path):
+    import pyarrow.csv
+
+    table = pyarrow.csv.read_csv(path)
+    return table
+
+
+def test_arrow_csv_reader_threads_count_for_the_line(csv_file, system_pool):
+    pa = system_pool
+    arrow_read(csv_file)  # warm: arrow's lazily made singletons are not this line's
+    before = pa.total_allocated_bytes()
+    lines, table = run(arrow_read, csv_file)
+    truth = pa.total_allocated_bytes() - before  # arrow's own count of what the table holds
+    assert truth >= 40 * MiB
+    assert near(lines[3].increment, truth)
+    assert near(lines[3].threads_increment, truth)
+    assert near(lines[3].native_increment, truth)
+    del table
+    own, table = run(arrow_read, csv_file, threads="self")
+    assert abs(own[3].increment) < MiB  # the old figure: arrow's threads were invisible
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+                .split()]
+
+
+def malloc_in_use():
+    """glibc's own count of the bytes its malloc has handed out and not taken back."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+def pandas_read(path):
+    import pandas
+
+    frame = pandas.read_csv(path)
+    return frame
+
+
+def test_pandas_read_csv_with_arrow_strings_counts_its_worker_threads(csv_file, system_pool):
+    pd = pytest.importorskip("pandas")
+    pandas_read(csv_file)
+    before = malloc_in_use()
+    lines, frame = run(pandas_read, csv_file)
+    truth = malloc_in_use() - before
+    assert pd.api.types.is_string_dtype(frame["name"])
+    # What the frame reports it holds, and glibc's count of what the call kept (the frame plus
+    # what pandas and arrow keep beside it: builders' spare capacity, caches).
+    assert lines[3].increment >= frame.memory_usage(deep=True).sum() - SLACK
+    assert near(lines[3].increment, truth)
+    assert lines[3].threads_increment >= 20 * MiB
+    own, frame = run(pandas_read, csv_file, threads="self")
+    assert own[3].increment < truth / 2  # the old figure: the string columns were missing
