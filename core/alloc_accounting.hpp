@@ -12,6 +12,7 @@
 
 #include "core/line_ledger.hpp"
 #include "core/live_blocks.hpp"
+#include "core/other_threads.hpp"
 #include "core/peak_recorder.hpp"
 #include "core/recent_blocks.hpp"
 #include "core/spin_lock.hpp"
@@ -129,13 +130,55 @@ inline void charge_free(ThreadLedger *ledger, std::size_t size, Source source) n
     }
 }
 
-// A new block on the calling thread: kept in the table and charged when the thread is profiled.
+// Other threads' blocks go to a profiled thread's share (core/other_threads.hpp); these are
+// the hooks' paths for a thread without a ledger, out of line: the profiled thread's own path
+// stays as short as it was.
+__attribute__((noinline)) inline void record_alloc_for_share(void *address, std::size_t size,
+                                                             Source source, Guard guard) noexcept {
+    ShareRef share(share_paying_for_this_thread);
+    if (share.get() != nullptr && track_block(address, size, guard)) {
+        share.add(static_cast<std::int64_t>(size), source == Source::native);
+    }
+}
+
+__attribute__((noinline)) inline void credit_free_to_share(std::size_t size,
+                                                           Source source) noexcept {
+    ShareRef share(share_crediting_a_free);
+    if (share.get() != nullptr) {
+        share.add(-static_cast<std::int64_t>(size), source == Source::native);
+    }
+}
+
+// Charges the ledger, or else the share (nobody pays when neither is there).
+inline void pay_alloc(ThreadLedger *ledger, const ShareRef &share, std::size_t size,
+                      Source source) noexcept {
+    if (ledger != nullptr) {
+        charge_alloc(ledger, size, source);
+    } else if (share.get() != nullptr) {
+        share.add(static_cast<std::int64_t>(size), source == Source::native);
+    }
+}
+
+inline void pay_free(ThreadLedger *ledger, const ShareRef &share, std::size_t size,
+                     Source source) noexcept {
+    if (ledger != nullptr) {
+        charge_free(ledger, size, source);
+    } else if (share.get() != nullptr) {
+        share.add(-static_cast<std::int64_t>(size), source == Source::native);
+    }
+}
+
+// A new block on the calling thread: kept in the table and charged when the thread is profiled
+// (or works for a profiled thread).
 inline void record_alloc(void *address, std::size_t size, Source source, Guard guard) noexcept {
     if (peak_recording()) {
         peak_on_alloc(address, size);
     }
     ThreadLedger *ledger = t_ledger;
     if (ledger == nullptr) {
+        if (g_other_threads_on.load(std::memory_order_relaxed)) {
+            record_alloc_for_share(address, size, source, guard);
+        }
         return;
     }
     if (track_block(address, size, guard)) {
@@ -181,9 +224,14 @@ void free_counted(void *address, Source source, Guard table_guard, RealFree &&re
         known = untrack_block(address, &size, table_guard);
         real();
     }
+    if (!known) {
+        return;
+    }
     ThreadLedger *ledger = t_ledger;
-    if (known && ledger != nullptr) {
+    if (ledger != nullptr) {
         charge_free(ledger, size, source);
+    } else if (g_other_threads_on.load(std::memory_order_relaxed)) {
+        credit_free_to_share(size, source); // a block handed to another thread
     }
 }
 
@@ -205,7 +253,13 @@ void *realloc_counted(void *address, std::size_t size, Source source, Guard tabl
     if (address != nullptr) {
         known = untrack_block(address, &old_size, table_guard);
     }
-    const bool profiled = t_ledger != nullptr;
+    ThreadLedger *const ledger = t_ledger;
+    // Another thread resizing a block pays as it would allocate; a block of a profiled thread
+    // it resizes stays in the table at its new size, the change credited as its free would be.
+    ShareRef share(ledger != nullptr || !g_other_threads_on.load(std::memory_order_relaxed)
+                       ? nullptr
+                       : known ? share_crediting_a_free : share_paying_for_this_thread);
+    const bool profiled = ledger != nullptr || share.get() != nullptr;
     bool counted = known || address == nullptr;
     if (!counted && profiled) {
         unknown.before(address);
@@ -220,9 +274,7 @@ void *realloc_counted(void *address, std::size_t size, Source source, Guard tabl
     }
     if (resized == nullptr) {
         if (known && size == 0 && source == Source::native) { // glibc's realloc(p, 0) frees p
-            if (profiled) {
-                charge_free(t_ledger, old_size, source);
-            }
+            pay_free(ledger, share, old_size, source);
         } else if (known) { // the old block is still there
             track_block(address, old_size, table_guard);
         }
@@ -230,9 +282,9 @@ void *realloc_counted(void *address, std::size_t size, Source source, Guard tabl
     }
     if (profiled && counted) {
         const bool tracked = track_block(resized, size, table_guard);
-        charge_free(t_ledger, old_size, source);
+        pay_free(ledger, share, old_size, source);
         if (tracked) {
-            charge_alloc(t_ledger, size, source);
+            pay_alloc(ledger, share, size, source);
         }
     }
     return resized;

@@ -22,6 +22,7 @@ LineStats *CodeLines::grow_to(int lineno) {
 void ThreadLedger::enter(const void *frame, CodeLines *code, int lineno, bool count_line,
                          std::int64_t made_before) {
     settle();
+    take_other_threads();
     std::ptrdiff_t outer_same_code = -1;
     if (!frames_.empty()) {
         ActiveFrame &caller = frames_.back();
@@ -59,7 +60,58 @@ void ThreadLedger::watch_innermost_teardown() noexcept {
     }
 }
 
+void ThreadLedger::take_other_threads_now() noexcept {
+    ThreadShare::Taken taken;
+    share_->take(&taken);
+    // The other threads' bytes rose by `high` at most since the last take while this thread's
+    // own stood still at its line event (or at what it is now): the highest point seen.
+    if (net_ + taken.high > hwm_.net) {
+        hwm_ = Level{net_ + taken.high, native_};
+    }
+    if (net_ + taken.high > peak_net_) {
+        peak_net_ = net_ + taken.high;
+    }
+    for (int i = 0; i < taken.used; ++i) {
+        const ThreadShare::Charge &charge = taken.targeted[i];
+        const std::size_t depth = charge.target.depth;
+        LineStats *stats = depth < frames_.size() && frames_[depth].frame == charge.target.frame
+                               ? frames_[depth].code->at(charge.target.lineno)
+                               : nullptr;
+        if (stats == nullptr) { // that frame is gone: the running line takes it
+            taken.running.net += charge.net;
+            taken.running.native += charge.native;
+            continue;
+        }
+        // The line that handed the work over gets it; the lines running now in its frame and
+        // the frames it called do not (their starts move by as much), their callers' do.
+        stats->increment += charge.net;
+        stats->native_increment += charge.native;
+        stats->threads_increment += charge.net;
+        add_threads_increment(depth, charge.net);
+        for (std::size_t j = depth; j < frames_.size(); ++j) {
+            frames_[j].line_start.net += charge.net;
+            frames_[j].line_start.native += charge.native;
+        }
+        net_ += charge.net;
+        native_ += charge.native;
+        others_ += charge.net;
+    }
+    add_threads_increment(frames_.size(), taken.running.net);
+    net_ += taken.running.net;
+    native_ += taken.running.native;
+    others_ += taken.running.net;
+}
+
+void ThreadLedger::add_threads_increment(std::size_t end, std::int64_t bytes) noexcept {
+    for (std::size_t j = 0; j < end && bytes != 0; ++j) {
+        if (frames_[j].lineno != 0) {
+            frames_[j].code->at(frames_[j].lineno)->threads_increment += bytes;
+        }
+    }
+}
+
 void ThreadLedger::pop() noexcept {
+    take_other_threads();
     if (tearing_down_ && teardowns_.back().depth == frames_.size()) {
         teardowns_.pop_back();
         watch_innermost_teardown();

@@ -18,6 +18,8 @@
 
 #include <mimalloc.h>
 
+#include "core/thread_share.hpp"
+
 namespace memxx::core {
 
 struct LineStats {
@@ -29,6 +31,9 @@ struct LineStats {
     // the moment of the peak (native bytes the thread held then, counted from the ledger's start).
     std::int64_t native_increment = 0;
     std::int64_t native_peak = 0;
+    // Other threads' share of the increment: bytes they allocated minus freed for this thread
+    // while the line ran (core/thread_share.hpp).
+    std::int64_t threads_increment = 0;
 };
 
 // A point of the thread's allocation curve: net bytes, and the native part of them.
@@ -108,8 +113,11 @@ class ThreadLedger {
         hwm_ = before_last_alloc_.hwm;
         peak_net_ = before_last_alloc_.peak_net;
     }
+    // A free may be of a block another thread made for this one: its charge is taken first,
+    // so the highs see the block that was there.
     void on_free(std::size_t size) noexcept {
         settle_if_over();
+        take_other_threads();
         net_ -= static_cast<std::int64_t>(size);
     }
     // Native blocks (malloc/mmap of shared objects) count the same and are also summed apart.
@@ -120,8 +128,28 @@ class ThreadLedger {
     }
     void on_native_free(std::size_t size) noexcept {
         settle_if_over();
+        take_other_threads();
         native_ -= static_cast<std::int64_t>(size);
         net_ -= static_cast<std::int64_t>(size);
+    }
+
+    // Other threads' memory for this one arrives through `share` (nullptr: none), taken at each
+    // line event and by take_other_threads. The share must outlive its use by the ledger.
+    void set_share(ThreadShare *share) noexcept { share_ = share; }
+    ThreadShare *share() const noexcept { return share_; }
+    // The line running now, as other threads' charges name it (no frame: a watch only).
+    ShareTarget running_target() const noexcept {
+        if (frames_.empty() || frames_.back().lineno == 0) {
+            return {};
+        }
+        return {frames_.back().frame, static_cast<std::uint32_t>(frames_.size() - 1),
+                frames_.back().lineno};
+    }
+    // Adds what other threads allocated and freed since the last take to the running line.
+    void take_other_threads() noexcept {
+        if (__builtin_expect(share_ != nullptr && share_->pending(), false)) {
+            take_other_threads_now();
+        }
     }
 
     // Each event first settles the teardowns that are over (see settle).
@@ -168,6 +196,7 @@ class ThreadLedger {
     std::int64_t memory() const noexcept { return base_ + net_; }
     std::int64_t net() const noexcept { return net_; }
     std::int64_t native_net() const noexcept { return native_; }
+    std::int64_t others_net() const noexcept { return others_; }
 
     // Highest net since the last restart_peak; watchers keep the ledger open without frames.
     std::int64_t peak_net() const noexcept { return peak_net_; }
@@ -222,11 +251,13 @@ class ThreadLedger {
         frame.lineno = 0;
     }
     void next_line(ActiveFrame &frame, int lineno) noexcept {
+        take_other_threads();
         end_line(frame);
         begin_line(frame, lineno, true);
     }
     bool line_settled(const void *frame, int lineno);
     void pop() noexcept;
+    void take_other_threads_now() noexcept;
 
     struct Teardown {
         std::size_t depth; // frames_.size() while it is the innermost frame
@@ -244,7 +275,7 @@ class ThreadLedger {
     void add(std::size_t size) noexcept {
         net_ += static_cast<std::int64_t>(size);
         if (net_ > hwm_.net) {
-            hwm_ = Level{net_, native_};
+            hwm_ = level();
         }
         if (net_ > peak_net_) {
             peak_net_ = net_;
@@ -258,6 +289,11 @@ class ThreadLedger {
     const void *expected_[TeardownMark::kWatched] = {};
     std::int64_t net_ = 0;
     std::int64_t native_ = 0;   // the native part of net_
+    std::int64_t others_ = 0;   // the part of net_ other threads allocated and freed
+    // Other threads' bytes count in the threads_increment of the running lines of frames
+    // [0, end) (their callers' lines hold them too), straight away: never on the line path.
+    void add_threads_increment(std::size_t end, std::int64_t bytes) noexcept;
+    ThreadShare *share_ = nullptr;
     Level hwm_;                 // highest net since the innermost line began
     std::int64_t peak_net_ = 0; // highest net since restart_peak
     struct Undo {

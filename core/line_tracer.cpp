@@ -8,6 +8,7 @@
 #include "core/alloc_hook.hpp"
 #include "core/line_events.hpp"
 #include "core/mapped_pages.hpp"
+#include "core/other_threads.hpp"
 #include "core/process_memory.hpp"
 
 namespace memxx::core {
@@ -84,6 +85,7 @@ ThreadLedger *open_ledger() {
         return nullptr;
     }
     ledger = new (memory) ThreadLedger(current_rss_bytes(), teardown_running);
+    ledger->set_share(share_open()); // without one, only this thread's own blocks count
     hook_thread_begin(ledger);
     return ledger;
 }
@@ -97,6 +99,9 @@ void leave_all(ThreadLedger *ledger) {
 void close_ledger(ThreadLedger *ledger) {
     leave_all(ledger);
     hook_thread_end();
+    if (ThreadShare *share = ledger->share()) {
+        share_close(share); // a late worker's charges go nowhere from now on
+    }
     ledger->~ThreadLedger();
     mi_free(ledger);
 }
@@ -184,6 +189,9 @@ ProfiledCodes::~ProfiledCodes() {
     if (enabled_ > 0) {
         enabled_ = 0;
         release();
+        if (other_threads_) {
+            other_threads_want(false);
+        }
     }
     for (auto &[code, lines] : nested_) {
         forget_falls_off(code);
@@ -310,6 +318,9 @@ void ProfiledCodes::enable(bool arm) {
             }
             throw PythonErrorSet();
         }
+        if (other_threads_) {
+            other_threads_want(true);
+        }
     }
     ++enabled_;
     if (arm) {
@@ -336,6 +347,9 @@ void ProfiledCodes::disable(bool armed) {
         if (native_) {
             native_want(false);
         }
+        if (other_threads_) {
+            other_threads_want(false);
+        }
     }
 }
 
@@ -344,6 +358,13 @@ void ProfiledCodes::set_native(bool on) {
         native_want(on);
     }
     native_ = on;
+}
+
+void ProfiledCodes::set_other_threads(bool on) {
+    if (enabled_ > 0 && on != other_threads_) {
+        other_threads_want(on);
+    }
+    other_threads_ = on;
 }
 
 PyObject *ProfiledCodes::close_generator(PyObject *generator) {
@@ -369,25 +390,33 @@ PyObject *ProfiledCodes::close_generator(PyObject *generator) {
 
 bool set_floor_trace(bool on) { return line_events::floor_trace(on); }
 
-WatchMark watch_thread_begin() {
+WatchMark watch_thread_begin(bool other_threads) {
     native_want(true);
     ThreadLedger *ledger = open_ledger();
     if (ledger == nullptr) {
         native_want(false);
         throw std::bad_alloc();
     }
+    if (other_threads) {
+        other_threads_want(true);
+    }
     ++ledger->watchers;
-    const WatchMark mark{ledger->peak_net(), ledger->net()};
+    ledger->take_other_threads();
+    const WatchMark mark{ledger->peak_net(), ledger->net(), other_threads};
     ledger->restart_peak(ledger->net());
     return mark;
 }
 
 std::int64_t watch_thread_end(WatchMark mark) {
     ThreadLedger *ledger = thread_ledger();
+    if (mark.other_threads) {
+        other_threads_want(false);
+    }
     if (ledger == nullptr || ledger->watchers == 0) {
         native_want(false);
         return 0;
     }
+    ledger->take_other_threads();
     const std::int64_t peak = ledger->peak_net() - mark.start_net;
     // An enclosing watch still needs the highest point of this one.
     ledger->restart_peak(std::max(mark.saved_peak, ledger->peak_net()));
@@ -398,8 +427,12 @@ std::int64_t watch_thread_end(WatchMark mark) {
 }
 
 std::int64_t watch_thread_net(WatchMark mark) {
-    const ThreadLedger *ledger = thread_ledger();
-    return ledger == nullptr ? 0 : ledger->net() - mark.start_net;
+    ThreadLedger *ledger = thread_ledger();
+    if (ledger == nullptr) {
+        return 0;
+    }
+    ledger->take_other_threads();
+    return ledger->net() - mark.start_net;
 }
 
 std::size_t thread_profiled_depth() {

@@ -55,6 +55,10 @@ class ProfiledCodes {
     // Whether native memory (malloc/mmap of shared objects) is counted while this is enabled.
     bool native() const noexcept { return native_; }
     void set_native(bool on);
+    // Whether other threads' memory is charged to the lines that caused it (threads="all",
+    // core/other_threads.hpp) while this is enabled; false: the profiled threads' own only.
+    bool other_threads() const noexcept { return other_threads_; }
+    void set_other_threads(bool on);
     const std::vector<std::pair<PyObject *, CodeLines *>> &codes() const noexcept { return codes_; }
 
   private:
@@ -70,16 +74,19 @@ class ProfiledCodes {
     std::vector<std::pair<PyObject *, CodeLines *>> nested_; // tables owned by codes_
     int enabled_ = 0;
     bool native_ = true;
+    bool other_threads_ = true;
 };
 
 // Watches the calling thread's allocations (no profiled frame needed) from begin to end: end
-// returns the highest net bytes allocated since its begin. Nests with itself and with profiled
-// frames. GIL held for both.
+// returns the highest net bytes allocated since its begin. With `other_threads`, what other
+// threads allocate for it counts too (core/other_threads.hpp). Nests with itself and with
+// profiled frames. GIL held for both.
 struct WatchMark {
     std::int64_t saved_peak; // the enclosing watch's peak so far
     std::int64_t start_net;
+    bool other_threads;
 };
-WatchMark watch_thread_begin();
+WatchMark watch_thread_begin(bool other_threads);
 std::int64_t watch_thread_end(WatchMark mark);
 // The net bytes the thread allocated since `mark`'s begin (the watch goes on). GIL held.
 std::int64_t watch_thread_net(WatchMark mark);

@@ -207,6 +207,51 @@ void *native_mremap(void *address, std::size_t old_length, std::size_t new_lengt
     return moved;
 }
 
+// --- ctypes and cffi calling the allocator's functions through libffi ------------------------
+// `libc.free(address)` through ctypes calls libc's free through ffi_call, never through a slot
+// we rewrite: the block would stay counted, a phantom that grows with every such free. So
+// ffi_call is rewritten too, and a call of free through it is our free.
+
+using FfiCall = void (*)(void *cif, void (*function)(), void *result, void **arguments);
+std::atomic<FfiCall> g_ffi_call{nullptr};
+
+int find_ffi_call(dl_phdr_info *info, std::size_t, void *found) {
+    const char *name = info->dlpi_name;
+    if (name == nullptr || std::strstr(name, "/libffi") == nullptr) {
+        return 0;
+    }
+    if (void *object = dlopen(name, RTLD_LAZY | RTLD_NOLOAD)) {
+        *static_cast<void **>(found) = dlsym(object, "ffi_call");
+        dlclose(object);
+    }
+    return *static_cast<void **>(found) != nullptr ? 1 : 0;
+}
+
+// libffi's ffi_call, found the first time (outside any pass over the objects: it needs the
+// loader's lock). libffi is loaded: an object calling ffi_call through a slot needs it.
+FfiCall real_ffi_call() noexcept {
+    FfiCall real = g_ffi_call.load(std::memory_order_acquire);
+    if (real == nullptr) {
+        ReentrancyGuard guard;
+        void *found = nullptr;
+        dl_iterate_phdr(find_ffi_call, &found);
+        if (found == nullptr) {
+            found = dlsym(RTLD_DEFAULT, "ffi_call");
+        }
+        real = reinterpret_cast<FfiCall>(found);
+        g_ffi_call.store(real, std::memory_order_release);
+    }
+    return real;
+}
+
+void native_ffi_call(void *cif, void (*function)(), void *result, void **arguments) {
+    if (function == reinterpret_cast<void (*)()>(&free) && arguments != nullptr) {
+        native_free(*static_cast<void **>(arguments[0]));
+        return;
+    }
+    real_ffi_call()(cif, function, result, arguments);
+}
+
 void patch_new_objects();
 
 // The object that called dlopen searches a bare file name in its own RPATH/RUNPATH: were we
@@ -291,6 +336,9 @@ const NativeFunction g_functions[] = {
     MEMXX_NATIVE(munmap, native_munmap, true),
     MEMXX_NATIVE(madvise, native_madvise, true),
     MEMXX_NATIVE(dlopen, native_dlopen, false),
+    // Its real address is found on first use (libffi may be loaded later): no data slot is
+    // rewritten for it.
+    NativeFunction{"ffi_call", reinterpret_cast<void *>(native_ffi_call), nullptr, true},
 };
 #undef MEMXX_NATIVE
 
@@ -384,6 +432,9 @@ void collect_slot(const char *symbol, void **slot, SlotKind kind, void *context)
     auto *collector = static_cast<SlotCollector *>(context);
     const NativeFunction *function = function_named(symbol);
     if (function == nullptr || (collector->interpreter && function->allocates)) {
+        return;
+    }
+    if (kind == SlotKind::data && function->real == nullptr) {
         return;
     }
     void *expected = kind == SlotKind::data ? function->real : nullptr;

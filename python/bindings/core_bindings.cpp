@@ -2,6 +2,7 @@
 
 #include "core/alloc_hook.hpp"
 #include "core/line_tracer.hpp"
+#include "core/other_threads.hpp"
 #include "core/peak_recorder.hpp"
 #include "core/process_memory.hpp"
 #include "mprof/usage_series.hpp"
@@ -22,8 +23,8 @@ PyMethodDef g_floor_event{"floor_event",
                           reinterpret_cast<PyCFunction>(reinterpret_cast<void *>(floor_event)),
                           METH_FASTCALL, "Benchmarks only: an event callback that does nothing."};
 
-// [(code, [(lineno, occurrences, increment, peak, memory, native_increment, native_peak), ...]),
-//  ...] for lines that ran.
+// [(code, [(lineno, occurrences, increment, peak, memory, native_increment, native_peak,
+//            threads_increment), ...]), ...] for lines that ran.
 py::list profiled_results(const ProfiledCodes &codes) {
     py::list out;
     for (const auto &[code, lines] : codes.codes()) {
@@ -33,7 +34,8 @@ py::list profiled_results(const ProfiledCodes &codes) {
         for (const core::LineStats &s : lines->lines()) {
             if (s.occurrences > 0) {
                 rows.append(py::make_tuple(lineno, s.occurrences, s.increment, s.peak, s.memory,
-                                           s.native_increment, s.native_peak));
+                                           s.native_increment, s.native_peak,
+                                           s.threads_increment));
             }
             ++lineno;
         }
@@ -95,6 +97,45 @@ py::dict peak_report_dict() {
     out["nodes"] = nodes;
     out["at_peak"] = rows;
     return out;
+}
+
+// A profiled thread's share and line, as the Python layer hands it from a thread that starts or
+// submits work to the thread that does it (memory_profilerxx/_thread_causes.py).
+class ThreadCause {
+  public:
+    explicit ThreadCause(const core::ThreadCause &cause) noexcept : cause_(cause) {}
+    ~ThreadCause() { core::share_release(cause_.share); }
+    ThreadCause(const ThreadCause &) = delete;
+    ThreadCause &operator=(const ThreadCause &) = delete;
+    const core::ThreadCause &cause() const noexcept { return cause_; }
+
+  private:
+    core::ThreadCause cause_; // its share referenced
+};
+
+py::object cause_object(const core::ThreadCause &cause) {
+    if (cause.share == nullptr) {
+        return py::none();
+    }
+    return py::cast(std::make_unique<ThreadCause>(cause));
+}
+
+void bind_thread_cause(py::module_ &m) {
+    py::class_<ThreadCause>(m, "ThreadCause",
+                            "Whose line another thread's memory is charged to (opaque).");
+    m.def(
+        "thread_cause", []() { return cause_object(core::thread_cause()); },
+        "The cause the calling thread's memory goes to now (its own profiled line, or the cause "
+        "it adopted), or None when it pays nobody or no profiler counts other threads.");
+    m.def(
+        "adopt_thread_cause",
+        [](const ThreadCause *cause) {
+            return cause_object(
+                core::adopt_thread_cause(cause != nullptr ? cause->cause() : core::ThreadCause{}));
+        },
+        py::arg("cause").none(true),
+        "The calling thread charges `cause` (None: nobody) from now on; returns the previous "
+        "cause, to adopt again afterwards.");
 }
 
 void bind_usage_series(py::module_ &m) {
@@ -185,31 +226,37 @@ void bind_core(py::module_ &m) {
         .def_property_readonly("enabled", &ProfiledCodes::enabled)
         .def_property("native", &ProfiledCodes::native, &ProfiledCodes::set_native,
                       "Count native memory (malloc/mmap of shared objects) while enabled.")
+        .def_property("threads", &ProfiledCodes::other_threads, &ProfiledCodes::set_other_threads,
+                      "Charge other threads' memory to the profiled line that caused it while "
+                      "enabled (False: the profiled threads' own only).")
         .def("results", &profiled_results);
+    bind_thread_cause(m);
 
     m.def("rss_bytes", &core::current_rss_bytes, "Resident set size of this process, in bytes.");
     m.def("peak_rss_bytes", &core::peak_rss_bytes,
           "The kernel's high-water mark of this process's resident set (VmHWM), in bytes.");
     m.def("restart_peak_rss", &core::restart_peak_rss,
           "Restarts VmHWM from the current resident set; False if the kernel refuses.");
+    using Mark = std::tuple<std::int64_t, std::int64_t, bool>;
+    const auto to_mark = [](const Mark &mark) {
+        return core::WatchMark{std::get<0>(mark), std::get<1>(mark), std::get<2>(mark)};
+    };
     m.def(
         "watch_thread_begin",
-        []() {
-            const core::WatchMark mark = core::watch_thread_begin();
-            return py::make_tuple(mark.saved_peak, mark.start_net);
+        [](bool threads) {
+            const core::WatchMark mark = core::watch_thread_begin(threads);
+            return py::make_tuple(mark.saved_peak, mark.start_net, mark.other_threads);
         },
-        "Starts counting the calling thread's allocations; hand the result to watch_thread_end.");
+        py::arg("threads") = true,
+        "Starts counting the calling thread's allocations (threads=True: and what other threads "
+        "allocate for it); hand the result to watch_thread_end.");
     m.def(
         "watch_thread_end",
-        [](const std::pair<std::int64_t, std::int64_t> &mark) {
-            return core::watch_thread_end(core::WatchMark{mark.first, mark.second});
-        },
+        [to_mark](const Mark &mark) { return core::watch_thread_end(to_mark(mark)); },
         py::arg("mark"), "The highest net bytes the thread allocated since watch_thread_begin.");
     m.def(
         "watch_thread_net",
-        [](const std::pair<std::int64_t, std::int64_t> &mark) {
-            return core::watch_thread_net(core::WatchMark{mark.first, mark.second});
-        },
+        [to_mark](const Mark &mark) { return core::watch_thread_net(to_mark(mark)); },
         py::arg("mark"), "The net bytes the thread allocated since watch_thread_begin (still on).");
     bind_usage_series(m);
     m.def(

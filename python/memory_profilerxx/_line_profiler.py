@@ -29,7 +29,10 @@ class LineRecord:
     run. Memory is the process RSS when profiling started plus the bytes the profiled thread
     allocated minus those it freed since. ``native_increment`` is the part of ``increment``
     that native code (C libraries' ``malloc``/``mmap``) allocated, ``native_peak`` the native
-    bytes the thread held at the moment of ``peak``.
+    bytes the thread held at the moment of ``peak``. ``threads_increment`` is the part of
+    ``increment`` that other threads allocated minus freed for the line (threads it started,
+    pool workers running work it submitted, native threads while it ran, frees of its blocks
+    elsewhere; see ``profile(threads=...)``).
     """
 
     filename: str
@@ -42,6 +45,14 @@ class LineRecord:
     memory: int
     native_increment: int = 0
     native_peak: int = 0
+    threads_increment: int = 0
+
+
+def check_threads(which: Any) -> str:
+    """Return ``which`` if it is a valid ``threads`` choice (``"all"`` or ``"self"``)."""
+    if which not in ("all", "self"):
+        raise ValueError(f"threads must be 'all' or 'self', not {which!r}")
+    return str(which)
 
 
 def code_of(func: Any) -> CodeType | None:
@@ -194,6 +205,7 @@ class LineProfiler:
         self._previous_trace: Any = None
         self._codes = _memxx.ProfiledCodes()
         self._codes.native = bool(kw.get("native", True))
+        self._codes.threads = check_threads(kw.get("threads", "all")) == "all"
         self.functions: list[Callable[..., Any]] = []
 
     def __call__(self, func: Callable[..., Any] | None = None,
@@ -226,6 +238,10 @@ class LineProfiler:
 
     def enable(self) -> None:
         """Start measuring (counted: each enable() needs its disable())."""
+        if self._codes.threads and self._codes.enabled == 0:
+            from memory_profilerxx._thread_causes import install
+
+            install()
         if self.max_mem is not None and self._codes.enabled == 0:
             # Before the hook's tracer is armed, which then chains it (3.11).
             self._previous_trace = sys.gettrace()
@@ -283,7 +299,18 @@ class LineProfiler:
     def native(self, on: bool) -> None:
         self._codes.native = bool(on)
 
-    def _results(self) -> list[tuple[CodeType, list[tuple[int, int, int, int, int, int, int]]]]:
+    @property
+    def threads(self) -> str:
+        """``"all"`` (default): other threads' memory counts for the line that caused it;
+        ``"self"``: only the profiled thread's own allocations and frees count."""
+        return "all" if self._codes.threads else "self"
+
+    @threads.setter
+    def threads(self, which: str) -> None:
+        self._codes.threads = check_threads(which) == "all"
+
+    def _results(self) -> list[tuple[CodeType,
+                                     list[tuple[int, int, int, int, int, int, int, int]]]]:
         return self._codes.results()
 
     @property
@@ -302,10 +329,10 @@ class LineProfiler:
         out = []
         for code, rows in self._results():
             lines = linecache.getlines(code.co_filename)
-            for line, occ, inc, peak, mem, native_inc, native_peak in rows:
+            for line, occ, inc, peak, mem, native_inc, native_peak, threads_inc in rows:
                 source = lines[line - 1].rstrip("\n") if 0 < line <= len(lines) else ""
                 out.append(LineRecord(code.co_filename, code.co_qualname, line, source,
-                                      occ, inc, peak, mem, native_inc, native_peak))
+                                      occ, inc, peak, mem, native_inc, native_peak, threads_inc))
         return out
 
     def to_json(self, indent: int = 2) -> str:
@@ -413,7 +440,7 @@ def _mprof_span(func: Callable[..., Any]) -> Callable[..., Any] | None:
 
 def profile(func: Callable[..., Any] | None = None, stream: Any = None, precision: int = 1,
             backend: str = "psutil", layout: str | None = None,
-            native: bool = True) -> Callable[..., Any]:
+            native: bool = True, threads: str = "all") -> Callable[..., Any]:
     """Decorator that prints a line-by-line memory report of ``func`` after each call.
 
     As memory_profiler's ``profile``: bare or with arguments; ``stream`` (default stdout) gets
@@ -435,7 +462,7 @@ def profile(func: Callable[..., Any] | None = None, stream: Any = None, precisio
     """
     if func is None:
         return functools.partial(profile, stream=stream, precision=precision, backend=backend,
-                                 layout=layout, native=native)
+                                 layout=layout, native=native, threads=threads)
     if code_of(func) is None:
         raise TypeError("profile() expects a function or method, got "
                         f"{type(func).__name__} object {func!r}")
@@ -446,7 +473,8 @@ def profile(func: Callable[..., Any] | None = None, stream: Any = None, precisio
     from memory_profilerxx._memory_usage import choose_backend
 
     choose_backend(backend)
-    calls = _ReportedCalls(func, stream, precision, layout, native)
+    check_threads(threads)
+    calls = _ReportedCalls(func, stream, precision, layout, native, threads)
     span = _mprof_span(func)
     if span is not None and not getattr(code_of(func), "co_flags", 0) & (_CO_COROUTINE
                                                                          | _CO_GENERATOR):
@@ -474,9 +502,9 @@ class _ReportedCalls:
     """
 
     def __init__(self, func: Callable[..., Any], stream: Any, precision: int, layout: str | None,
-                 native: bool = True) -> None:
+                 native: bool = True, threads: str = "all") -> None:
         self._func, self._stream, self._precision, self._layout = func, stream, precision, layout
-        self._native = native
+        self._native, self._threads = native, threads
         self._lock = threading.Lock()
         self._current: LineProfiler | None = None
         self._running = 0
@@ -484,7 +512,7 @@ class _ReportedCalls:
     def begin(self) -> LineProfiler:
         with self._lock:
             if self._current is None:
-                self._current = LineProfiler(native=self._native)
+                self._current = LineProfiler(native=self._native, threads=self._threads)
                 self._current.add_function(self._func)
             self._running += 1
             return self._current

@@ -219,6 +219,9 @@ def call_with_peak(f: Callable[..., Any], args: tuple[Any, ...] = (),
     kernel_peak = _metric(backend) == "rss" and _memxx.restart_peak_rss()
     series.start()
     start_own = _memxx.rss_bytes()
+    from memory_profilerxx._thread_causes import install
+
+    install()  # threads the callable starts, pool work it submits: its memory too
     mark = _memxx.watch_thread_begin()
     try:
         returned = f(*args, **kwargs)

@@ -182,7 +182,7 @@ def records_json(records: Iterable[Any], indent: int = 2) -> str:
     {"format":"memory_profilerxx-lines","lines":[],"unit":"bytes","version":2}
     """
     fields = ("filename", "function", "lineno", "source", "occurrences", "increment", "peak",
-              "memory", "native_increment", "native_peak")
+              "memory", "native_increment", "native_peak", "threads_increment")
     document = {"format": "memory_profilerxx-lines", "version": 2, "unit": "bytes",
                 "lines": [{name: getattr(r, name) for name in fields} for r in records]}
     if indent < 0:

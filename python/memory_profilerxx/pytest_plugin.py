@@ -76,6 +76,7 @@ class Plan:
     objects: bool = False
     types: tuple[str, ...] = ()
     runs: int = 1
+    current_thread_only: bool = False  # True: other threads' work for the test not counted
 
     marked: bool = False
 
@@ -100,7 +101,7 @@ class Figures:
 
 def _marker_args(mark: Any) -> tuple[Any, dict[str, Any]]:
     kwargs = dict(mark.kwargs)
-    kwargs.pop("current_thread_only", None)  # the test's own thread is all we count, either way
+    current_thread_only = bool(kwargs.pop("current_thread_only", False))
     if mark.name == "limit_leaks":
         kwargs.pop("filter_fn", None)  # memray's stack filter: no stacks here
     runs = kwargs.pop("runs", None)
@@ -120,7 +121,7 @@ def _marker_args(mark: Any) -> tuple[Any, dict[str, Any]]:
         value = parse_size(mark.args[0])
     if kwargs:
         raise ValueError(f"unknown argument {sorted(kwargs)[0]}=")
-    return value, {"runs": runs}
+    return value, {"runs": runs, "current_thread_only": current_thread_only}
 
 
 def _plan_for(item: Any, leak_runs: int, default_limit: int | None) -> Plan:
@@ -144,6 +145,7 @@ def _plan_for(item: Any, leak_runs: int, default_limit: int | None) -> Plan:
         else:
             plan.objects, plan.types = True, value
         runs = extra["runs"] or runs
+        plan.current_thread_only = plan.current_thread_only or extra["current_thread_only"]
         plan.marked = True
     if plan.marked and item.cls is not None and issubclass(item.cls, unittest.TestCase):
         raise ValueError(f"{item.nodeid}: memory markers apply to pytest test functions, "
@@ -176,8 +178,12 @@ class _LeakRuns:
         from memory_profilerxx import LineProfiler
 
         self.func, self.plan = func, plan
-        self.profiler = LineProfiler()
+        self.profiler = LineProfiler(threads="self" if plan.current_thread_only else "all")
         self.profiler.add_function(func)
+        if not plan.current_thread_only:
+            from memory_profilerxx._thread_causes import install
+
+            install()
         self.sites = objgraphxx.track_allocations() if plan.leaks else None
         self.tracker = _memxx.GcNewIds() if plan.leaks else None
         self.nets: list[int] = []
@@ -198,7 +204,7 @@ class _LeakRuns:
             result = None
             for run in range(self.plan.runs):
                 last = run == self.plan.runs - 1
-                mark = _memxx.watch_thread_begin()
+                mark = _memxx.watch_thread_begin(threads=not self.plan.current_thread_only)
                 try:
                     if last:
                         self.profiler.enable()
@@ -383,6 +389,9 @@ class MemxxPlugin:
             return
         import _memxx
 
+        from memory_profilerxx._thread_causes import install
+
+        install()
         mark = _memxx.watch_thread_begin()
         try:
             outcome = yield

@@ -100,8 +100,19 @@ def on_other_thread(size):
     ext.release("malloc", mine, size)
 
 
-def test_a_native_thread_of_the_library_is_not_charged_to_the_line():
+def test_a_native_thread_working_inside_the_lines_call_is_charged_to_the_line():
     lines, _ = profiled(on_other_thread, N)
+    assert lines[1].native_increment == N  # the extension's own thread, while the line waits
+    assert lines[1].threads_increment == N
+    assert lines[2].native_increment == -N  # freed here
+    assert lines[2].threads_increment == 0
+    assert lines[3].native_increment == N
+
+
+def test_threads_self_leaves_a_native_thread_of_the_library_out():
+    prof = LineProfiler(threads="self")
+    prof(on_other_thread)(N)
+    lines = lines_of(prof, on_other_thread)
     assert lines[1].native_increment == 0  # allocated by the extension's own thread
     assert lines[2].native_increment == 0  # freed here, but never counted
     assert lines[3].native_increment == N
