@@ -72,8 +72,8 @@ def _patch_thread_pool() -> None:
         # submitted the item it runs, not for the thread that started it.
         return _run_for(self.__dict__.pop("_memxx_cause", None), run, self, *args, **kwargs)
 
-    work_item.__init__ = patched_init
-    work_item.run = patched_run
+    work_item.__init__ = patched_init  # type: ignore[method-assign]
+    work_item.run = patched_run  # type: ignore[method-assign]
 
 
 def install() -> None:

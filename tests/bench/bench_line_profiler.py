@@ -8,7 +8,7 @@ count per basic block would use instead of LINE.
 
 Workloads: a line-heavy loop; bulk allocations inside C loops (seven lines); and a Python loop
 that allocates a few objects per iteration (a 4 KiB bytearray, a small list, a str, a dict), the
-shape users profile. Every mode of a workload runs once to warm up, then the modes take turns
+shape users profile; and work handed to a ThreadPoolExecutor, which ours charges to the line. Every mode of a workload runs once to warm up, then the modes take turns
 round by round; each figure is the mode's median (a mode timed cold, on a fresh heap, would
 flatter whatever it is compared with).
 
@@ -67,6 +67,14 @@ def python_alloc_loop(n):
         if i % 8 == 0:
             kept.append((block, pair, name, row))
     return len(kept)
+
+
+def pool_alloc_work(pool, n):
+    """Work handed to a thread pool: n 16 KiB buffers built on the workers, kept, then dropped."""
+    held = list(pool.map(bytearray, [16384] * n, chunksize=64))
+    total = sum(map(len, held))
+    del held
+    return total
 
 
 def calls_unprofiled(n):
@@ -179,8 +187,8 @@ def in_thread(func, profiled):
     return run
 
 
-def under_xx(func):
-    prof = LineProfiler()
+def under_xx(func, threads="all"):
+    prof = LineProfiler(threads=threads)
     return prof(func)
 
 
@@ -317,6 +325,20 @@ def main():
                        (mp_n,), rounds=1)
     print(f"  memory_profiler (n={mp_n}): "
           f"{slow['memory_profiler'] / slow['memory_profilerxx']:,.0f}x slower than ours")
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    n_pool = N_ALLOC // 100
+    with ThreadPoolExecutor(2) as pool:
+        pooled = interleaved({
+            "plain": pool_alloc_work,
+            "memory_profilerxx": under_xx(pool_alloc_work),
+            "threads='self'": under_xx(pool_alloc_work, threads="self"),
+            **peer_modes(pool_alloc_work),
+        }, (pool, n_pool))
+    print(f"\nthread-pool work pool_alloc_work({n_pool}): the workers' buffers counted for the "
+          "line (threads='self': not counted)")
+    print_rows(pooled)
 
     after = interleaved({"plain": loop_work, "unprofiled callee": under_xx(calls_unprofiled)},
                         (N_LINE,))

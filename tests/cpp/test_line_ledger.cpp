@@ -368,3 +368,37 @@ TEST_CASE("while the watched words keep their values the probe is not asked") {
     CHECK(ledger.empty());
     CHECK(code.at(2)->increment == 1000 - 1010);
 }
+
+TEST_CASE("other threads' bytes go to the line that handed the work over, or the running one") {
+    // given a frame whose line 11 handed work over and which now runs line 12
+    CodeLines code(10, 14);
+    memxx::core::ThreadShare share;
+    ThreadLedger ledger(0);
+    ledger.set_share(&share);
+    ledger.enter(frame_a, &code, 10, true);
+    ledger.line(frame_a, 11);
+    const memxx::core::ShareTarget line_11 = ledger.running_target();
+    ledger.line(frame_a, 12);
+    ledger.on_alloc(100);
+    // when a worker allocates 7000 for line 11 (2000 of it a temporary) and a native thread
+    // 300 for whatever runs
+    share.add(2000, false, line_11);
+    share.add(-2000, false, line_11);
+    share.add(5000, true, line_11);
+    share.add(300, true);
+    ledger.line(frame_a, 13);
+    // then line 11 holds the worker's bytes, line 12 its own and the native thread's
+    CHECK(code.at(11)->increment == 5000);
+    CHECK(code.at(11)->threads_increment == 5000);
+    CHECK(code.at(11)->native_increment == 5000);
+    CHECK(code.at(12)->increment == 400);
+    CHECK(code.at(12)->threads_increment == 300);
+    CHECK(code.at(12)->native_increment == 300);
+    // and the peak while line 12 ran saw the others' highest point on top of its own bytes
+    CHECK(code.at(12)->peak == 100 + 5300);
+    CHECK(ledger.memory() == 5400);
+    // when a thread frees a block of line 13 while the frame is gone, the running line gets it
+    share.add(-5000, true, line_11);
+    REQUIRE(ledger.leave(frame_a));
+    CHECK(ledger.net() == 400);
+}
