@@ -118,6 +118,9 @@ void ThreadLedger::pop() noexcept {
     }
     ActiveFrame &done = frames_.back();
     end_line(done);
+    if (done.kept_row != 0) {
+        done.code->at(done.kept_row)->memory = done.kept_memory; // the header keeps its entry
+    }
     const Level delta{net_ - done.entry.net, native_ - done.entry.native};
     const Level peak = done.frame_peak;
     const std::ptrdiff_t outer_same_code = done.outer_same_code;
@@ -182,8 +185,10 @@ bool ThreadLedger::teardown_on_row(const void *frame, int row) {
     }
     ActiveFrame &innermost = frames_.back();
     end_line(innermost);
+    const LineStats *header = innermost.code->at(row);
+    innermost.kept_row = header != nullptr && header->memory != 0 ? row : 0;
+    innermost.kept_memory = header != nullptr ? header->memory : 0;
     begin_line(innermost, row, false);
-    innermost.keeps_memory = true;
     return true;
 }
 

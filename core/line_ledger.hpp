@@ -75,7 +75,9 @@ struct ActiveFrame {
     Level frame_peak;               // highest seen while the frame ran
     Level entry;                    // when the frame was entered
     std::ptrdiff_t outer_same_code; // index of the nearest enclosing frame of the same code, or -1
-    bool keeps_memory = false;      // its line's Mem usage stays (a header row's, at entry)
+    // Set by teardown_on_row: the row charged for the teardown, and its memory figure to keep.
+    int kept_row = 0;
+    std::int64_t kept_memory = 0;
 };
 
 // Where a frame being torn down sits, as the tracer recorded it at the frame's last event. The
@@ -245,9 +247,7 @@ class ThreadLedger {
             stats->peak = base_ + peak.net;
             stats->native_peak = peak.native;
         }
-        if (!frame.keeps_memory || stats->memory == 0) {
-            stats->memory = base_ + net_;
-        }
+        stats->memory = base_ + net_;
         frame.lineno = 0;
     }
     void next_line(ActiveFrame &frame, int lineno) noexcept {

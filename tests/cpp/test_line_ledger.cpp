@@ -190,6 +190,33 @@ TEST_CASE("frees and a finaliser's allocations during a teardown count for the r
     CHECK(sum_of(code) == 28 + 40);
 }
 
+TEST_CASE("a frame that fell off its end gives its teardown to the header row, which keeps its "
+          "entry memory") {
+    CodeLines code(1, 3);
+    ThreadLedger ledger(1000, flag_probe);
+    bool running = true;
+    ledger.enter(frame_a, &code, 1, true); // the header row: the def line, at entry
+    ledger.line(frame_a, 2);
+    ledger.on_alloc(8000); // a local
+    ledger.line(frame_a, 3);
+    ledger.on_alloc(28); // another, on the last line
+    REQUIRE(ledger.leave_after_teardown(frame_a, mark_of(running)));
+    REQUIRE(ledger.teardown_on_row(frame_a, 1));
+    CHECK_FALSE(ledger.teardown_on_row(frame_b, 1)); // not the innermost frame
+    ledger.on_free(8000);
+    ledger.on_free(28);
+    running = false;
+    ledger.on_alloc(500); // the caller's next allocation closes the teardown
+    CHECK(ledger.empty());
+    CHECK(code.at(3)->increment == 28); // the last line keeps what it did itself
+    CHECK(code.at(3)->memory == 1000 + 8028);
+    CHECK(code.at(1)->increment == -8028);
+    CHECK(code.at(1)->occurrences == 1); // the teardown is no new occurrence
+    CHECK(code.at(1)->memory == 1000);   // the memory at entry
+    CHECK(code.at(1)->peak == 1000 + 8028);
+    CHECK(sum_of(code) == 0);
+}
+
 TEST_CASE("a callee's teardown goes to its return line, the calling line's rest to the caller") {
     CodeLines outer(1, 3), inner(20, 22);
     ThreadLedger ledger(0, flag_probe);

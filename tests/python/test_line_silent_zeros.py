@@ -126,7 +126,8 @@ def test_each_order_in_a_fresh_process():
 
 
 def test_a_budget_after_a_test_that_stopped_tracemalloc_still_fails(pytester):
-    """Through the pytest plugin: tracemalloc started at import, stopped by one test."""
+    """Through the pytest plugin: tracemalloc started at import and stopped by one test, then
+    started by a fixture and stopped inside the measured test itself."""
     pytester.makepyfile(test_budgets="""
         import tracemalloc
 
@@ -142,13 +143,27 @@ def test_a_budget_after_a_test_that_stopped_tracemalloc_still_fails(pytester):
         def test_b_over_budget():
             big = bytearray(100 * 2**20)
             assert len(big)
+
+        @pytest.fixture
+        def tracing():
+            tracemalloc.start()  # before the test's measurement starts
+            yield
+            tracemalloc.stop()
+
+        @pytest.mark.limit_memory("1 MiB")
+        def test_c_stops_tracemalloc_then_goes_over_budget(tracing):
+            tracemalloc.stop()
+            big = bytearray(50 * 2**20)
+            assert len(big)
     """)
     result = pytester.runpytest_subprocess("-p", "no:memray", "-p",
                                            "memory_profilerxx.pytest_plugin",
                                            "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
-    assert "test_b_over_budget" in result.stdout.str()
-    assert "100.0 MiB" in result.stdout.str()
+    result.assert_outcomes(passed=1, failed=2)
+    text = result.stdout.str()
+    assert "FAILED test_budgets.py::test_b_over_budget" in text
+    assert "FAILED test_budgets.py::test_c_stops_tracemalloc_then_goes_over_budget" in text
+    assert "100.0 MiB" in text and "50.0 MiB" in text
 
 
 # --- sys.settrace inside a profiled function --------------------------------------------------
