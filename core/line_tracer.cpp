@@ -449,6 +449,8 @@ std::int64_t watch_thread_net(WatchMark mark) {
     return ledger->net() - mark.start_net;
 }
 
+void settle_thread_ledger() { settle_thread(); }
+
 std::size_t thread_profiled_depth() {
     settle_thread();
     const ThreadLedger *ledger = thread_ledger();

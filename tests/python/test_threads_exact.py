@@ -417,3 +417,20 @@ def test_a_thread_that_ends_inside_profiled_code_leaves_the_session_closed(case,
     assert made == 10 * MiB
     assert 10 * MiB <= lines[1].increment <= 10 * MiB + 4096
     assert -(10 * MiB + 4096) <= lines[2].increment + lines[0].increment <= -10 * MiB
+
+
+def submits_a_profiled_function(pool):
+    return pool.submit(a_profiled_function).result()
+
+
+def test_a_pool_worker_that_ran_profiled_code_leaves_the_session_closed():
+    # The worker lives on after its work item: its ledger closes where it takes the next one.
+    with ThreadPoolExecutor(1) as pool:
+        prof = LineProfiler(threads="all")
+        prof.add_function(a_profiled_function)
+        assert prof(submits_a_profiled_function)(pool) == MiB
+        assert near(lines_of(prof, a_profiled_function)[1].increment, MiB, 4096)
+        assert _memxx.hook_stats()["active"] is False
+        lines, made = run(ten_mib)
+        assert made == 10 * MiB
+        assert 10 * MiB <= lines[1].increment <= 10 * MiB + 4096
