@@ -8,6 +8,7 @@ import asyncio
 import ctypes
 import gc
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -391,6 +392,13 @@ def starts_a_thread_running_a_profiled_function(fail):
     return 0
 
 
+def assert_thread_counted_its_line(lines):
+    if sys.version_info >= (3, 12):
+        assert near(lines[1].increment, MiB, 4096)  # the thread's own line, counted there
+    else:  # 3.11 traces a thread only while it runs a profiled call, which this one does not
+        assert 1 not in lines
+
+
 def ten_mib():
     block = bytearray(10 * MiB)
     return len(block)
@@ -408,8 +416,7 @@ def test_a_thread_that_ends_inside_profiled_code_leaves_the_session_closed(case,
     else:
         prof.add_function(a_profiled_function)
         prof(starts_a_thread_running_a_profiled_function)(case == "raising")
-        profiled = lines_of(prof, a_profiled_function)
-        assert near(profiled[1].increment, MiB, 4096)  # the thread's own line, counted there
+        assert_thread_counted_its_line(lines_of(prof, a_profiled_function))
     assert raised == ([ValueError] if case == "raising" else [])
     assert _memxx.profiled_depth() == 0
     assert _memxx.hook_stats()["active"] is False
@@ -429,7 +436,7 @@ def test_a_pool_worker_that_ran_profiled_code_leaves_the_session_closed():
         prof = LineProfiler(threads="all")
         prof.add_function(a_profiled_function)
         assert prof(submits_a_profiled_function)(pool) == MiB
-        assert near(lines_of(prof, a_profiled_function)[1].increment, MiB, 4096)
+        assert_thread_counted_its_line(lines_of(prof, a_profiled_function))
         assert _memxx.hook_stats()["active"] is False
         lines, made = run(ten_mib)
         assert made == 10 * MiB
