@@ -10,6 +10,7 @@
 #include "core/mapped_pages.hpp"
 #include "core/other_threads.hpp"
 #include "core/process_memory.hpp"
+#include "core/thread_exit.hpp"
 
 namespace memxx::core {
 
@@ -70,6 +71,18 @@ bool teardown_running(const TeardownMark &mark) noexcept {
 
 void close_ledger(ThreadLedger *ledger);
 
+// The calling thread's state ends (core/thread_exit.hpp): no event will come for its ledger any
+// more. A thread whose outermost profiled frame returned keeps its ledger open for that frame's
+// teardown, which only a later event or call on the thread settles (a thread the profiled code
+// started runs no profiled code after it): its ledger, and the hook's session, close here.
+void thread_state_ended() {
+    if (ThreadLedger *ledger = thread_ledger()) {
+        pages::at_line_boundary(ledger);
+        ledger->watchers = 0; // a watch left open on a thread that ended ends with it
+        close_ledger(ledger);
+    }
+}
+
 ThreadLedger *open_ledger() {
     ThreadLedger *ledger = thread_ledger();
     if (ledger != nullptr) {
@@ -80,6 +93,7 @@ ThreadLedger *open_ledger() {
         // Its last frame's teardown ended after the last event: a new call starts afresh.
         close_ledger(ledger);
     }
+    watch_thread_exit(thread_state_ended); // unwatched (no memory): closed by its next event only
     void *memory = mi_malloc(sizeof(ThreadLedger));
     if (memory == nullptr) {
         return nullptr;
@@ -434,6 +448,8 @@ std::int64_t watch_thread_net(WatchMark mark) {
     ledger->take_other_threads();
     return ledger->net() - mark.start_net;
 }
+
+void settle_thread_ledger() { settle_thread(); }
 
 std::size_t thread_profiled_depth() {
     settle_thread();

@@ -93,6 +93,11 @@ std::int64_t watch_thread_net(WatchMark mark);
 
 // Depth of profiled frames on the calling thread (0 when nothing profiled runs here).
 std::size_t thread_profiled_depth();
+// Where a thread hands work over (a pool worker between two work items, GIL held): the
+// teardowns that are over on it end their lines, and its ledger closes when nothing is left on
+// it. A worker whose profiled frame returned into unprofiled code gets no later event that
+// would, and its ledger would keep the allocator hook's session open until it exits.
+void settle_thread_ledger();
 
 // Benchmarks' floor: the interpreter's own cost of tracing, with a trace function (3.11) that
 // does nothing, on the calling thread. False where the event source has no such thing (3.12+).

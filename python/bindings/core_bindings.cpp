@@ -130,6 +130,7 @@ void bind_thread_cause(py::module_ &m) {
     m.def(
         "adopt_thread_cause",
         [](const ThreadCause *cause) {
+            core::settle_thread_ledger(); // the work before this hand-over is over
             return cause_object(
                 core::adopt_thread_cause(cause != nullptr ? cause->cause() : core::ThreadCause{}));
         },

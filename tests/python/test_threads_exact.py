@@ -8,10 +8,12 @@ import asyncio
 import ctypes
 import gc
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import _memxx
 import pytest
 from _profiled import lines_of
 from memory_profilerxx import LineProfiler, profile
@@ -360,3 +362,82 @@ def test_a_block_freed_through_ctypes_is_freed_on_the_line():
     lines, _ = run(alloc_then_free_through_ctypes, ext, free, size, 20)
     assert lines[2].native_increment == 20 * size
     assert lines[3].native_increment == -20 * size  # no phantom growing by 3 MiB a round
+
+
+# A thread that runs profiled code and ends: its ledger (held open for the teardown of its last
+# profiled frame, which no later event settles) closes when the thread ends, so the profiling
+# session closes with the profiled call and a later one measures as before.
+def starts_a_thread_running_a_nested_function():
+    def nested():
+        block = bytearray(MiB)
+        return len(block)
+
+    thread = threading.Thread(target=nested)
+    thread.start()
+    thread.join()
+    return 0
+
+
+def a_profiled_function(fail=False):
+    block = bytearray(MiB)
+    if fail:
+        raise ValueError(len(block))
+    return len(block)
+
+
+def starts_a_thread_running_a_profiled_function(fail):
+    thread = threading.Thread(target=a_profiled_function, args=(fail,))
+    thread.start()
+    thread.join()
+    return 0
+
+
+def assert_thread_counted_its_line(lines):
+    if sys.version_info >= (3, 12):
+        assert near(lines[1].increment, MiB, 4096)  # the thread's own line, counted there
+    else:  # 3.11 traces a thread only while it runs a profiled call, which this one does not
+        assert 1 not in lines
+
+
+def ten_mib():
+    block = bytearray(10 * MiB)
+    return len(block)
+
+
+@pytest.mark.parametrize("threads", ["all", "self"])
+@pytest.mark.parametrize("case", ["nested", "profiled", "raising"])
+def test_a_thread_that_ends_inside_profiled_code_leaves_the_session_closed(case, threads,
+                                                                           monkeypatch):
+    raised = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_type))
+    prof = LineProfiler(threads=threads)
+    if case == "nested":
+        prof(starts_a_thread_running_a_nested_function)()
+    else:
+        prof.add_function(a_profiled_function)
+        prof(starts_a_thread_running_a_profiled_function)(case == "raising")
+        assert_thread_counted_its_line(lines_of(prof, a_profiled_function))
+    assert raised == ([ValueError] if case == "raising" else [])
+    assert _memxx.profiled_depth() == 0
+    assert _memxx.hook_stats()["active"] is False
+    lines, made = run(ten_mib)
+    assert made == 10 * MiB
+    assert 10 * MiB <= lines[1].increment <= 10 * MiB + 4096
+    assert -(10 * MiB + 4096) <= lines[2].increment + lines[0].increment <= -10 * MiB
+
+
+def submits_a_profiled_function(pool):
+    return pool.submit(a_profiled_function).result()
+
+
+def test_a_pool_worker_that_ran_profiled_code_leaves_the_session_closed():
+    # The worker lives on after its work item: its ledger closes where it takes the next one.
+    with ThreadPoolExecutor(1) as pool:
+        prof = LineProfiler(threads="all")
+        prof.add_function(a_profiled_function)
+        assert prof(submits_a_profiled_function)(pool) == MiB
+        assert_thread_counted_its_line(lines_of(prof, a_profiled_function))
+        assert _memxx.hook_stats()["active"] is False
+        lines, made = run(ten_mib)
+        assert made == 10 * MiB
+        assert 10 * MiB <= lines[1].increment <= 10 * MiB + 4096
