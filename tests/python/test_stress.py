@@ -110,7 +110,8 @@ def test_eight_threads_churn_while_a_profiled_function_stays_exact():
     elapsed = time.monotonic() - started
     assert done[:6] == [BLOCKS_PER_THREAD] * 6
     assert done[6:] == [COMPRESSIONS, COMPRESSIONS]
-    assert not mismatches, f"{len(mismatches)} of {runs} profiled runs differ: {mismatches[0]}"
+    assert not mismatches, (f"{len(mismatches)} of {runs} profiled runs differ from {baseline}: "
+                            f"{mismatches[0]}")
     print(
         f"\nstress: {sum(done[:6]):,} blocks in 6 churn threads + {done[6]} lzma, {done[7]} bz2"
         f" round trips in {elapsed:.1f} s; {runs} profiled runs, {exact} byte-identical to the"
