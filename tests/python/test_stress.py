@@ -45,8 +45,10 @@ def _figures(lines):
 # CPython's free lists (list headers, 56 B; small objects) are shared by all threads: whether
 # one of this thread's objects comes from a free list (no allocator call, not counted) or from
 # the allocator depends on what other threads did. One such object per line is the only
-# difference allowed; a block of another thread charged to this one would be far larger.
-FREE_LIST_SLACK = 64
+# difference allowed; a block of another thread charged to this one would be far larger. 3.14+
+# also keeps free lists of range iterators and ints: the `for` line's range (48 B) and its
+# iterator (40 B) can both come from them.
+FREE_LIST_SLACK = 64 if sys.version_info < (3, 14) else 96
 
 
 def _differs(figures, baseline):
@@ -110,7 +112,8 @@ def test_eight_threads_churn_while_a_profiled_function_stays_exact():
     elapsed = time.monotonic() - started
     assert done[:6] == [BLOCKS_PER_THREAD] * 6
     assert done[6:] == [COMPRESSIONS, COMPRESSIONS]
-    assert not mismatches, f"{len(mismatches)} of {runs} profiled runs differ: {mismatches[0]}"
+    assert not mismatches, (f"{len(mismatches)} of {runs} profiled runs differ from {baseline}: "
+                            f"{mismatches[0]}")
     print(
         f"\nstress: {sum(done[:6]):,} blocks in 6 churn threads + {done[6]} lzma, {done[7]} bz2"
         f" round trips in {elapsed:.1f} s; {runs} profiled runs, {exact} byte-identical to the"
