@@ -522,21 +522,17 @@ std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept 
 }
 
 // A reservation made before profiling (pyarrow's mimalloc at its first array, polars' jemalloc
-// at import) is filled during it: its pages count from now on. Thread stacks, the .bss of loaded
-// objects and the pieces of block-counted allocators are left out; a mapping is adopted from its
-// first other piece on.
+// at import) is filled during it: its pages count from now on. Left out: thread stacks, the .bss
+// of loaded objects, and any mapping that starts with a piece of a block-counted allocator, all
+// of which the kernel may have merged into one mapping with their neighbours (a reservation made
+// with MAP_NORESERVE, as mimalloc and jemalloc make theirs, is not merged with those), and
+// mappings under 1 MiB (reservations are larger; small ones of unknown owners come and go with
+// threads).
 void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, MappingBelow below, void *) {
-    if (below != MappingBelow::other) {
-        return;
-    }
-    std::uintptr_t at = begin;
-    while (at < end) {
-        const std::size_t known = block_counted_bytes(at, end);
-        if (known == 0) {
-            pages::adopt(at, end);
-            return;
-        }
-        at += known;
+    constexpr std::uintptr_t kSmallest = std::uintptr_t{1} << 20;
+    if (below == MappingBelow::other && end - begin >= kSmallest &&
+        block_counted_bytes(begin, end) == 0) {
+        pages::adopt(begin, end);
     }
 }
 
