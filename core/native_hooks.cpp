@@ -507,6 +507,15 @@ std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept 
     if (length > 1 && mi_is_in_heap_region(reinterpret_cast<const char *>(at) + 1)) {
         return length;
     }
+    if (const std::size_t arena = memxx_pymalloc_arena_at(words, length)) {
+        return arena;
+    }
+    // glibc writes its headers: a first page never written holds none (and reading it would map
+    // the zero page in, which mincore then reports as resident).
+    unsigned char resident = 0;
+    if (mincore(const_cast<std::size_t *>(words), 1, &resident) != 0 || (resident & 1) == 0) {
+        return 0;
+    }
     // A glibc arena's heap: 64 MiB aligned, its header's mprotect_size is the part mapped RW.
     constexpr std::uintptr_t kHeapMax = std::uintptr_t{64} << 20;
     if (at % kHeapMax == 0 && words[3] == length && words[2] <= words[3]) {
@@ -518,7 +527,7 @@ std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept 
         page_round_up(chunk) == chunk) {
         return chunk;
     }
-    return memxx_pymalloc_arena_at(words, length);
+    return 0;
 }
 
 // A reservation made before profiling (pyarrow's mimalloc at its first array, polars' jemalloc
