@@ -60,7 +60,7 @@ MiVector<unsigned char> *g_resident;   // mincore's answer, reused
 MiVector<std::uintptr_t> *g_windows;   // the huge-page windows faulted in, reused
 std::atomic<std::int64_t> g_unclaimed{0}; // bytes given back on unprofiled threads
 // A line that ran at least this long (in ticks) ends with a mincore pass over every mapping, so
-// that the pages other threads touched meanwhile count for it: 50 times the last pass's cost.
+// that the pages other threads touched meanwhile count for it: 20 times the last pass's cost.
 std::atomic<std::uint64_t> g_long_line_ticks{0};
 
 std::uint64_t ticks() noexcept {
@@ -148,7 +148,7 @@ void full_sync_locked(Change *change) {
             it = g_tracked->erase(it);
         }
     }
-    g_long_line_ticks.store(50 * (ticks() - start), std::memory_order_relaxed);
+    g_long_line_ticks.store(20 * (ticks() - start), std::memory_order_relaxed);
 }
 
 // The first tracked mapping that ends after `address`, or end().
@@ -464,6 +464,10 @@ void unmapped(void *address, std::size_t length, ThreadLedger *ledger) noexcept 
 }
 
 void given_back(void *address, std::size_t length, bool lazily, ThreadLedger *ledger) noexcept {
+    if (ledger == nullptr) {
+        // Another thread's pages: the next mincore pass sees them go, as it sees them come.
+        return;
+    }
     const auto begin = reinterpret_cast<std::uintptr_t>(address);
     const std::uintptr_t end = begin + round_up(length);
     Change change;

@@ -7,7 +7,7 @@
 // a perf_event ring buffer (a line boundary where nothing faulted costs a few loads and no lock),
 // and a mincore(2) pass over the tracked mappings (at a thread's first observation, when the ring
 // buffer lost records or the thread's fault count changed where no perf event can be opened, and
-// at the end of a line that ran 50 times longer than the last pass took: the pages other threads
+// at the end of a line that ran 20 times longer than the last pass took: the pages other threads
 // touched). While nothing is tracked, a line boundary costs one load of `g_watching`.
 //
 // Mappings made before the session (an allocator's reservation made at import) are adopted when
@@ -57,6 +57,8 @@ void adopt(std::uintptr_t begin, std::uintptr_t end) noexcept;
 void unmapped(void *address, std::size_t length, ThreadLedger *ledger) noexcept;
 // madvise(DONTNEED, REMOVE, FREE) of the range returned: its counted pages are freed. `lazily`
 // (MADV_FREE): the kernel may leave them resident until it needs them; they count as freed.
+// On an unprofiled thread (ledger nullptr) nothing changes: the pages other threads touch and
+// give back are both seen by the mincore passes.
 void given_back(void *address, std::size_t length, bool lazily, ThreadLedger *ledger) noexcept;
 // mremap moved or resized [old, old + old_length) to [now, now + new_length): pages moved keep
 // their state, pages cut off are freed, a tracked mapping's growth is tracked.

@@ -562,6 +562,15 @@ std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept 
     if (length > 1 && mi_is_in_heap_region(reinterpret_cast<const char *>(at) + 1)) {
         return length;
     }
+    if (const std::size_t arena = memxx_pymalloc_arena_at(words, length)) {
+        return arena;
+    }
+    // glibc writes its headers: a first page never written holds none (and reading it would map
+    // the zero page in, which mincore then reports as resident).
+    unsigned char resident = 0;
+    if (mincore(const_cast<std::size_t *>(words), 1, &resident) != 0 || (resident & 1) == 0) {
+        return 0;
+    }
     // A glibc arena's heap: 64 MiB aligned, its header's mprotect_size is the part mapped RW.
     constexpr std::uintptr_t kHeapMax = std::uintptr_t{64} << 20;
     if (at % kHeapMax == 0 && words[3] == length && words[2] <= words[3]) {
@@ -573,25 +582,21 @@ std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept 
         page_round_up(chunk) == chunk) {
         return chunk;
     }
-    return memxx_pymalloc_arena_at(words, length);
+    return 0;
 }
 
 // A reservation made before profiling (pyarrow's mimalloc at its first array, polars' jemalloc
-// at import) is filled during it: its pages count from now on. Thread stacks, the .bss of loaded
-// objects and the pieces of block-counted allocators are left out; a mapping is adopted from its
-// first other piece on.
+// at import) is filled during it: its pages count from now on. Left out: thread stacks, the .bss
+// of loaded objects, and any mapping that starts with a piece of a block-counted allocator, all
+// of which the kernel may have merged into one mapping with their neighbours (a reservation made
+// with MAP_NORESERVE, as mimalloc and jemalloc make theirs, is not merged with those), and
+// mappings under 1 MiB (reservations are larger; small ones of unknown owners come and go with
+// threads).
 void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, MappingBelow below, void *) {
-    if (below != MappingBelow::other) {
-        return;
-    }
-    std::uintptr_t at = begin;
-    while (at < end) {
-        const std::size_t known = block_counted_bytes(at, end);
-        if (known == 0) {
-            pages::adopt(at, end);
-            return;
-        }
-        at += known;
+    constexpr std::uintptr_t kSmallest = std::uintptr_t{1} << 20;
+    if (below == MappingBelow::other && end - begin >= kSmallest &&
+        block_counted_bytes(begin, end) == 0) {
+        pages::adopt(begin, end);
     }
 }
 

@@ -135,16 +135,18 @@ bool for_each_anonymous_mapping(AnonymousMappingVisitor visit, void *context) no
         while (*field == ' ') {
             ++field;
         }
-        if (std::strncmp(perms, "rw-p", 4) == 0 && inode == 0 && *field == '\0') {
-            const MappingBelow below = previous_end != begin  ? MappingBelow::other
-                                       : previous_no_access ? MappingBelow::no_access
-                                       : previous_file      ? MappingBelow::file
-                                                            : MappingBelow::other;
+        const MappingBelow below = previous_end != begin  ? MappingBelow::other
+                                   : previous_no_access ? MappingBelow::no_access
+                                   : previous_file      ? MappingBelow::file
+                                                        : MappingBelow::other;
+        const bool anonymous = inode == 0 && *field == '\0';
+        if (std::strncmp(perms, "rw-p", 4) == 0 && anonymous) {
             visit(begin, end, below, context);
         }
         previous_end = end;
         previous_no_access = std::strncmp(perms, "---p", 4) == 0;
-        previous_file = inode != 0;
+        // A .bss split in several mappings (part of it protected or advised) is still a file's.
+        previous_file = inode != 0 || (anonymous && below == MappingBelow::file);
         if (next == nullptr) {
             break;
         }

@@ -5,6 +5,8 @@
 #include "core/py_compat.h"
 
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <internal/pycore_dict.h>
 #include <internal/pycore_frame.h>
@@ -598,6 +600,13 @@ size_t memxx_pymalloc_arena_at(const void *at, size_t length) {
     const uintptr_t begin = (uintptr_t)at;
     const uintptr_t pool = (begin + kPool - 1) & ~(uintptr_t)(kPool - 1);
     if (length < kArena || pool + sizeof(struct pool_header_view) > begin + length) {
+        return 0;
+    }
+    /* A page never written holds no header; reading it would map the zero page in, which
+     * mincore then reports as resident. */
+    unsigned char resident = 0;
+    if (mincore((void *)(pool & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1)), 1, &resident) != 0 ||
+        (resident & 1) == 0) {
         return 0;
     }
     const struct pool_header_view *header = (const struct pool_header_view *)pool;

@@ -2,8 +2,9 @@
 process. Prints medians and ratios.
 
 Workloads: a native-allocation-heavy function (1 M malloc/free pairs of mixed sizes in the test
-extension, tests/python/native/memxx_native_ext.cpp) and the allocation-heavy Python function of
-bench_line_profiler.py. Modes: plain; under memory_profilerxx's profile (native counted); under
+extension, tests/python/native/memxx_native_ext.cpp), the allocation-heavy Python function of
+bench_line_profiler.py, and a pyarrow + polars function (sort, take, a derived polars column:
+their embedded allocators fill reserved mappings, counted by pages), where those are installed. Modes: plain; under memory_profilerxx's profile (native counted); under
 profile(native=False); under memray's Tracker (which redirects malloc the same way) and
 tracemalloc, where installed. Every mode runs once to warm up, then the modes take turns round
 by round; the figure is each mode's median.
@@ -33,6 +34,7 @@ QUICK = "--quick" in sys.argv
 ROUNDS = 3 if QUICK else 7
 PAIRS = 300_000 if QUICK else 1_000_000
 N_ALLOC = 300_000 if QUICK else 1_000_000
+N_FRAME = 2_000_000 if QUICK else 5_000_000
 
 ext = _native.module()
 
@@ -40,6 +42,19 @@ ext = _native.module()
 def native_work(pairs):
     total = ext.churn(pairs)
     return total
+
+
+def arrow_polars_work(n):
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = pa.array(np.arange(n, dtype=np.int64)[::-1])
+    ordered = pc.take(column, pc.sort_indices(column))
+    frame = pl.DataFrame({"a": np.arange(n)})
+    derived = frame.select(pl.col("a") * 3, (pl.col("a") + 1).alias("b")).sort("b")
+    return len(ordered) + derived.height
 
 
 def plain(func):
@@ -130,6 +145,15 @@ def main():
     python_modes = dict(modes, tracemalloc=under_tracemalloc)
     python = interleaved(alloc_work, N_ALLOC, python_modes)
     report(f"allocation-heavy Python alloc_work({N_ALLOC:,})", python)
+
+    try:
+        import polars  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError:
+        print("\npyarrow or polars not installed: their row is left out")
+    else:
+        frames = interleaved(arrow_polars_work, N_FRAME, modes)
+        report(f"pyarrow + polars arrow_polars_work({N_FRAME:,})", frames)
 
     stats = _memxx.hook_stats()
     print(f"\npatching pass: first {first_pass * 1e3:.2f} ms (reads each object's relocations), "

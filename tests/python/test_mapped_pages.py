@@ -61,3 +61,32 @@ def reserve_before(address, pages):
 def test_no_mapping_tracked_after_the_session():
     lines, _ = profiled(reserve_touch_give_back, 10, "dontneed")
     assert _memxx.hook_stats()["native_mappings"] == 0
+
+
+def test_a_reservation_made_with_ctypes_before_profiling_counts_the_pages_touched_in_it():
+    # ctypes calls libc's mmap through a pointer from dlsym, which no slot rewrite reaches: the
+    # reservation is adopted when profiling starts, as one made at a library's import would be.
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    map_noreserve = 0x4000
+    address = libc.mmap(None, GIB, mmap.PROT_READ | mmap.PROT_WRITE,
+                        mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | map_noreserve, -1, 0)
+    assert address not in (None, ctypes.c_void_p(-1).value)
+    pages = 2500
+
+    def fill(address):
+        ctypes.memset(address, 7, pages * PAGE)
+        ctypes.memset(address + GIB // 2, 7, 1)
+        return address
+
+    try:
+        lines, _ = profiled(fill, address)
+    finally:
+        libc.munmap(address, GIB)
+    assert lines[1].native_increment == pages * PAGE
+    assert lines[2].native_increment == PAGE
