@@ -79,10 +79,6 @@ def test_a_program_we_wrote_reads_within_10_percent_of_the_kernels_max_rss():
     assert abs(last - rss_after) <= 0.10 * rss_after, (last / 2**20, rss_after / 2**20)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 25 part 1 (another branch): pyarrow's mimalloc reserves mmap(1 GiB) at the frame's "
-    "first string index and OpenBLAS maps 32 MiB per thread at the fit; both are counted by "
-    "mapping size here (+1,088 MiB against ~300 MiB of RSS). Remove this mark with part 1."))
 def test_a_pandas_and_scikit_learn_job_reads_within_10_percent_of_the_kernels_max_rss():
     pytest.importorskip("pandas")
     pytest.importorskip("sklearn")
