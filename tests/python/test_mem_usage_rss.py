@@ -3,8 +3,9 @@
 Mem usage is the process RSS when the profiled call started plus the bytes the call's thread
 allocated minus those it freed since; Peak is the highest such figure while a line ran. Each
 program runs in a fresh process and keeps what it builds; the highest figure the table shows
-must be within 10 % of the kernel's maximum RSS of that process
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``), and the last line's Mem usage within 10 % of
+must be within 10 % of the kernel's maximum RSS of that process (``VmHWM`` in
+``/proc/self/status``: ``ru_maxrss`` would carry pytest's own high-water mark over the child's
+``execve``), and the last line's Mem usage within 10 % of
 the RSS right after the call.
 """
 
@@ -20,7 +21,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 _MEASURE = r"""
-import resource, sys
+import sys
 from memory_profilerxx import LineProfiler
 {setup}
 prof = LineProfiler()
@@ -31,7 +32,8 @@ records = prof.records()
 highest = max(max(r.memory, r.peak) for r in records)
 start = min(r.memory - r.increment for r in records)
 last = max(records, key=lambda r: r.lineno).memory
-maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+with open("/proc/self/status") as status:
+    maxrss = next(int(row.split()[1]) for row in status if row.startswith("VmHWM:")) * 1024
 print(highest, start, maxrss, last, rss_after)
 """
 
