@@ -244,8 +244,26 @@ FfiCall real_ffi_call() noexcept {
     return real;
 }
 
+// libc's own free. Under a non-PIE interpreter (Debian's 3.14 and 3.15) `&free` is the
+// interpreter's PLT entry, while ctypes.CDLL("libc.so.6").free is libc's function itself.
+std::atomic<void *> g_libc_free{nullptr};
+
+void find_libc_free() noexcept {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&gnu_get_libc_version), &info) != 0 &&
+        info.dli_fname != nullptr) {
+        if (void *libc = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD)) {
+            g_libc_free.store(dlsym(libc, "free"), std::memory_order_release);
+            dlclose(libc);
+        }
+    }
+}
+
 void native_ffi_call(void *cif, void (*function)(), void *result, void **arguments) {
-    if (function == reinterpret_cast<void (*)()>(&free) && arguments != nullptr) {
+    const auto called = reinterpret_cast<void *>(function);
+    if ((called == reinterpret_cast<void *>(&free) ||
+         called == g_libc_free.load(std::memory_order_relaxed)) &&
+        arguments != nullptr) {
         native_free(*static_cast<void **>(arguments[0]));
         return;
     }
@@ -576,10 +594,10 @@ std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept 
     if (at % kHeapMax == 0 && words[3] == length && words[2] <= words[3]) {
         return length;
     }
-    // A glibc mmapped chunk: prev_size 0, size with IS_MMAPPED, whole pages.
+    // A glibc mmapped chunk: prev_size 0, a size with IS_MMAPPED alone among its flags (glibc
+    // 2.43's is not a whole number of pages: 16 B under one).
     const std::size_t chunk = words[1] & ~std::size_t{7};
-    if (words[0] == 0 && (words[1] & 2) != 0 && chunk != 0 && chunk <= length &&
-        page_round_up(chunk) == chunk) {
+    if (words[0] == 0 && (words[1] & 7) == 2 && chunk != 0 && chunk <= length) {
         return chunk;
     }
     return 0;
@@ -592,9 +610,13 @@ std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept 
 // with MAP_NORESERVE, as mimalloc and jemalloc make theirs, is not merged with those), and
 // mappings under 1 MiB (reservations are larger; small ones of unknown owners come and go with
 // threads).
-void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, MappingBelow below, void *) {
+// `own` is a block of our own mimalloc: mimalloc 3 keeps an arena's metadata at its start, where
+// mi_is_in_heap_region answers false, so the arena holding our tables is told by that block.
+void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, MappingBelow below, void *own) {
     constexpr std::uintptr_t kSmallest = std::uintptr_t{1} << 20;
-    if (below == MappingBelow::other && end - begin >= kSmallest &&
+    const auto own_block = reinterpret_cast<std::uintptr_t>(own);
+    const bool ours = begin <= own_block && own_block < end;
+    if (below == MappingBelow::other && end - begin >= kSmallest && !ours &&
         block_counted_bytes(begin, end) == 0) {
         pages::adopt(begin, end);
     }
@@ -616,13 +638,16 @@ void native_hooks_enable() {
     if (g_objects == nullptr) {
         g_objects = new (mi_malloc(sizeof(MiVector<PatchedObject>))) MiVector<PatchedObject>();
         find_excluded();
+        find_libc_free();
     }
     const double start = seconds_now();
     g_redirected = true;
     pass_locked(redirect_object);
     {
         ReentrancyGuard guard;
-        for_each_anonymous_mapping(adopt_mapping, nullptr);
+        void *own = mi_malloc(64);
+        for_each_anonymous_mapping(adopt_mapping, own);
+        mi_free(own);
     }
     g_last_pass_seconds = seconds_now() - start;
     g_native_on.store(true, std::memory_order_release);

@@ -1,6 +1,7 @@
 #include "core/process_memory.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -110,6 +111,17 @@ bool for_each_anonymous_mapping(AnonymousMappingVisitor visit, void *context) no
         return false;
     }
     text[size] = '\0';
+    // glibc 2.42+ on Linux 6.13+ guards a thread's stack with a guard region inside the mapping
+    // (MADV_GUARD_INSTALL), not with a mapping of no access below it: /proc/self/pagemap marks
+    // such a first page (PM_GUARD_REGION, bit 58), and the stack is told by it.
+    const int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    const auto starts_with_guard = [pagemap](std::uintptr_t begin) {
+        static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+        std::uint64_t entry = 0;
+        const auto at = static_cast<off_t>(begin / page * sizeof entry);
+        return pagemap >= 0 && pread(pagemap, &entry, sizeof entry, at) == sizeof entry &&
+               (entry >> 58 & 1) != 0;
+    };
     std::uintptr_t previous_end = 0;
     bool previous_no_access = false;
     bool previous_file = false;
@@ -135,12 +147,15 @@ bool for_each_anonymous_mapping(AnonymousMappingVisitor visit, void *context) no
         while (*field == ' ') {
             ++field;
         }
-        const MappingBelow below = previous_end != begin  ? MappingBelow::other
-                                   : previous_no_access ? MappingBelow::no_access
-                                   : previous_file      ? MappingBelow::file
-                                                        : MappingBelow::other;
+        MappingBelow below = previous_end != begin  ? MappingBelow::other
+                             : previous_no_access ? MappingBelow::no_access
+                             : previous_file      ? MappingBelow::file
+                                                  : MappingBelow::other;
         const bool anonymous = inode == 0 && *field == '\0';
         if (std::strncmp(perms, "rw-p", 4) == 0 && anonymous) {
+            if (below == MappingBelow::other && starts_with_guard(begin)) {
+                below = MappingBelow::no_access;
+            }
             visit(begin, end, below, context);
         }
         previous_end = end;
@@ -153,6 +168,9 @@ bool for_each_anonymous_mapping(AnonymousMappingVisitor visit, void *context) no
         line = next + 1;
     }
     mi_free(text);
+    if (pagemap >= 0) {
+        close(pagemap);
+    }
     return true;
 }
 

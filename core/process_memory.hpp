@@ -17,7 +17,8 @@ std::int64_t peak_rss_bytes() noexcept;
 bool restart_peak_rss() noexcept;
 
 // What ends where an anonymous mapping begins: a mapping with no access (a thread stack's guard
-// page), a file's mapping (the anonymous part is that object's .bss), or anything else.
+// page; also reported for a mapping whose first page is a guard region, as glibc 2.42+ guards
+// stacks), a file's mapping (the anonymous part is that object's .bss), or anything else.
 enum class MappingBelow { other, no_access, file };
 // Calls visit(begin, end, below, context) for each private read-write mapping of no file in
 // /proc/self/maps (not the brk heap, not the main stack). False when the file cannot be read.

@@ -68,8 +68,10 @@ def falls_off_its_end():
 def test_falling_off_the_end_releases_on_the_header_row():
     lines, _ = profiled(falls_off_its_end)
     assert 8_000_000 <= lines[1].increment <= 8_000_000 + LIST_HEADER
-    count = sys.getsizeof(10**6)
-    assert lines[2].increment == count  # the last line keeps what it did itself: the int
+    # The last line keeps what it did itself: the int (3.14+ may take it from its free list).
+    count = lines[2].increment
+    assert count in ({sys.getsizeof(10**6)} if sys.version_info < (3, 14)
+                     else {0, sys.getsizeof(10**6)})
     assert -8_000_000 - LIST_HEADER - count <= lines[0].increment <= -8_000_000 - count
     # The header row still shows the memory at entry, and one occurrence.
     assert lines[0].occurrences == 1
