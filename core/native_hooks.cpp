@@ -612,11 +612,27 @@ std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept 
 // threads).
 // `own` is a block of our own mimalloc: mimalloc 3 keeps an arena's metadata at its start, where
 // mi_is_in_heap_region answers false, so the arena holding our tables is told by that block.
+// A mapping of exactly a default thread stack's size (stack and guard) is a thread's stack too:
+// glibc 2.42+ keeps the stacks of ended threads in a cache without their guard region.
+std::uintptr_t default_thread_stack_bytes() noexcept {
+    pthread_attr_t attr;
+    std::size_t stack = 0;
+    std::size_t guard = 0;
+    if (pthread_getattr_default_np(&attr) == 0) {
+        pthread_attr_getstacksize(&attr, &stack);
+        pthread_attr_getguardsize(&attr, &guard);
+        pthread_attr_destroy(&attr);
+    }
+    return page_round_up(stack + guard);
+}
+
 void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, MappingBelow below, void *own) {
     constexpr std::uintptr_t kSmallest = std::uintptr_t{1} << 20;
+    static const std::uintptr_t thread_stack = default_thread_stack_bytes();
     const auto own_block = reinterpret_cast<std::uintptr_t>(own);
     const bool ours = begin <= own_block && own_block < end;
     if (below == MappingBelow::other && end - begin >= kSmallest && !ours &&
+        end - begin != thread_stack &&
         block_counted_bytes(begin, end) == 0) {
         pages::adopt(begin, end);
     }
