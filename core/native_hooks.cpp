@@ -573,7 +573,9 @@ void unlock_after_fork() noexcept { g_patch_mutex.unlock(); }
 // How many bytes from `at` belong to an allocator whose blocks are counted one by one (so that
 // its pages must not count again): glibc's arenas and mmapped chunks, pymalloc's arenas, our
 // own mimalloc. 0 when `at` starts none of them.
-std::size_t block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept {
+// Reads the first words of a mapping someone else made (under ASan, its allocator's own).
+__attribute__((no_sanitize("address"))) std::size_t block_counted_bytes(std::uintptr_t at,
+                                                                        std::uintptr_t end) noexcept {
     const auto *words = reinterpret_cast<const std::size_t *>(at);
     const std::size_t length = end - at;
     // A segment starts at its mapping; mimalloc looks up the segment of `p - 1`.
