@@ -574,8 +574,8 @@ void unlock_after_fork() noexcept { g_patch_mutex.unlock(); }
 // its pages must not count again): glibc's arenas and mmapped chunks, pymalloc's arenas, our
 // own mimalloc. 0 when `at` starts none of them.
 // Reads the first words of a mapping someone else made (under ASan, its allocator's own).
-__attribute__((no_sanitize("address"))) std::size_t block_counted_bytes(std::uintptr_t at,
-                                                                        std::uintptr_t end) noexcept {
+__attribute__((no_sanitize("address"))) std::size_t
+block_counted_bytes(std::uintptr_t at, std::uintptr_t end) noexcept {
     const auto *words = reinterpret_cast<const std::size_t *>(at);
     const std::size_t length = end - at;
     // A segment starts at its mapping; mimalloc looks up the segment of `p - 1`.
@@ -663,8 +663,15 @@ void native_hooks_enable() {
     pass_locked(redirect_object);
     {
         ReentrancyGuard guard;
+        // Adoption tells the block allocator's own mappings by their headers (glibc's, pymalloc's,
+        // mimalloc's): under another malloc (ASan's runtime) it would take that allocator's
+        // regions for reservations, so none is adopted there.
+        const bool glibc_malloc =
+            g_excluded.whole[2] == 0 || g_excluded.whole[2] == g_excluded.whole[1];
         void *own = mi_malloc(64);
-        for_each_anonymous_mapping(adopt_mapping, own);
+        if (glibc_malloc) {
+            for_each_anonymous_mapping(adopt_mapping, own);
+        }
         mi_free(own);
     }
     g_last_pass_seconds = seconds_now() - start;
