@@ -17,6 +17,7 @@
 #include <ctime>
 #include <dlfcn.h>
 #include <gnu/libc-version.h>
+#include <iterator>
 #include <link.h>
 #include <malloc.h>
 #include <map>
@@ -208,9 +209,10 @@ void *native_mremap(void *address, std::size_t old_length, std::size_t new_lengt
 }
 
 // --- ctypes and cffi calling the allocator's functions through libffi ------------------------
-// `libc.free(address)` through ctypes calls libc's free through ffi_call, never through a slot
-// we rewrite: the block would stay counted, a phantom that grows with every such free. So
-// ffi_call is rewritten too, and a call of free through it is our free.
+// `libc.malloc(n)` or `libc.mmap(...)` through ctypes calls libc's function through ffi_call,
+// never through a slot we rewrite: the block or mapping would go unseen, and a free of one seen
+// would stay counted. So ffi_call is rewritten too, and a call of one of the functions we
+// rewrite is a call of ours (defined with the same signature), below the table.
 
 using FfiCall = void (*)(void *cif, void (*function)(), void *result, void **arguments);
 std::atomic<FfiCall> g_ffi_call{nullptr};
@@ -244,31 +246,7 @@ FfiCall real_ffi_call() noexcept {
     return real;
 }
 
-// libc's own free. Under a non-PIE interpreter (Debian's 3.14 and 3.15) `&free` is the
-// interpreter's PLT entry, while ctypes.CDLL("libc.so.6").free is libc's function itself.
-std::atomic<void *> g_libc_free{nullptr};
-
-void find_libc_free() noexcept {
-    Dl_info info;
-    if (dladdr(reinterpret_cast<void *>(&gnu_get_libc_version), &info) != 0 &&
-        info.dli_fname != nullptr) {
-        if (void *libc = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD)) {
-            g_libc_free.store(dlsym(libc, "free"), std::memory_order_release);
-            dlclose(libc);
-        }
-    }
-}
-
-void native_ffi_call(void *cif, void (*function)(), void *result, void **arguments) {
-    const auto called = reinterpret_cast<void *>(function);
-    if ((called == reinterpret_cast<void *>(&free) ||
-         called == g_libc_free.load(std::memory_order_relaxed)) &&
-        arguments != nullptr) {
-        native_free(*static_cast<void **>(arguments[0]));
-        return;
-    }
-    real_ffi_call()(cif, function, result, arguments);
-}
+void native_ffi_call(void *cif, void (*function)(), void *result, void **arguments);
 
 void patch_new_objects();
 
@@ -367,6 +345,40 @@ const NativeFunction *function_named(const char *name) noexcept {
         }
     }
     return nullptr;
+}
+
+// The allocator's functions as libc defines them. Under a non-PIE interpreter (Debian's 3.14
+// and 3.15) `&free` is the interpreter's PLT entry, while ctypes.CDLL("libc.so.6").free is
+// libc's function itself: both are recognised. Filled once, before any session.
+void *g_libc_functions[std::size(g_functions)] = {};
+
+void find_libc_functions() noexcept {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&gnu_get_libc_version), &info) == 0 ||
+        info.dli_fname == nullptr) {
+        return;
+    }
+    if (void *libc = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD)) {
+        for (std::size_t i = 0; i < std::size(g_functions); ++i) {
+            if (g_functions[i].real != nullptr) {
+                g_libc_functions[i] = dlsym(libc, g_functions[i].name);
+            }
+        }
+        dlclose(libc);
+    }
+}
+
+void native_ffi_call(void *cif, void (*function)(), void *result, void **arguments) {
+    const auto called = reinterpret_cast<void *>(function);
+    for (std::size_t i = 0; i < std::size(g_functions); ++i) {
+        const NativeFunction &known = g_functions[i];
+        if (known.allocates && called != nullptr &&
+            (called == known.real || called == g_libc_functions[i])) {
+            function = reinterpret_cast<void (*)()>(known.ours);
+            break;
+        }
+    }
+    real_ffi_call()(cif, function, result, arguments);
 }
 
 template <class T> using MiVector = std::vector<T, mi_stl_allocator<T>>;
@@ -656,7 +668,7 @@ void native_hooks_enable() {
     if (g_objects == nullptr) {
         g_objects = new (mi_malloc(sizeof(MiVector<PatchedObject>))) MiVector<PatchedObject>();
         find_excluded();
-        find_libc_free();
+        find_libc_functions();
     }
     const double start = seconds_now();
     g_redirected = true;

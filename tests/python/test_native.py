@@ -4,6 +4,7 @@ The figures are checked against sizes the test extension (native/memxx_native_ex
 for, against Pillow's and sqlite's own counts, and against the same run with native=False.
 """
 
+import ctypes
 import json
 import mmap
 import os
@@ -506,3 +507,38 @@ def realloc_to_zero_returning(size):
         ext.resize("realloc", address, size, 0)
     except MemoryError:  # NULL from realloc(p, 0): the extension reports it as a failure
         pass
+
+
+def libc_through_ctypes(libc, size):
+    block = libc.malloc(size)
+    block = libc.realloc(block, 2 * size)
+    libc.free(block)
+    mapping = libc.mmap(None, size, 3, 0x22, -1, 0)  # PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
+    ctypes.memset(mapping, 1, size)
+    libc.munmap(mapping, size)
+    zeroed = libc.calloc(1, size)
+    return zeroed
+
+
+def test_the_allocators_functions_called_through_ctypes_count_like_any_call():
+    # ctypes calls libc's own functions through libffi, never through a rewritten slot: the
+    # blocks, the mapping and its pages must count all the same, to the line making them.
+    libc = ctypes.CDLL(None)
+    for name in ("malloc", "calloc", "realloc", "mmap"):
+        getattr(libc, name).restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+    libc.realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lines, zeroed = profiled(libc_through_ctypes, libc, N)
+    libc.free(zeroed)
+    assert lines[1].native_increment == N
+    assert lines[2].native_increment == N
+    assert lines[3].native_increment == -2 * N
+    assert lines[4].native_increment == 0  # a mapping counts by its pages, none touched yet
+    assert lines[5].native_increment == N  # ... touched here
+    assert lines[6].native_increment == -N
+    assert lines[7].native_increment == N
