@@ -151,8 +151,6 @@ PyObject *memxx_current_code_location(int *offset) {
     return frame_executable(frame);
 }
 
-const void *memxx_event_int_block(PyObject *number) { return memxx_object_block_start(number); }
-
 /* --- frames being torn down --------------------------------------------------------------- */
 
 /* The generator, coroutine or async generator a frame owned by one belongs to. */

@@ -40,8 +40,9 @@ static inline const void *memxx_code_line_array(PyObject *code) {
 
 /* 3.12+ (sys.monitoring): where the block of the int passed to an event (an offset or a line
  * number) starts if the interpreter allocated it for the call (past 256; from 3.14 it may come
- * from the ints' free list instead): an int has no pre-header, its block starts at the object. */
-const void *memxx_event_int_block(PyObject *number);
+ * from the ints' free list instead). An int is neither gc-tracked nor given a managed dict: it
+ * has no pre-header on 3.11-3.15, its block starts at the object. Inline: read at every event. */
+static inline const void *memxx_event_int_block(PyObject *number) { return number; }
 
 /* Line number of a bytecode offset in a code object. */
 int memxx_code_line(PyObject *code, int offset);
