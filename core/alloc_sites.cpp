@@ -140,9 +140,8 @@ void sites_start() {
             hook_sites_attach();
         }
     } else if (g_object_events) {
-        // 3.13's tracemalloc.start() takes the object events without calling ours: a start
-        // while tracking goes on top of it again.
-        memxx_object_events_install(on_object_created, on_object_destroyed);
+        // Another tracer (tracemalloc's) may have taken the object events since.
+        memxx_object_events_reclaim();
     }
     detail::g_site_tracking.store(static_cast<int>(SiteTracking::recording),
                                   std::memory_order_release);

@@ -36,10 +36,9 @@ int arg_int(PyObject *value) {
     return static_cast<int>(PyLong_AsLong(value));
 }
 
-// Every event passes its offset or line number as an int, allocated for the call when it is
-// past 256: the program did not make it. (The int is an object of its own: its block starts at
-// the object.)
-void forget_event_int(PyObject *number) { retract_event_temporary(number); }
+// Every event passes its offset or line number as an int, which the interpreter may allocate
+// for the call (memxx_event_int_block): the program did not make it.
+void forget_event_int(PyObject *number) { retract_event_temporary(memxx_event_int_block(number)); }
 
 PyObject *on_py_start(PyObject *, PyObject *const *args, Py_ssize_t) {
     forget_event_int(args[1]);

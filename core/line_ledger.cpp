@@ -54,7 +54,7 @@ bool ThreadLedger::line_settled(const void *frame, int lineno) {
 
 void ThreadLedger::watch_innermost_teardown() noexcept {
     tearing_down_ = !teardowns_.empty();
-    for (int i = 0; i < TeardownMark::kWatched; ++i) {
+    for (int i = 0; i < kTeardownWatched; ++i) {
         watched_[i] = tearing_down_ ? teardowns_.back().mark.watched[i] : nullptr;
         expected_[i] = tearing_down_ ? teardowns_.back().mark.expected[i] : nullptr;
     }

@@ -18,6 +18,7 @@
 
 #include <mimalloc.h>
 
+#include "core/py_compat_teardown.h"
 #include "core/thread_share.hpp"
 
 namespace memxx::core {
@@ -80,17 +81,14 @@ struct ActiveFrame {
     std::int64_t kept_memory = 0;
 };
 
-// Where a frame being torn down sits, as the tracer recorded it at the frame's last event. The
-// ledger keeps it and hands it back to the probe; only the tracer reads `words`.
-struct TeardownMark {
-    // Words of the interpreter's state that all keep these values while the teardown runs, read
-    // in order (a read is safe once the ones before it matched): while they match, the teardown
-    // is known to run and the probe is not asked. An entry watching nullptr ends the list.
-    static constexpr int kWatched = 3;
-    const void *const *watched[kWatched];
-    const void *expected[kWatched];
-    std::uintptr_t words[16];
-};
+// Where a frame being torn down sits, as the tracer recorded it at the frame's last event: the
+// compat layer's record (core/py_compat_teardown.h, plain C). The ledger keeps it and hands it
+// back to the probe; of its fields the ledger reads only the watched words: words of the
+// interpreter's state that all keep these values while the teardown runs, read in order (a read
+// is safe once the ones before it matched). While they match, the teardown is known to run and
+// the probe is not asked. An entry watching nullptr ends the list.
+using TeardownMark = memxx_teardown;
+constexpr int kTeardownWatched = MEMXX_TEARDOWN_WATCHED;
 // True while the teardown `mark` describes still runs. Called from the allocator hook (any GIL
 // state, no Python API) and from the ledger's event methods.
 using TeardownProbe = bool (*)(const TeardownMark &mark) noexcept;
@@ -210,7 +208,7 @@ class ThreadLedger {
     // The innermost teardown's watched words still hold their values (a teardown's frees call
     // this once each: it must stay a few loads).
     bool teardown_surely_running() const noexcept {
-        for (int i = 0; i < TeardownMark::kWatched && watched_[i] != nullptr; ++i) {
+        for (int i = 0; i < kTeardownWatched && watched_[i] != nullptr; ++i) {
             if (*watched_[i] != expected_[i]) {
                 return false;
             }
@@ -285,8 +283,8 @@ class ThreadLedger {
     TeardownProbe probe_;
     bool tearing_down_ = false; // teardowns_ is not empty
     // A copy of the innermost teardown's watch, next to the flag the hot path reads.
-    const void *const *watched_[TeardownMark::kWatched] = {};
-    const void *expected_[TeardownMark::kWatched] = {};
+    const void *const *watched_[kTeardownWatched] = {};
+    const void *expected_[kTeardownWatched] = {};
     std::int64_t net_ = 0;
     std::int64_t native_ = 0;   // the native part of net_
     std::int64_t others_ = 0;   // the part of net_ other threads allocated and freed

@@ -1,7 +1,6 @@
 #include "core/line_tracer.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <new>
 #include <unordered_map>
 
@@ -46,25 +45,10 @@ void hold_falls_off(PyObject *code, std::vector<int> offsets) {
     entry.offsets = std::move(offsets); // a property of the code: every holder gives the same
 }
 
-// --- teardowns: the ledger's marks are py_compat's records ----------------------------------
-
-static_assert(sizeof(memxx_teardown) <= sizeof(TeardownMark::words), "TeardownMark too small");
-static_assert(TeardownMark::kWatched == 3, "py_compat watches three words");
-
-TeardownMark mark_of(const memxx_teardown &teardown) {
-    TeardownMark mark{};
-    for (int i = 0; i < TeardownMark::kWatched; ++i) {
-        mark.watched[i] = teardown.watched[0] != nullptr ? teardown.watched[i] : nullptr;
-        mark.expected[i] = teardown.expected[i];
-    }
-    std::memcpy(mark.words, &teardown, sizeof(teardown));
-    return mark;
-}
+// --- teardowns: the ledger's marks are the compat layer's records -----------------------------
 
 bool teardown_running(const TeardownMark &mark) noexcept {
-    memxx_teardown teardown;
-    std::memcpy(&teardown, mark.words, sizeof(teardown));
-    return memxx_teardown_running(&teardown) != 0;
+    return memxx_teardown_running(&mark) != 0;
 }
 
 // --- a thread's ledger lives from its outermost profiled frame to the end of its teardown -----
@@ -177,7 +161,7 @@ void frame_returned(const void *frame, PyObject *code, int offset) {
         frame_left(frame); // a yield (3.11 reports it as a return), or nothing to watch
         return;
     }
-    ledger->leave_after_teardown(frame, mark_of(teardown));
+    ledger->leave_after_teardown(frame, teardown);
     if (falls_off_at(code, offset)) {
         // Fell off its end: the last line did not release the locals, the function's end did.
         ledger->teardown_on_row(frame, memxx_code_first_line(code));

@@ -1,10 +1,15 @@
 #include <pybind11/stl.h>
 
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
 #include "core/alloc_hook.hpp"
 #include "core/line_tracer.hpp"
 #include "core/other_threads.hpp"
 #include "core/peak_recorder.hpp"
 #include "core/process_memory.hpp"
+#include "core/py_compat.h"
 #include "mprof/usage_series.hpp"
 #include "python/bindings/bindings.hpp"
 
@@ -173,6 +178,46 @@ void bind_usage_series(py::module_ &m) {
         });
 }
 
+// [(field, compiled, published, public path)] of the private offsets checked at import; empty
+// where the interpreter publishes none (3.11, 3.12).
+py::list private_offsets() {
+    py::list out;
+    memxx_private_offset offsets[MEMXX_PRIVATE_OFFSETS_MAX];
+    const int count = memxx_private_offsets(memxx_published_debug_offsets(), offsets);
+    for (int i = 0; i < count; ++i) {
+        out.append(py::make_tuple(offsets[i].field, offsets[i].compiled, offsets[i].published,
+                                  offsets[i].public_path));
+    }
+    return out;
+}
+
+// The import's check run over a copy of the interpreter's table in which `field` publishes
+// `value`: the public paths it turns on, or the ImportError the import would raise.
+unsigned check_offsets_altered(const std::string &field, std::uint64_t value) {
+    const void *table = memxx_published_debug_offsets();
+    if (table == nullptr) {
+        throw py::value_error("this interpreter publishes no _Py_DebugOffsets");
+    }
+    std::vector<unsigned char> copy(static_cast<const unsigned char *>(table),
+                                    static_cast<const unsigned char *>(table) +
+                                        memxx_debug_offsets_size());
+    memxx_private_offset offsets[MEMXX_PRIVATE_OFFSETS_MAX];
+    const int count = memxx_private_offsets(copy.data(), offsets);
+    int i = 0;
+    while (i < count && field != offsets[i].field) {
+        ++i;
+    }
+    if (i == count) {
+        throw py::value_error("not a checked field: " + field);
+    }
+    std::memcpy(copy.data() + offsets[i].table_position, &value, sizeof(value));
+    unsigned public_paths = 0;
+    if (!memxx_check_private_offsets(copy.data(), &public_paths)) {
+        throw py::error_already_set();
+    }
+    return public_paths;
+}
+
 } // namespace
 
 void bind_core(py::module_ &m) {
@@ -283,6 +328,12 @@ void bind_core(py::module_ &m) {
     m.def("set_floor_allocator", &core::set_floor_allocator, py::arg("on"),
           "Benchmarks only: PyMem functions that only call the previous allocator; False when "
           "nothing changed.");
+    m.def("_private_offsets", &private_offsets,
+          "Tests only: [(field, compiled, published, public path)] checked at import.");
+    m.def("_check_offsets_altered", &check_offsets_altered, py::arg("field"), py::arg("value"),
+          "Tests only: the import's offsets check over a copy of the interpreter's table in which "
+          "`field` is `value`: the public paths turned on, or the ImportError.");
+    m.attr("PUBLIC_GC_WALK") = static_cast<unsigned>(MEMXX_PUBLIC_GC_WALK);
     m.attr("floor_event") = py::reinterpret_steal<py::object>(
         PyCFunction_NewEx(&g_floor_event, nullptr, m.attr("__name__").ptr()));
     m.def("hook_stats", []() {

@@ -266,6 +266,18 @@ void bind_gc(py::module_ &m) {
         "(root kind, [root .. obj], thread id, frame depth, code, slot name): the shortest chain "
         "from a module, class or live frame slot to `obj`.");
 
+    m.def(
+        "_gc_public_walk",
+        [](bool on) {
+            const bool was = memxx_gc_public_walk() != 0;
+            if (!memxx_gc_set_public_walk(on)) {
+                throw py::value_error("this interpreter has no PyUnstable_GC_VisitObjects");
+            }
+            return was;
+        },
+        py::arg("on"),
+        "Tests and benchmarks only: the heap walk through the collector's public visitor (True) "
+        "or its lists; returns the previous choice.");
     m.def("gc_tracked_count", &gc::tracked_count,
           "Number of gc-tracked objects, frozen ones included.");
 

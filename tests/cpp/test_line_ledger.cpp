@@ -144,15 +144,15 @@ TEST_CASE("a resumed frame does not count its line again") {
 namespace {
 using memxx::core::TeardownMark;
 
-// The probe of these tests: the mark's first word points at a flag the test clears when the
-// interpreter would have finished tearing the frame down.
+// The probe of these tests: the mark's frame is a flag the test clears when the interpreter
+// would have finished tearing the frame down.
 bool flag_probe(const TeardownMark &mark) noexcept {
-    return *reinterpret_cast<const bool *>(mark.words[0]);
+    return *static_cast<const bool *>(mark.frame);
 }
 
 TeardownMark mark_of(const bool &running) {
     TeardownMark mark{};
-    mark.words[0] = reinterpret_cast<std::uintptr_t>(&running);
+    mark.frame = &running;
     return mark;
 }
 

@@ -1,24 +1,8 @@
-/* The one compat layer: the only file that reads interpreter internals (frames, pre-headers, the
- * collector's generation lists, inline attribute values). */
-/* The internal headers expect Py_BUILD_CORE before Python.h is first included. */
-#define Py_BUILD_CORE 1
-#include "core/py_compat.h"
+/* The compat layer's frames area (core/py_compat_frames.h): threads, interpreter frames, code
+ * objects, teardowns. The only file that reads a thread state or an interpreter frame. */
+#include "core/py_compat_internal.h"
 
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <internal/pycore_dict.h>
-#include <internal/pycore_frame.h>
-#include <internal/pycore_gc.h>
-#include <internal/pycore_interp.h>
-#include <internal/pycore_object.h>
-#include <internal/pycore_runtime.h>
-#if PY_VERSION_HEX >= 0x030E0000
-/* 3.14 moved the interpreter frame's helpers and the generator's layout out of pycore_frame.h. */
-#include <internal/pycore_genobject.h>
-#include <internal/pycore_interpframe.h>
-#endif
 
 /* --- frames ----------------------------------------------------------------------------------- */
 
@@ -167,79 +151,6 @@ PyObject *memxx_current_code_location(int *offset) {
     return frame_executable(frame);
 }
 
-/* --- objects ---------------------------------------------------------------------------------- */
-
-size_t memxx_object_preheader_bytes(PyTypeObject *type) { return _PyType_PreHeaderSize(type); }
-
-const void *memxx_object_block_start(PyObject *obj) {
-    return (const char *)obj - memxx_object_preheader_bytes(Py_TYPE(obj));
-}
-
-#if PY_VERSION_HEX >= 0x030D0000
-static memxx_object_event_fn g_created = NULL;
-static memxx_object_event_fn g_destroyed = NULL;
-/* The tracer that was installed before ours, called after ours: 3.13's tracemalloc leaves its
-   own in place after tracemalloc.stop() (it then does nothing), and a tool still tracing must go
-   on hearing its events. */
-static PyRefTracer g_previous = NULL;
-static void *g_previous_data = NULL;
-
-/* Set while an event runs here: a tracer that went on top of ours and calls it, then found
-   itself under ours after a re-install, would otherwise call us back without end. */
-static _Thread_local int t_in_event = 0;
-
-static int object_event(PyObject *obj, PyRefTracerEvent event, void *data) {
-    (void)data;
-#if PY_VERSION_HEX >= 0x030F0000
-    /* 3.15 tells a tracer that another replaced it (no object): nothing to record or pass on. */
-    if (event == PyRefTracer_TRACKER_REMOVED) {
-        return 0;
-    }
-#endif
-    if (t_in_event) {
-        return 0;
-    }
-    t_in_event = 1;
-    if (event == PyRefTracer_CREATE) {
-        g_created(obj);
-    } else {
-        g_destroyed(obj);
-    }
-    const int status = g_previous != NULL ? g_previous(obj, event, g_previous_data) : 0;
-    t_in_event = 0;
-    return status;
-}
-#endif
-
-int memxx_object_events_install(memxx_object_event_fn created, memxx_object_event_fn destroyed) {
-#if PY_VERSION_HEX >= 0x030D0000
-    void *data = NULL;
-    PyRefTracer current = PyRefTracer_GetTracer(&data);
-    g_created = created;
-    g_destroyed = destroyed;
-    if (current != object_event) {
-        g_previous = current;
-        g_previous_data = data;
-    }
-    return PyRefTracer_SetTracer(object_event, NULL) == 0;
-#else
-    (void)created;
-    (void)destroyed;
-    return 0;
-#endif
-}
-
-void memxx_object_events_remove(void) {
-#if PY_VERSION_HEX >= 0x030D0000
-    void *data = NULL;
-    if (PyRefTracer_GetTracer(&data) == object_event) {
-        PyRefTracer_SetTracer(g_previous, g_previous_data);
-        g_previous = NULL;
-        g_previous_data = NULL;
-    }
-#endif
-}
-
 /* --- frames being torn down --------------------------------------------------------------- */
 
 /* The generator, coroutine or async generator a frame owned by one belongs to. */
@@ -320,7 +231,7 @@ int memxx_teardown_begin(PyObject *code, memxx_teardown *teardown) {
 }
 
 int memxx_teardown_running(const memxx_teardown *teardown) {
-    PyThreadState *tstate = teardown->tstate;
+    PyThreadState *tstate = (PyThreadState *)teardown->tstate;
     if (teardown->slot_end != NULL) {
         /* The slot is still reserved while its chunk is live with its top at or above the slot's
          * end (frames a finaliser calls go above it), and it holds the dying frame while the
@@ -350,7 +261,7 @@ int memxx_teardown_running(const memxx_teardown *teardown) {
         return 0;
     }
 #if PY_VERSION_HEX < 0x030C0000
-    return Py_REFCNT(teardown->code) == teardown->code_refs;
+    return Py_REFCNT((PyObject *)teardown->code) == teardown->code_refs;
 #else
     return 1;
 #endif
@@ -370,132 +281,7 @@ int memxx_suspended_line(PyObject *generator, PyObject **code) {
     return PyCode_Addr2Line((PyCodeObject *)*code, frame_offset(frame));
 }
 
-/* --- the collector's lists and instance attributes (gc_walker) ------------------------------ */
-
-/* The list heads of the three generations and of the permanent generation, youngest first. */
-static int gc_list_heads(PyGC_Head **heads, int capacity) {
-    PyInterpreterState *interp = PyInterpreterState_Get();
-    struct _gc_runtime_state *gcstate = &interp->gc;
-    int n = 0;
-    for (int i = 0; i < NUM_GENERATIONS && n < capacity; i++) {
-        heads[n++] = &gcstate->generations[i].head;
-    }
-    if (n < capacity) {
-        heads[n++] = &gcstate->permanent_generation.head;
-    }
-    return n;
-}
-
-static PyGC_Head *gc_next(PyGC_Head *g) { return (PyGC_Head *)g->_gc_next; }
-
-int memxx_gc_visit_tracked(memxx_gc_visit_fn visit, void *arg) {
-    PyGC_Head *heads[NUM_GENERATIONS + 1];
-    int n = gc_list_heads(heads, NUM_GENERATIONS + 1);
-    for (int i = 0; i < n; i++) {
-        for (PyGC_Head *g = gc_next(heads[i]); g != heads[i]; g = gc_next(g)) {
-            if (visit((PyObject *)(g + 1), arg)) {
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
-
-Py_ssize_t memxx_gc_tracked_count(void) {
-    PyGC_Head *heads[NUM_GENERATIONS + 1];
-    int n = gc_list_heads(heads, NUM_GENERATIONS + 1);
-    Py_ssize_t count = 0;
-    for (int i = 0; i < n; i++) {
-        for (PyGC_Head *g = gc_next(heads[i]); g != heads[i]; g = gc_next(g)) {
-            count++;
-        }
-    }
-    return count;
-}
-
-/* The inline values of an instance whose attributes are not (yet) in a dict object, or NULL. */
-static PyDictValues *inline_values(PyObject *obj) {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)) {
-        return NULL;
-    }
-#if PY_VERSION_HEX >= 0x030D0000
-    if (!(tp->tp_flags & Py_TPFLAGS_INLINE_VALUES)) {
-        return NULL;
-    }
-    PyDictValues *values = _PyObject_InlineValues(obj);
-    return values->valid ? values : NULL;
-#elif PY_VERSION_HEX >= 0x030C0000
-    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
-    return _PyDictOrValues_IsValues(dorv) ? _PyDictOrValues_GetValues(dorv) : NULL;
-#else
-    return *_PyObject_ValuesPointer(obj);
-#endif
-}
-
-int memxx_visit_inline_attributes(PyObject *obj, memxx_attr_visit_fn visit, void *arg) {
-    PyDictValues *values = inline_values(obj);
-    if (values == NULL) {
-        return 0;
-    }
-    PyDictKeysObject *keys = ((PyHeapTypeObject *)Py_TYPE(obj))->ht_cached_keys;
-    if (keys == NULL) {
-        return 0;
-    }
-    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
-    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
-        PyObject *value = values->values[i];
-        if (value != NULL && entries[i].me_key != NULL) {
-            if (visit(entries[i].me_key, value, arg)) {
-                break;
-            }
-        }
-    }
-    return 1;
-}
-
-PyObject *memxx_existing_instance_dict(PyObject *obj) {
-    PyTypeObject *tp = Py_TYPE(obj);
-    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
-#if PY_VERSION_HEX >= 0x030D0000
-        /* 3.13+: a dict made from inline values shares them, which stay valid; the object
-         * refers to that dict (3.14's traverse visits it). */
-        return (PyObject *)_PyObject_ManagedDictPointer(obj)->dict;
-#else
-        if (inline_values(obj) != NULL) {
-            return NULL;
-        }
-#if PY_VERSION_HEX >= 0x030C0000
-        return _PyObject_DictOrValuesPointer(obj)->dict;
-#else
-        return *_PyObject_ManagedDictPointer(obj);
-#endif
-#endif
-    }
-    if (tp->tp_dictoffset > 0) {
-        return *(PyObject **)((char *)obj + tp->tp_dictoffset);
-    }
-    return NULL;
-}
-
-int memxx_is_immortal(PyObject *obj) {
-#if PY_VERSION_HEX >= 0x030C0000
-    return _Py_IsImmortal(obj);
-#else
-    (void)obj;
-    return 0;
-#endif
-}
-
-size_t memxx_getsizeof_overhead(PyObject *obj) {
-#if PY_VERSION_HEX >= 0x030D0000
-    /* 3.13 counts no header for static types (they are not allocated). */
-    if (PyType_Check(obj) && !(((PyTypeObject *)obj)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-        return 0;
-    }
-#endif
-    return memxx_object_preheader_bytes(Py_TYPE(obj));
-}
+/* --- every thread's frames and the calling thread's stack -------------------------------- */
 
 int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg) {
     PyInterpreterState *interp = PyInterpreterState_Get();
@@ -580,41 +366,4 @@ unsigned long long memxx_thread_stack_key(void) {
     }
     key ^= key >> 29;
     return key == 0 ? 1 : key;
-}
-
-/* pymalloc (Objects/obmalloc.c, 3.11-3.13 on 64-bit): 1 MiB arenas of 16 KiB pools, size classes
- * of 16 bytes up to 512; an arena's first pool starts at its first 16 KiB boundary and is taken
- * as soon as the arena is made. */
-/* Reads the first words of a mapping someone else made (under ASan, its allocator's own). */
-__attribute__((no_sanitize("address"))) size_t memxx_pymalloc_arena_at(const void *at,
-                                                                       size_t length) {
-    enum { kArena = 1 << 20, kPool = 1 << 14, kAlignment = 16, kClasses = 512 / 16 };
-    struct pool_header_view {
-        void *ref;
-        void *freeblock;
-        void *nextpool;
-        void *prevpool;
-        unsigned int arenaindex;
-        unsigned int szidx;
-        unsigned int nextoffset;
-        unsigned int maxnextoffset;
-    };
-    const uintptr_t begin = (uintptr_t)at;
-    const uintptr_t pool = (begin + kPool - 1) & ~(uintptr_t)(kPool - 1);
-    if (length < kArena || pool + sizeof(struct pool_header_view) > begin + length) {
-        return 0;
-    }
-    /* A page never written holds no header; reading it would map the zero page in, which
-     * mincore then reports as resident. */
-    unsigned char resident = 0;
-    if (mincore((void *)(pool & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1)), 1, &resident) != 0 ||
-        (resident & 1) == 0) {
-        return 0;
-    }
-    const struct pool_header_view *header = (const struct pool_header_view *)pool;
-    const unsigned int size = (header->szidx + 1) * kAlignment;
-    const int looks_like_a_pool = header->szidx < kClasses &&
-                                  header->maxnextoffset == kPool - size &&
-                                  header->nextoffset <= kPool && header->nextoffset % kAlignment == 0;
-    return looks_like_a_pool ? kArena : 0;
 }
