@@ -29,6 +29,8 @@ FORMAT = "mprofxx-peak"
 VERSION = 1
 
 Frame = tuple[str, str, int]  # file name, function, line
+#: The file name of the one frame of the row the smaller stacks are cut into when writing.
+CUT_PREFIX = "(cut: "
 
 
 class PeakFileError(ValueError):
@@ -61,6 +63,8 @@ class PeakLine:
             return ""
 
     def location(self) -> str:
+        if self.filename.startswith(CUT_PREFIX):  # the row of the stacks cut when writing
+            return self.filename
         return f"{short_path(self.filename)}:{self.lineno}"
 
 
@@ -85,6 +89,10 @@ class PeakTable:
     #: there is charged to the innermost calling line outside them (``np.ones(...)``, not
     #: numpy's own line), unless the whole stack is library code.
     library_paths: list[str] = field(default_factory=list)
+    run: str = ""  # the id of the mprofxx run that recorded it
+    cut_stacks: int = 0  # stacks cut into one row when writing, their bytes, and why
+    cut_bytes: int = 0
+    cut_reason: str = ""
 
     def lines(self) -> list[PeakLine]:
         """The peak's bytes by the innermost line of the program's own code, largest first."""
@@ -139,6 +147,10 @@ class PeakTable:
             "peak_live_blocks": self.peak_live_blocks,
             "peak_block_table_bytes": self.peak_block_table_bytes,
             "library_paths": self.library_paths,
+            "run": self.run,
+            "cut_stacks": self.cut_stacks,
+            "cut_bytes": self.cut_bytes,
+            "cut_reason": self.cut_reason,
             "frames": [list(frame) for frame in frame_ids],
             "stacks": stacks,
         }
@@ -169,6 +181,10 @@ class PeakTable:
                 peak_live_blocks=_count(data.get("peak_live_blocks", 0)),
                 peak_block_table_bytes=_count(data.get("peak_block_table_bytes", 0)),
                 library_paths=[str(path) for path in data.get("library_paths", [])],
+                run=str(data.get("run", "")),
+                cut_stacks=_count(data.get("cut_stacks", 0)),
+                cut_bytes=_count(data.get("cut_bytes", 0)),
+                cut_reason=str(data.get("cut_reason", "")),
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise PeakFileError(f"{where}: not a peak table ({type(error).__name__}: {error})"
@@ -206,37 +222,89 @@ def _code_name(code: Any) -> str:
 
 
 def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "",
-            runner_files: frozenset[str] = frozenset()) -> PeakTable:
+            runner_files: frozenset[str] = frozenset(), *, merge_below: float = 0.0,
+            keep: int | None = None, cut_reason: str = "", run: str = "") -> PeakTable:
     """The running recorder's figures as a PeakTable (the recorder keeps running).
 
     Outermost frames in ``runner_files`` (the code that started the program) are left out.
+    Stacks holding less than ``merge_below`` of the peak, and those beyond the ``keep`` largest,
+    are cut into one row (``cut_reason`` says why; by default: their share).
     """
     report = _memxx.peak_report()
+    nodes = report["nodes"]
+    rows = report["at_peak"]
+    peak_bytes = report["peak_bytes"]
+    cut_stacks = cut_bytes = 0
+    small: list[tuple[int, int]] = []
+    if merge_below or keep is not None:
+        floor = merge_below * peak_bytes
+        rows.sort(key=lambda row: -row[0])
+        kept = len(rows) if keep is None else min(keep, len(rows))
+        while kept and rows[kept - 1][0] < floor:
+            kept -= 1
+        small = rows[kept:]
+        del rows[kept:]
     names: dict[int, tuple[str, str]] = {}
-    chains: list[tuple[Frame, ...]] = []  # by node: its stack, innermost first
-    deeper: list[bool] = []
-    for up, code, line in report["nodes"]:
-        name = names.get(id(code))
-        if name is None:
-            name = names[id(code)] = (code.co_filename, _code_name(code))
-        frame = (name[0], name[1], line)
-        outer = chains[up] if up >= 0 else ()
-        cut = deeper[up] if up >= 0 else up == -2
-        if not outer and not cut and frame[0] in runner_files:
-            chains.append(())  # the code that started the program, outside any of its frames
-        else:
-            chains.append((frame,) + outer)
-        deeper.append(cut)
+    # node -> (its stack innermost first, outer frames left out); only the nodes the kept
+    # stacks go through are resolved.
+    resolved: dict[int, tuple[tuple[Frame, ...], bool]] = {-1: ((), False), -2: ((), True)}
+
+    def resolve(node: int) -> tuple[tuple[Frame, ...], bool]:
+        path = []
+        while node not in resolved:
+            path.append(node)
+            node = nodes[node][0]
+        frames, cut = resolved[node]
+        for step in reversed(path):
+            _up, code, line = nodes[step]
+            name = names.get(id(code))
+            if name is None:
+                name = names[id(code)] = (code.co_filename, _code_name(code))
+            if frames or cut or name[0] not in runner_files:
+                frames = ((name[0], name[1], line),) + frames
+            resolved[step] = (frames, cut)
+        return frames, cut
+
     stacks = []
-    for size, node in report["at_peak"]:
+    for size, node in rows:
         if node < 0:
             stacks.append(PeakStack(size, (), node == -2))
             continue
-        frames = chains[node]
-        stacks.append(PeakStack(size, frames, deeper[node]))
+        frames, cut = resolve(node)
+        stacks.append(PeakStack(size, frames, cut))
+    if keep is None and small:
+        # Small stacks of one line (the same frames up to the program's own innermost one) add
+        # up: a line at or above the floor keeps its bytes, with the frames its stacks share, so
+        # that every line shown holds what it held.
+        paths = library_paths()
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for size, node in small:
+            group = groups.setdefault(_line_key(nodes, node, paths, names), [0, []])
+            group[0] += size
+            group[1].append(node)
+        shown = {_line_key(nodes, node, paths, names) for _size, node in rows}
+        small = []
+        for own, (size, members) in groups.items():
+            if size < floor and own not in shown:  # a line shown keeps every byte of its own
+                small.extend((0, member) for member in members)
+                cut_bytes += size
+                continue
+            frames, cut = _shared_frames(nodes, members, resolve, names)
+            if own not in frames:  # the stacks part before the line: the line alone
+                frames, cut = (own,), True
+            stacks.append(PeakStack(size, frames, cut))
+        cut_stacks = len(small)
+    else:
+        cut_stacks = len(small)
+        cut_bytes = sum(row[0] for row in small)
+    del resolved, rows, nodes, small
+    reason = cut_reason or f"below {100 * merge_below:g} % of the peak"
+    if cut_stacks:
+        label = f"{CUT_PREFIX}{cut_stacks:,} smaller stack{'s' if cut_stacks > 1 else ''}, {reason})"
+        stacks.append(PeakStack(cut_bytes, ((label, "", 0),)))
     return PeakTable(
         pid=os.getpid(),
-        peak_bytes=report["peak_bytes"],
+        peak_bytes=peak_bytes,
         peak_time=report["peak_time"] or time.time(),
         stacks=stacks,
         current_bytes=report["current_bytes"],
@@ -249,14 +317,81 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
         peak_live_blocks=report["peak_live_blocks"],
         peak_block_table_bytes=report["peak_block_table_bytes"],
         library_paths=library_paths(),
+        run=run,
+        cut_stacks=cut_stacks,
+        cut_bytes=cut_bytes,
+        cut_reason=reason if cut_stacks else "",
     )
+
+
+def _frame_name(code: Any, names: dict[int, tuple[str, str]]) -> tuple[str, str]:
+    name = names.get(id(code))
+    if name is None:
+        name = names[id(code)] = (code.co_filename, _code_name(code))
+    return name
+
+
+def _line_key(nodes: list[Any], node: int, paths: list[str],
+              names: dict[int, tuple[str, str]]) -> Frame:
+    """The frame :meth:`PeakTable.lines` charges the stack ending at ``node`` to."""
+    innermost: Frame | None = None
+    while node >= 0:
+        up, code, line = nodes[node]
+        name = _frame_name(code, names)
+        if innermost is None:
+            innermost = (name[0], name[1], line)
+        if not _is_library(name[0], paths):
+            return (name[0], name[1], line)
+        node = up
+    return innermost or ("<no Python frame>", "", node)
+
+
+def _shared_frames(nodes: list[Any], members: list[int], resolve: Any,
+                   names: dict[int, tuple[str, str]]) -> tuple[tuple[Frame, ...], bool]:
+    """The innermost frames the stacks ending at ``members`` share, and whether outer ones were
+    left out (the stacks part there)."""
+    if len(members) == 1 or len(set(members)) == 1:
+        return resolve(members[0])
+    shared: list[Frame] = []
+    at = list(members)
+    while True:
+        if all(node == at[0] for node in at):
+            frames, cut = resolve(at[0]) if at[0] != -1 else ((), False)
+            return tuple(shared) + frames, cut
+        if any(node < 0 for node in at):
+            return tuple(shared), True
+        _up, code, line = nodes[at[0]]
+        if any(nodes[node][1] is not code or nodes[node][2] != line for node in at):
+            return tuple(shared), True
+        name = _frame_name(code, names)
+        shared.append((name[0], name[1], line))
+        at = [nodes[node][0] for node in at]
 
 
 def dumps(tables: list[PeakTable], dat: str | None = None) -> str:
     """The peak file's text: ``{"format", "version", "dat", "processes": [...]}``."""
-    document = {"format": FORMAT, "version": VERSION, "dat": dat,
-                "processes": [table.to_json() for table in tables]}
-    return json.dumps(document, separators=(",", ":"))
+    return "".join(dump_chunks(tables, dat))
+
+
+def dump_chunks(tables: list[PeakTable], dat: str | None = None) -> Iterator[str]:
+    """The peak file's text in pieces, to be written as they come (no copy of the whole)."""
+    encoder = json.JSONEncoder(separators=(",", ":"))
+    yield f'{{"format":{encoder.encode(FORMAT)},"version":{VERSION},"dat":{encoder.encode(dat)},'
+    yield '"processes":['
+    for index, table in enumerate(tables):
+        if index:
+            yield ","
+        buffered: list[str] = []
+        size = 0
+        for piece in encoder.iterencode(table.to_json()):
+            buffered.append(piece)
+            size += len(piece)
+            if size >= 1 << 16:
+                yield "".join(buffered)
+                buffered.clear()
+                size = 0
+        yield "".join(buffered)
+    yield "]}"
 
 
 def loads(text: str, where: str) -> list[PeakTable]:

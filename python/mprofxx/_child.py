@@ -19,14 +19,24 @@ import sys
 import time
 from typing import Any
 
+from mprofxx import _peak_parts
 from mprofxx._spans import TimestampProfile
 
 _SPAWN_PRELUDE = "import mprofxx._child as _c; _c.install_profile(); _c.start_peak(); "
 #: ``mprofxx run --peak`` names here the folder each recorded process writes its peak table to.
-PEAK_DIR_VAR = "MPROFXX_PEAK_DIR"
+PEAK_DIR_VAR = _peak_parts.DIR_VAR
+#: The signals after which the table is written, then the signal's own action taken.
+_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+#: Cut stacks below this share of the peak into one row when writing (small files).
+_MERGE_BELOW = 0.001
+#: When the write runs out of memory: the largest stacks kept at the next attempt.
+_KEEP_WHEN_SHORT = (1000, 0)
 
 _peak_started = 0.0
 _peak_written = False
+_parent_pid: int | None = None
+_link: _peak_parts.ProgramLink | None = None
+_real_exit = os._exit
 
 
 def install_profile() -> None:
@@ -35,66 +45,117 @@ def install_profile() -> None:
         builtins.profile = TimestampProfile()  # type: ignore[attr-defined]
 
 
-def start_peak() -> None:
+def start_peak(forkserver: bool = False) -> None:
     """Start the peak recorder when ``mprofxx run --peak`` asked for it (the environment says).
 
-    The table is written when the process ends: at normal exit, on SIGINT (KeyboardInterrupt)
-    and SIGTERM (the default action is taken after writing), and in a forked worker at
-    ``os._exit``. On SIGKILL nothing is written: the part file is whole or absent.
+    The table is written when the process ends: at normal exit, on SIGINT (KeyboardInterrupt),
+    SIGTERM and SIGHUP (the signal's default action is taken after writing), and at
+    ``os._exit``; a signal that comes while it is written waits for the write. On SIGKILL
+    nothing is written: the part file is whole or absent. A forkserver (``forkserver``) records
+    nothing itself: the workers forked from it do.
     """
-    global _peak_started, _parent_pid
-    directory = os.environ.get(PEAK_DIR_VAR)
-    if not directory or _peak_started:
+    global _peak_started, _parent_pid, _link
+    if not os.environ.get(PEAK_DIR_VAR) or _peak_started:
         return
     import _memxx
     from memory_profilerxx import _peak  # noqa: F401 - imported before recording starts
 
+    if _link is None:
+        _link = _peak_parts.ProgramLink()
+    for signum in _ENDING_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _write_then_terminate)
+    os.register_at_fork(after_in_child=_restart_peak_in_child)
+    os._exit = _exit_after_writing  # type: ignore[assignment]
+    if forkserver:
+        return
     _parent_pid = os.getppid()
     _memxx.peak_start(True)
     _peak_started = time.time()
     atexit.register(write_peak)
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _write_then_terminate)
-    os.register_at_fork(after_in_child=_restart_peak_in_child)
+
+
+def _exit_after_writing(status: int) -> None:
+    write_peak()
+    _real_exit(status)
 
 
 def write_peak() -> None:
     """Stop the recorder and write this process's table to ``<dir>/<pid>.json`` (once)."""
-    global _peak_written, _writing
-    directory = os.environ.get(PEAK_DIR_VAR)
-    if _peak_written or not _peak_started or not directory:
+    global _peak_written
+    if _peak_written or not _peak_started or not os.environ.get(PEAK_DIR_VAR):
         return
-    _peak_written = _writing = True
+    _peak_written = True
+    with _SignalsWait():
+        if _link is not None:
+            _link.writing()  # the run takes no sample of the write
+        _write_table()
+
+
+def _write_table() -> None:
     import _memxx
     from memory_profilerxx import _peak
 
+    where = dict(start_time=_peak_started, parent=_parent_pid, cmdline=" ".join(sys.argv),
+                 runner_files=frozenset({runpy.__file__, "<frozen runpy>", __file__}),
+                 run=os.environ.get(_peak_parts.RUN_VAR, ""))
+    attempts: list[dict[str, Any]] = [{"merge_below": _MERGE_BELOW}]
+    attempts += [{"keep": keep, "cut_reason": "out of memory while writing"}
+                 for keep in _KEEP_WHEN_SHORT]
     try:
-        try:
-            table = _peak.capture(start_time=_peak_started, parent=_parent_pid,
-                                  cmdline=" ".join(sys.argv),
-                                  runner_files=frozenset({runpy.__file__, "<frozen runpy>",
-                                                          __file__}))
-        finally:
-            _memxx.peak_stop()
-        os.makedirs(directory, exist_ok=True)
-        _memxx.write_output(os.path.join(directory, f"{os.getpid()}.json"), _peak.dumps([table]))
-    except (OSError, ValueError) as error:  # ValueError: OutputFileError
-        print(f"mprofxx: cannot write the peak table: {error}", file=sys.stderr)
+        for attempt in attempts:
+            try:
+                table = _peak.capture(**where, **attempt)
+                _peak_parts.write_part(_peak.dump_chunks([table]))
+            except MemoryError:
+                table = None
+                continue
+            if attempt.get("cut_reason"):
+                _tell(f"out of memory while writing the peak table: the {len(table.stacks) - 1}"
+                      f" largest stacks written, {table.cut_stacks} smaller ones"
+                      f" ({table.cut_bytes / _memxx.MIB:,.1f} MiB) cut into one row")
+            return
+        _tell("cannot write the peak table: out of memory")
+    except (OSError, ValueError) as error:  # ValueError: the recorder is not running
+        _tell(f"cannot write the peak table: {error}")
     finally:
-        _writing = False
-    if _pending_signal:
-        _terminate(_pending_signal)
+        _memxx.peak_stop()
 
 
-_writing = False  # write_peak is under way: a SIGTERM now waits for it to finish
-_pending_signal = 0
+def _tell(message: str) -> None:
+    try:
+        print(f"mprofxx: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError, MemoryError):
+        pass
+
+
+class _SignalsWait:
+    """While the table is written, SIGINT, SIGTERM and SIGHUP wait; then the first of them
+    takes its default action (the process was ending anyway). Python runs signal handlers in
+    the main thread only: from another thread the write is not shielded."""
+
+    _SIGNALS = (signal.SIGINT,) + _ENDING_SIGNALS
+
+    def __enter__(self) -> None:
+        self.pending: list[int] = []
+        self.previous: dict[int, Any] = {}
+        try:
+            for signum in self._SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._note)
+        except ValueError:  # not the main thread
+            pass
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.pending.append(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if self.pending:
+            _terminate(self.pending[0])
 
 
 def _write_then_terminate(signum: int, frame: Any) -> None:
-    global _pending_signal
-    if _writing:
-        _pending_signal = signum
-        return
     write_peak()
     _terminate(signum)
 
@@ -104,28 +165,19 @@ def _terminate(signum: int) -> None:
     os.kill(os.getpid(), signum)
 
 
-_parent_pid: int | None = None
-
-
 def _restart_peak_in_child() -> None:
-    # A forked worker records its own table from the fork on; it often leaves by os._exit,
-    # which runs no atexit handler.
+    # A forked worker records its own table from the fork on (it often leaves by os._exit,
+    # which start_peak made write the table first).
     global _peak_started, _peak_written, _parent_pid
     import _memxx
-    from memory_profilerxx import _peak  # noqa: F401 - imported before recording starts
 
     _parent_pid = os.getppid()
     _memxx.peak_stop()
     _memxx.peak_start(True)
+    if not _peak_started:
+        atexit.register(write_peak)  # forked from a forkserver, which recorded nothing
     _peak_started = time.time()
     _peak_written = False
-    real_exit = os._exit
-
-    def exit_after_writing(status: int) -> None:
-        write_peak()
-        real_exit(status)
-
-    os._exit = exit_after_writing  # type: ignore[assignment]
 
 
 def _patch_spawn(spawn: Any) -> None:
@@ -143,15 +195,38 @@ def _patch_spawn(spawn: Any) -> None:
     spawn.get_command_line = get_command_line
 
 
+def _patch_forkserver(forkserver: Any) -> None:
+    # The forkserver is a fresh interpreter that imports its preload modules before it forks
+    # the workers: ours among them starts the workers' recorders.
+    original = forkserver.ForkServer.ensure_running
+
+    def ensure_running(self: Any) -> Any:
+        preload = list(getattr(self, "_preload_modules", []))
+        if _FORKSERVER_MODULE not in preload:
+            self._preload_modules = preload + [_FORKSERVER_MODULE]
+        return original(self)
+
+    forkserver.ForkServer.ensure_running = ensure_running
+
+
+_FORKSERVER_MODULE = "mprofxx._forkserver"
+_PATCHES = {"multiprocessing.spawn": _patch_spawn, "multiprocessing.forkserver": _patch_forkserver}
+
+
 class _SpawnPatcher(importlib.abc.MetaPathFinder):
-    """Patches multiprocessing.spawn when the program imports it (importing it ourselves
-    would add ~8 ms and 20 modules to every recorded program)."""
+    """Patches multiprocessing.spawn and .forkserver when the program imports them (importing
+    them ourselves would add ~8 ms and 20 modules to every recorded program)."""
+
+    def __init__(self) -> None:
+        self._left = dict(_PATCHES)
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-        if name != "multiprocessing.spawn":
+        patch = self._left.pop(name, None)
+        if patch is None:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        if not self._left:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)  # comes here again: None, the name is done
         if spec is None or spec.loader is None:
             return spec
         loader = spec.loader
@@ -159,7 +234,7 @@ class _SpawnPatcher(importlib.abc.MetaPathFinder):
 
         def exec_and_patch(module: Any) -> None:
             exec_module(module)
-            _patch_spawn(module)
+            patch(module)
 
         loader.exec_module = exec_and_patch  # type: ignore[method-assign]
         return spec

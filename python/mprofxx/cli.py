@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -23,7 +24,8 @@ import time
 
 from mprofxx import _profiles
 from mprofxx._profiles import CliError
-from mprofxx._child import PEAK_DIR_VAR
+from mprofxx._peak_parts import DIR_VAR as PEAK_DIR_VAR
+from mprofxx._peak_parts import LINK_VAR, RUN_VAR, PartsFolder, PartsFolderError, RunLink
 from mprofxx._names import terminal_line, terminal_text, utf8_text
 from mprofxx._spans import ENV_VAR
 
@@ -215,7 +217,14 @@ class _Terminated(Exception):
         self.signum = signum
 
 
+_stop_signal = 0  # the signal that is stopping the run (0: none yet)
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
+    global _stop_signal
+    if _stop_signal:
+        return  # a second signal (GNU timeout sends two): the program is being stopped already
+    _stop_signal = signum
     raise _Terminated(signum)
 
 
@@ -226,18 +235,80 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _stop_program(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> None:
-    """Pass Ctrl-C (or the signal we got) on to the program, then wait, then kill."""
-    if process.poll() is None:
+def _note_signal(signum: int, frame: object) -> None:
+    pass  # while the program is stopped: it already has the first signal
+
+
+class _ProgramWatch:
+    """Waits for the program's exit, and for the news that it writes its peak table (then the
+    sampler stops: the write is the recorder's memory, not the program's)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], link: RunLink | None,
+                 sampler: object) -> None:
+        self.process = process
+        self.link = link
+        self.sampler = sampler
         try:
-            process.send_signal(signum)
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            self._exit_fd = os.pidfd_open(process.pid)
+        except (AttributeError, OSError):
+            self._exit_fd = -1  # polled instead
+
+    @property
+    def writing(self) -> bool:
+        return self.link is not None and self.link.writing
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait until the program exits (True) or ``timeout`` seconds pass (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.process.poll() is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            watched = [] if self._exit_fd < 0 else [self._exit_fd]
+            if self.link is not None and not self.link.writing:
+                watched.append(self.link.fd)
+            step = left if self._exit_fd >= 0 else min(0.05, left if left is not None else 0.05)
+            if not watched:
+                time.sleep(step if step is not None else 0.05)
+                continue
+            ready, _, _ = select.select(watched, [], [], step)
+            if self.link is not None and self.link.fd in ready:
+                self.link.take_news(self.sampler.stop)  # type: ignore[attr-defined]
+        return True
+
+    def close(self) -> None:
+        if self._exit_fd >= 0:
+            os.close(self._exit_fd)
+        if self.link is not None:
+            self.link.close()
+
+
+def _stop_program(process: subprocess.Popen[bytes], signum: int = signal.SIGINT,
+                  watch: _ProgramWatch | None = None) -> None:
+    """Pass Ctrl-C (or the signal we got) on to the program, then wait, then kill.
+
+    Further signals meanwhile are noted, not acted on; a program writing its peak table is
+    waited for until it has finished.
+    """
+    if process.poll() is not None:
+        return
+    previous = {sig: signal.signal(sig, _note_signal)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        process.send_signal(signum)
+        if watch is None:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
             process.wait()
-        except KeyboardInterrupt:
+            return
+        if not watch.wait(5) and not (watch.writing and watch.wait(None)):
             process.kill()
-            process.wait()
+        process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _finish(sampler: object, output: str, write_json: bool) -> bool:
@@ -275,20 +346,37 @@ def run_command(args: list[str]) -> int:
     if options.peak and "mprofxx._child" not in command[:3]:
         raise CliError("--peak records Python programs only (script.py, -m module or --python)")
     output = options.output or _profiles.default_output_name()
+    parts = link = None
+    if options.peak:
+        try:
+            parts = PartsFolder(_profiles.peak_parts_path(output))
+        except PartsFolderError as error:
+            raise CliError(str(error)) from None
+        link = RunLink()
     try:
         create_dat(output, cmdline)
     except ValueError as error:
+        if parts is not None:
+            parts.remove([])
         raise CliError(str(error)) from None
     env = dict(os.environ)
     env[ENV_VAR] = os.path.abspath(output)
-    env.pop(PEAK_DIR_VAR, None)
-    if options.peak:
-        env[PEAK_DIR_VAR] = os.path.abspath(_profiles.peak_parts_path(output))
+    for name in (PEAK_DIR_VAR, RUN_VAR, LINK_VAR):
+        env.pop(name, None)
+    if parts is not None and link is not None:
+        env.update(parts.environment())
+        env.update(link.environment())
     _say(f"{PROG}: sampling memory every {options.interval:g}s into {output}")
     try:
-        process = subprocess.Popen(command, env=env)
+        process = subprocess.Popen(command, env=env,
+                                   pass_fds=link.program_fds() if link is not None else ())
     except OSError as error:
         raise CliError(f"cannot start {command[0]}: {error.strerror}") from None
+    finally:
+        if link is not None:
+            link.started()
+    global _stop_signal
+    _stop_signal = 0
     previous_handlers = {
         signum: signal.signal(signum, _raise_terminated)
         for signum in (signal.SIGTERM, signal.SIGHUP)
@@ -306,6 +394,7 @@ def run_command(args: list[str]) -> int:
         _stop_program(process)
         raise CliError(str(error)) from None
     sampler.start()
+    watch = _ProgramWatch(process, link, sampler)
     status = _StatusLine(sampler)
     interrupted = 0
     deadline = time.monotonic() + options.timeout if options.timeout else None
@@ -317,27 +406,26 @@ def run_command(args: list[str]) -> int:
             if deadline is not None:
                 left = max(0.0, deadline - time.monotonic())
                 wait = left if wait is None else min(wait, left)
-            try:
-                process.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                pass
-            status.update()
+            watch.wait(wait)
+            if not watch.writing:
+                status.update()
     except KeyboardInterrupt:
         interrupted = signal.SIGINT
         status.clear()
-        _stop_program(process)
+        _stop_program(process, signal.SIGINT, watch)
     except _Terminated as stop:
         interrupted = stop.signum
         status.clear()
-        _stop_program(process, stop.signum)
+        _stop_program(process, stop.signum, watch)
     finally:
         sampler.stop()
         status.clear()
+        watch.close()
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
     recorded = _finish(sampler, output, options.json)
-    if options.peak:
-        _gather_peak(output, process.pid)
+    if parts is not None:
+        _gather_peak(output, parts, process.pid)
     if interrupted:
         how = (
             "interrupted"
@@ -451,38 +539,41 @@ def attach_command(args: list[str]) -> int:
     return 0
 
 
-def _gather_peak(output: str, main_pid: int) -> None:
-    """Merge the tables the recorded processes wrote into the one peak file, the program first."""
+def _gather_peak(output: str, parts: PartsFolder, main_pid: int) -> None:
+    """Merge the tables this run's processes wrote into the one peak file, the program first."""
     from _memxx import MIB, write_output
     from memory_profilerxx import _peak
 
-    parts = _profiles.peak_parts_path(output)
     tables = []
-    try:
-        names = sorted(os.listdir(parts))
-    except OSError:
-        names = []
-    for name in names:
-        path = os.path.join(parts, name)
-        if not name.endswith(".json") or name.startswith("."):
-            continue
+    taken = []
+    others = 0
+    for name, text in parts.parts():
         try:
-            tables.extend(_peak.load(path))
+            found = _peak.loads(text, os.path.join(parts.path, name))
         except _peak.PeakFileError as error:
             print(f"{PROG}: skipped a peak table: {terminal_line(str(error))}", file=sys.stderr)
+            continue
+        if any(table.run != parts.run for table in found):
+            others += 1  # not made by this run (an earlier run's orphan, or planted)
+            continue
+        tables.extend(found)
+        taken.append(name)
+    if others:
+        print(f"{PROG}: skipped {others} peak table{'s' if others > 1 else ''} of another run"
+              f" in {terminal_line(parts.path)}", file=sys.stderr)
+    parts.remove(taken)
     tables.sort(key=lambda table: (table.pid != main_pid, table.start_time))
     if not tables:
         print(f"{PROG}: no peak table was written (the program was killed?)", file=sys.stderr)
-    else:
-        path = _profiles.peak_path(output)
-        try:
-            write_output(path, _peak.dumps(tables, os.path.basename(output)))
-        except ValueError as error:  # OutputFileError: one line naming the file
-            raise CliError(str(error)) from None
-        top = tables[0]
-        _say(f"{PROG}: wrote {path} (peak tracked {top.peak_bytes / MIB:.1f} MiB,"
-             f" {len(tables)} process{'es' if len(tables) > 1 else ''})")
-    shutil.rmtree(parts, ignore_errors=True)
+        return
+    path = _profiles.peak_path(output)
+    try:
+        write_output(path, _peak.dumps(tables, os.path.basename(output)))
+    except ValueError as error:  # OutputFileError: one line naming the file
+        raise CliError(str(error)) from None
+    top = tables[0]
+    _say(f"{PROG}: wrote {path} (peak tracked {top.peak_bytes / MIB:.1f} MiB,"
+         f" {len(tables)} process{'es' if len(tables) > 1 else ''})")
 
 
 def list_command(args: list[str]) -> int:
