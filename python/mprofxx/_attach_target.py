@@ -69,18 +69,22 @@ class _Growth:
 
         self._chains = int(args.get("chains", 3))
         self._peak_stats: dict[str, int] = {}
+        self._tracker = objgraphxx.track_allocations()
+        self._out = io.StringIO()
+        self._quiet = _sites.NotRecording()
+        # Our own objects exist before the first count: they are not the program's growth.
         objgraphxx.growth(limit=None, peak_stats=self._peak_stats)
-        self._tracker = objgraphxx.track_allocations().start()
-        with _sites.NotRecording():
+        self._tracker.start()
+        with self._quiet:
             _sites.new_object_sites(True)  # the epoch: sites from now on
 
     def result(self) -> str:
         import objgraphxx
         from objgraphxx import _sites
 
-        out = io.StringIO()
-        with _sites.NotRecording():
-            rows = objgraphxx.growth(limit=None, peak_stats=self._peak_stats)
+        rows = objgraphxx.growth(limit=None, peak_stats=self._peak_stats)
+        out = self._out
+        with self._quiet:
             _sites.print_growth_with_sites(rows, out, 3, True)
             for name, _count, _delta in rows[: self._chains]:
                 obj = _newest_with_site(objgraphxx, name)
@@ -116,6 +120,9 @@ def run(args: dict[str, Any]) -> None:
     except OSError:  # the CLI has already gone: nothing to do
         shutil.rmtree(directory, ignore_errors=True)
         return
+    def at_exit() -> None:
+        _end(directory, write=True)
+
     try:
         session: Any = _Peak() if args["mode"] == "peak" else _Growth()
         with _lock:
@@ -127,10 +134,6 @@ def run(args: dict[str, Any]) -> None:
         os.close(cli)
         _answer(directory, "status", f"refused: {error}")
         return
-
-    def at_exit() -> None:
-        _end(directory, write=True)
-
     atexit.register(at_exit)
     _answer(directory, "status", f"recording {time.time():.6f}")
     deadline = time.monotonic() + float(args["seconds"]) + DEADLINE_MARGIN \
