@@ -149,15 +149,15 @@ def _enter_with_lldb(target: Target, snippet: str) -> None:
         raise CliError(f"attaching to Python {target.version[0]}.{target.version[1]} needs lldb,"
                        " which is not installed (Debian: apt-get install lldb)")
     literal = snippet.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    commands = [
-        f"process attach --pid {target.pid}",
-        # mmap and strcpy take no lock: safe whatever the stopped thread was doing.
-        "expr -- (void*)mmap(0, 4096, 3, 0x22, -1, 0)",
-        f'expr -- (char*)strcpy((char*)$0, "{literal}")',
-        "expr -- void *$run = (void*)&PyRun_SimpleString",
-        "expr -- (int)Py_AddPendingCall((int(*)(void*))$run, (void*)$0)",
-        "process detach",
-    ]
+    # One expression (each one is compiled while the target stands still). mmap and strcpy take
+    # no lock: safe whatever the stopped thread was doing. The page (4 KiB) stays mapped.
+    queue = ("expr -- char *page = (char*)mmap(0, 4096, 3, 0x22, -1, 0);"
+             f' (void)(char*)strcpy(page, "{literal}");'
+             " void *run = (void*)&PyRun_SimpleString;"
+             " (int)Py_AddPendingCall((int(*)(void*))run, (void*)page)")
+    if len(snippet) >= 4000:
+        raise CliError("internal: the attach snippet does not fit in one page")
+    commands = [f"process attach --pid {target.pid}", queue, "process detach"]
     argv = [lldb, "--batch", "--no-lldbinit"]
     for command in commands:
         argv += ["-o", command]
