@@ -72,14 +72,23 @@ def one_round(tool: list[str], folder: Path, first_sample) -> dict[str, float]:
         time.sleep(ALONE)
         launched = time.time()
         command = [part.replace("PID", str(target.pid)) for part in tool]
-        done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=120)
+        tool_process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        appeared = None
+        while tool_process.poll() is None:
+            if appeared is None and (folder / "m.bin").exists():
+                appeared = time.time()  # memray's capture file: tracking began in the target
+            time.sleep(0.01)
         ended = time.time()
-        if done.returncode != 0:
-            raise RuntimeError(f"{command[:3]} failed: {done.stderr.strip()[-300:]}")
-        started = first_sample(folder)
+        _, errors = tool_process.communicate()
+        if tool_process.returncode != 0:
+            raise RuntimeError(f"{command[:3]} failed: {errors.strip()[-300:]}")
+        started = first_sample(folder) if appeared is None else appeared
         time.sleep(AFTER)
         log = folder / "rate.log"
         before = rate(log, launched - ALONE + 0.25, launched)
+        if ended - 0.25 <= started + 1.0:
+            raise RuntimeError(f"attached for only {ended - started:.1f} s")
         during = rate(log, started + 1.0, ended - 0.25)
         after = rate(log, ended + 0.5, time.time())
         return {"first": started - launched, "slowdown": before / during, "after": after / before}
@@ -94,7 +103,7 @@ def ours_started(folder: Path) -> float:
 
 
 def memray_started(folder: Path) -> float:
-    return (folder / "m.bin").stat().st_ctime  # the target created it when tracking began
+    raise RuntimeError("memray's capture file never appeared while it ran")
 
 
 def main() -> None:
