@@ -45,6 +45,9 @@ class _Peak:
         self._start = time.time()
         _memxx.peak_start(True)
 
+    def begin(self) -> None:
+        pass  # recording began in start()
+
     def result(self) -> str:
         from memory_profilerxx import _peak
 
@@ -72,7 +75,12 @@ class _Growth:
         self._tracker = objgraphxx.track_allocations()
         self._out = io.StringIO()
         self._quiet = _sites.NotRecording()
-        # Our own objects exist before the first count: they are not the program's growth.
+
+    def begin(self) -> None:
+        """The first count, once every object of ours exists: they are not the program's growth."""
+        import objgraphxx
+        from objgraphxx import _sites
+
         objgraphxx.growth(limit=None, peak_stats=self._peak_stats)
         self._tracker.start()
         with self._quiet:
@@ -82,10 +90,19 @@ class _Growth:
         import objgraphxx
         from objgraphxx import _sites
 
+        from objgraphxx._tables import write_growth
+
         rows = objgraphxx.growth(limit=None, peak_stats=self._peak_stats)
         out = self._out
         with self._quiet:
-            _sites.print_growth_with_sites(rows, out, 3, True)
+            sites = _sites.new_object_sites(True)
+            ours = os.path.dirname(os.path.abspath(__file__))
+            for name in list(sites):
+                sites[name] = [(where, n) for where, n in sites[name]
+                               if not os.path.abspath(where.rsplit(":", 1)[0]).startswith(ours)]
+            # A type whose only new objects are this thread's own (a lock's bound __exit__).
+            rows = [row for row in rows if sites.get(row[0]) != []]
+            write_growth(out, rows, sites, 3)
             for name, _count, _delta in rows[: self._chains]:
                 obj = _newest_with_site(objgraphxx, name)
                 if obj is None:
@@ -135,17 +152,20 @@ def run(args: dict[str, Any]) -> None:
         _answer(directory, "status", f"refused: {error}")
         return
     atexit.register(at_exit)
-    _answer(directory, "status", f"recording {time.time():.6f}")
     deadline = time.monotonic() + float(args["seconds"]) + DEADLINE_MARGIN \
         if args.get("seconds") else None
+    stop_path = os.path.join(directory, "stop")
+    watch = select.poll()
+    watch.register(cli, select.POLLIN)
+    session.begin()
+    _answer(directory, "status", f"recording {time.time():.6f}")
     try:
         while True:
-            readable, _, _ = select.select([cli], [], [], POLL_SECONDS)
-            if readable:  # the CLI exited: no one will read a result
+            if watch.poll(POLL_SECONDS * 1000):  # the CLI exited: no one will read a result
                 _end(directory, write=False)
                 shutil.rmtree(directory, ignore_errors=True)
                 break
-            if os.path.lexists(os.path.join(directory, "stop")) or (
+            if os.path.lexists(stop_path) or (
                 deadline is not None and time.monotonic() >= deadline
             ):
                 _end(directory, write=True)
