@@ -14,6 +14,9 @@ debs="g++ gcc cmake make pkg-config libmimalloc-dev libgraphviz-dev nlohmann-jso
 # debootstrap: scripts/sid-chroot.sh makes the Debian sid chroot the 3.14 and 3.15 tests run in.
 debs="$debs debootstrap"
 debs="$debs libasan8 libubsan1"
+# lldb: mprofxx attach --peak/--growth gets into 3.11-3.13 processes through it (gdb 13 cannot call
+# functions on CPUs with AMX state).
+debs="$debs lldb"
 # chromium: the notebook tests look at a rendered HTML table in a real headless browser.
 debs="$debs chromium"
 missing=""

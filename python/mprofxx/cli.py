@@ -1,7 +1,7 @@
 """The ``mprofxx`` command: record a program's memory over time, list, remove and plot records.
 
     mprofxx run [-C] [-M] [-E] [-T S] [-o FILE] [--json] [--peak] script.py | -m module | program [args]
-    mprofxx attach [-C] [-M] [-T S] [-o FILE] [-t S] PID
+    mprofxx attach [-C] [-M] [-T S] [-o FILE] [-t S] [--peak | --growth [--chains N]] PID
     mprofxx plot [-o FILE] [-t TITLE] [-n] [-s] [-w XMIN,XMAX] [-f] [file.dat | index ...]
     mprofxx peak [--func NAME] [--lines [-n N]] [file.dat | index ...]
     mprofxx flame [-o peak.html | peak.svg] [file.dat | index]
@@ -499,9 +499,27 @@ def attach_command(args: list[str]) -> int:
         type=float,
         help="stop after S seconds (default: when the process exits or on Ctrl-C)",
     )
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
+        "--peak",
+        action="store_true",
+        help="also record inside the process what holds the memory at its peak (<name>.peak.json)",
+    )
+    what.add_argument(
+        "--growth",
+        action="store_true",
+        help="print the object types that grew inside the process, their lines and a chain each",
+    )
+    parser.add_argument(
+        "--chains", type=int, default=3, help="--growth: why_alive chains for the first N types"
+    )
     parser.add_argument("pid", help="the process id")
     options = parser.parse_args(args)
     metric = _check_recording_options(options)
+    if options.chains != 3 and not options.growth:
+        raise CliError("--chains applies to --growth only")
+    if options.chains < 0:
+        raise CliError(f"--chains must be 0 or more, not {options.chains}")
     try:
         pid = int(options.pid)
     except ValueError:
@@ -511,6 +529,12 @@ def attach_command(args: list[str]) -> int:
     _check_may_watch(pid)
     if not process_running(pid):
         raise CliError(f"no running process with PID {pid}")
+    inside = None
+    if options.peak or options.growth:
+        from mprofxx import _attach
+
+        inside = _attach.start_inside(pid, "peak" if options.peak else "growth",
+                                      options.timeout, options.chains)
     output = options.output or _profiles.default_output_name()
     try:
         create_dat(output, utf8_text(process_command_line(pid)) or str(pid))
@@ -528,6 +552,8 @@ def attach_command(args: list[str]) -> int:
     deadline = time.monotonic() + options.timeout if options.timeout else None
     try:
         while sampler.running and (deadline is None or time.monotonic() < deadline):
+            if inside is not None and inside.ended():
+                break
             time.sleep(status.period or 0.05)
             status.update()
     except KeyboardInterrupt:
@@ -536,6 +562,8 @@ def attach_command(args: list[str]) -> int:
         sampler.stop()
         status.clear()
     _finish(sampler, output, options.json)
+    if inside is not None:
+        _attach.write_result(inside, output, sampler.running or process_running(pid))
     return 0
 
 
