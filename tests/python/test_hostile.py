@@ -538,6 +538,130 @@ def test_why_alive_through_a_list_whose_len_raises() -> None:
     assert shown.endswith("    [0] -> object\n")
 
 
+# --- 7b. why_alive at a prompt: the frames' variables are roots, named --------------------------
+
+PROMPT_APP = """\
+class Session:
+    pass
+
+
+def handle():
+    sess = Session()
+    breakpoint()
+    return sess
+
+
+handle()
+"""
+
+
+def _debug(script: Path, commands: str, *args: str) -> str:
+    env = dict(os.environ, PYTHONBREAKPOINT="pdb.set_trace")
+    run = subprocess.run([sys.executable, *args, str(script)], input=commands, cwd=script.parent,
+                         capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert run.returncode == 0 and "Traceback" not in run.stdout + run.stderr, (run.stdout,
+                                                                               run.stderr)
+    return run.stdout.replace("(Pdb) ", "")
+
+
+def test_why_alive_at_a_pdb_prompt_names_the_debugged_frames_local(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(PROMPT_APP)
+    shown = _debug(app, "import objgraphxx\n"
+                        "p objgraphxx.why_alive(sess)\n"
+                        "!import objgraphxx; print(objgraphxx.why_alive(sess))\n"
+                        "c\n")
+    # The local, its function and where that frame is stopped (line 8: after breakpoint()),
+    # once printed and once in the returned chain's repr, for each of the two commands.
+    root = "local 'sess' of handle() at app.py:8 (MainThread)"
+    assert shown.count(f"{root} -> Session\n") == 2, shown
+    assert shown.count(f"<why_alive chain of 1 hops: {root} (Session)>") == 2, shown
+    assert "garbage" not in shown and "bdb.py" not in shown and "pdb.py" not in shown
+
+
+def test_why_alive_at_a_pdb_prompt_goes_past_the_debugged_frames_own_reference(
+    tmp_path: Path,
+) -> None:
+    # A global cache holds the session too: that is why it lives on, not the local asked about.
+    app = tmp_path / "app.py"
+    app.write_text("CACHE = []\n" + PROMPT_APP.replace(
+        "    sess = Session()\n", "    sess = Session()\n    CACHE.append(sess)\n"))
+    shown = _debug(app, "import objgraphxx\np objgraphxx.why_alive(sess)\nc\n")
+    # The script's global, named with the line its module-level frame is at (handle() call).
+    assert ("global 'CACHE' of <module>() at app.py:13 (MainThread) -> list (1 items)\n"
+            "    [0] -> Session\n") in shown, shown
+
+
+MODULE_LEVEL_SCRIPT = """\
+import objgraphxx
+
+
+class Session:
+    pass
+
+
+sess = Session()
+objgraphxx.why_alive(sess)
+"""
+
+
+@pytest.mark.parametrize("how", ["python", "runpy", "pdb", "memory_profilerxx", "mprofxx"])
+def test_why_alive_at_a_scripts_module_level_names_the_users_global(tmp_path: Path,
+                                                                     how: str) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(MODULE_LEVEL_SCRIPT)
+    command = {
+        "python": [str(script)],
+        "runpy": ["-c", "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')",
+                  str(script)],
+        "pdb": ["-m", "pdb", str(script)],
+        "memory_profilerxx": ["-m", "memory_profilerxx", str(script)],
+        "mprofxx": ["-m", "mprofxx", "run", str(script)],
+    }[how]
+    run = subprocess.run([sys.executable, *command], input="c\nq\n", cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    # As run (python script.py), __main__ is the script's module; under runpy, pdb and the
+    # profilers its globals are also the running <module> frame's namespace: either way the
+    # user's own variable is named, never the runner's (run_globals, Bdb.run's globals).
+    assert ("global 'sess' of <module>() at script.py:9 (MainThread) -> Session\n"
+            in run.stdout), run.stdout
+    assert "runpy" not in run.stdout and "bdb" not in run.stdout and "garbage" not in run.stdout
+
+
+def test_why_alive_from_a_function_names_its_own_local_only_when_nothing_else_holds_it(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "own.py"
+    script.write_text("import objgraphxx\n"
+                      "KEEP = []\n"
+                      "def ask():\n"
+                      "    loc = object()\n"
+                      "    objgraphxx.why_alive(loc)\n"
+                      "    KEEP.append(loc)\n"
+                      "    objgraphxx.why_alive(loc)\n"
+                      "ask()\n")
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert run.stdout == ("local 'loc' of ask() at own.py:5 (MainThread) -> object\n"
+                          "global 'KEEP' of <module>() at own.py:8 (MainThread) -> list (1 items)\n"
+                          "    [0] -> object\n")
+
+
+def test_why_alive_in_a_code_interact_console_names_the_functions_local(tmp_path: Path) -> None:
+    script = tmp_path / "console.py"
+    script.write_text("import code\n"
+                      "def serve():\n"
+                      "    conn = bytearray(10)\n"
+                      "    code.interact(local={'conn': conn}, banner='', exitmsg='')\n"
+                      "serve()\n")
+    run = subprocess.run([sys.executable, str(script)], input="import objgraphxx\n"
+                         "_ = objgraphxx.why_alive(conn)\n", cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert "local 'conn' of serve() at console.py:4 (MainThread) -> bytearray" in run.stdout, (
+        run.stdout, run.stderr)
+
+
 # --- 6. Size: drawing costs in proportion to the picture -------------------------------------
 
 def test_thinned_samples_keep_every_columns_extremes() -> None:
