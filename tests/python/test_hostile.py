@@ -762,3 +762,110 @@ def test_samples_are_read_packed_16_bytes_each(tmp_path: Path) -> None:
     assert figures["tuples"] - figures["packed"] > 70e6, figures
     result = mprofxx("peak", DAT, cwd=tmp_path)
     assert result.stdout.splitlines() == [f"{DAT}\t777.500 MiB"]
+
+
+def _max_rss_of(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run ``command``; return its result and its own maximum resident set size in bytes (a
+    wrapper runs it, so RUSAGE_CHILDREN holds this one process's figure alone)."""
+    wrapped = subprocess.run(
+        [sys.executable, "-c",
+         "import resource, subprocess, sys\n"
+         "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+         "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr)\n"
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+         "sys.exit(r.returncode)", *command],
+        cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+    *stderr, max_rss_kib = wrapped.stderr.splitlines()
+    wrapped.stderr = "\n".join(stderr)
+    return wrapped, int(max_rss_kib) * 1024
+
+
+def _ten_million_line_dat(path: Path) -> tuple[float, float]:
+    """A 10 M-line .dat (MEM lines, a FUNC line in every 1,000): return its peak sample."""
+    t0 = 1700000000.0
+    with open(path, "w") as out:
+        out.write("CMDLINE python big.py\n")
+        for block in range(10_000):
+            base = t0 + block * 10.0
+            lines = [f"MEM {100 + (i * 7919 % 1000) / 10:.6f} {base + i * 0.01:.4f}\n"
+                     for i in range(999)]
+            lines.append(f"FUNC __main__.work 100.0 {base:.4f} 101.0 {base + 9.98:.4f} 0\n")
+            if block == 5_000:
+                lines[500] = f"MEM 777.250000 {base + 5.0:.4f}\n"
+            out.write("".join(lines))
+    return 777.25, t0 + 5_000 * 10.0 + 5.0
+
+
+def test_peak_and_plot_of_a_ten_million_line_dat_stay_within_a_bound(tmp_path: Path) -> None:
+    peak = _ten_million_line_dat(tmp_path / DAT)
+    result, peak_rss = _max_rss_of([sys.executable, "-m", "mprofxx", "peak", DAT], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{DAT}\t{peak[0]:.3f} MiB"]
+    # Streamed: the interpreter and the extension (~18 MiB), not the file (310 MB; read whole
+    # it took 1.5 GB in the issue, 616 MB before this change).
+    assert peak_rss < 64 << 20, peak_rss
+    result, plot_rss = _max_rss_of([sys.executable, "-m", "mprofxx", "plot", "-o", "p.png", DAT],
+                                   tmp_path)
+    assert result.returncode == 0, result.stderr
+    # matplotlib's own ~110 MiB and a picture's worth of samples (2,000 columns), not 2.4 GB.
+    assert plot_rss < 256 << 20, plot_rss
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_drawn_samples_keep_each_columns_extremes_and_the_peak(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+    from _memxx import read_profile, read_profile_drawn
+
+    rng = random.Random(5)
+    lines = ["CMDLINE x"]
+    for i in range(200_000):
+        lines.append(f"MEM {rng.uniform(10, 90):.6f} {1700000000 + i * 0.001:.4f}")
+        if i % 7 == 0:
+            lines.append(f"CHLD 42 {rng.uniform(1, 5):.6f} {1700000000 + i * 0.001:.4f}")
+    (tmp_path / DAT).write_text("\n".join(lines) + "\n")
+    whole = read_profile(str(tmp_path / DAT))
+    columns = 100
+    drawn = read_profile_drawn(str(tmp_path / DAT), columns)
+    assert drawn["samples"] == 200_000 and drawn["peak"] == max(whole["memory"],
+                                                                key=lambda s: s[0])
+    start, end = drawn["start"], drawn["end"]
+    width = (end - start) / columns
+    for series, packed in ((whole["memory"], drawn["memory"]),
+                           (whole["children"]["42"], drawn["children"]["42"])):
+        every = np.asarray(series)
+        kept = np.frombuffer(packed, dtype=float).reshape(-1, 2)
+        assert len(kept) <= 4 * (columns + 2)
+        for name, values in (("every", every), ("kept", kept)):
+            column = np.clip(np.floor((values[:, 1] - start) / width), 0, columns)
+            extremes = [(values[column == c, 0].min(), values[column == c, 0].max())
+                        for c in range(columns + 1) if (column == c).any()]
+            if name == "every":
+                expected = extremes
+            else:
+                assert extremes == expected  # each column's lowest and highest, exactly
+        assert list(kept[:, 1]) == sorted(kept[:, 1])  # in time order
+        assert tuple(kept[0]) == tuple(every[0]) and tuple(kept[-1]) == tuple(every[-1])
+
+
+def test_a_dat_beyond_what_a_plot_can_draw_is_one_error_line(tmp_path: Path) -> None:
+    # 1,001 functions; 257 child processes; 300,000 spans far apart on 300 levels.
+    write_dat(tmp_path, "".join(f"FUNC m.f{i} 1.0 1700000000.0 2.0 1700000000.5 0\n"
+                                for i in range(1001)))
+    line = one_error_line(mprofxx("plot", "-o", "p.png", cwd=tmp_path))
+    assert line == (f"mprofxx: error: {DAT}: more than 1,000 functions, beyond what a plot "
+                    "can draw")
+    write_dat(tmp_path, "".join(f"CHLD {pid} 1.0 1700000000.5\n" for pid in range(257)))
+    line = one_error_line(mprofxx("plot", "-o", "p.png", cwd=tmp_path))
+    assert line == (f"mprofxx: error: {DAT}: more than 256 child processes, beyond what a plot "
+                    "can draw")
+    assert mprofxx("peak", DAT, cwd=tmp_path).returncode == 0  # peak prints each child's
+    write_dat(tmp_path, "".join(f"FUNC m.f 1.0 {1700000000 + i * 3000:.1f} 2.0 "
+                                f"{1700000000 + i * 3000 + 1:.1f} {level}\n"
+                                for level in range(300) for i in range(1000)))
+    result = mprofxx("plot", "-o", "p.png", cwd=tmp_path)
+    line = one_error_line(result)
+    assert line == (f"mprofxx: error: {DAT}: more than 200,000 function spans even with calls "
+                    "closer than a pixel merged, beyond what a plot can draw")
+    assert not (tmp_path / "p.png").exists()
