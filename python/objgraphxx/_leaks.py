@@ -106,7 +106,8 @@ def why_alive(
     Never roots: frames of this package, the line profiler, the IPython shell and debuggers
     (pdb, bdb, cmd, code, ipdb); at a pdb prompt, the prompt and what it runs. The calling (or
     debugged) frame's own variable holding ``obj`` is the answer only when no other root
-    reaches it, so the answer is the same from inside pdb. One line per hop with the attribute, key or index that holds the next object;
+    reaches it, so the answer is the same from inside pdb. One line per hop with the
+    attribute, key or index that holds the next object;
     ``filename`` also draws the chain (.png/.svg/.pdf rendered in-process, .dot written).
     Returns [Hop(edge, obj)] from the root to ``obj``, or [] when no root reaches it (only C
     code holds it, or it is garbage).

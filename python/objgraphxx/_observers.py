@@ -116,7 +116,8 @@ def debugger_prefixes() -> list[str]:
     >>> pdb.__file__ in debugger_prefixes()
     True
     """
-    return _module_paths(("bdb", "pdb", "cmd", "code", "IPython.core.debugger"), directory=False) + (
+    debuggers = ("bdb", "pdb", "cmd", "code", "IPython.core.debugger")
+    return _module_paths(debuggers, directory=False) + (
         _module_paths(("ipdb",), directory=True)
     )
 

@@ -144,7 +144,9 @@ void check_drawn(const std::string &text, const Profile &whole) {
     memxx::mprof::DrawnProfile drawn;
     try {
         drawn = memxx::mprof::read_drawn_profile(path, limits, std::nullopt);
+        std::remove(path.c_str());
     } catch (const ProfileFileError &error) {
+        std::remove(path.c_str());
         check_error_message(error);
         if (whole.children.size() <= limits.max_children && text.find('{') == std::string::npos) {
             fail("a file that parses was refused for drawing", error.what());
