@@ -283,7 +283,18 @@ int memxx_suspended_line(PyObject *generator, PyObject **code) {
 
 /* --- every thread's frames and the calling thread's stack -------------------------------- */
 
-int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg) {
+/* The namespace dict a frame looks its variables up in, when it has one of its own: module
+ * level, class bodies and exec'd code (not CO_OPTIMIZED). For an optimized frame f_locals is at
+ * most a snapshot of its fast slots (3.11/3.12), never a root of its own. */
+static PyObject *frame_namespace(const _PyInterpreterFrame *frame, const PyCodeObject *code) {
+    if ((code->co_flags & CO_OPTIMIZED) || frame->f_locals == NULL ||
+        !PyDict_Check(frame->f_locals)) {
+        return NULL;
+    }
+    return frame->f_locals;
+}
+
+int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg, int namespaces) {
     PyInterpreterState *interp = PyInterpreterState_Get();
     for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t != NULL;
          t = PyThreadState_Next(t)) {
@@ -291,7 +302,7 @@ int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg) {
         for (_PyInterpreterFrame *f = complete_frame(thread_frame(t)); f != NULL;
              f = complete_frame(f->previous)) {
             PyCodeObject *code = complete_frame_code(f);
-            if (visit(t->thread_id, depth, (PyObject *)code, NULL, NULL, arg)) {
+            if (visit(t->thread_id, depth, (PyObject *)code, NULL, NULL, 0, arg)) {
                 return 1;
             }
             /* Only the named slots: the value stack's extent is not saved while a frame runs. */
@@ -299,7 +310,17 @@ int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg) {
                 PyObject *value = frame_local(f, i);
                 if (value != NULL &&
                     visit(t->thread_id, depth, (PyObject *)code,
-                          PyTuple_GET_ITEM(code->co_localsplusnames, i), value, arg)) {
+                          PyTuple_GET_ITEM(code->co_localsplusnames, i), value, 0, arg)) {
+                    return 1;
+                }
+            }
+            PyObject *namespace_dict = namespaces ? frame_namespace(f, code) : NULL;
+            PyObject *key = NULL;
+            PyObject *value = NULL;
+            Py_ssize_t pos = 0;
+            while (namespace_dict != NULL && PyDict_Next(namespace_dict, &pos, &key, &value)) {
+                if (PyUnicode_Check(key) &&
+                    visit(t->thread_id, depth, (PyObject *)code, key, value, 1, arg)) {
                     return 1;
                 }
             }

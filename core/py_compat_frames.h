@@ -102,10 +102,14 @@ void memxx_set_stack_key_base(int on);
 /* Called once per complete Python frame of every thread of the interpreter (innermost frame
  * first) with name and value NULL, then for each of its named slots (local, cell or free
  * variable) that holds a value: `depth` counts complete frames from the top of that thread's
- * stack, `code` is the frame's code object. Return non-zero to stop. No object is created. */
+ * stack, `code` is the frame's code object. With `namespaces`, also for each entry of the
+ * namespace dict of a frame whose variables live in one (module level, class bodies, exec with
+ * a dict): `in_namespace` is then 1. Return non-zero to stop. No object is created, no Python
+ * code runs (f_locals is never asked for: on 3.13+ that builds a proxy, on 3.11/3.12 it writes
+ * the frame's locals dict). */
 typedef int (*memxx_frame_slot_fn)(unsigned long thread_id, int depth, PyObject *code,
-                                   PyObject *name, PyObject *value, void *arg);
-int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg);
+                                   PyObject *name, PyObject *value, int in_namespace, void *arg);
+int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg, int namespaces);
 
 #ifdef __cplusplus
 }

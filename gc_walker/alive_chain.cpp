@@ -15,6 +15,7 @@ struct FrameSlot {
     PyObject *code;
     PyObject *name;
     PyObject *value;
+    bool in_namespace; // an entry of a module-level (or class body) frame's namespace dict
 };
 
 bool file_matches(PyObject *code, const std::vector<std::string> &prefixes) {
@@ -38,12 +39,13 @@ bool named(PyObject *code, const char *name) {
 }
 
 // The deepest frame of the question on the calling thread: with a debugger prompt on the
-// stack (cmd's onecmd running a command), the prompt's frames and everything they run above
-// them; -1 without one.
+// stack (cmd's onecmd running a pdb command, code's runcode running a console line), the
+// prompt's frames and everything they run above them; -1 without one.
 int asking_depth(const std::vector<FrameSlot> &frames, const AliveQuery &query) {
     int prompt = -1;
     for (const FrameSlot &f : frames) {
-        if (named(f.code, "onecmd") && file_matches(f.code, query.debugger_prefixes)) {
+        if ((named(f.code, "onecmd") || named(f.code, "runcode")) &&
+            file_matches(f.code, query.debugger_prefixes)) {
             prompt = f.depth;
             break;
         }
@@ -99,15 +101,24 @@ bool only_history_refers(PyObject *referrer, PyObject *target, const AliveQuery 
     return true;
 }
 
-// The frame slots that count as roots, in thread order, innermost frame first.
-std::vector<FrameSlot> root_slots(PyObject *obj, const AliveQuery &query) {
+struct RootSlots {
+    std::vector<FrameSlot> roots; // in thread order, innermost frame first
+    // The caller's own variables holding the object itself: named only when no root reaches
+    // it, so that "why is it alive" is answered beyond the question's own reference, and yet
+    // an object only a local holds (the debugged frame's, at a pdb prompt) is not called garbage.
+    std::vector<FrameSlot> callers_own;
+};
+
+// The frame slots that count as roots, and the caller's own references to `obj`.
+RootSlots root_slots(PyObject *obj, const AliveQuery &query) {
     std::vector<FrameSlot> all;
     auto collect = [](unsigned long tid, int depth, PyObject *code, PyObject *name, PyObject *value,
-                      void *arg) -> int {
-        static_cast<std::vector<FrameSlot> *>(arg)->push_back({tid, depth, code, name, value});
+                      int in_namespace, void *arg) -> int {
+        static_cast<std::vector<FrameSlot> *>(arg)->push_back(
+            {tid, depth, code, name, value, in_namespace != 0});
         return 0;
     };
-    memxx_visit_frame_slots(collect, &all);
+    memxx_visit_frame_slots(collect, &all, 1);
     const unsigned long self = PyThread_get_thread_ident();
     std::vector<FrameSlot> own_frames; // the calling thread's frames, innermost first
     for (const FrameSlot &s : all) {
@@ -124,28 +135,40 @@ std::vector<FrameSlot> root_slots(PyObject *obj, const AliveQuery &query) {
             break;
         }
     }
-    std::vector<FrameSlot> roots;
+    RootSlots found;
     for (const FrameSlot &s : all) {
         if (s.value == nullptr) {
             continue; // the frame's own entry
         }
-        if (s.thread_id == self) {
-            if (s.depth <= asking || (s.depth == caller && s.value == obj)) {
-                continue;
-            }
-        }
-        if (file_matches(s.code, query.observer_prefixes)) {
+        if (s.thread_id == self && s.depth <= asking) {
             continue;
         }
-        roots.push_back(s);
+        if (file_matches(s.code, query.observer_prefixes) ||
+            file_matches(s.code, query.debugger_prefixes)) {
+            continue;
+        }
+        // A shell's output history is no reason for being alive (see only_history_refers).
+        if (s.in_namespace && !query.history_namespaces.empty() && is_history_name(s.name)) {
+            continue;
+        }
+        // A module's global is the user's own variable, not a reference made to ask. A name
+        // that is no identifier is a tool's temporary (pytest's @py_assert1), never an answer.
+        if (s.thread_id == self && s.depth == caller && s.value == obj && !s.in_namespace) {
+            if (PyUnicode_Check(s.name) && PyUnicode_IsIdentifier(s.name) == 1) {
+                found.callers_own.push_back(s);
+            }
+            continue;
+        }
+        found.roots.push_back(s);
     }
-    return roots;
+    return found;
 }
 
 } // namespace
 
 AliveChain why_alive(PyObject *obj, const AliveQuery &query) {
-    const std::vector<FrameSlot> slots = root_slots(obj, query);
+    const RootSlots found = root_slots(obj, query);
+    const std::vector<FrameSlot> &slots = found.roots;
     PointerIndex slot_of(slots.size());
     for (size_t i = 0; i < slots.size(); ++i) {
         slot_of.insert(slots[i].value, static_cast<uint32_t>(i));
@@ -168,6 +191,13 @@ AliveChain why_alive(PyObject *obj, const AliveQuery &query) {
         }
         return AliveChain::Root::none;
     };
+    auto name_frame_root = [](AliveChain &result, const FrameSlot &s) {
+        result.root = AliveChain::Root::frame;
+        result.thread_id = s.thread_id;
+        result.frame_depth = s.depth;
+        result.code = PyRef::borrow(s.code);
+        result.slot_name = PyRef::borrow(s.name);
+    };
     AliveChain result;
     result.chain = search_levels(
         obj, Steps{}, query.max_depth, query.excluded,
@@ -176,16 +206,16 @@ AliveChain why_alive(PyObject *obj, const AliveQuery &query) {
             return !only_history_refers(referrer, target, query);
         });
     if (result.chain.empty()) {
+        if (!found.callers_own.empty()) {
+            result.chain.push_back(PyRef::borrow(obj));
+            name_frame_root(result, found.callers_own.front());
+        }
         return result;
     }
     PyObject *root = result.chain.front().get();
     result.root = root_kind(root);
     if (result.root == AliveChain::Root::frame) {
-        const FrameSlot &s = slots[slot_of.find(root)];
-        result.thread_id = s.thread_id;
-        result.frame_depth = s.depth;
-        result.code = PyRef::borrow(s.code);
-        result.slot_name = PyRef::borrow(s.name);
+        name_frame_root(result, slots[slot_of.find(root)]);
     }
     return result;
 }

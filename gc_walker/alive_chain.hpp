@@ -5,8 +5,12 @@
 //   `observer_prefixes`), on any thread;
 // - on the calling thread, with a debugger prompt on the stack (cmd's onecmd in one of the
 //   `debugger_prefixes` files), the prompt, what it runs, and the debugger's frames below it;
+// - frames of debuggers and consoles (files starting with one of `debugger_prefixes`);
 // - the caller's own references to the object asked about (the caller: the first frame below
-//   all that, e.g. the function calling why_alive, or the frame pdb is stopped in).
+//   all that, e.g. the function calling why_alive, or the frame pdb is stopped in), unless no
+//   other root reaches it: then the caller's variable is the answer, not "garbage".
+// A frame running in a namespace dict (module level, class body) has its names as roots: a
+// script run by runpy, pdb or a profiler has globals in no module of sys.modules.
 #pragma once
 
 #include "gc_walker/referrer_search.hpp"

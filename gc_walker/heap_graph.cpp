@@ -135,7 +135,7 @@ HeapGraph HeapGraph::build(PyObject *focus) {
             }
         }
     };
-    auto collect = [](unsigned long, int, PyObject *, PyObject *, PyObject *value,
+    auto collect = [](unsigned long, int, PyObject *, PyObject *, PyObject *value, int,
                       void *arg) -> int {
         if (value != nullptr) {
             static_cast<std::vector<PyObject *> *>(arg)->push_back(value);
@@ -143,7 +143,7 @@ HeapGraph HeapGraph::build(PyObject *focus) {
         return 0;
     };
     std::vector<PyObject *> slot_values;
-    memxx_visit_frame_slots(collect, &slot_values);
+    memxx_visit_frame_slots(collect, &slot_values, 0);
     for (PyObject *v : slot_values) {
         const uint32_t node = g.index_.find(v);
         if (node != PointerIndex::npos) {

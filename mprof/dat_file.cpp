@@ -3,6 +3,8 @@
 #include "mprof/output_file.hpp"
 
 #include <cerrno>
+#include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -10,7 +12,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <string_view>
+#include <utility>
+#include <vector>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,33 +41,14 @@ std::string format(const char *fmt, ...) {
     return big;
 }
 
-std::vector<std::string> split_spaces(const std::string &line) {
-    std::vector<std::string> fields;
-    std::istringstream in(line);
-    std::string field;
-    while (in >> field) {
-        fields.push_back(field);
-    }
-    return fields;
-}
-
-bool parse_number(const std::string &text, double &value) {
-    if (text.empty()) {
+bool parse_number(const char *text, size_t size, double &value) {
+    if (size == 0) {
         return false;
     }
     char *end = nullptr;
     errno = 0;
-    value = std::strtod(text.c_str(), &end);
-    return errno == 0 && end == text.c_str() + text.size() && std::isfinite(value);
-}
-
-bool parse_integer(const std::string &text, int &value) {
-    double number = 0;
-    if (!parse_number(text, number) || number != std::floor(number)) {
-        return false;
-    }
-    value = static_cast<int>(number);
-    return true;
+    value = std::strtod(text, &end);
+    return errno == 0 && end == text + size && std::isfinite(value);
 }
 
 std::string shorten(const std::string &line) {
@@ -152,110 +137,271 @@ void DatWriter::write_sample(const MemorySample &memory,
 
 void DatWriter::write_function(const FunctionSpan &span) { write_all(format_function_line(span)); }
 
-Profile parse_dat(const std::string &text, const std::string &source) {
+namespace {
+
+// Keeps every record: the Profile of a whole file.
+class ProfileCollector : public RecordSink {
+  public:
     Profile profile;
-    size_t start = 0;
-    int line_number = 0;
-    bool previous_was_cmdline = false;
-    while (start < text.size()) {
-        size_t end = text.find('\n', start);
-        const bool has_newline = end != std::string::npos;
-        if (!has_newline) {
-            end = text.size();
-        }
-        std::string line = text.substr(start, end - start);
-        start = end + 1;
-        ++line_number;
-        if (!line.empty() && line.back() == '\r') {
-            line.pop_back();
-        }
-        auto fail = [&](const std::string &why) {
-            const std::string what = has_newline ? why : "truncated record (" + why + ")";
-            throw ProfileFileError(source + ": line " + std::to_string(line_number) + ": " + what +
-                                   ": '" + shorten(line) + "'");
-        };
-        if (line.find('\0') != std::string::npos) {
-            fail("binary data, not a profile");
-        }
-        const std::vector<std::string> f = split_spaces(line);
-        if (f.empty()) {
-            continue;
-        }
-        const std::string &tag = f[0];
-        if (tag == "CMDLINE") {
-            const size_t space = line.find(' ');
-            profile.cmdline = space == std::string::npos ? "" : line.substr(space + 1);
-            previous_was_cmdline = true;
-            continue;
-        }
-        if (tag == "MEM") {
-            MemorySample s;
-            if (f.size() != 3 || !parse_number(f[1], s.mib) || !parse_number(f[2], s.time)) {
-                fail("MEM needs <MiB> <time>");
-            }
-            profile.memory.push_back(s);
-        } else if (tag == "CHLD") {
-            MemorySample s;
-            if (f.size() != 4 || !parse_number(f[2], s.mib) || !parse_number(f[3], s.time)) {
-                fail("CHLD needs <pid> <MiB> <time>");
-            }
-            profile.children[f[1]].push_back(s);
-        } else if (tag == "FUNC") {
-            FunctionSpan span;
-            span.name = f.size() > 1 ? f[1] : "";
-            const bool ok = (f.size() == 6 || f.size() == 7) &&
-                            parse_number(f[2], span.mem_start) &&
-                            parse_number(f[3], span.time_start) &&
-                            parse_number(f[4], span.mem_end) && parse_number(f[5], span.time_end) &&
-                            (f.size() == 6 || parse_integer(f[6], span.level));
-            if (!ok) {
-                fail("FUNC needs <name> <MiB> <time> <MiB> <time> [<level>]");
-            }
-            profile.functions.push_back(span);
-        } else if (previous_was_cmdline && profile.memory.empty()) {
-            // Older mprof wrote a command line holding newlines over several lines (its #210).
-            profile.cmdline += " " + line;
-            continue;
-        } else {
-            fail("not a MEM, CHLD, FUNC or CMDLINE record");
-        }
-        previous_was_cmdline = false;
+    void on_cmdline(const std::string &cmdline) override { profile.cmdline = cmdline; }
+    void on_memory(const MemorySample &sample) override { profile.memory.push_back(sample); }
+    void on_child(const std::string &child, const MemorySample &sample) override {
+        profile.children[child].push_back(sample);
     }
-    return profile;
+    void on_function(const FunctionSpan &span) override { profile.functions.push_back(span); }
+};
+
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-Profile read_profile(const std::string &path) {
-    // O_NONBLOCK: opening a FIFO planted under a profile's name must not wait for a writer.
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        throw ProfileFileError(path + ": cannot open: " + std::strerror(errno));
+// The whitespace-separated fields of a line (at most `max` + 1: one more says "too many").
+size_t split_fields(const std::string &line, std::string_view *fields, size_t max) {
+    size_t count = 0;
+    size_t i = 0;
+    while (i < line.size() && count <= max) {
+        while (i < line.size() && is_space(line[i])) {
+            ++i;
+        }
+        const size_t start = i;
+        while (i < line.size() && !is_space(line[i])) {
+            ++i;
+        }
+        if (i > start) {
+            if (count == max) {
+                return max + 1;
+            }
+            fields[count++] = std::string_view(line).substr(start, i - start);
+        }
     }
-    struct stat info{};
-    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-        ::close(fd);
-        // /dev/zero or a FIFO would be read forever.
-        throw ProfileFileError(path + ": not a regular file");
+    return count;
+}
+
+bool parse_field(std::string_view text, double &value) {
+    // from_chars (no locale, no copy) reads what the writers write; strtod then takes the rest
+    // Python's float() would (a leading '+', hexadecimal).
+    const char *end = text.data() + text.size();
+    const auto [stop, error] = std::from_chars(text.data(), end, value);
+    if (error == std::errc() && stop == end) {
+        return std::isfinite(value);
     }
-    std::string text;
-    char chunk[1 << 16];
-    ssize_t n;
-    while ((n = ::read(fd, chunk, sizeof(chunk))) != 0) {
+    char small[64];
+    if (text.size() < sizeof(small)) {
+        std::memcpy(small, text.data(), text.size());
+        small[text.size()] = '\0';
+        return parse_number(small, text.size(), value);
+    }
+    const std::string copy(text);
+    return parse_number(copy.c_str(), copy.size(), value);
+}
+
+bool parse_level(std::string_view text, int &value) {
+    double number = 0;
+    if (!parse_field(text, number) || number != std::floor(number) || number < INT_MIN ||
+        number > INT_MAX) {
+        return false;
+    }
+    value = static_cast<int>(number);
+    return true;
+}
+
+// Feeds what `fd` holds to `parser`, 64 KiB at a time.
+void feed_file(int fd, const std::string &path, DatParser &parser) {
+    std::vector<char> chunk(1 << 16);
+    for (;;) {
+        const ssize_t n = ::read(fd, chunk.data(), chunk.size());
+        if (n == 0) {
+            break;
+        }
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 continue;
             }
-            const int error = errno;
-            ::close(fd);
-            throw ProfileFileError(path + ": cannot read: " + std::strerror(error));
+            throw ProfileFileError(path + ": cannot read: " + std::strerror(errno));
         }
-        text.append(chunk, static_cast<size_t>(n));
+        parser.feed(chunk.data(), static_cast<size_t>(n));
     }
-    ::close(fd);
-    const size_t first = text.find_first_not_of(" \t\r\n");
-    if (first != std::string::npos && text[first] == '{') {
-        return profile_from_json(text, path);
+    parser.finish();
+}
+
+// Replays a whole Profile's records into a sink (a JSON profile is read whole).
+void replay(const Profile &profile, RecordSink &sink) {
+    sink.on_cmdline(profile.cmdline);
+    for (const MemorySample &s : profile.memory) {
+        sink.on_memory(s);
     }
-    return parse_dat(text, path);
+    for (const auto &[child, samples] : profile.children) {
+        for (const MemorySample &s : samples) {
+            sink.on_child(child, s);
+        }
+    }
+    for (const FunctionSpan &span : profile.functions) {
+        sink.on_function(span);
+    }
+}
+
+class Fd {
+  public:
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+    }
+    Fd(const Fd &) = delete;
+    Fd &operator=(const Fd &) = delete;
+    int get() const { return fd_; }
+
+  private:
+    int fd_;
+};
+
+} // namespace
+
+DatParser::DatParser(std::string source, RecordSink &sink)
+    : source_(std::move(source)), sink_(sink) {}
+
+void DatParser::feed(const char *data, size_t size) {
+    const char *end = data + size;
+    while (data < end) {
+        const char *newline = static_cast<const char *>(std::memchr(data, '\n', end - data));
+        const char *stop = newline != nullptr ? newline : end;
+        if (pending_.size() + static_cast<size_t>(stop - data) > max_line_bytes) {
+            throw ProfileFileError(source_ + ": line " + std::to_string(line_number_ + 1) +
+                                   ": longer than " + std::to_string(max_line_bytes >> 20) +
+                                   " MiB, not a profile record");
+        }
+        pending_.append(data, stop);
+        if (newline == nullptr) {
+            return;
+        }
+        parse_line(pending_, true);
+        pending_.clear();
+        data = newline + 1;
+    }
+}
+
+void DatParser::finish() {
+    if (!pending_.empty()) {
+        parse_line(pending_, false);
+        pending_.clear();
+    }
+}
+
+void DatParser::parse_line(std::string &line, bool has_newline) {
+    ++line_number_;
+    if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+    }
+    auto fail = [&](const std::string &why) {
+        const std::string what = has_newline ? why : "truncated record (" + why + ")";
+        throw ProfileFileError(source_ + ": line " + std::to_string(line_number_) + ": " + what +
+                               ": '" + shorten(line) + "'");
+    };
+    if (line.find('\0') != std::string::npos) {
+        fail("binary data, not a profile");
+    }
+    std::string_view f[7];
+    const size_t n = split_fields(line, f, 7);
+    if (n == 0) {
+        return;
+    }
+    const std::string_view tag = f[0];
+    if (tag == "CMDLINE") {
+        const size_t space = line.find(' ');
+        cmdline_ = space == std::string::npos ? "" : line.substr(space + 1);
+        sink_.on_cmdline(cmdline_);
+        previous_was_cmdline_ = true;
+        return;
+    }
+    if (tag == "MEM") {
+        MemorySample s;
+        if (n != 3 || !parse_field(f[1], s.mib) || !parse_field(f[2], s.time)) {
+            fail("MEM needs <MiB> <time>");
+        }
+        memory_seen_ = true;
+        sink_.on_memory(s);
+    } else if (tag == "CHLD") {
+        MemorySample s;
+        if (n != 4 || !parse_field(f[2], s.mib) || !parse_field(f[3], s.time)) {
+            fail("CHLD needs <pid> <MiB> <time>");
+        }
+        sink_.on_child(std::string(f[1]), s);
+    } else if (tag == "FUNC") {
+        FunctionSpan span;
+        const bool ok = (n == 6 || n == 7) && parse_field(f[2], span.mem_start) &&
+                        parse_field(f[3], span.time_start) && parse_field(f[4], span.mem_end) &&
+                        parse_field(f[5], span.time_end) && (n == 6 || parse_level(f[6], span.level));
+        if (!ok) {
+            fail("FUNC needs <name> <MiB> <time> <MiB> <time> [<level>]");
+        }
+        span.name = std::string(f[1]);
+        sink_.on_function(span);
+    } else if (previous_was_cmdline_ && !memory_seen_) {
+        // Older mprof wrote a command line holding newlines over several lines (its #210).
+        cmdline_ += " " + line;
+        sink_.on_cmdline(cmdline_);
+        return;
+    } else {
+        fail("not a MEM, CHLD, FUNC or CMDLINE record");
+    }
+    previous_was_cmdline_ = false;
+}
+
+Profile parse_dat(const std::string &text, const std::string &source) {
+    ProfileCollector collector;
+    DatParser parser(source, collector);
+    parser.feed(text.data(), text.size());
+    parser.finish();
+    return std::move(collector.profile);
+}
+
+void read_records(const std::string &path, RecordSink &sink) {
+    // O_NONBLOCK: opening a FIFO planted under a profile's name must not wait for a writer.
+    const Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (fd.get() < 0) {
+        throw ProfileFileError(path + ": cannot open: " + std::strerror(errno));
+    }
+    struct stat info{};
+    if (fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) {
+        // /dev/zero or a FIFO would be read forever.
+        throw ProfileFileError(path + ": not a regular file");
+    }
+    // A JSON profile starts with '{' after any whitespace: look at the first bytes only.
+    char head[4096];
+    ssize_t got = 0;
+    do {
+        got = ::pread(fd.get(), head, sizeof(head), 0);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        throw ProfileFileError(path + ": cannot read: " + std::strerror(errno));
+    }
+    const std::string_view start(head, static_cast<size_t>(got));
+    const size_t first = start.find_first_not_of(" \t\r\n");
+    if (first != std::string_view::npos && start[first] == '{') {
+        std::string text;
+        std::vector<char> chunk(1 << 16);
+        ssize_t n;
+        while ((n = ::read(fd.get(), chunk.data(), chunk.size())) != 0) {
+            if (n < 0) {
+                if (errno == EINTR || errno == EAGAIN) {
+                    continue;
+                }
+                throw ProfileFileError(path + ": cannot read: " + std::strerror(errno));
+            }
+            text.append(chunk.data(), static_cast<size_t>(n));
+        }
+        replay(profile_from_json(text, path), sink);
+        return;
+    }
+    DatParser parser(path, sink);
+    feed_file(fd.get(), path, parser);
+}
+
+Profile read_profile(const std::string &path) {
+    ProfileCollector collector;
+    read_records(path, collector);
+    return std::move(collector.profile);
 }
 
 std::string profile_to_json(const Profile &profile, int indent) {

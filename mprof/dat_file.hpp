@@ -52,11 +52,46 @@ std::string format_mem_line(const MemorySample& sample);
 std::string format_child_line(const std::string& child, const MemorySample& sample);
 std::string format_function_line(const FunctionSpan& span);
 
-// Parses .dat text. Blank lines are skipped; a line that is not a record, or a truncated
-// last line, throws ProfileFileError("<source>: line N: ...").
+// Receives a profile's records in file order; the reader keeps none of them, so what a
+// consumer keeps is all the memory reading costs (a .dat of any size streams through).
+class RecordSink {
+  public:
+    virtual ~RecordSink() = default;
+    // The command line read so far: called again when an older mprof's continues on next lines.
+    virtual void on_cmdline(const std::string& cmdline) = 0;
+    virtual void on_memory(const MemorySample& sample) = 0;
+    virtual void on_child(const std::string& child, const MemorySample& sample) = 0;
+    virtual void on_function(const FunctionSpan& span) = 0;
+};
+
+// Parses .dat text handed over in pieces of any size (a line may span pieces). Blank lines are
+// skipped; a line that is not a record, or a truncated last line, throws
+// ProfileFileError("<source>: line N: ..."), as does a line longer than max_line_bytes.
+class DatParser {
+  public:
+    static constexpr size_t max_line_bytes = 16u << 20;
+    DatParser(std::string source, RecordSink& sink);
+    void feed(const char* data, size_t size);
+    void finish(); // the end of the text: a last line without its newline is truncated
+  private:
+    void parse_line(std::string& line, bool has_newline);
+    std::string source_;
+    RecordSink& sink_;
+    std::string pending_; // the start of a line whose newline has not arrived yet
+    long line_number_ = 0;
+    std::string cmdline_;
+    bool previous_was_cmdline_ = false;
+    bool memory_seen_ = false;
+};
+
+// Parses a whole .dat text into a Profile.
 Profile parse_dat(const std::string& text, const std::string& source);
 
-// Reads a .dat file, or a .json file written by profile_to_json (recognised by its first '{').
+// Streams the records of a .dat file, or of a .json file written by profile_to_json
+// (recognised by its first '{'; JSON is read whole), into `sink`.
+void read_records(const std::string& path, RecordSink& sink);
+
+// Reads a .dat or .json profile whole.
 Profile read_profile(const std::string& path);
 
 // The same series as JSON: {"cmdline", "memory": [[MiB, t], ...], "children": {pid: [[MiB, t]]},

@@ -1,8 +1,10 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <optional>
 
 #include "mprof/dat_file.hpp"
+#include "mprof/drawn_profile.hpp"
 #include "mprof/output_file.hpp"
 #include "mprof/process_tree.hpp"
 #include "mprof/sampler.hpp"
@@ -84,6 +86,28 @@ py::dict profile_to_dict(const Profile& p, bool packed = false) {
             py::make_tuple(text(f.name), f.mem_start, f.time_start, f.mem_end, f.time_end, f.level));
     }
     d["functions"] = functions;
+    return d;
+}
+
+py::tuple sample_tuple(const MemorySample& s) { return py::make_tuple(s.mib, s.time); }
+
+// {"cmdline", "samples", "first": (MiB, t), "peak": (MiB, t), "start", "end",
+//  "children": {id: (samples, (peak MiB, t))}, "functions": count, "trend": (Σt, Σm, Σtt, Σtm)}
+py::dict summary_to_dict(const mprof::ProfileSummary& s) {
+    py::dict d;
+    d["cmdline"] = text(s.cmdline);
+    d["samples"] = s.memory.samples;
+    d["first"] = sample_tuple(s.memory.first);
+    d["peak"] = sample_tuple(s.memory.peak);
+    d["start"] = s.start;
+    d["end"] = s.end;
+    py::dict children;
+    for (const auto& [child, series] : s.children) {
+        children[text(child)] = py::make_tuple(series.samples, sample_tuple(series.peak));
+    }
+    d["children"] = children;
+    d["functions"] = s.functions;
+    d["trend"] = py::make_tuple(s.trend.t, s.trend.m, s.trend.tt, s.trend.tm);
     return d;
 }
 
@@ -236,6 +260,56 @@ void bind_mprof(py::module_& m) {
         py::arg("path"), py::arg("packed") = false,
         "Reads a .dat (memory_profiler format) or mprofxx .json profile; packed: samples as "
         "bytes of doubles (MiB, time, MiB, time, ...).");
+    m.def(
+        "read_profile_summary",
+        [](const FsPath& path) {
+            return summary_to_dict(mprof::summarize_profile(path));
+        },
+        py::arg("path"),
+        "The figures of a .dat or .json profile read as a stream, in memory independent of its "
+        "size: cmdline, samples, first and peak (MiB, t), start, end, children {id: (samples, "
+        "peak)}, functions (count), trend (least-squares sums over seconds since the first "
+        "sample).");
+    m.def(
+        "read_profile_drawn",
+        [](const FsPath& path, int columns, std::optional<std::pair<double, double>> window) {
+            if (columns < 1) {
+                throw py::value_error("columns must be at least 1");
+            }
+            mprof::DrawLimits limits;
+            limits.columns = columns;
+            const mprof::DrawnProfile drawn = mprof::read_drawn_profile(path, limits, window);
+            py::dict d = summary_to_dict(drawn.summary);
+            d["memory"] = samples_to_bytes(drawn.memory);
+            py::dict children;
+            for (const auto& [child, samples] : drawn.children) {
+                children[text(child)] = samples_to_bytes(samples);
+            }
+            d["children"] = children;
+            py::list functions;
+            for (const FunctionSpan& f : drawn.functions) {
+                functions.append(py::make_tuple(text(f.name), f.mem_start, f.time_start,
+                                                f.mem_end, f.time_end, f.level));
+            }
+            d["functions"] = functions;
+            py::dict totals;
+            for (const auto& [name, total] : drawn.totals) {
+                totals[text(name)] = py::make_tuple(total.calls, total.seconds);
+            }
+            d["totals"] = totals;
+            py::dict child_peaks;
+            for (const auto& [child, series] : drawn.summary.children) {
+                child_peaks[text(child)] = sample_tuple(series.peak);
+            }
+            d["child_peaks"] = child_peaks;
+            d["pixel"] = drawn.pixel;
+            return d;
+        },
+        py::arg("path"), py::arg("columns"), py::arg("window") = py::none(),
+        "What a plot of `columns` columns draws of a profile, read in two streaming passes: "
+        "the summary's keys, then memory and children as packed samples (first, lowest, "
+        "highest, last of each column), functions merged below a column, totals {name: "
+        "(calls, seconds)}, child_peaks, pixel. ProfileFileError beyond what a plot can draw.");
     m.def(
         "profile_to_json",
         [](const py::dict& profile, int indent) {

@@ -23,10 +23,10 @@ def plot(*profiles: str, **options: object) -> object:
     >>> fig = plot("mprofile_20240101000000.dat")  # doctest: +SKIP
     """
     from mprofxx import _profiles
-    from mprofxx._plot import draw, plot_options
+    from mprofxx._plot import draw, plot_options, read_for_plot
 
     chosen = plot_options(**options)  # type: ignore[arg-type]
-    recordings = [_profiles.read(p) for p in _profiles.latest_or(list(profiles))]
+    recordings = read_for_plot(_profiles.latest_or(list(profiles)), chosen)
     import matplotlib.pyplot as plt
 
     figure = draw(recordings, chosen)

@@ -88,7 +88,17 @@ def _xy(samples: Sequence[tuple[float, float]], start: float) -> tuple[Any, Any]
     return pairs[:, 1] - start, pairs[:, 0]
 
 
+def read_for_plot(paths: list[str], options: argparse.Namespace) -> list[Recording]:
+    """The recordings at ``paths`` as a plot draws them: streamed, thinned to the figure's
+    columns (of the window, if any) and spans merged below a column; CliError beyond what a
+    plot can draw."""
+    window = _parse_window(options.window)
+    return [_profiles.read_drawn(path, COLUMNS, window) for path in paths]
+
+
 def _start_time(recording: Recording) -> float:
+    if recording.drawn is not None:
+        return recording.drawn.start
     return min(min(_times(recording.memory), default=float("inf")),
                min((f[2] for f in recording.functions), default=float("inf")))
 
@@ -103,12 +113,20 @@ def _start_label(recording: Recording, start: float) -> str:
         ) from None
 
 
-def _draw_slope(ax: Any, xs: Any, ys: Any, colour: str) -> float:
+def _draw_slope(ax: Any, xs: Any, ys: Any, colour: str, recording: Recording,
+                start: float) -> float:
     import numpy as np
 
     if len(xs) < 2:
         return 0.0
-    slope, intercept = np.polyfit(xs, ys, 1)
+    if recording.drawn is not None:  # the line through every sample, from the streamed sums
+        fit = recording.drawn.slope()
+        if fit is None:
+            return 0.0
+        slope, at_first = fit
+        intercept = at_first - slope * (recording.drawn.first_time - start)
+    else:
+        slope, intercept = np.polyfit(xs, ys, 1)
     line = np.array([np.min(xs), np.max(xs)])
     ax.plot(line, slope * line + intercept, "--", color=colour, linewidth=0.8)
     return float(slope)
@@ -116,6 +134,8 @@ def _draw_slope(ax: Any, xs: Any, ys: Any, colour: str) -> float:
 
 def _pixel_seconds(recording: Recording, start: float, options: argparse.Namespace) -> float:
     """The seconds one column of the picture covers (spans closer than this merge)."""
+    if recording.drawn is not None:
+        return recording.drawn.pixel
     window = _parse_window(options.window)
     if window:
         return (window[1] - window[0]) / COLUMNS
@@ -133,7 +153,7 @@ def _draw_recording(
     if not single:
         label = f"{literal(os.path.basename(recording.path))} ({label})"
     if options.slope:
-        slope = _draw_slope(ax, xs, ys, "#00e3d8" if single else colour)  # from every sample
+        slope = _draw_slope(ax, xs, ys, "#00e3d8" if single else colour, recording, start)
         label += f" slope {slope:.5f} MiB/s"
     window = _parse_window(options.window)
     xs, ys = thin_samples(xs, ys, window=window)
@@ -231,13 +251,17 @@ def _draw_stacked(
 def _draw_brackets(ax: Any, recording: Recording, start: float, pixel: float) -> None:
     from matplotlib.collections import LineCollection
 
-    names = [f[0] for f in recording.functions]
+    totals: dict[str, tuple[int, float]] = {}
+    if recording.drawn is not None:  # every call's, counted while the file streamed
+        totals = dict(recording.drawn.totals)
+    else:
+        for name, _m0, t_start, _m1, t_end, _level in recording.functions:
+            calls, seconds = totals.get(name, (0, 0.0))
+            totals[name] = (calls + 1, seconds + (t_end - t_start))
+    # With a window, a function may have no span in it and still be in the legend.
+    names = [f[0] for f in recording.functions] + list(totals)
     labels = {name: literal(label) for name, label in function_labels(names).items()}
     colours = {n: _SPAN_COLOURS[i % len(_SPAN_COLOURS)] for i, n in enumerate(dict.fromkeys(names))}
-    totals: dict[str, tuple[int, float]] = {}
-    for name, _m0, t_start, _m1, t_end, _level in recording.functions:
-        calls, seconds = totals.get(name, (0, 0.0))
-        totals[name] = (calls + 1, seconds + (t_end - t_start))
     # Calls closer than a column of the picture are drawn as one bracket pair; one artist per
     # function and kind, not three per call (20,000 calls drew in 45 s).
     spans = merge_spans(recording.functions, pixel)
@@ -426,7 +450,7 @@ def plot_command(args: list[str]) -> int:
         import matplotlib  # noqa: F401
     except ImportError:
         raise CliError("plot needs matplotlib: pip install matplotlib") from None
-    recordings = [_profiles.read(p) for p in _profiles.latest_or(options.profiles)]
+    recordings = read_for_plot(_profiles.latest_or(options.profiles), options)
     output = options.output
     if output is not None:
         ext = os.path.splitext(output)[1].lower()

@@ -78,18 +78,62 @@ def peak_of(samples: Sequence[tuple[float, float]]) -> tuple[float, float]:
 
 @dataclass
 class Recording:
-    """One profile as read from a .dat or .json file (MiB, Unix seconds)."""
+    """One profile as read from a .dat or .json file (MiB, Unix seconds).
+
+    Read whole (``read``) it holds every record; read to be drawn (``read_drawn``) it holds
+    what a plot shows (``drawn`` set: thinned samples, merged spans) and the file's figures
+    computed over every record while streaming it.
+    """
 
     path: str
     cmdline: str
     memory: Sequence[tuple[float, float]]
     children: dict[str, Sequence[tuple[float, float]]] = field(default_factory=dict)
     functions: list[tuple[str, float, float, float, float, int]] = field(default_factory=list)
+    drawn: DrawnFigures | None = None
 
     @property
     def peak(self) -> tuple[float, float]:
-        """Return ``(MiB, time)`` of the highest MEM sample."""
+        """Return ``(MiB, time)`` of the (first) highest MEM sample."""
+        if self.drawn is not None:
+            return self.drawn.peak
         return peak_of(self.memory)
+
+
+@dataclass
+class DrawnFigures:
+    """A drawn recording's figures over all of its file, not only what is drawn."""
+
+    samples: int
+    peak: tuple[float, float]
+    start: float  # earliest MEM time or FUNC start
+    end: float  # latest MEM time or FUNC end
+    first_time: float  # time of the first MEM sample
+    trend: tuple[float, float, float, float]  # sums of t, MiB, t*t, t*MiB (t from first_time)
+    totals: dict[str, tuple[int, float]]  # calls and seconds of every function
+    pixel: float  # seconds a column covers
+
+    def slope(self) -> tuple[float, float] | None:
+        """``(MiB/s, MiB at first_time)`` of the least-squares line through every sample."""
+        n = self.samples
+        st, sm, stt, stm = self.trend
+        spread = n * stt - st * st
+        if n < 2 or not spread > 0:
+            return None
+        slope = (n * stm - st * sm) / spread
+        return slope, (sm - slope * st) / n
+
+
+@dataclass
+class Summary:
+    """A profile's figures read as a stream (``mprofxx peak``): no sample is kept."""
+
+    path: str
+    cmdline: str
+    samples: int
+    first: tuple[float, float]
+    peak: tuple[float, float]
+    children: dict[str, tuple[int, tuple[float, float]]]  # id: (samples, peak)
 
 
 def profile_filenames() -> list[str]:
@@ -148,8 +192,7 @@ def read(path: str, require_samples: bool = True) -> Recording:
     """Return the recording in ``path``; CliError if it is unreadable or holds no sample."""
     from _memxx import ProfileFileError, read_profile
 
-    if os.path.isdir(path):
-        raise CliError(f"{path} is a directory, not a profile file")
+    _checked_path(path)
     try:
         data = read_profile(path, packed=True)
     except ProfileFileError as error:
@@ -163,6 +206,49 @@ def read(path: str, require_samples: bool = True) -> Recording:
     if require_samples and not recording.memory:
         raise CliError(f"{path}: no memory samples (MEM lines) in this file")
     return recording
+
+
+def _checked_path(path: str) -> None:
+    if os.path.isdir(path):
+        raise CliError(f"{path} is a directory, not a profile file")
+
+
+def read_summary(path: str) -> Summary:
+    """Return the figures of the profile in ``path``, read as a stream; CliError if it is
+    unreadable or holds no sample."""
+    from _memxx import ProfileFileError, read_profile_summary
+
+    _checked_path(path)
+    try:
+        data = read_profile_summary(path)
+    except ProfileFileError as error:
+        raise CliError(str(error)) from None
+    if not data["samples"]:
+        raise CliError(f"{path}: no memory samples (MEM lines) in this file")
+    return Summary(path, data["cmdline"].strip(), data["samples"], data["first"], data["peak"],
+                   data["children"])
+
+
+def read_drawn(path: str, columns: int, window: tuple[float, float] | None = None) -> Recording:
+    """Return what a plot of ``columns`` columns draws of ``path`` (``window``: seconds from
+    the start), read in two streaming passes; CliError (one line naming the file and the limit)
+    when it holds more than a plot can draw."""
+    from _memxx import ProfileFileError, read_profile_drawn
+
+    _checked_path(path)
+    try:
+        data = read_profile_drawn(path, columns, window)
+    except ProfileFileError as error:
+        raise CliError(str(error)) from None
+    if not data["samples"]:
+        raise CliError(f"{path}: no memory samples (MEM lines) in this file")
+    figures = DrawnFigures(data["samples"], data["peak"], data["start"], data["end"],
+                           data["first"][1], data["trend"], data["totals"], data["pixel"])
+    children: dict[str, Sequence[tuple[float, float]]] = {
+        child: Samples(packed) for child, packed in data["children"].items()
+    }
+    return Recording(path, data["cmdline"].strip(), Samples(data["memory"]), children,
+                     data["functions"], figures)
 
 
 def peak_path(dat_path: str) -> str:

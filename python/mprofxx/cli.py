@@ -683,28 +683,27 @@ def peak_command(args: list[str]) -> int:
     if options.n < 1:
         raise CliError(f"-n must be a positive number of rows, not {options.n}")
     for path in _profiles.latest_or(options.profiles):
-        recording = _profiles.read(path)
-        if options.lines:
-            _print_peak_lines(recording, options.n)
-            continue
-        if options.func:
-            values = _profiles.samples_in_function(recording, options.func)
-            if not values:
-                print(f"{terminal_line(path)}\tNaN MiB")
+        if not options.func:  # read as a stream: memory independent of the file's size
+            summary = _profiles.read_summary(path)
+            if options.lines:
+                _print_peak_lines(summary, options.n)
                 continue
-            print(f"{terminal_line(path)}\t{max(values):.3f} MiB")
+            print(f"{terminal_line(path)}\t{summary.peak[0]:.3f} MiB")
+            for child, (_samples, child_peak) in summary.children.items():
+                print(f"  Child {terminal_line(child)}\t\t\t{child_peak[0]:.3f} MiB")
             continue
-        print(f"{terminal_line(path)}\t{recording.peak[0]:.3f} MiB")
-        for child, samples in recording.children.items():
-            print(f"  Child {terminal_line(child)}\t\t\t{_profiles.peak_of(samples)[0]:.3f} MiB")
+        # --func: the samples taken while the function ran, so every sample is read.
+        values = _profiles.samples_in_function(_profiles.read(path), options.func)
+        print(f"{terminal_line(path)}\t{max(values):.3f} MiB" if values
+              else f"{terminal_line(path)}\tNaN MiB")
     return 0
 
 
-def _print_peak_lines(recording: _profiles.Recording, limit: int) -> None:
+def _print_peak_lines(recording: _profiles.Summary, limit: int) -> None:
     # File names, source lines and command lines come from the peak file: escaped, so that a
     # name holding ESC sequences (clear screen, window title, OSC 52 clipboard) shows as text.
     tables = _profiles.read_peak(recording.path)
-    start = recording.memory[0][1]
+    start = recording.first[1]
     for index, table in enumerate(tables):
         if index == 0:
             rss, when = recording.peak

@@ -12,6 +12,7 @@ Re-exported by ``objgraphxx``; see its docstring and the README's "Leak finder" 
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
 from typing import IO, Any, Iterable, NamedTuple, Optional
@@ -82,7 +83,12 @@ def _frame_text(thread_id: int, depth: int, code: Any, slot: str, asking: Any) -
         where = "%s:%d" % (where, frame.f_lineno)
     del frame
     qualname = getattr(code, "co_qualname", code.co_name)
-    kind = "cell" if slot in code.co_cellvars or slot in code.co_freevars else "local"
+    if slot in code.co_cellvars or slot in code.co_freevars:
+        kind = "cell"
+    elif code.co_flags & inspect.CO_OPTIMIZED:
+        kind = "local"
+    else:  # the frame's namespace dict: a script's globals, a class body's names
+        kind = "global" if code.co_name == "<module>" else "name"
     return "%s %r of %s() at %s (%s)" % (kind, slot, qualname, where, thread_name)
 
 
@@ -96,10 +102,12 @@ def why_alive(
     """Print and return the shortest chain of references from a root that keeps ``obj`` alive.
 
     Roots are modules in sys.modules (their globals), classes (their attributes) and the
-    variables of live frames on every thread. Never roots: frames of this package, the line
-    profiler and the IPython shell; at a pdb prompt, the prompt and what it runs; and the
-    calling (or debugged) frame's own reference to ``obj``, so the answer is the same from
-    inside pdb. One line per hop with the attribute, key or index that holds the next object;
+    variables of live frames on every thread (a script's globals too, however it is run).
+    Never roots: frames of this package, the line profiler, the IPython shell and debuggers
+    (pdb, bdb, cmd, code, ipdb); at a pdb prompt, the prompt and what it runs. The calling (or
+    debugged) frame's own variable holding ``obj`` is the answer only when no other root
+    reaches it, so the answer is the same from inside pdb. One line per hop with the
+    attribute, key or index that holds the next object;
     ``filename`` also draws the chain (.png/.svg/.pdf rendered in-process, .dot written).
     Returns [Hop(edge, obj)] from the root to ``obj``, or [] when no root reaches it (only C
     code holds it, or it is garbage).

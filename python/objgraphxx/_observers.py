@@ -17,7 +17,8 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def observer_types() -> tuple[type, ...]:
-    """Return the types whose instances are never steps of a chain: debugger and IPython shell.
+    """Return the types whose instances are never steps of a chain: debugger, IPython shell
+    and why_alive's own answers.
 
     >>> import bdb
     >>> bdb.Bdb in observer_types()
@@ -29,6 +30,9 @@ def observer_types() -> tuple[type, ...]:
         ("IPython.core.interactiveshell", "InteractiveShell"),
         ("IPython.core.displayhook", "DisplayHook"),
         ("IPython.core.history", "HistoryManager"),
+        # why_alive's own answers, kept in a variable at a prompt, are not why an object lives.
+        ("objgraphxx._leaks", "AliveChain"),
+        ("objgraphxx._leaks", "Hop"),
     ):
         module = sys.modules.get(module_name)
         t = getattr(module, attr, None) if module is not None else None
@@ -105,14 +109,15 @@ def observer_prefixes() -> list[str]:
 
 
 def debugger_prefixes() -> list[str]:
-    """Return the files of debuggers: with one at its prompt, the frames above the debugged one
-    are the question being asked.
+    """Return the files of debuggers and consoles (never roots): with one at its prompt, the
+    frames above the debugged one are the question being asked.
 
     >>> import pdb
     >>> pdb.__file__ in debugger_prefixes()
     True
     """
-    return _module_paths(("bdb", "pdb", "cmd", "IPython.core.debugger"), directory=False) + (
+    debuggers = ("bdb", "pdb", "cmd", "code", "IPython.core.debugger")
+    return _module_paths(debuggers, directory=False) + (
         _module_paths(("ipdb",), directory=True)
     )
 

@@ -109,3 +109,58 @@ TEST_CASE("malformed files name the file and the line") {
     CHECK_THROWS_AS(profile_from_json("{\"memory\": 3}", "x.json"), ProfileFileError);
     CHECK_THROWS_AS(read_profile("/nonexistent/dir/x.dat"), ProfileFileError);
 }
+
+namespace {
+
+// Counts what a streamed read hands over, keeping nothing else.
+struct CountingSink : RecordSink {
+    std::string cmdline;
+    long memory = 0, children = 0, functions = 0;
+    double last_mib = 0;
+    void on_cmdline(const std::string& text) override { cmdline = text; }
+    void on_memory(const MemorySample& s) override {
+        ++memory;
+        last_mib = s.mib;
+    }
+    void on_child(const std::string&, const MemorySample&) override { ++children; }
+    void on_function(const FunctionSpan&) override { ++functions; }
+};
+
+} // namespace
+
+TEST_CASE("a .dat fed a byte at a time gives the records of the whole text") {
+    const std::string text = "CMDLINE python\nx.py\r\nMEM 1.5 10.0\n\nCHLD 7 2.0 10.5\n"
+                             "FUNC m.f 1.0 10.0 2.0 11.0 3\nMEM +2.5 0x10\n";
+    CountingSink sink;
+    DatParser parser("pieces.dat", sink);
+    for (char c : text) {
+        parser.feed(&c, 1);
+    }
+    parser.finish();
+    CHECK(sink.cmdline == "python x.py");
+    CHECK(sink.memory == 2);
+    CHECK(sink.last_mib == 2.5); // what Python's float() reads, strtod reads too
+    CHECK(sink.children == 1);
+    CHECK(sink.functions == 1);
+}
+
+TEST_CASE("a line longer than a record can be is refused, not held") {
+    CountingSink sink;
+    DatParser parser("long.dat", sink);
+    const std::string piece(1 << 20, 'x');
+    std::string error;
+    try {
+        for (int i = 0; i < 17; ++i) {
+            parser.feed(piece.data(), piece.size());
+        }
+    } catch (const ProfileFileError& e) {
+        error = e.what();
+    }
+    CHECK(error == "long.dat: line 1: longer than 16 MiB, not a profile record");
+}
+
+TEST_CASE("a FUNC level beyond an int is a malformed record") {
+    CHECK_THROWS_AS(parse_dat("FUNC m.f 1 2 3 4 1e300\n", "level.dat"), ProfileFileError);
+    CHECK(parse_dat("FUNC m.f 1 2 3 4 2000000000\n", "level.dat").functions[0].level ==
+          2000000000);
+}

@@ -7,12 +7,14 @@
 // Built with clang's -fsanitize=fuzzer this is a libFuzzer target. Otherwise (GCC, the CI build)
 // the main() below is a deterministic mutation loop over the seed files:
 //   fuzz_profile_reader --runs N [--seed S] [--timeout SECONDS] seed_file...
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -24,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mprof/dat_file.hpp"
+#include "mprof/drawn_profile.hpp"
 
 using memxx::mprof::Profile;
 using memxx::mprof::ProfileFileError;
@@ -89,11 +92,95 @@ void check_round_trip(const Profile &profile) {
     }
 }
 
-void run_one(const std::string &text) {
+// Keeps every record, as parse_dat does, from text fed in pieces.
+class Collector : public memxx::mprof::RecordSink {
+  public:
+    Profile profile;
+    void on_cmdline(const std::string &cmdline) override { profile.cmdline = cmdline; }
+    void on_memory(const memxx::mprof::MemorySample &s) override { profile.memory.push_back(s); }
+    void on_child(const std::string &child, const memxx::mprof::MemorySample &s) override {
+        profile.children[child].push_back(s);
+    }
+    void on_function(const memxx::mprof::FunctionSpan &span) override {
+        profile.functions.push_back(span);
+    }
+};
+
+// The streaming parser, fed 1 to 13 bytes at a time, must give what parsing the whole gives.
+void check_pieces(const std::string &text, const Profile *whole) {
+    Collector collector;
+    memxx::mprof::DatParser parser("fuzz.dat", collector);
     try {
-        check_round_trip(memxx::mprof::parse_dat(text, "fuzz.dat"));
+        size_t at = 0;
+        for (size_t step = 1; at < text.size(); step = step % 13 + 1) {
+            const size_t n = std::min(step, text.size() - at);
+            parser.feed(text.data() + at, n);
+            at += n;
+        }
+        parser.finish();
     } catch (const ProfileFileError &error) {
         check_error_message(error);
+        if (whole != nullptr) {
+            fail("fed in pieces, a text that parses whole was refused", error.what());
+        }
+        return;
+    }
+    if (whole == nullptr || !same(*whole, collector.profile) ||
+        whole->cmdline != collector.profile.cmdline) {
+        fail("fed in pieces, the text parsed differently", text.substr(0, 200));
+    }
+}
+
+// What peak and plot keep of a file: the first highest sample, and at most 4 samples a column
+// (3 columns and the two outside), the peak among them, in file order.
+void check_drawn(const std::string &text, const Profile &whole) {
+    static const std::string path = "/tmp/fuzz_profile_reader." + std::to_string(getpid());
+    {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << text;
+    }
+    memxx::mprof::DrawLimits limits;
+    limits.columns = 3;
+    memxx::mprof::DrawnProfile drawn;
+    try {
+        drawn = memxx::mprof::read_drawn_profile(path, limits, std::nullopt);
+        std::remove(path.c_str());
+    } catch (const ProfileFileError &error) {
+        std::remove(path.c_str());
+        check_error_message(error);
+        if (whole.children.size() <= limits.max_children && text.find('{') == std::string::npos) {
+            fail("a file that parses was refused for drawing", error.what());
+        }
+        return;
+    }
+    if (drawn.summary.memory.samples != static_cast<long>(whole.memory.size()) ||
+        drawn.memory.size() > 4 * 5 || drawn.memory.size() > whole.memory.size()) {
+        fail("drawn samples are not bounded by the columns", text.substr(0, 200));
+    }
+    if (!whole.memory.empty()) {
+        const auto peak = std::max_element(
+            whole.memory.begin(), whole.memory.end(),
+            [](const auto &a, const auto &b) { return a.mib < b.mib; });
+        const bool kept = std::any_of(drawn.memory.begin(), drawn.memory.end(), [&](const auto &s) {
+            return s.mib == peak->mib && s.time == peak->time;
+        });
+        if (drawn.summary.memory.peak.mib != peak->mib ||
+            drawn.summary.memory.peak.time != peak->time || !kept) {
+            fail("the peak is not the first highest sample, or was thinned away",
+                 text.substr(0, 200));
+        }
+    }
+}
+
+void run_one(const std::string &text) {
+    try {
+        const Profile whole = memxx::mprof::parse_dat(text, "fuzz.dat");
+        check_round_trip(whole);
+        check_pieces(text, &whole);
+        check_drawn(text, whole);
+    } catch (const ProfileFileError &error) {
+        check_error_message(error);
+        check_pieces(text, nullptr);
     } catch (const std::exception &error) {
         fail("parse_dat threw something other than ProfileFileError", error.what());
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -538,6 +539,133 @@ def test_why_alive_through_a_list_whose_len_raises() -> None:
     assert shown.endswith("    [0] -> object\n")
 
 
+# --- 7b. why_alive at a prompt: the frames' variables are roots, named --------------------------
+
+PROMPT_APP = """\
+class Session:
+    pass
+
+
+def handle():
+    sess = Session()
+    breakpoint()
+    return sess
+
+
+handle()
+"""
+
+
+def _debug(script: Path, commands: str, *args: str) -> str:
+    env = dict(os.environ, PYTHONBREAKPOINT="pdb.set_trace")
+    run = subprocess.run([sys.executable, *args, str(script)], input=commands, cwd=script.parent,
+                         capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert run.returncode == 0 and "Traceback" not in run.stdout + run.stderr, (run.stdout,
+                                                                               run.stderr)
+    return run.stdout.replace("(Pdb) ", "")
+
+
+def test_why_alive_at_a_pdb_prompt_names_the_debugged_frames_local(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(PROMPT_APP)
+    shown = _debug(app, "import objgraphxx\n"
+                        "p objgraphxx.why_alive(sess)\n"
+                        "!import objgraphxx; print(objgraphxx.why_alive(sess))\n"
+                        "c\n")
+    # The local, its function and the line pdb says the frame is stopped at (3.11, 3.12: 8,
+    # after breakpoint(); 3.13+: 7, on it), once printed and once in the returned chain's
+    # repr, for each of the two commands.
+    stopped = re.search(r"app\.py\((\d+)\)handle\(\)", shown)
+    assert stopped is not None and stopped.group(1) in ("7", "8"), shown
+    root = f"local 'sess' of handle() at app.py:{stopped.group(1)} (MainThread)"
+    assert shown.count(f"{root} -> Session\n") == 2, shown
+    assert shown.count(f"<why_alive chain of 1 hops: {root} (Session)>") == 2, shown
+    assert "garbage" not in shown and "bdb.py" not in shown and "pdb.py" not in shown
+
+
+def test_why_alive_at_a_pdb_prompt_goes_past_the_debugged_frames_own_reference(
+    tmp_path: Path,
+) -> None:
+    # A global cache holds the session too: that is why it lives on, not the local asked about.
+    app = tmp_path / "app.py"
+    app.write_text("CACHE = []\n" + PROMPT_APP.replace(
+        "    sess = Session()\n", "    sess = Session()\n    CACHE.append(sess)\n"))
+    shown = _debug(app, "import objgraphxx\np objgraphxx.why_alive(sess)\nc\n")
+    # The script's global, named with the line its module-level frame is at (handle() call).
+    assert ("global 'CACHE' of <module>() at app.py:13 (MainThread) -> list (1 items)\n"
+            "    [0] -> Session\n") in shown, shown
+
+
+MODULE_LEVEL_SCRIPT = """\
+import objgraphxx
+
+
+class Session:
+    pass
+
+
+sess = Session()
+objgraphxx.why_alive(sess)
+"""
+
+
+@pytest.mark.parametrize("how", ["python", "runpy", "pdb", "memory_profilerxx", "mprofxx"])
+def test_why_alive_at_a_scripts_module_level_names_the_users_global(tmp_path: Path,
+                                                                     how: str) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(MODULE_LEVEL_SCRIPT)
+    command = {
+        "python": [str(script)],
+        "runpy": ["-c", "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')",
+                  str(script)],
+        "pdb": ["-m", "pdb", str(script)],
+        "memory_profilerxx": ["-m", "memory_profilerxx", str(script)],
+        "mprofxx": ["-m", "mprofxx", "run", str(script)],
+    }[how]
+    run = subprocess.run([sys.executable, *command], input="c\nq\n", cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    # As run (python script.py), __main__ is the script's module; under runpy, pdb and the
+    # profilers its globals are also the running <module> frame's namespace: either way the
+    # user's own variable is named, never the runner's (run_globals, Bdb.run's globals).
+    assert ("global 'sess' of <module>() at script.py:9 (MainThread) -> Session\n"
+            in run.stdout), run.stdout
+    assert "runpy" not in run.stdout and "bdb" not in run.stdout and "garbage" not in run.stdout
+
+
+def test_why_alive_from_a_function_names_its_own_local_only_when_nothing_else_holds_it(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "own.py"
+    script.write_text("import objgraphxx\n"
+                      "KEEP = []\n"
+                      "def ask():\n"
+                      "    loc = object()\n"
+                      "    objgraphxx.why_alive(loc)\n"
+                      "    KEEP.append(loc)\n"
+                      "    objgraphxx.why_alive(loc)\n"
+                      "ask()\n")
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert run.stdout == ("local 'loc' of ask() at own.py:5 (MainThread) -> object\n"
+                          "global 'KEEP' of <module>() at own.py:8 (MainThread) -> list (1 items)\n"
+                          "    [0] -> object\n")
+
+
+def test_why_alive_in_a_code_interact_console_names_the_functions_local(tmp_path: Path) -> None:
+    script = tmp_path / "console.py"
+    script.write_text("import code\n"
+                      "def serve():\n"
+                      "    conn = bytearray(10)\n"
+                      "    code.interact(local={'conn': conn}, banner='', exitmsg='')\n"
+                      "serve()\n")
+    run = subprocess.run([sys.executable, str(script)], input="import objgraphxx\n"
+                         "_ = objgraphxx.why_alive(conn)\n", cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert "local 'conn' of serve() at console.py:4 (MainThread) -> bytearray" in run.stdout, (
+        run.stdout, run.stderr)
+
+
 # --- 6. Size: drawing costs in proportion to the picture -------------------------------------
 
 def test_thinned_samples_keep_every_columns_extremes() -> None:
@@ -638,3 +766,110 @@ def test_samples_are_read_packed_16_bytes_each(tmp_path: Path) -> None:
     assert figures["tuples"] - figures["packed"] > 70e6, figures
     result = mprofxx("peak", DAT, cwd=tmp_path)
     assert result.stdout.splitlines() == [f"{DAT}\t777.500 MiB"]
+
+
+def _max_rss_of(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run ``command``; return its result and its own maximum resident set size in bytes (a
+    wrapper runs it, so RUSAGE_CHILDREN holds this one process's figure alone)."""
+    wrapped = subprocess.run(
+        [sys.executable, "-c",
+         "import resource, subprocess, sys\n"
+         "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+         "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr)\n"
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+         "sys.exit(r.returncode)", *command],
+        cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+    *stderr, max_rss_kib = wrapped.stderr.splitlines()
+    wrapped.stderr = "\n".join(stderr)
+    return wrapped, int(max_rss_kib) * 1024
+
+
+def _ten_million_line_dat(path: Path) -> tuple[float, float]:
+    """A 10 M-line .dat (MEM lines, a FUNC line in every 1,000): return its peak sample."""
+    t0 = 1700000000.0
+    with open(path, "w") as out:
+        out.write("CMDLINE python big.py\n")
+        for block in range(10_000):
+            base = t0 + block * 10.0
+            lines = [f"MEM {100 + (i * 7919 % 1000) / 10:.6f} {base + i * 0.01:.4f}\n"
+                     for i in range(999)]
+            lines.append(f"FUNC __main__.work 100.0 {base:.4f} 101.0 {base + 9.98:.4f} 0\n")
+            if block == 5_000:
+                lines[500] = f"MEM 777.250000 {base + 5.0:.4f}\n"
+            out.write("".join(lines))
+    return 777.25, t0 + 5_000 * 10.0 + 5.0
+
+
+def test_peak_and_plot_of_a_ten_million_line_dat_stay_within_a_bound(tmp_path: Path) -> None:
+    peak = _ten_million_line_dat(tmp_path / DAT)
+    result, peak_rss = _max_rss_of([sys.executable, "-m", "mprofxx", "peak", DAT], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{DAT}\t{peak[0]:.3f} MiB"]
+    # Streamed: the interpreter and the extension (~18 MiB), not the file (310 MB; read whole
+    # it took 1.5 GB in the issue, 616 MB before this change).
+    assert peak_rss < 64 << 20, peak_rss
+    result, plot_rss = _max_rss_of([sys.executable, "-m", "mprofxx", "plot", "-o", "p.png", DAT],
+                                   tmp_path)
+    assert result.returncode == 0, result.stderr
+    # matplotlib's own ~110 MiB and a picture's worth of samples (2,000 columns), not 2.4 GB.
+    assert plot_rss < 256 << 20, plot_rss
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_drawn_samples_keep_each_columns_extremes_and_the_peak(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+    from _memxx import read_profile, read_profile_drawn
+
+    rng = random.Random(5)
+    lines = ["CMDLINE x"]
+    for i in range(200_000):
+        lines.append(f"MEM {rng.uniform(10, 90):.6f} {1700000000 + i * 0.001:.4f}")
+        if i % 7 == 0:
+            lines.append(f"CHLD 42 {rng.uniform(1, 5):.6f} {1700000000 + i * 0.001:.4f}")
+    (tmp_path / DAT).write_text("\n".join(lines) + "\n")
+    whole = read_profile(str(tmp_path / DAT))
+    columns = 100
+    drawn = read_profile_drawn(str(tmp_path / DAT), columns)
+    assert drawn["samples"] == 200_000 and drawn["peak"] == max(whole["memory"],
+                                                                key=lambda s: s[0])
+    start, end = drawn["start"], drawn["end"]
+    width = (end - start) / columns
+    for series, packed in ((whole["memory"], drawn["memory"]),
+                           (whole["children"]["42"], drawn["children"]["42"])):
+        every = np.asarray(series)
+        kept = np.frombuffer(packed, dtype=float).reshape(-1, 2)
+        assert len(kept) <= 4 * (columns + 2)
+        for name, values in (("every", every), ("kept", kept)):
+            column = np.clip(np.floor((values[:, 1] - start) / width), 0, columns)
+            extremes = [(values[column == c, 0].min(), values[column == c, 0].max())
+                        for c in range(columns + 1) if (column == c).any()]
+            if name == "every":
+                expected = extremes
+            else:
+                assert extremes == expected  # each column's lowest and highest, exactly
+        assert list(kept[:, 1]) == sorted(kept[:, 1])  # in time order
+        assert tuple(kept[0]) == tuple(every[0]) and tuple(kept[-1]) == tuple(every[-1])
+
+
+def test_a_dat_beyond_what_a_plot_can_draw_is_one_error_line(tmp_path: Path) -> None:
+    # 1,001 functions; 257 child processes; 300,000 spans far apart on 300 levels.
+    write_dat(tmp_path, "".join(f"FUNC m.f{i} 1.0 1700000000.0 2.0 1700000000.5 0\n"
+                                for i in range(1001)))
+    line = one_error_line(mprofxx("plot", "-o", "p.png", cwd=tmp_path))
+    assert line == (f"mprofxx: error: {DAT}: more than 1,000 functions, beyond what a plot "
+                    "can draw")
+    write_dat(tmp_path, "".join(f"CHLD {pid} 1.0 1700000000.5\n" for pid in range(257)))
+    line = one_error_line(mprofxx("plot", "-o", "p.png", cwd=tmp_path))
+    assert line == (f"mprofxx: error: {DAT}: more than 256 child processes, beyond what a plot "
+                    "can draw")
+    assert mprofxx("peak", DAT, cwd=tmp_path).returncode == 0  # peak prints each child's
+    write_dat(tmp_path, "".join(f"FUNC m.f 1.0 {1700000000 + i * 3000:.1f} 2.0 "
+                                f"{1700000000 + i * 3000 + 1:.1f} {level}\n"
+                                for level in range(300) for i in range(1000)))
+    result = mprofxx("plot", "-o", "p.png", cwd=tmp_path)
+    line = one_error_line(result)
+    assert line == (f"mprofxx: error: {DAT}: more than 200,000 function spans even with calls "
+                    "closer than a pixel merged, beyond what a plot can draw")
+    assert not (tmp_path / "p.png").exists()
