@@ -408,6 +408,7 @@ def test_refuses_a_target_with_another_version(tmp_path: Path) -> None:
 
 
 @needs_ptrace
+@pytest.mark.skipif(shutil.which("lldb") is None, reason="lldb (the debugger holding the target)")
 def test_refuses_a_target_already_under_a_debugger(target: Target, tmp_path: Path) -> None:
     holder = subprocess.Popen(["lldb", "--batch", "-p", str(target.pid), "-o", "process continue"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
