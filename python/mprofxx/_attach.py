@@ -92,8 +92,8 @@ def _refuse_unsafe(target: Target) -> None:
         raise CliError(f"permission denied: cannot read the environment of PID {pid}") from None
     except OSError:
         raise CliError(f"no running process with PID {pid}") from None
-    if any(entry.startswith(b"PYTHON_DISABLE_REMOTE_DEBUG=") and entry != b"PYTHON_DISABLE_REMOTE_DEBUG="
-           for entry in environment):
+    disabled = b"PYTHON_DISABLE_REMOTE_DEBUG="  # any non-empty value disables it
+    if any(entry.startswith(disabled) and entry != disabled for entry in environment):
         raise CliError(f"remote debugging is disabled in PID {pid} (PYTHON_DISABLE_REMOTE_DEBUG)")
     for at, argument in enumerate(arguments[:-1]):
         if argument == b"-X" and arguments[at + 1] == b"disable_remote_debug" or \
@@ -296,8 +296,11 @@ def start_inside(pid: int, mode: str, seconds: Optional[float], chains: int = 3)
         else:
             _enter_with_lldb(target, snippet)
         status = _wait_for_status(target, directory)
-    except BaseException:
+    except KeyboardInterrupt:
         shutil.rmtree(directory, ignore_errors=True)  # the boot finds no folder and returns
+        raise CliError(f"interrupted before PID {pid} started recording") from None
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
         raise
     if status.startswith("refused: "):
         shutil.rmtree(directory, ignore_errors=True)
