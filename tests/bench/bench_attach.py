@@ -66,7 +66,7 @@ def rate(log: Path, start: float, end: float) -> float:
 
 
 def longest_pause(log: Path, start: float, end: float) -> float:
-    """The longest time the target logged nothing, less its 0.25 s window (stopped by a debugger)."""
+    """The longest time the target logged nothing, less its 0.25 s window (a debugger held it)."""
     times = [float(line.split()[0]) for line in log.read_text().splitlines()]
     inside = [t for t in times if start <= t <= end]
     gaps = [b - a for a, b in zip(inside, inside[1:])]
