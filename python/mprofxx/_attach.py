@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -245,11 +246,15 @@ def _create(path: str) -> None:
 
 
 def _read(path: str) -> Optional[str]:
+    # The folder belongs to the target's user when root attaches: a link or a FIFO planted there
+    # is not followed or waited on.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     with os.fdopen(fd, encoding="utf-8", errors="replace") as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         return source.read()
 
 
