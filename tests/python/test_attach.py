@@ -317,6 +317,23 @@ def test_a_target_that_exits_while_recorded_writes_its_table(tmp_path: Path) -> 
 
 
 @needs_ptrace
+def test_ctrl_c_stops_the_recording_and_writes_the_table(target: Target, tmp_path: Path) -> None:
+    cli = subprocess.Popen([sys.executable, "-m", "mprofxx", "attach", "--peak", "-o", "c.dat",
+                            str(target.pid)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    assert "attached to PID" in cli.stdout.readline()
+    time.sleep(1.5)
+    cli.send_signal(signal.SIGINT)
+    assert cli.wait(timeout=60) == 0
+    (table,) = json.loads((tmp_path / "c.peak.json").read_text())["processes"]
+    made = target.made_between(table["start_time"], table["peak_time"])
+    frames = table["frames"]
+    on_line = sum(s["bytes"] for s in table["stacks"]
+                  if s["frames"] and frames[s["frames"][0]][2] == LEAK_LINE)
+    assert made > 50 and abs(on_line - made * BLOCK_ALLOCATED) <= 0.1 * made * BLOCK_ALLOCATED
+    assert_unhooked(target.check())
+
+
+@needs_ptrace
 def test_attach_twice_in_a_row(target: Target, tmp_path: Path) -> None:
     # the second session finds the target as the first found it
     for name in ("one.dat", "two.dat"):
