@@ -56,6 +56,9 @@ def inspect(pid: int) -> Target:
     try:
         executable = os.readlink(f"/proc/{pid}/exe")
     except FileNotFoundError:
+        if os.path.exists(f"/proc/{pid}"):
+            raise CliError(f"PID {pid} is not a CPython process (no executable: a kernel thread)"
+                           ) from None
         raise CliError(f"no running process with PID {pid}") from None
     except PermissionError:
         raise CliError(f"permission denied: cannot inspect PID {pid} (another user's?)") from None
