@@ -14,7 +14,8 @@ after the tool detached. Printed, medians over the rounds:
 - longest stop: the longest time the target made no progress (a debugger holding it);
 - rate after detach / rate before (1.00 = back to full speed).
 
-memray is run as ``memray attach --method lldb`` (gdb cannot call functions on this CPU) and with
+memray is run as ``memray attach --method lldb`` (gdb cannot call functions on this CPU; 3.14+:
+``--method sys.remote_exec``, as ours) and with
 ``--trace-python-allocators`` (it then sees what our recorder sees). The benchmark prints; it
 asserts nothing.
 """
@@ -127,7 +128,8 @@ def main() -> None:
                                    str(ATTACHED), "-o", "a.dat", "PID"], ours_started),
     }
     if shutil.which("memray") or _has_memray():
-        memray = [sys.executable, "-m", "memray", "attach", "--method", "lldb", "-o", "m.bin",
+        method = "sys.remote_exec" if sys.version_info >= (3, 14) else "lldb"
+        memray = [sys.executable, "-m", "memray", "attach", "--method", method, "-o", "m.bin",
                   "--duration", str(int(ATTACHED))]
         tools["memray attach"] = (memray + ["PID"], memray_started)
         tools["memray attach --trace-python-allocators"] = (
