@@ -243,7 +243,6 @@ def test_bytes_on_the_line_match_the_target_own_count_exactly(target: Target,
     on_line = sum(s["bytes"] for s in table["stacks"]
                   if s["frames"] and frames[s["frames"][0]][2] == LEAK_LINE)
     made = target.made_between(table["start_time"], table["peak_time"])
-    print(f"FIGURE on_line={on_line} truth={made * BLOCK_ALLOCATED} made={made}")
     assert abs(on_line - made * BLOCK_ALLOCATED) <= 0.1 * made * BLOCK_ALLOCATED
 
 
