@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,9 @@ def inspect(pid: int) -> Target:
     try:
         executable = os.readlink(f"/proc/{pid}/exe")
     except FileNotFoundError:
+        if os.path.exists(f"/proc/{pid}"):
+            raise CliError(f"PID {pid} is not a CPython process (no executable: a kernel thread)"
+                           ) from None
         raise CliError(f"no running process with PID {pid}") from None
     except PermissionError:
         raise CliError(f"permission denied: cannot inspect PID {pid} (another user's?)") from None
@@ -92,8 +96,8 @@ def _refuse_unsafe(target: Target) -> None:
         raise CliError(f"permission denied: cannot read the environment of PID {pid}") from None
     except OSError:
         raise CliError(f"no running process with PID {pid}") from None
-    if any(entry.startswith(b"PYTHON_DISABLE_REMOTE_DEBUG=") and entry != b"PYTHON_DISABLE_REMOTE_DEBUG="
-           for entry in environment):
+    disabled = b"PYTHON_DISABLE_REMOTE_DEBUG="  # any non-empty value disables it
+    if any(entry.startswith(disabled) and entry != disabled for entry in environment):
         raise CliError(f"remote debugging is disabled in PID {pid} (PYTHON_DISABLE_REMOTE_DEBUG)")
     for at, argument in enumerate(arguments[:-1]):
         if argument == b"-X" and arguments[at + 1] == b"disable_remote_debug" or \
@@ -245,11 +249,15 @@ def _create(path: str) -> None:
 
 
 def _read(path: str) -> Optional[str]:
+    # The folder belongs to the target's user when root attaches: a link or a FIFO planted there
+    # is not followed or waited on.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     with os.fdopen(fd, encoding="utf-8", errors="replace") as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         return source.read()
 
 
@@ -296,8 +304,11 @@ def start_inside(pid: int, mode: str, seconds: Optional[float], chains: int = 3)
         else:
             _enter_with_lldb(target, snippet)
         status = _wait_for_status(target, directory)
-    except BaseException:
+    except KeyboardInterrupt:
         shutil.rmtree(directory, ignore_errors=True)  # the boot finds no folder and returns
+        raise CliError(f"interrupted before PID {pid} started recording") from None
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
         raise
     if status.startswith("refused: "):
         shutil.rmtree(directory, ignore_errors=True)

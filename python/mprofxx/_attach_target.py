@@ -22,7 +22,6 @@ import io
 import os
 import select
 import shutil
-import sys
 import threading
 import time
 from typing import Any
@@ -137,6 +136,7 @@ def run(args: dict[str, Any]) -> None:
     except OSError:  # the CLI has already gone: nothing to do
         shutil.rmtree(directory, ignore_errors=True)
         return
+
     def at_exit() -> None:
         _end(directory, write=True)
 
@@ -151,14 +151,17 @@ def run(args: dict[str, Any]) -> None:
         os.close(cli)
         _answer(directory, "status", f"refused: {error}")
         return
-    atexit.register(at_exit)
     deadline = time.monotonic() + float(args["seconds"]) + DEADLINE_MARGIN \
         if args.get("seconds") else None
     stop_path = os.path.join(directory, "stop")
     watch = select.poll()
     watch.register(cli, select.POLLIN)
     session.begin()
-    _answer(directory, "status", f"recording {time.time():.6f}")
+    if not _answer(directory, "status", f"recording {time.time():.6f}"):
+        _end(directory, write=False)  # the CLI gave up waiting and removed its folder
+        os.close(cli)
+        return
+    atexit.register(at_exit)
     try:
         while True:
             if watch.poll(POLL_SECONDS * 1000):  # the CLI exited: no one will read a result
@@ -202,13 +205,16 @@ def _end(directory: str, write: bool) -> None:
                 _answer(directory, "error", str(error))
 
 
-def _answer(directory: str, name: str, text: str) -> None:
-    """Write ``<directory>/<name>`` once, never through a link (the CLI reads it)."""
+def _answer(directory: str, name: str, text: str) -> bool:
+    """Write ``<directory>/<name>`` once, never through a link; False if the folder is gone.
+
+    Nothing is printed: the program's own output is not ours to write to.
+    """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(os.path.join(directory, name), flags, 0o600)
-    except OSError as error:
-        print(f"mprofxx attach: cannot answer the CLI: {error}", file=sys.stderr)
-        return
+    except OSError:
+        return False
     with os.fdopen(fd, "w") as out:
         out.write(text)
+    return True

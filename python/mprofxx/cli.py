@@ -511,7 +511,7 @@ def attach_command(args: list[str]) -> int:
         help="print the object types that grew inside the process, their lines and a chain each",
     )
     parser.add_argument(
-        "--chains", type=int, default=3, help="--growth: why_alive chains for the first N types"
+        "--chains", type=int, default=3, help="--growth: why_alive chains for the first N types (3)"
     )
     parser.add_argument("pid", help="the process id")
     options = parser.parse_args(args)

@@ -4,15 +4,18 @@ Usage: python tests/bench/bench_attach.py [ROUNDS]   (default 3)
 
 Each round starts a fresh target (this interpreter) that does allocation-heavy work (dicts,
 lists, strings; a 64 KiB block kept every 10 ms) and logs its work units per 0.25 s. Per tool,
-interleaved round by round: the target runs 2 s alone, the tool attaches for 4 s, then 2 s more
+interleaved round by round: the target runs 3 s alone, the tool attaches for 4 s, then 3 s more
 after the tool detached. Printed, medians over the rounds:
 
 - time to first sample: from starting the tool's command to the moment recording began inside
   the target (ours: the table's start_time; memray: its capture file appears);
-- slowdown while attached: work rate before / work rate from 1 s after attach to the end;
+- slowdown while attached: work rate before / work rate from 1 s after recording began to its
+  end (4 s after it began);
+- longest stop: the longest time the target made no progress (a debugger holding it);
 - rate after detach / rate before (1.00 = back to full speed).
 
-memray is run as ``memray attach --method lldb`` (gdb cannot call functions on this CPU) and with
+memray is run as ``memray attach --method lldb`` (gdb cannot call functions on this CPU; 3.14+:
+``--method sys.remote_exec``, as ours) and with
 ``--trace-python-allocators`` (it then sees what our recorder sees). The benchmark prints; it
 asserts nothing.
 """
@@ -54,13 +57,21 @@ while True:
         window = now + 0.25
 """
 
-ALONE, ATTACHED, AFTER = 2.0, 4.0, 2.0
+ALONE, ATTACHED, AFTER = 3.0, 4.0, 3.0
 
 
 def rate(log: Path, start: float, end: float) -> float:
     rows = [line.split() for line in log.read_text().splitlines()]
     units = [int(n) for t, n in rows if start < float(t) <= end]
     return sum(units) / (end - start)
+
+
+def longest_pause(log: Path, start: float, end: float) -> float:
+    """The longest time the target logged nothing, less its 0.25 s window (a debugger held it)."""
+    times = [float(line.split()[0]) for line in log.read_text().splitlines()]
+    inside = [t for t in times if start <= t <= end]
+    gaps = [b - a for a, b in zip(inside, inside[1:])]
+    return max(0.0, max(gaps, default=0.0) - 0.25)
 
 
 def one_round(tool: list[str], folder: Path, first_sample) -> dict[str, float]:
@@ -84,14 +95,18 @@ def one_round(tool: list[str], folder: Path, first_sample) -> dict[str, float]:
         if tool_process.returncode != 0:
             raise RuntimeError(f"{command[:3]} failed: {errors.strip()[-300:]}")
         started = first_sample(folder) if appeared is None else appeared
-        time.sleep(AFTER)
+        # memray attach returns at once and tracks for --duration in the background; ours
+        # returns when it has stopped: the recording is [started, started + ATTACHED] for both.
+        detached = max(ended, started + ATTACHED)
+        time.sleep(max(0.0, detached + 0.5 + AFTER - time.time()))
         log = folder / "rate.log"
         before = rate(log, launched - ALONE + 0.25, launched)
-        if ended - 0.25 <= started + 1.0:
-            raise RuntimeError(f"attached for only {ended - started:.1f} s")
-        during = rate(log, started + 1.0, ended - 0.25)
-        after = rate(log, ended + 0.5, time.time())
-        return {"first": started - launched, "slowdown": before / during, "after": after / before}
+        during = rate(log, started + 1.0, started + ATTACHED - 0.25)
+        after = rate(log, detached + 0.5, time.time())
+        if not before or not during or not after:
+            raise RuntimeError("the target logged nothing in a window (a starved machine?)")
+        return {"first": started - launched, "slowdown": before / during, "after": after / before,
+                "pause": longest_pause(log, launched, detached + 0.5)}
     finally:
         target.kill()
         target.wait()
@@ -113,7 +128,8 @@ def main() -> None:
                                    str(ATTACHED), "-o", "a.dat", "PID"], ours_started),
     }
     if shutil.which("memray") or _has_memray():
-        memray = [sys.executable, "-m", "memray", "attach", "--method", "lldb", "-o", "m.bin",
+        method = "sys.remote_exec" if sys.version_info >= (3, 14) else "lldb"
+        memray = [sys.executable, "-m", "memray", "attach", "--method", method, "-o", "m.bin",
                   "--duration", str(int(ATTACHED))]
         tools["memray attach"] = (memray + ["PID"], memray_started)
         tools["memray attach --trace-python-allocators"] = (
@@ -127,14 +143,16 @@ def main() -> None:
                 except RuntimeError as error:
                     print(f"{name}: {error}")
     print(f"Python {sys.version.split()[0]}, {rounds} rounds, medians")
-    print(f"{'tool':44} {'first sample':>13} {'slowdown':>9} {'after/before':>13}")
+    print(f"{'tool':44} {'first sample':>13} {'longest stop':>13} {'slowdown':>9}"
+          f" {'after/before':>13}")
     for name, rows in results.items():
         if not rows:
             continue
         first = statistics.median(r["first"] for r in rows)
+        pause = statistics.median(r["pause"] for r in rows)
         slow = statistics.median(r["slowdown"] for r in rows)
         after = statistics.median(r["after"] for r in rows)
-        print(f"{name:44} {first:12.2f}s {slow:8.2f}x {after:13.2f}")
+        print(f"{name:44} {first:12.2f}s {pause:12.2f}s {slow:8.2f}x {after:13.2f}")
 
 
 def _has_memray() -> bool:
