@@ -112,11 +112,11 @@ class PeakTable:
         return stack.frames[0] if stack.frames else ("<no Python frame>", "", 0)
 
     def format(self, limit: int = 10, rss_peak: float | None = None,
-               rss_time: float | None = None) -> str:
+               rss_time: float | None = None, tracked_time: float | None = None) -> str:
         """The table: a header with the peak, then ``MiB  %  file:line  source`` rows."""
         from memory_profilerxx._report import peak_table_text
 
-        return peak_table_text(self, limit, rss_peak, rss_time)
+        return peak_table_text(self, limit, rss_peak, rss_time, tracked_time)
 
     def __str__(self) -> str:
         return self.format()
@@ -230,7 +230,7 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
     Stacks holding less than ``merge_below`` of the peak, and those beyond the ``keep`` largest,
     are cut into one row (``cut_reason`` says why; by default: their share).
     """
-    report = _memxx.peak_report()
+    report = _memxx.peak_report(-1 if keep is None else keep)
     nodes = report["nodes"]
     rows = report["at_peak"]
     peak_bytes = report["peak_bytes"]
@@ -295,8 +295,8 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
             stacks.append(PeakStack(size, frames, cut))
         cut_stacks = len(small)
     else:
-        cut_stacks = len(small)
-        cut_bytes = sum(row[0] for row in small)
+        cut_stacks = len(small) + report.get("left_rows", 0)
+        cut_bytes = sum(row[0] for row in small) + report.get("left_bytes", 0)
     del resolved, rows, nodes, small
     reason = cut_reason or f"below {100 * merge_below:g} % of the peak"
     if cut_stacks:

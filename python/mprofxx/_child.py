@@ -116,7 +116,7 @@ def _write_table() -> None:
                       f" ({table.cut_bytes / _memxx.MIB:,.1f} MiB) cut into one row")
             return
         _tell("cannot write the peak table: out of memory")
-    except (OSError, ValueError) as error:  # ValueError: the recorder is not running
+    except (OSError, ValueError, RuntimeError) as error:  # ValueError: the recorder is off
         _tell(f"cannot write the peak table: {error}")
     finally:
         _memxx.peak_stop()

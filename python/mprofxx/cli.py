@@ -239,6 +239,15 @@ def _note_signal(signum: int, frame: object) -> None:
     pass  # while the program is stopped: it already has the first signal
 
 
+_late_signal = 0  # the first signal that came while the run wrote its files
+
+
+def _note_late_signal(signum: int, frame: object) -> None:
+    global _late_signal
+    if not (_late_signal or _stop_signal):
+        _late_signal = signum
+
+
 class _ProgramWatch:
     """Waits for the program's exit, and for the news that it writes its peak table (then the
     sampler stops: the write is the recorder's memory, not the program's)."""
@@ -375,8 +384,8 @@ def run_command(args: list[str]) -> int:
     finally:
         if link is not None:
             link.started()
-    global _stop_signal
-    _stop_signal = 0
+    global _stop_signal, _late_signal
+    _stop_signal = _late_signal = 0
     previous_handlers = {
         signum: signal.signal(signum, _raise_terminated)
         for signum in (signal.SIGTERM, signal.SIGHUP)
@@ -421,11 +430,19 @@ def run_command(args: list[str]) -> int:
         sampler.stop()
         status.clear()
         watch.close()
+        # Until the files are written, a signal is noted, not acted on (GNU timeout's second
+        # SIGTERM can come after the program is gone).
+        previous_handlers.setdefault(signal.SIGINT, signal.getsignal(signal.SIGINT))
+        for signum in previous_handlers:
+            signal.signal(signum, _note_late_signal)
+    try:
+        recorded = _finish(sampler, output, options.json)
+        if parts is not None:
+            _gather_peak(output, parts, process.pid)
+    finally:
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
-    recorded = _finish(sampler, output, options.json)
-    if parts is not None:
-        _gather_peak(output, parts, process.pid)
+    interrupted = interrupted or _late_signal
     if interrupted:
         how = (
             "interrupted"
@@ -679,8 +696,9 @@ def _print_peak_lines(recording: _profiles.Recording, limit: int) -> None:
     start = recording.memory[0][1]
     for index, table in enumerate(tables):
         if index == 0:
-            rss, when = recording.peak
-            text = table.format(limit, rss_peak=rss, rss_time=table.peak_time - start)
+            rss, when = recording.peak  # the plot's marker: the same moment
+            text = table.format(limit, rss_peak=rss, rss_time=when - start,
+                                tracked_time=table.peak_time - start)
             print(terminal_text(text))
         else:
             print(f"\nchild {table.pid} ({terminal_line(table.cmdline)})")
