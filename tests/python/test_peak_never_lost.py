@@ -388,3 +388,33 @@ def test_peak_lines_header_and_the_plot_marker_give_one_moment(tmp_path: Path) -
     head = mprofxx("peak", "--lines", "out.dat", cwd=tmp_path).stdout.splitlines()[0]
     assert head == (f"peak {rss:,.1f} MiB at {when - start:.2f} s (tracked:"
                     f" {table.peak_bytes / 2**20:,.1f} MiB at {table.peak_time - start:.2f} s)")
+
+
+def test_the_plot_names_lines_near_and_keeps_them_inside_the_axes(tmp_path: Path) -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    deep = tmp_path / ("far" * 30) / ("away" * 25)
+    write(deep, "late_peak.py", """
+        import time
+        time.sleep(0.8)
+        held = bytearray(80_000_000)   # line 4: the peak comes last, the marker at the right
+        time.sleep(0.2)
+    """)
+    here = tmp_path / "here"
+    here.mkdir()
+    done = mprofxx("run", "--peak", "-T", "0.05", "-o", "out.dat", str(deep / "late_peak.py"),
+                   cwd=here)
+    assert done.returncode == 0, done.stderr
+    from mprofxx._plot import draw, plot_options
+    from mprofxx._profiles import read
+
+    figure = draw([read(str(here / "out.dat"))], plot_options())
+    figure.canvas.draw()
+    (ax,) = figure.axes
+    (note,) = [text for text in ax.texts if text.get_text().startswith("peak ")]
+    lines = note.get_text().splitlines()
+    assert lines[1].endswith(f"...{os.sep}{'away' * 25}{os.sep}late_peak.py:4") or lines[1].endswith("\u2026")
+    assert str(tmp_path) not in note.get_text()  # no absolute path
+    box = note.get_window_extent()
+    frame = ax.get_window_extent()
+    assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1, (box, frame)
