@@ -440,8 +440,11 @@ def run_command(args: list[str]) -> int:
         if parts is not None:
             _gather_peak(output, parts, process.pid)
     finally:
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
+        # Stopped by a signal, the run stays deaf to more until it exits: GNU timeout's second
+        # SIGTERM may come after the files are written.
+        if not (interrupted or _late_signal):
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
     interrupted = interrupted or _late_signal
     if interrupted:
         how = (
