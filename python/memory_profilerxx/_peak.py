@@ -289,9 +289,9 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
                 small.extend((0, member) for member in members)
                 cut_bytes += size
                 continue
-            frames, cut = _shared_frames(nodes, members, resolve, names)
-            if own not in frames:  # the stacks part before the line: the line alone
-                frames, cut = (own,), True
+            frames, cut = _shared_frames(nodes, members, resolve)
+            if own not in frames:  # the line's stacks part above it: the line under their caller
+                frames = (own,) + frames
             stacks.append(PeakStack(size, frames, cut))
         cut_stacks = len(small)
     else:
@@ -346,26 +346,28 @@ def _line_key(nodes: list[Any], node: int, paths: list[str],
     return innermost or ("<no Python frame>", "", node)
 
 
-def _shared_frames(nodes: list[Any], members: list[int], resolve: Any,
-                   names: dict[int, tuple[str, str]]) -> tuple[tuple[Frame, ...], bool]:
-    """The innermost frames the stacks ending at ``members`` share, and whether outer ones were
-    left out (the stacks part there)."""
-    if len(members) == 1 or len(set(members)) == 1:
-        return resolve(members[0])
-    shared: list[Frame] = []
-    at = list(members)
-    while True:
-        if all(node == at[0] for node in at):
-            frames, cut = resolve(at[0]) if at[0] != -1 else ((), False)
-            return tuple(shared) + frames, cut
-        if any(node < 0 for node in at):
-            return tuple(shared), True
-        _up, code, line = nodes[at[0]]
-        if any(nodes[node][1] is not code or nodes[node][2] != line for node in at):
-            return tuple(shared), True
-        name = _frame_name(code, names)
-        shared.append((name[0], name[1], line))
-        at = [nodes[node][0] for node in at]
+def _shared_frames(nodes: list[Any], members: list[int],
+                   resolve: Any) -> tuple[tuple[Frame, ...], bool]:
+    """The stack the stacks ending at ``members`` share from the root: that of their deepest
+    common caller (outer frames left out when even their roots differ)."""
+    def chain(node: int) -> list[int]:
+        path = []
+        while node >= 0:
+            path.append(node)
+            node = nodes[node][0]
+        path.append(node)  # -1, or -2 for stacks cut at the recorded depth
+        return path[::-1]
+
+    common = chain(members[0])
+    for member in members[1:]:
+        other = chain(member)
+        same = 0
+        while same < min(len(common), len(other)) and common[same] == other[same]:
+            same += 1
+        del common[same:]
+        if not common:
+            return (), True
+    return resolve(common[-1]) if common[-1] >= 0 else ((), common[-1] == -2)
 
 
 def dumps(tables: list[PeakTable], dat: str | None = None) -> str:

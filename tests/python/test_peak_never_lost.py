@@ -201,15 +201,21 @@ def test_out_of_memory_while_writing_keeps_the_largest_and_says_what_was_cut(
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_every_start_method_records_its_workers(tmp_path: Path, method: str) -> None:
     write(tmp_path, "workers.py", f"""
-        import multiprocessing as mp, time
+        import multiprocessing as mp
 
         def work(n):
             block = bytearray(n)          # line 5
-            time.sleep(1.5)               # the other worker has started and takes the other task
+            both.wait(120)                # each task in a worker of its own
             return len(block)
 
+        def start(barrier):
+            global both
+            both = barrier
+
         if __name__ == "__main__":
-            with mp.get_context("{method}").Pool(2) as pool:
+            context = mp.get_context("{method}")
+            barrier = context.Barrier(2)
+            with context.Pool(2, initializer=start, initargs=(barrier,)) as pool:
                 assert pool.map(work, [20_000_000, 30_000_000], chunksize=1) == [
                     20_000_000, 30_000_000]
     """)
@@ -221,12 +227,8 @@ def test_every_start_method_records_its_workers(tmp_path: Path, method: str) -> 
     peaks = sorted(
         {r.lineno: r.bytes for r in t.lines() if r.filename.endswith("workers.py")}.get(5, 0)
         for t in workers)
-    assert len(workers) == 2, [t.cmdline for t in workers]  # the forkserver itself records nothing
-    big = [p for p in peaks if p > MB]
-    # Each worker's peak holds the block it made (a worker may have run both tasks).
-    assert max(big) == pytest.approx(30_000_000, rel=0.01)
-    assert all(p == pytest.approx(20_000_000, rel=0.01) or p == pytest.approx(30_000_000, rel=0.01)
-               for p in big)
+    assert len(workers) == 2, ([t.pid for t in [main, *workers]], done.stderr)  # not the forkserver
+    assert peaks == [pytest.approx(20_000_000, rel=0.01), pytest.approx(30_000_000, rel=0.01)]
 
 
 # --- the parts folder ----------------------------------------------------------------------------
