@@ -69,7 +69,7 @@ def _add_recording_options(parser: argparse.ArgumentParser) -> None:
         "-C",
         "--include-children",
         action="store_true",
-        help="add the memory of all descendants to MEM",
+        help="add the memory of all descendants to MEM (PSS: shared pages count once)",
     )
     parser.add_argument(
         "-M",
@@ -83,9 +83,8 @@ def _add_recording_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", help="the .dat file (default mprofile_<time>.dat)")
     parser.add_argument(
         "--backend",
-        default="rss",
         choices=sorted(_METRICS) + ["tracemalloc"],
-        help="rss (default; psutil and posix mean the same), pss or uss",
+        help="rss (default; psutil and posix mean the same), pss (the default with -C) or uss",
     )
     parser.add_argument(
         "--json", action="store_true", help="also write the series as JSON next to the .dat file"
@@ -129,6 +128,10 @@ def _run_parser() -> argparse.ArgumentParser:
 def _check_recording_options(options: argparse.Namespace) -> str:
     if not options.interval > 0:
         raise CliError(f"--interval must be a positive number of seconds, not {options.interval}")
+    if options.backend is None:
+        # With -C the processes' proportional set sizes are summed: pages shared after fork
+        # count once, not once per child (summed RSS counts a parent's buffer in every worker).
+        options.backend = "pss" if options.include_children else "rss"
     if options.backend == "tracemalloc":
         raise CliError(
             "--backend tracemalloc cannot record another process; use rss (default), pss or uss"

@@ -420,3 +420,40 @@ def test_the_plot_names_lines_near_and_keeps_them_inside_the_axes(tmp_path: Path
     box = note.get_window_extent()
     frame = ax.get_window_extent()
     assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1, (box, frame)
+
+
+def test_include_children_counts_pages_shared_after_fork_once(tmp_path: Path) -> None:
+    # The parent fills 300 MB, then four forked workers only read it: the true total is about
+    # 300 MB (plus the interpreters), while their RSS summed would count it five times.
+    write(tmp_path, "shared.py", """
+        import multiprocessing as mp, time
+        buffer = bytearray(300_000_000)
+        for page in range(0, len(buffer), 4096):
+            buffer[page] = 1                   # resident in the parent, once
+
+        def look(i):
+            total = sum(buffer[::4096])        # touches every page: each is in the worker's RSS
+            time.sleep(1.5)
+            return total
+
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(4) as pool:
+                pool.map(look, range(4), chunksize=1)
+    """)
+    done = mprofxx("run", "-C", "-M", "-T", "0.05", "-o", "out.dat", "shared.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    from mprofxx._profiles import read
+
+    recording = read(str(tmp_path / "out.dat"))
+    total = recording.peak[0]  # MiB
+    # What summed RSS would say at the moment of the children's highest figures.
+    assert len(recording.children) == 4
+    children_peaks = [max(v for v, _t in samples) for samples in recording.children.values()]
+    assert min(children_peaks) < 150  # each worker's share of the buffer, not the whole of it
+    buffer = 300_000_000 / 2**20
+    assert buffer < total < buffer * 1.3 + 60, (total, children_peaks)
+    # The same program with RSS summed (mprof's way) counts the buffer in every worker.
+    rss = mprofxx("run", "-C", "--backend", "rss", "-T", "0.05", "-o", "rss.dat", "shared.py",
+                  cwd=tmp_path)
+    assert rss.returncode == 0, rss.stderr
+    assert read(str(tmp_path / "rss.dat")).peak[0] > 3 * buffer
