@@ -276,13 +276,13 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
         # Small stacks of one line (the same frames up to the program's own innermost one) add
         # up: a line at or above the floor keeps its bytes, with the frames its stacks share, so
         # that every line shown holds what it held.
-        paths = library_paths()
+        line_of = _LineKeys(nodes, library_paths(), names)
         groups: dict[tuple[Any, ...], list[Any]] = {}
         for size, node in small:
-            group = groups.setdefault(_line_key(nodes, node, paths, names), [0, []])
+            group = groups.setdefault(line_of(node), [0, []])
             group[0] += size
             group[1].append(node)
-        shown = {_line_key(nodes, node, paths, names) for _size, node in rows}
+        shown = {line_of(node) for _size, node in rows}
         small = []
         for own, (size, members) in groups.items():
             if size < floor and own not in shown:  # a line shown keeps every byte of its own
@@ -331,42 +331,67 @@ def _frame_name(code: Any, names: dict[int, tuple[str, str]]) -> tuple[str, str]
     return name
 
 
-def _line_key(nodes: list[Any], node: int, paths: list[str],
-              names: dict[int, tuple[str, str]]) -> Frame:
-    """The frame :meth:`PeakTable.lines` charges the stack ending at ``node`` to."""
-    innermost: Frame | None = None
-    while node >= 0:
-        up, code, line = nodes[node]
-        name = _frame_name(code, names)
-        if innermost is None:
-            innermost = (name[0], name[1], line)
-        if not _is_library(name[0], paths):
-            return (name[0], name[1], line)
-        node = up
-    return innermost or ("<no Python frame>", "", node)
+class _LineKeys:
+    """The frame :meth:`PeakTable.lines` charges the stack ending at a node to: its innermost
+    frame outside library code, else its innermost frame. Each node is looked at once."""
+
+    def __init__(self, nodes: list[Any], paths: list[str],
+                 names: dict[int, tuple[str, str]]) -> None:
+        self.nodes = nodes
+        self.paths = paths
+        self.names = names
+        self.library: dict[int, bool] = {}
+        self.own: dict[int, Frame | None] = {-1: None, -2: None}  # node -> own frame above it
+
+    def frame(self, node: int) -> Frame:
+        _up, code, line = self.nodes[node]
+        name = _frame_name(code, self.names)
+        return (name[0], name[1], line)
+
+    def own_frame(self, node: int) -> Frame | None:
+        path = []
+        while node not in self.own:
+            path.append(node)
+            node = self.nodes[node][0]
+        found = self.own[node]
+        for step in reversed(path):
+            code = self.nodes[step][1]
+            library = self.library.get(id(code))
+            if library is None:
+                library = self.library[id(code)] = _is_library(
+                    _frame_name(code, self.names)[0], self.paths)
+            if not library:
+                found = self.frame(step)
+            self.own[step] = found
+        return found
+
+    def __call__(self, node: int) -> Frame:
+        if node < 0:
+            return ("<no Python frame>", "", node)
+        return self.own_frame(node) or self.frame(node)
 
 
 def _shared_frames(nodes: list[Any], members: list[int],
                    resolve: Any) -> tuple[tuple[Frame, ...], bool]:
     """The stack the stacks ending at ``members`` share from the root: that of their deepest
     common caller (outer frames left out when even their roots differ)."""
-    def chain(node: int) -> list[int]:
-        path = []
-        while node >= 0:
-            path.append(node)
-            node = nodes[node][0]
-        path.append(node)  # -1, or -2 for stacks cut at the recorded depth
-        return path[::-1]
-
-    common = chain(members[0])
+    common = []
+    node = members[0]
+    while node >= 0:
+        common.append(node)
+        node = nodes[node][0]
+    common.append(node)  # -1, or -2 for stacks cut at the recorded depth
+    common.reverse()
+    place = {node: index for index, node in enumerate(common)}
     for member in members[1:]:
-        other = chain(member)
-        same = 0
-        while same < min(len(common), len(other)) and common[same] == other[same]:
-            same += 1
-        del common[same:]
-        if not common:
-            return (), True
+        node = member
+        while node not in place:
+            if node < 0:
+                return (), True
+            node = nodes[node][0]
+        if place[node] + 1 < len(common):
+            del common[place[node] + 1:]
+            place = {node: index for index, node in enumerate(common)}
     return resolve(common[-1]) if common[-1] >= 0 else ((), common[-1] == -2)
 
 
