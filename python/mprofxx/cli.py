@@ -445,9 +445,11 @@ def run_command(args: list[str]) -> int:
     finally:
         # Stopped by a signal, the run stays deaf to more until it exits: GNU timeout's second
         # SIGTERM may come after the files are written.
-        if not (interrupted or _late_signal):
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
+        # Ignored, not noted: the interpreter's finalization puts back the default action of
+        # a signal with a Python handler, and an ignored one stays ignored.
+        for signum, handler in previous_handlers.items():
+            stopped = interrupted or _late_signal
+            signal.signal(signum, signal.SIG_IGN if stopped else handler)
     interrupted = interrupted or _late_signal
     if interrupted:
         how = (
