@@ -433,6 +433,14 @@ PeakReport peak_report() {
     // The copy's own allocations cannot come back here: our extension's malloc calls are never
     // redirected, and the PyMem domains are not used.
     lock_both();
+    // Both let go however this ends: a copy below may throw std::bad_alloc (an address-space
+    // limit), and a lock kept would stop every later allocation of the program in the hook.
+    struct Unlock {
+        ~Unlock() {
+            g_recorder->m_apply.unlock();
+            accounting::g_lock.unlock();
+        }
+    } unlock;
     Recorder &recorder = *g_recorder;
     recorder.stacks.own_pending_codes();
     recorder.apply_queued_locked();
@@ -458,8 +466,6 @@ PeakReport peak_report() {
     out.peak_live_blocks = tables.peak_live_blocks();
     out.peak_block_table_bytes = tables.peak_block_table_bytes();
     out.stack_table_bytes = recorder.stacks.memory_bytes() + tables.other_bytes();
-    recorder.m_apply.unlock();
-    accounting::g_lock.unlock();
     return out;
 }
 

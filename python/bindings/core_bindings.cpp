@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <pybind11/stl.h>
 
 #include <cstdint>
@@ -51,14 +52,31 @@ py::list profiled_results(const ProfiledCodes &codes) {
 
 // {"peak_bytes", "peak_time", "current_bytes", "live_blocks", "block_table_bytes",
 //  "stack_table_bytes", "stacks", "nodes": [(parent, code, line), ...],
-//  "at_peak": [(bytes, node), ...]}: the nodes the stacks live at the peak go through, each after
-// its parent; a parent of -1 is the root, -2 the root of stacks cut at the recorded depth.
-py::dict peak_report_dict() {
+//  "at_peak": [(bytes, node), ...], "left_rows", "left_bytes"}: the nodes the stacks live at the
+// peak go through, each after its parent; a parent of -1 is the root, -2 the root of stacks cut
+// at the recorded depth. With `largest` >= 0 only that many stacks, the largest, are listed; the
+// others are counted in left_rows and left_bytes (when memory is short: the nodes of all stacks
+// are not made into Python objects).
+py::dict peak_report_dict(std::int64_t largest) {
     core::PeakReport report;
     try {
         report = core::peak_report();
     } catch (const std::logic_error &e) {
         throw py::value_error(e.what());
+    }
+    std::size_t left_rows = 0;
+    std::int64_t left_bytes = 0;
+    if (largest >= 0 && static_cast<std::size_t>(largest) < report.at_peak.size()) {
+        const auto cut = report.at_peak.begin() + largest;
+        std::nth_element(report.at_peak.begin(), cut, report.at_peak.end(),
+                         [](const core::PeakRow &a, const core::PeakRow &b) {
+                             return a.bytes > b.bytes;
+                         });
+        for (auto row = cut; row != report.at_peak.end(); ++row) {
+            left_bytes += row->bytes;
+        }
+        left_rows = static_cast<std::size_t>(report.at_peak.end() - cut);
+        report.at_peak.erase(cut, report.at_peak.end());
     }
     // Parents are interned before their children, so ascending ids put each parent first.
     std::vector<std::int64_t> index(report.nodes.size(), -1);
@@ -101,6 +119,8 @@ py::dict peak_report_dict() {
     out["stacks"] = report.nodes.size();
     out["nodes"] = nodes;
     out["at_peak"] = rows;
+    out["left_rows"] = left_rows;
+    out["left_bytes"] = left_bytes;
     return out;
 }
 
@@ -319,8 +339,24 @@ void bind_core(py::module_ &m) {
     m.def("peak_stop", &core::peak_stop, "Stops the peak recorder and drops its tables.");
     m.def("peak_runner_frame", &core::peak_runner_frame, py::arg("on"),
           "The calling frame runs the program (True) until it returns (False first).");
-    m.def("peak_report", &peak_report_dict,
-          "The peak recorder's figures: the peak, and the bytes per stack live at that moment.");
+    m.def(
+        "peak_report",
+        [](std::int64_t largest) {
+            try {
+                return peak_report_dict(largest);
+            } catch (const std::runtime_error &) {
+                // pybind11 reports a Python object it could not make as a RuntimeError; the
+                // caller must know it is out of memory (it writes a shorter table then).
+                if (PyErr_Occurred() != nullptr && PyErr_ExceptionMatches(PyExc_MemoryError)) {
+                    PyErr_Clear();
+                    throw std::bad_alloc();
+                }
+                throw;
+            }
+        },
+        py::arg("largest") = -1,
+          "The peak recorder's figures: the peak, and the bytes per stack live at that moment "
+          "(the `largest` stacks only when it is 0 or more).");
     m.def("profiled_depth", &core::thread_profiled_depth,
           "Profiled frames running on the calling thread.");
     m.def("set_floor_trace", &core::set_floor_trace, py::arg("on"),

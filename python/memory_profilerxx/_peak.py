@@ -112,11 +112,11 @@ class PeakTable:
         return stack.frames[0] if stack.frames else ("<no Python frame>", "", 0)
 
     def format(self, limit: int = 10, rss_peak: float | None = None,
-               rss_time: float | None = None) -> str:
+               rss_time: float | None = None, tracked_time: float | None = None) -> str:
         """The table: a header with the peak, then ``MiB  %  file:line  source`` rows."""
         from memory_profilerxx._report import peak_table_text
 
-        return peak_table_text(self, limit, rss_peak, rss_time)
+        return peak_table_text(self, limit, rss_peak, rss_time, tracked_time)
 
     def __str__(self) -> str:
         return self.format()
@@ -230,7 +230,7 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
     Stacks holding less than ``merge_below`` of the peak, and those beyond the ``keep`` largest,
     are cut into one row (``cut_reason`` says why; by default: their share).
     """
-    report = _memxx.peak_report()
+    report = _memxx.peak_report(-1 if keep is None else keep)
     nodes = report["nodes"]
     rows = report["at_peak"]
     peak_bytes = report["peak_bytes"]
@@ -276,27 +276,27 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
         # Small stacks of one line (the same frames up to the program's own innermost one) add
         # up: a line at or above the floor keeps its bytes, with the frames its stacks share, so
         # that every line shown holds what it held.
-        paths = library_paths()
+        line_of = _LineKeys(nodes, library_paths(), names)
         groups: dict[tuple[Any, ...], list[Any]] = {}
         for size, node in small:
-            group = groups.setdefault(_line_key(nodes, node, paths, names), [0, []])
+            group = groups.setdefault(line_of(node), [0, []])
             group[0] += size
             group[1].append(node)
-        shown = {_line_key(nodes, node, paths, names) for _size, node in rows}
+        shown = {line_of(node) for _size, node in rows}
         small = []
         for own, (size, members) in groups.items():
             if size < floor and own not in shown:  # a line shown keeps every byte of its own
                 small.extend((0, member) for member in members)
                 cut_bytes += size
                 continue
-            frames, cut = _shared_frames(nodes, members, resolve, names)
-            if own not in frames:  # the stacks part before the line: the line alone
-                frames, cut = (own,), True
+            frames, cut = _shared_frames(nodes, members, resolve)
+            if own not in frames:  # the line's stacks part above it: the line under their caller
+                frames = (own,) + frames
             stacks.append(PeakStack(size, frames, cut))
         cut_stacks = len(small)
     else:
-        cut_stacks = len(small)
-        cut_bytes = sum(row[0] for row in small)
+        cut_stacks = len(small) + report.get("left_rows", 0)
+        cut_bytes = sum(row[0] for row in small) + report.get("left_bytes", 0)
     del resolved, rows, nodes, small
     reason = cut_reason or f"below {100 * merge_below:g} % of the peak"
     if cut_stacks:
@@ -331,41 +331,68 @@ def _frame_name(code: Any, names: dict[int, tuple[str, str]]) -> tuple[str, str]
     return name
 
 
-def _line_key(nodes: list[Any], node: int, paths: list[str],
-              names: dict[int, tuple[str, str]]) -> Frame:
-    """The frame :meth:`PeakTable.lines` charges the stack ending at ``node`` to."""
-    innermost: Frame | None = None
+class _LineKeys:
+    """The frame :meth:`PeakTable.lines` charges the stack ending at a node to: its innermost
+    frame outside library code, else its innermost frame. Each node is looked at once."""
+
+    def __init__(self, nodes: list[Any], paths: list[str],
+                 names: dict[int, tuple[str, str]]) -> None:
+        self.nodes = nodes
+        self.paths = paths
+        self.names = names
+        self.library: dict[int, bool] = {}
+        self.own: dict[int, Frame | None] = {-1: None, -2: None}  # node -> own frame above it
+
+    def frame(self, node: int) -> Frame:
+        _up, code, line = self.nodes[node]
+        name = _frame_name(code, self.names)
+        return (name[0], name[1], line)
+
+    def own_frame(self, node: int) -> Frame | None:
+        path = []
+        while node not in self.own:
+            path.append(node)
+            node = self.nodes[node][0]
+        found = self.own[node]
+        for step in reversed(path):
+            code = self.nodes[step][1]
+            library = self.library.get(id(code))
+            if library is None:
+                library = self.library[id(code)] = _is_library(
+                    _frame_name(code, self.names)[0], self.paths)
+            if not library:
+                found = self.frame(step)
+            self.own[step] = found
+        return found
+
+    def __call__(self, node: int) -> Frame:
+        if node < 0:
+            return ("<no Python frame>", "", node)
+        return self.own_frame(node) or self.frame(node)
+
+
+def _shared_frames(nodes: list[Any], members: list[int],
+                   resolve: Any) -> tuple[tuple[Frame, ...], bool]:
+    """The stack the stacks ending at ``members`` share from the root: that of their deepest
+    common caller (outer frames left out when even their roots differ)."""
+    common = []
+    node = members[0]
     while node >= 0:
-        up, code, line = nodes[node]
-        name = _frame_name(code, names)
-        if innermost is None:
-            innermost = (name[0], name[1], line)
-        if not _is_library(name[0], paths):
-            return (name[0], name[1], line)
-        node = up
-    return innermost or ("<no Python frame>", "", node)
-
-
-def _shared_frames(nodes: list[Any], members: list[int], resolve: Any,
-                   names: dict[int, tuple[str, str]]) -> tuple[tuple[Frame, ...], bool]:
-    """The innermost frames the stacks ending at ``members`` share, and whether outer ones were
-    left out (the stacks part there)."""
-    if len(members) == 1 or len(set(members)) == 1:
-        return resolve(members[0])
-    shared: list[Frame] = []
-    at = list(members)
-    while True:
-        if all(node == at[0] for node in at):
-            frames, cut = resolve(at[0]) if at[0] != -1 else ((), False)
-            return tuple(shared) + frames, cut
-        if any(node < 0 for node in at):
-            return tuple(shared), True
-        _up, code, line = nodes[at[0]]
-        if any(nodes[node][1] is not code or nodes[node][2] != line for node in at):
-            return tuple(shared), True
-        name = _frame_name(code, names)
-        shared.append((name[0], name[1], line))
-        at = [nodes[node][0] for node in at]
+        common.append(node)
+        node = nodes[node][0]
+    common.append(node)  # -1, or -2 for stacks cut at the recorded depth
+    common.reverse()
+    place = {node: index for index, node in enumerate(common)}
+    for member in members[1:]:
+        node = member
+        while node not in place:
+            if node < 0:
+                return (), True
+            node = nodes[node][0]
+        if place[node] + 1 < len(common):
+            del common[place[node] + 1:]
+            place = {node: index for index, node in enumerate(common)}
+    return resolve(common[-1]) if common[-1] >= 0 else ((), common[-1] == -2)
 
 
 def dumps(tables: list[PeakTable], dat: str | None = None) -> str:

@@ -200,16 +200,18 @@ def memit_line(peak: float, baseline: float) -> str:
 
 
 def peak_table_text(table: Any, limit: int = 10, rss_peak: float | None = None,
-                    rss_time: float | None = None) -> str:
+                    rss_time: float | None = None, tracked_time: float | None = None) -> str:
     """A PeakTable as text: ``peak ... MiB at ... s``, then ``MiB  %  file:line  source`` rows.
 
     ``rss_peak`` (MiB) and ``rss_time`` (seconds from the start) are the recorded peak of
-    ``mprofxx``'s .dat; without them the header gives the tracked peak alone.
+    ``mprofxx``'s .dat, and ``tracked_time`` the tracked peak's time on the same clock; each
+    figure is printed with its own moment. Without them the header gives the tracked peak alone.
     """
     tracked = table.peak_bytes / MIB
-    when = rss_time if rss_time is not None else table.peak_time - table.start_time
-    if rss_peak is not None:
-        head = f"peak {rss_peak:,.1f} MiB at {when:.2f} s (tracked: {tracked:,.1f} MiB)"
+    when = table.peak_time - table.start_time if tracked_time is None else tracked_time
+    if rss_peak is not None and rss_time is not None:
+        head = (f"peak {rss_peak:,.1f} MiB at {rss_time:.2f} s"
+                f" (tracked: {tracked:,.1f} MiB at {when:.2f} s)")
     else:
         head = f"peak {tracked:,.1f} MiB tracked at {when:.2f} s"
     out = [head, "   MiB      %  line"]

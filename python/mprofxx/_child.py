@@ -82,14 +82,16 @@ def _exit_after_writing(status: int) -> None:
 
 def write_peak() -> None:
     """Stop the recorder and write this process's table to ``<dir>/<pid>.json`` (once)."""
-    global _peak_written
+    global _peak_written, _active_wait
     if _peak_written or not _peak_started or not os.environ.get(PEAK_DIR_VAR):
         return
+    _active_wait = _SignalsWait()  # from here on, a signal waits for the write
     _peak_written = True
-    with _SignalsWait():
+    with _active_wait:
         if _link is not None:
             _link.writing()  # the run takes no sample of the write
         _write_table()
+    _active_wait = None
 
 
 def _write_table() -> None:
@@ -116,7 +118,7 @@ def _write_table() -> None:
                       f" ({table.cut_bytes / _memxx.MIB:,.1f} MiB) cut into one row")
             return
         _tell("cannot write the peak table: out of memory")
-    except (OSError, ValueError) as error:  # ValueError: the recorder is not running
+    except (OSError, ValueError, RuntimeError) as error:  # ValueError: the recorder is off
         _tell(f"cannot write the peak table: {error}")
     finally:
         _memxx.peak_stop()
@@ -136,14 +138,20 @@ class _SignalsWait:
 
     _SIGNALS = (signal.SIGINT,) + _ENDING_SIGNALS
 
-    def __enter__(self) -> None:
+    def __init__(self) -> None:
         self.pending: list[int] = []
         self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        # Blocked while the handlers change: one that comes meanwhile reaches _note.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self._SIGNALS)
         try:
             for signum in self._SIGNALS:
                 self.previous[signum] = signal.signal(signum, self._note)
         except ValueError:  # not the main thread
             pass
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def _note(self, signum: int, frame: Any) -> None:
         self.pending.append(signum)
@@ -156,8 +164,14 @@ class _SignalsWait:
 
 
 def _write_then_terminate(signum: int, frame: Any) -> None:
+    if _active_wait is not None:  # the write is under way (its handlers not yet in place)
+        _active_wait.pending.append(signum)
+        return
     write_peak()
     _terminate(signum)
+
+
+_active_wait: _SignalsWait | None = None
 
 
 def _terminate(signum: int) -> None:
@@ -168,7 +182,7 @@ def _terminate(signum: int) -> None:
 def _restart_peak_in_child() -> None:
     # A forked worker records its own table from the fork on (it often leaves by os._exit,
     # which start_peak made write the table first).
-    global _peak_started, _peak_written, _parent_pid
+    global _peak_started, _peak_written, _parent_pid, _active_wait
     import _memxx
 
     _parent_pid = os.getppid()
@@ -178,6 +192,7 @@ def _restart_peak_in_child() -> None:
         atexit.register(write_peak)  # forked from a forkserver, which recorded nothing
     _peak_started = time.time()
     _peak_written = False
+    _active_wait = None
 
 
 def _patch_spawn(spawn: Any) -> None:

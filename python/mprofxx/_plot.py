@@ -178,27 +178,53 @@ def _draw_recording(
         peak_mem, peak_time = recording.peak
         ax.axhline(peak_mem, color="red", linestyle="--", linewidth=0.8)
         ax.axvline(peak_time - start, color="red", linestyle="--", linewidth=0.8)
-        note = peak_lines_note(recording)
-        ax.annotate(
+        # The note goes on the side of the marker with more room, cut to the room there.
+        low, high = ax.get_xlim()
+        at = (peak_time - start - low) / (high - low) if high > low else 0.0
+        right = at > 0.5
+        room = (at if right else 1.0 - at) * ax.get_window_extent().width - 8
+        width = max(12, int(room / (9 * 0.6 * ax.figure.dpi / 72)))  # characters, about
+        note = peak_lines_note(recording, width=width)
+        label = ax.annotate(
             f"peak {peak_mem:.1f} MiB" + note,
             (peak_time - start, peak_mem),
             textcoords="offset points",
-            xytext=(4, -4 if note else 4),
+            xytext=(-4 if right else 4, -4 if note else 4),
             color="red",
             fontsize=9,
+            horizontalalignment="right" if right else "left",
             verticalalignment="top" if note else "baseline",
         )
+        _fit_note(label, room, width, lambda chars: f"peak {peak_mem:.1f} MiB"
+                  + peak_lines_note(recording, width=chars))
         if not options.flame:
             _draw_brackets(ax, recording, start, _pixel_seconds(recording, start, options))
 
 
-def peak_lines_note(recording: Recording, top: int = 3) -> str:
+def _fit_note(label: Any, room: float, width: int, text_of: Any) -> None:
+    """Cut ``label`` (text_of(width)) until the font as drawn fits ``room`` pixels."""
+    get_renderer = getattr(label.figure.canvas, "get_renderer", None)
+    if get_renderer is None:
+        return
+    renderer = get_renderer()
+    for _ in range(8):
+        drawn = label.get_window_extent(renderer).width
+        if drawn <= room or width <= 12:
+            return
+        width = max(12, int(width * room / drawn) - 1)
+        label.set_text(text_of(width))
+
+
+def peak_lines_note(recording: Recording, top: int = 3, width: int | None = None) -> str:
     """The top lines held at the peak (``run --peak``), one per line under the marker; "" without.
+
+    Files are named relative to the recording's folder (else by their last two parts), and each
+    line is cut to ``width`` characters.
 
     >>> peak_lines_note(Recording("none.dat", "", [(1.0, 0.0)]))
     ''
     """
-    cached = _PEAK_NOTES.get(recording.path)
+    cached = _PEAK_NOTES.get((recording.path, width))
     if cached is not None:
         return cached
     from _memxx import MIB
@@ -213,16 +239,38 @@ def peak_lines_note(recording: Recording, top: int = 3) -> str:
             print(f"mprofxx: warning: no peak lines on the plot: {terminal_line(str(error))}",
                   file=sys.stderr)
         else:
+            folder = os.path.dirname(os.path.abspath(recording.path))
             rows = [
-                f"{row.bytes / MIB:,.1f} MiB  {literal(row.location())}"
+                _cut(f"{row.bytes / MIB:,.1f} MiB  {literal(_near_name(row, folder))}", width)
                 for row in table.lines()[:top]
             ]
             note = "".join("\n" + row for row in rows)
-    _PEAK_NOTES[recording.path] = note
+    _PEAK_NOTES[(recording.path, width)] = note
     return note
 
 
-_PEAK_NOTES: dict[str, str] = {}
+def _near_name(row: Any, folder: str) -> str:
+    """``file:line`` with the file relative to ``folder`` when below it, else its last two parts."""
+    if row.lineno == 0 and row.filename.startswith("("):
+        return row.location()
+    name = row.filename
+    if os.path.isabs(name):
+        relative = os.path.relpath(name, folder)
+        if not relative.startswith(".."):
+            name = relative
+        else:
+            parts = name.split(os.sep)
+            name = os.sep.join(["..."] + parts[-2:]) if len(parts) > 3 else name
+    return f"{name}:{row.lineno}"
+
+
+def _cut(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    return text[: max(1, width - 1)] + "…"
+
+
+_PEAK_NOTES: dict[tuple[str, int | None], str] = {}
 
 
 def _draw_stacked(
@@ -362,6 +410,8 @@ def draw(recordings: list[Recording], options: argparse.Namespace) -> Any:
         )
     else:
         figure, ax = plt.subplots(figsize=(14, 6), dpi=90)
+    # The final layout first: the peak's note is cut to the axes' width.
+    figure.subplots_adjust(left=0.07, right=0.72, top=0.92, bottom=0.1)
     for index, recording in enumerate(recordings):
         _draw_recording(ax, recording, _FILE_COLOURS[index % len(_FILE_COLOURS)], options, single)
     if flame:
@@ -381,7 +431,6 @@ def draw(recordings: list[Recording], options: argparse.Namespace) -> Any:
     if window:
         ax.set_xlim(*window)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), framealpha=0.5, fontsize=9)
-    figure.subplots_adjust(left=0.07, right=0.72, top=0.92, bottom=0.1)
     return figure
 
 

@@ -69,7 +69,7 @@ def _add_recording_options(parser: argparse.ArgumentParser) -> None:
         "-C",
         "--include-children",
         action="store_true",
-        help="add the memory of all descendants to MEM",
+        help="add the memory of all descendants to MEM (PSS: shared pages count once)",
     )
     parser.add_argument(
         "-M",
@@ -83,9 +83,8 @@ def _add_recording_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", help="the .dat file (default mprofile_<time>.dat)")
     parser.add_argument(
         "--backend",
-        default="rss",
         choices=sorted(_METRICS) + ["tracemalloc"],
-        help="rss (default; psutil and posix mean the same), pss or uss",
+        help="rss (default; psutil and posix mean the same), pss (the default with -C) or uss",
     )
     parser.add_argument(
         "--json", action="store_true", help="also write the series as JSON next to the .dat file"
@@ -129,6 +128,10 @@ def _run_parser() -> argparse.ArgumentParser:
 def _check_recording_options(options: argparse.Namespace) -> str:
     if not options.interval > 0:
         raise CliError(f"--interval must be a positive number of seconds, not {options.interval}")
+    if options.backend is None:
+        # With -C the processes' proportional set sizes are summed: pages shared after fork
+        # count once, not once per child (summed RSS counts a parent's buffer in every worker).
+        options.backend = "pss" if options.include_children else "rss"
     if options.backend == "tracemalloc":
         raise CliError(
             "--backend tracemalloc cannot record another process; use rss (default), pss or uss"
@@ -237,6 +240,15 @@ def _signal_name(number: int) -> str:
 
 def _note_signal(signum: int, frame: object) -> None:
     pass  # while the program is stopped: it already has the first signal
+
+
+_late_signal = 0  # the first signal that came while the run wrote its files
+
+
+def _note_late_signal(signum: int, frame: object) -> None:
+    global _late_signal
+    if not (_late_signal or _stop_signal):
+        _late_signal = signum
 
 
 class _ProgramWatch:
@@ -375,8 +387,8 @@ def run_command(args: list[str]) -> int:
     finally:
         if link is not None:
             link.started()
-    global _stop_signal
-    _stop_signal = 0
+    global _stop_signal, _late_signal
+    _stop_signal = _late_signal = 0
     previous_handlers = {
         signum: signal.signal(signum, _raise_terminated)
         for signum in (signal.SIGTERM, signal.SIGHUP)
@@ -421,11 +433,24 @@ def run_command(args: list[str]) -> int:
         sampler.stop()
         status.clear()
         watch.close()
+        # Until the files are written, a signal is noted, not acted on (GNU timeout's second
+        # SIGTERM can come after the program is gone).
+        previous_handlers.setdefault(signal.SIGINT, signal.getsignal(signal.SIGINT))
+        for signum in previous_handlers:
+            signal.signal(signum, _note_late_signal)
+    try:
+        recorded = _finish(sampler, output, options.json)
+        if parts is not None:
+            _gather_peak(output, parts, process.pid)
+    finally:
+        # Stopped by a signal, the run stays deaf to more until it exits: GNU timeout's second
+        # SIGTERM may come after the files are written.
+        # Ignored, not noted: the interpreter's finalization puts back the default action of
+        # a signal with a Python handler, and an ignored one stays ignored.
         for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
-    recorded = _finish(sampler, output, options.json)
-    if parts is not None:
-        _gather_peak(output, parts, process.pid)
+            stopped = interrupted or _late_signal
+            signal.signal(signum, signal.SIG_IGN if stopped else handler)
+    interrupted = interrupted or _late_signal
     if interrupted:
         how = (
             "interrupted"
@@ -706,8 +731,9 @@ def _print_peak_lines(recording: _profiles.Summary, limit: int) -> None:
     start = recording.first[1]
     for index, table in enumerate(tables):
         if index == 0:
-            rss, when = recording.peak
-            text = table.format(limit, rss_peak=rss, rss_time=table.peak_time - start)
+            rss, when = recording.peak  # the plot's marker: the same moment
+            text = table.format(limit, rss_peak=rss, rss_time=when - start,
+                                tracked_time=table.peak_time - start)
             print(terminal_text(text))
         else:
             print(f"\nchild {table.pid} ({terminal_line(table.cmdline)})")
