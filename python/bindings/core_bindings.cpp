@@ -62,10 +62,12 @@ py::dict peak_report_dict() {
         index[1] = -2;
     }
     std::vector<bool> used(report.nodes.size(), false);
-    for (const core::PeakRow &row : report.at_peak) {
-        for (std::uint32_t node = row.stack; node > 1 && !used[node];
-             node = report.nodes[node].parent) {
-            used[node] = true;
+    for (const auto *rows : {&report.at_peak, &report.live_now}) {
+        for (const core::PeakRow &row : *rows) {
+            for (std::uint32_t node = row.stack; node > 1 && !used[node];
+                 node = report.nodes[node].parent) {
+                used[node] = true;
+            }
         }
     }
     py::list nodes;
@@ -80,10 +82,14 @@ py::dict peak_report_dict() {
                                     py::reinterpret_borrow<py::object>(node.frame.code),
                                     core::peak_frame_line(node.frame)));
     }
-    py::list rows;
-    for (const core::PeakRow &row : report.at_peak) {
-        rows.append(py::make_tuple(row.bytes, row.stack < index.size() ? index[row.stack] : -1));
-    }
+    auto row_list = [&index](const std::vector<core::PeakRow> &from) {
+        py::list rows;
+        for (const core::PeakRow &row : from) {
+            rows.append(
+                py::make_tuple(row.bytes, row.stack < index.size() ? index[row.stack] : -1));
+        }
+        return rows;
+    };
     py::dict out;
     out["peak_bytes"] = report.peak_bytes;
     out["peak_time"] = report.peak_time;
@@ -95,7 +101,8 @@ py::dict peak_report_dict() {
     out["stack_table_bytes"] = report.stack_table_bytes;
     out["stacks"] = report.nodes.size();
     out["nodes"] = nodes;
-    out["at_peak"] = rows;
+    out["at_peak"] = row_list(report.at_peak);
+    out["live_now"] = row_list(report.live_now);
     return out;
 }
 

@@ -85,6 +85,8 @@ class PeakTable:
     #: there is charged to the innermost calling line outside them (``np.ones(...)``, not
     #: numpy's own line), unless the whole stack is library code.
     library_paths: list[str] = field(default_factory=list)
+    #: The bytes per stack still live when the table was captured (what the code kept).
+    kept: list[PeakStack] = field(default_factory=list)
 
     def lines(self) -> list[PeakLine]:
         """The peak's bytes by the innermost line of the program's own code, largest first."""
@@ -227,13 +229,12 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
         else:
             chains.append((frame,) + outer)
         deeper.append(cut)
-    stacks = []
-    for size, node in report["at_peak"]:
-        if node < 0:
-            stacks.append(PeakStack(size, (), node == -2))
-            continue
-        frames = chains[node]
-        stacks.append(PeakStack(size, frames, deeper[node]))
+
+    def stacks_of(rows: list[tuple[int, int]]) -> list[PeakStack]:
+        return [PeakStack(size, (), node == -2) if node < 0
+                else PeakStack(size, chains[node], deeper[node]) for size, node in rows]
+
+    stacks = stacks_of(report["at_peak"])
     return PeakTable(
         pid=os.getpid(),
         peak_bytes=report["peak_bytes"],
@@ -249,6 +250,7 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
         peak_live_blocks=report["peak_live_blocks"],
         peak_block_table_bytes=report["peak_block_table_bytes"],
         library_paths=library_paths(),
+        kept=stacks_of(report["live_now"]),
     )
 
 
