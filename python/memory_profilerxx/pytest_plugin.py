@@ -415,9 +415,13 @@ def _line_blame(runner: _LeakRuns, key: str, limit: int = 5) -> list[str]:
     from objgraphxx._sites import short_path
 
     records = [r for r in runner.profiler.records() if getattr(r, key) > 0]
-    if key == "peak":  # a tie goes to a body line, not the header row (the frame's teardown)
+    # Of the lines within 1% of the highest peak, the one that made the memory, not a later one
+    # that ran while it was held (an await: a few hundred bytes more), nor the header row.
+    if key == "peak":
         first = getattr(getattr(runner.own, "__code__", None), "co_firstlineno", 0)
-        records = sorted(records, key=lambda r: (-r.peak, r.lineno == first))[:1]
+        top = max((r.peak for r in records), default=0)
+        records = sorted((r for r in records if r.peak >= top - top // 100),
+                         key=lambda r: (r.lineno == first, -r.increment, -r.peak))[:1]
         sizes = [runner.peak]
     else:
         records = sorted(records, key=lambda r: -r.increment)[:limit]
