@@ -315,15 +315,18 @@ class _LeakRuns:
             self.nets.append(_memxx.watch_thread_net(mark))
         finally:
             self.peak = max(self.peak, _memxx.watch_thread_end(mark))
-            if last and self.plan.stacks and self.no_stacks is None:
-                from memory_profilerxx._peak import capture
+            try:
+                if self.tracker is not None:
+                    self._count_new_objects(last)
+            finally:
+                # After the count: the table's own objects are no object the test made.
+                if last and self.plan.stacks and self.no_stacks is None:
+                    from memory_profilerxx._peak import capture
 
-                try:
-                    self.table = capture()
-                finally:
-                    _memxx.peak_stop()
-        if self.tracker is not None:
-            self._count_new_objects(last)
+                    try:
+                        self.table = capture()
+                    finally:
+                        _memxx.peak_stop()
 
     def _count_new_objects(self, last: bool) -> None:
         run = len(self.growth)
