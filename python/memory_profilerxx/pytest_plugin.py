@@ -1,13 +1,17 @@
 """pytest plugin: per-test memory and leak budgets that name the line and the reference to blame.
 
 Installed with memory-profilerxx (entry point ``pytest11``) and idle until asked: a marker
-(``limit_memory``, ``limit_leaks``, ``no_leaked_objects``, as pytest-memray spells the first two)
-or ``--memxx`` / ``--memxx-limit``. Figures come from the allocation hook's per-thread ledger
-(``_memxx.watch_thread_begin``): PyMem, numpy and native malloc/mmap bytes of the test's thread.
+(pytest-memray's ``limit_memory``, ``limit_leaks``, ``limit_leaked_objects``, and our
+``no_leaked_objects``) or ``--memxx`` / ``--memray`` / ``--memxx-limit``. Peaks come from the
+allocation hook's per-thread ledger (``_memxx.watch_thread_begin``): PyMem, numpy and native
+malloc/mmap bytes of the test's thread and, unless ``current_thread_only=True``, of the threads
+working for it. Leak sites and the stacks of a failure come from the peak recorder
+(``_memxx.peak_start``), which tags every block with the Python stack that made it.
 
 Leak markers run the test body ``runs`` times (default 3) with one ``gc.collect()`` after each
-run; a leak is what grows on every run after the first (the first one fills caches), so its
-size is the smallest growth of runs 2..N.
+run; the runs before the last fill caches, and the last is judged: per allocation site for
+``limit_leaks``, objects it made for ``limit_leaked_objects``; ``no_leaked_objects`` counts
+objects of a type that grow on every run after the first.
 
 >>> parse_size("1.5 MiB"), parse_size("24 MB"), format_size(3 * 2**20 + 2**19)
 (1572864, 25165824, '3.5 MiB')
@@ -560,8 +564,9 @@ class MemxxPlugin:
         except ValueError as exc:
             raise pytest.UsageError(f"--memxx-limit: {exc}") from None
         try:
-            self.shown = _Shown(depth=int(_setting(config, "stacks")),
-                                verbosity=config.get_verbosity())
+            verbosity = config.get_verbosity() if hasattr(config, "get_verbosity") \
+                else config.getoption("verbose")  # pytest < 8
+            self.shown = _Shown(depth=int(_setting(config, "stacks")), verbosity=verbosity)
             self.most = int(_setting(config, "most_allocations"))
         except ValueError as exc:
             raise pytest.UsageError(f"--stacks / --most-allocations: {exc}") from None
@@ -676,9 +681,17 @@ class MemxxPlugin:
         message = item.stash.get(_VERDICT, None)
         if message and report.passed:
             report.outcome, report.longrepr = "failed", message
+            report.memxx_failed = True
         plan = item.stash.get(_PLAN, None)
         if figures is not None and plan is not None and plan.limit_memory is not None:
             self._compare_with_last_pass(item, report, figures)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: Any) -> Any:
+        """A test failed by a budget shows as pytest-memray shows it: M, MEMORY PROBLEMS."""
+        if report.when == "call" and report.failed and getattr(report, "memxx_failed", False):
+            return "failed", "M", "MEMORY PROBLEMS"
+        return None
 
     def _compare_with_last_pass(self, item: Any, report: Any, figures: Figures) -> None:
         """--fail-on-increase: a limit_memory test fails when its peak grew since it last passed.
@@ -692,7 +705,7 @@ class MemxxPlugin:
         last = cache.get(key, None)
         last_peak = last.get("peak") if isinstance(last, dict) else None
         if self.fail_on_increase and isinstance(last_peak, int) and figures.peak > last_peak:
-            report.outcome = "failed"
+            report.outcome, report.memxx_failed = "failed", True
             report.longrepr = (f"{item.name} used {format_size(figures.peak)} at its peak, more "
                                f"than the {format_size(last_peak)} of its last passing run "
                                f"({figures.peak - last_peak} B more; --fail-on-increase)")

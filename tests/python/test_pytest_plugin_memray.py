@@ -87,6 +87,9 @@ def test_both_thread_meanings_of_limit_memory_and_limit_leaks(pytester):
             "        build:test_pool.py:5\n") in text
     result.stdout.fnmatch_lines(["*test_pool_self PASSED*", "*test_hand_off PASSED*",
                                  "*test_pool_keeps_not_counted PASSED*"])
+    # Shown as pytest-memray shows a budget's failure.
+    result.stdout.fnmatch_lines(["test_pool.py::test_pool_all MEMORY PROBLEMS*",
+                                 "MEMORY PROBLEMS test_pool.py::test_pool_keeps - *"])
     # The pool's workers made what the test keeps: one site, 2 x 3 MiB, on another thread.
     text = failure_text(result, "test_pool_keeps")
     assert ("test_pool_keeps was allowed to leak 1.0 MiB per location but 1 location(s) kept "
