@@ -578,6 +578,15 @@ class MemxxPlugin:
         if self.json_path:
             _check_json_path(self.json_path)
         self.results: list[Figures] = []
+        self.session_peak: _SessionPeak | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: Any) -> None:
+        """Under xdist with --memxx: the controller samples itself and its workers together."""
+        if not self.track_all or hasattr(self.config, "workerinput") \
+                or not self.config.pluginmanager.has_plugin("dsession"):
+            return
+        self.session_peak = _SessionPeak()
 
     def pytest_report_header(self, config: Any) -> str | None:
         if not self.memray_active:
@@ -754,6 +763,8 @@ class MemxxPlugin:
                           f"no test {'allocated' if key == 'peak' else 'leaked'} memory")
             for f in rows:
                 tr.write_line(f"   {format_size(getattr(f, key)):>9}  {f.nodeid}")
+        if self.session_peak is not None:
+            tr.write_line(self.session_peak.summary())
         if self.json_error:
             tr.write_line(f"memory-profilerxx: {self.json_error}", red=True)
         elif self.json_path:
@@ -761,6 +772,8 @@ class MemxxPlugin:
 
     def pytest_sessionfinish(self, session: Any) -> None:
         """Writes --memxx-json (before the summary, which says where it went or why not)."""
+        if self.session_peak is not None:
+            self.session_peak.stop()
         if not self.json_path or hasattr(self.config, "workerinput"):
             return
         import _memxx
@@ -778,6 +791,46 @@ class MemxxPlugin:
 
 
 _VERDICT = pytest.StashKey[str]()
+
+
+class _SessionPeak:
+    """The whole xdist session's memory at its highest moment: the controller and every worker
+    (its child processes) read in the same sampling pass of mprofxx's sampler, so the figure is
+    their sum at one instant, not a sum of peaks reached at different times.
+    """
+
+    INTERVAL = 0.02  # seconds between passes
+
+    def __init__(self) -> None:
+        import os
+        import tempfile
+
+        import _memxx
+
+        folder = tempfile.mkdtemp(prefix="memxx-session-")
+        self.path = os.path.join(folder, "session.dat")
+        self.sampler = _memxx.Sampler(os.getpid(), self.path, self.INTERVAL, True)
+        self.sampler.start()
+        self.peak = -1
+        self.samples = 0
+
+    def stop(self) -> None:
+        import os
+        import shutil
+
+        if self.sampler is None:
+            return
+        self.sampler.stop()
+        self.peak, self.samples = self.sampler.peak_bytes, self.sampler.stats()["samples"]
+        self.sampler = None
+        shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+
+    def summary(self) -> str:
+        if self.peak < 0:
+            return "whole session at its peak: not sampled"
+        return (f"whole session at its peak: {format_size(self.peak)} resident, the controller "
+                f"and its workers at one moment ({self.samples} samples, every "
+                f"{self.INTERVAL * 1000:.0f} ms)")
 
 
 def _check_json_path(path: str) -> None:

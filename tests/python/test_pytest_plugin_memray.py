@@ -498,3 +498,55 @@ def test_pytest_memrays_documentation_examples_get_its_verdicts(pytester):
     assert ours == theirs
     assert sorted(name for name, verdict in ours.items() if verdict == "failed") == [
         "test_leaks_in_a_loop", "test_memory_exceed", "test_thread_counts_by_default"]
+
+
+HOLDERS = """
+    import os
+    import pathlib
+    import time
+    import pytest
+
+    FLAGS = pathlib.Path(os.environ["HOLD_FLAGS"])
+    OVERLAP = os.environ["HOLD_OVERLAP"] == "1"
+
+    def wait_for(name):
+        deadline = time.monotonic() + 60
+        while not (FLAGS / name).exists():
+            assert time.monotonic() < deadline, name
+            time.sleep(0.01)
+
+    @pytest.mark.parametrize("n", [0, 1])
+    def test_hold(n):
+        if not OVERLAP and n == 1:
+            wait_for("done-0")      # one after the other: never both blocks at once
+        block = b"x" * (150 * 2**20)
+        (FLAGS / f"holding-{n}").touch()
+        if OVERLAP:
+            wait_for(f"holding-{1 - n}")   # both hold their block at the same time
+        time.sleep(0.3)
+        del block
+        (FLAGS / f"done-{n}").touch()
+"""
+
+
+def session_peak(pytester: pytest.Pytester, overlap: bool) -> float:
+    flags = pytester.mkdir(f"flags-{int(overlap)}")
+    pytester.makepyfile(test_holders=HOLDERS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOLD_FLAGS", str(flags))
+        patch.setenv("HOLD_OVERLAP", "1" if overlap else "0")
+        result = pytester.runpytest_subprocess(*PLUGIN, "-n", "2", "--memxx", "--dist", "load")
+    result.assert_outcomes(passed=2)
+    (line,) = [text for text in result.stdout.lines if text.startswith("whole session at its")]
+    found = re.match(r"whole session at its peak: ([\d.]+) MiB resident, the controller and its "
+                     r"workers at one moment \(\d+ samples, every 20 ms\)", line)
+    assert found, line
+    return float(found[1])
+
+
+def test_xdist_summary_gives_the_sessions_peak_at_one_moment(pytester):
+    pytest.importorskip("xdist")
+    together = session_peak(pytester, overlap=True)
+    apart = session_peak(pytester, overlap=False)
+    # Two workers each held 150 MiB: at one moment both (sum), or never both (one block).
+    assert together - apart == pytest.approx(150, abs=25)
