@@ -375,7 +375,9 @@ class _LeakRuns:
         """
         own = getattr(self.own, "__code__", None)
         own_key = (own.co_filename, getattr(own, "co_qualname", own.co_name)) if own else None
-        out = []
+        # Stacks that read the same once cut (two calls on one line, different outer frames)
+        # are one location, as pytest-memray groups them: their bytes add up.
+        by_location: dict[tuple[str, tuple[StackFrame, ...]], int] = {}
         for row in rows:
             frames = row.frames  # (filename, function, line), innermost first
             other = not frames or (frames[-1][0].endswith("threading.py")
@@ -390,7 +392,9 @@ class _LeakRuns:
                     continue  # the runner's own bookkeeping around the test's call
             shown = tuple(StackFrame(f[1], f[0], f[2]) for f in frames
                           if not f[0].endswith(_HAND_OFF_FILE))  # our hand-over of the cause
-            out.append((row.bytes, "another thread" if other else "the test's thread", shown))
+            key = ("another thread" if other else "the test's thread", shown)
+            by_location[key] = by_location.get(key, 0) + row.bytes
+        out = [(size, thread, frames) for (thread, frames), size in by_location.items()]
         out.sort(key=lambda site: -site[0])
         return out
 
