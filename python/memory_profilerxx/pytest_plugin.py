@@ -25,6 +25,7 @@ import io
 import json
 import re
 import sys
+import unittest
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -642,10 +643,17 @@ class MemxxPlugin:
         else:
             measured = functools.wraps(func)(runner)
         item.obj = measured
+        # pytest hands an async TestCase method to unittest without item.obj: unittest takes it
+        # from the instance (IsolatedAsyncioTestCase runs it in its loop).
+        testcase = getattr(item, "instance", None) if measured is not runner else None
+        if testcase is not None and isinstance(testcase, unittest.TestCase):
+            setattr(testcase, item.name, measured)
         try:
             outcome = yield
         finally:
             item.obj = func
+            if testcase is not None and item.name in vars(testcase):
+                delattr(testcase, item.name)
         figures = Figures(item.nodeid, peak=runner.peak, runs=plan.runs,
                           run_nets=list(runner.nets), limit_memory=plan.limit_memory,
                           limit_leaks=plan.limit_leaks)

@@ -550,3 +550,26 @@ def test_xdist_summary_gives_the_sessions_peak_at_one_moment(pytester):
     apart = session_peak(pytester, overlap=False)
     # Two workers each held 150 MiB: at one moment both (sum), or never both (one block).
     assert together - apart == pytest.approx(150, abs=25)
+
+
+def test_markers_on_async_unittest_methods_are_measured(pytester):
+    pytester.makepyfile(test_async_case="""
+        import asyncio
+        import unittest
+        import pytest
+
+        class Service(unittest.IsolatedAsyncioTestCase):
+            @pytest.mark.limit_memory("1 MB")
+            async def test_over(self):
+                await asyncio.sleep(0)
+                block = bytearray(3 * 2**20)
+
+            @pytest.mark.limit_memory("4 MB")
+            async def test_fits(self):
+                block = bytearray(3 * 2**20)
+    """)
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    text = failure_text(result, "Service.test_over")
+    assert "test_over used 3.0 MiB at its peak (limit 1.0 MiB), reached on:" in text
+    assert "test_async_case.py:9   block = bytearray(3 * 2**20)" in text
