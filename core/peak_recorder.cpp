@@ -457,6 +457,11 @@ PeakReport peak_report() {
         }
     }
     const auto &nodes = recorder.stacks.nodes();
+    for (std::uint32_t stack = 0; stack < nodes.size(); ++stack) {
+        if (tables.live_bytes(stack) > 0) {
+            out.live_now.push_back(PeakRow{stack, tables.live_bytes(stack)});
+        }
+    }
     out.nodes.reserve(nodes.size());
     for (const StackNode &node : nodes) {
         out.nodes.push_back(PeakNode{node.parent, PeakFrame{node.code, node.offset}});

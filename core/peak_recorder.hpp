@@ -72,6 +72,7 @@ struct PeakReport {
     double peak_time = 0;           // seconds since the epoch when the total left its peak
     std::int64_t current_bytes = 0; // bytes live now
     std::vector<PeakRow> at_peak;   // live bytes per stack at the peak, those above 0
+    std::vector<PeakRow> live_now;  // live bytes per stack now, those above 0 (what is kept)
     std::vector<PeakNode> nodes;    // every node interned so far
     std::size_t live_blocks = 0;
     std::size_t block_table_bytes = 0; // the live-block table's own memory

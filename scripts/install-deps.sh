@@ -36,7 +36,7 @@ pythons=("$@")
 packages=("scikit-build-core>=0.10" "pybind11>=2.10" pytest numpy memory_profiler objgraph
     ipython matplotlib psutil setuptools pillow memray
     ipykernel nbclient nbformat
-    pytest-xdist pytest-memray toolz coverage mypy
+    pytest-xdist pytest-memray pytest-asyncio anyio toolz coverage mypy
     pandas pyarrow polars lxml scikit-learn)
 # Wheels only: every package here ships them for the interpreters it supports, and a source build
 # (pandas, pyarrow on an interpreter they do not support yet) takes many minutes, then fails.

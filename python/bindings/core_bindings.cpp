@@ -52,8 +52,8 @@ py::list profiled_results(const ProfiledCodes &codes) {
 
 // {"peak_bytes", "peak_time", "current_bytes", "live_blocks", "block_table_bytes",
 //  "stack_table_bytes", "stacks", "nodes": [(parent, code, line), ...],
-//  "at_peak": [(bytes, node), ...], "left_rows", "left_bytes"}: the nodes the stacks live at the
-// peak go through, each after its parent; a parent of -1 is the root, -2 the root of stacks cut
+//  "at_peak": [(bytes, node), ...], "live_now": [(bytes, node), ...], "left_rows", "left_bytes"}:
+// the nodes the stacks live at the peak (and those live now) go through, each after its parent; a parent of -1 is the root, -2 the root of stacks cut
 // at the recorded depth. With `largest` >= 0 only that many stacks, the largest, are listed; the
 // others are counted in left_rows and left_bytes (when memory is short: the nodes of all stacks
 // are not made into Python objects).
@@ -77,6 +77,7 @@ py::dict peak_report_dict(std::int64_t largest) {
         }
         left_rows = static_cast<std::size_t>(report.at_peak.end() - cut);
         report.at_peak.erase(cut, report.at_peak.end());
+        report.live_now.clear(); // what is kept now is not asked for when memory is short
     }
     // Parents are interned before their children, so ascending ids put each parent first.
     std::vector<std::int64_t> index(report.nodes.size(), -1);
@@ -85,10 +86,12 @@ py::dict peak_report_dict(std::int64_t largest) {
         index[1] = -2;
     }
     std::vector<bool> used(report.nodes.size(), false);
-    for (const core::PeakRow &row : report.at_peak) {
-        for (std::uint32_t node = row.stack; node > 1 && !used[node];
-             node = report.nodes[node].parent) {
-            used[node] = true;
+    for (const auto *rows : {&report.at_peak, &report.live_now}) {
+        for (const core::PeakRow &row : *rows) {
+            for (std::uint32_t node = row.stack; node > 1 && !used[node];
+                 node = report.nodes[node].parent) {
+                used[node] = true;
+            }
         }
     }
     py::list nodes;
@@ -103,10 +106,14 @@ py::dict peak_report_dict(std::int64_t largest) {
                                     py::reinterpret_borrow<py::object>(node.frame.code),
                                     core::peak_frame_line(node.frame)));
     }
-    py::list rows;
-    for (const core::PeakRow &row : report.at_peak) {
-        rows.append(py::make_tuple(row.bytes, row.stack < index.size() ? index[row.stack] : -1));
-    }
+    auto row_list = [&index](const std::vector<core::PeakRow> &from) {
+        py::list rows;
+        for (const core::PeakRow &row : from) {
+            rows.append(
+                py::make_tuple(row.bytes, row.stack < index.size() ? index[row.stack] : -1));
+        }
+        return rows;
+    };
     py::dict out;
     out["peak_bytes"] = report.peak_bytes;
     out["peak_time"] = report.peak_time;
@@ -118,7 +125,8 @@ py::dict peak_report_dict(std::int64_t largest) {
     out["stack_table_bytes"] = report.stack_table_bytes;
     out["stacks"] = report.nodes.size();
     out["nodes"] = nodes;
-    out["at_peak"] = rows;
+    out["at_peak"] = row_list(report.at_peak);
+    out["live_now"] = row_list(report.live_now);
     out["left_rows"] = left_rows;
     out["left_bytes"] = left_bytes;
     return out;

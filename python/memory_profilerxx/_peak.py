@@ -93,6 +93,8 @@ class PeakTable:
     cut_stacks: int = 0  # stacks cut into one row when writing, their bytes, and why
     cut_bytes: int = 0
     cut_reason: str = ""
+    #: The bytes per stack still live when the table was captured (what the code kept).
+    kept: list[PeakStack] = field(default_factory=list)
 
     def lines(self) -> list[PeakLine]:
         """The peak's bytes by the innermost line of the program's own code, largest first."""
@@ -297,6 +299,9 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
     else:
         cut_stacks = len(small) + report.get("left_rows", 0)
         cut_bytes = sum(row[0] for row in small) + report.get("left_bytes", 0)
+    # The bytes each stack still holds now (what the code kept), for the pytest plugin's leaks.
+    kept_stacks = [PeakStack(size, (), node == -2) if node < 0 else PeakStack(size, *resolve(node))
+                   for size, node in report.get("live_now", ())]
     del resolved, rows, nodes, small
     reason = cut_reason or f"below {100 * merge_below:g} % of the peak"
     if cut_stacks:
@@ -321,6 +326,7 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
         cut_stacks=cut_stacks,
         cut_bytes=cut_bytes,
         cut_reason=reason if cut_stacks else "",
+        kept=kept_stacks,
     )
 
 

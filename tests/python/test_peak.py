@@ -204,6 +204,30 @@ def test_peak_report_in_python_sees_threads_and_not_what_was_freed_before() -> N
     del kept, again
 
 
+def test_kept_gives_the_bytes_each_stack_still_holds_at_the_capture() -> None:
+    def keep(out: list) -> None:
+        out.append(bytearray(3 * MB))
+
+    out: list = []
+    with peak_report() as peak:
+        scratch = bytearray(20 * MB)
+        del scratch
+        keep(out)
+        thread = threading.Thread(target=keep, args=(out,))
+        thread.start()
+        thread.join()
+    assert peak.table is not None
+    kept = [stack for stack in peak.table.kept if stack.frames]
+    held = [stack for stack in kept if stack.frames[0][1].endswith("keep") and stack.bytes > MB]
+    # One stack through this test's line, one through the thread's bootstrap: 3 MB each (the
+    # list's own growth at the same line is a stack of its own: another instruction).
+    assert [stack.bytes for stack in held] == [sys.getsizeof(out[0])] * 2
+    assert {stack.frames[1][1] for stack in held} == {
+        "test_kept_gives_the_bytes_each_stack_still_holds_at_the_capture", "Thread.run"}
+    assert not any(stack.bytes >= 20 * MB for stack in kept)  # freed before the capture
+    del out
+
+
 def test_the_recorder_is_stopped_after_the_block_and_its_error_passes_through() -> None:
     with pytest.raises(ZeroDivisionError):
         with peak_report():
