@@ -52,12 +52,13 @@ py::list profiled_results(const ProfiledCodes &codes) {
 
 // {"peak_bytes", "peak_time", "current_bytes", "live_blocks", "block_table_bytes",
 //  "stack_table_bytes", "stacks", "nodes": [(parent, code, line), ...],
-//  "at_peak": [(bytes, node), ...], "live_now": [(bytes, node), ...], "left_rows", "left_bytes"}:
+//  "at_peak": [(bytes, node), ...], "live_now": [(bytes, node), ...] (asked for, else empty),
+//  "left_rows", "left_bytes"}:
 // the nodes the stacks live at the peak (and those live now) go through, each after its parent; a parent of -1 is the root, -2 the root of stacks cut
 // at the recorded depth. With `largest` >= 0 only that many stacks, the largest, are listed; the
 // others are counted in left_rows and left_bytes (when memory is short: the nodes of all stacks
 // are not made into Python objects).
-py::dict peak_report_dict(std::int64_t largest) {
+py::dict peak_report_dict(std::int64_t largest, bool live_now) {
     core::PeakReport report;
     try {
         report = core::peak_report();
@@ -77,7 +78,9 @@ py::dict peak_report_dict(std::int64_t largest) {
         }
         left_rows = static_cast<std::size_t>(report.at_peak.end() - cut);
         report.at_peak.erase(cut, report.at_peak.end());
-        report.live_now.clear(); // what is kept now is not asked for when memory is short
+    }
+    if (!live_now || largest >= 0) { // not asked for (nor when memory is short)
+        report.live_now.clear();
     }
     // Parents are interned before their children, so ascending ids put each parent first.
     std::vector<std::int64_t> index(report.nodes.size(), -1);
@@ -349,9 +352,9 @@ void bind_core(py::module_ &m) {
           "The calling frame runs the program (True) until it returns (False first).");
     m.def(
         "peak_report",
-        [](std::int64_t largest) {
+        [](std::int64_t largest, bool live_now) {
             try {
-                return peak_report_dict(largest);
+                return peak_report_dict(largest, live_now);
             } catch (const std::runtime_error &) {
                 // pybind11 reports a Python object it could not make as a RuntimeError; the
                 // caller must know it is out of memory (it writes a shorter table then).
@@ -362,9 +365,10 @@ void bind_core(py::module_ &m) {
                 throw;
             }
         },
-        py::arg("largest") = -1,
+        py::arg("largest") = -1, py::arg("live_now") = false,
           "The peak recorder's figures: the peak, and the bytes per stack live at that moment "
-          "(the `largest` stacks only when it is 0 or more).");
+          "(the `largest` stacks only when it is 0 or more); with `live_now`, also the bytes "
+          "per stack live now.");
     m.def("profiled_depth", &core::thread_profiled_depth,
           "Profiled frames running on the calling thread.");
     m.def("set_floor_trace", &core::set_floor_trace, py::arg("on"),

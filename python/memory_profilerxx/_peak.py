@@ -225,14 +225,16 @@ def _code_name(code: Any) -> str:
 
 def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "",
             runner_files: frozenset[str] = frozenset(), *, merge_below: float = 0.0,
-            keep: int | None = None, cut_reason: str = "", run: str = "") -> PeakTable:
+            keep: int | None = None, cut_reason: str = "", run: str = "",
+            with_kept: bool = False) -> PeakTable:
     """The running recorder's figures as a PeakTable (the recorder keeps running).
 
     Outermost frames in ``runner_files`` (the code that started the program) are left out.
     Stacks holding less than ``merge_below`` of the peak, and those beyond the ``keep`` largest,
-    are cut into one row (``cut_reason`` says why; by default: their share).
+    are cut into one row (``cut_reason`` says why; by default: their share). ``with_kept``: the
+    table's ``kept`` lists the bytes each stack still holds now.
     """
-    report = _memxx.peak_report(-1 if keep is None else keep)
+    report = _memxx.peak_report(-1 if keep is None else keep, with_kept)
     nodes = report["nodes"]
     rows = report["at_peak"]
     peak_bytes = report["peak_bytes"]

@@ -329,7 +329,7 @@ class _LeakRuns:
                     from memory_profilerxx._peak import capture
 
                     try:
-                        self.table = capture()
+                        self.table = capture(with_kept=True)
                     finally:
                         _memxx.peak_stop()
 
