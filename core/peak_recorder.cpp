@@ -426,7 +426,7 @@ void peak_stop() {
     mi_free(recorder);
 }
 
-PeakReport peak_report() {
+PeakReport peak_report(bool live_now) {
     if (g_recorder == nullptr) {
         throw std::logic_error("the peak recorder is not running");
     }
@@ -457,7 +457,7 @@ PeakReport peak_report() {
         }
     }
     const auto &nodes = recorder.stacks.nodes();
-    for (std::uint32_t stack = 0; stack < nodes.size(); ++stack) {
+    for (std::uint32_t stack = 0; live_now && stack < nodes.size(); ++stack) {
         if (tables.live_bytes(stack) > 0) {
             out.live_now.push_back(PeakRow{stack, tables.live_bytes(stack)});
         }

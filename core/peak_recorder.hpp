@@ -80,8 +80,9 @@ struct PeakReport {
     std::size_t peak_block_table_bytes = 0;
     std::size_t stack_table_bytes = 0; // stack nodes, their tags and the per-stack figures
 };
-// The figures so far; the peak is that of the whole recording. GIL held.
-PeakReport peak_report();
+// The figures so far; the peak is that of the whole recording. `live_now`: also the bytes each
+// stack holds now (left empty otherwise). GIL held.
+PeakReport peak_report(bool live_now = false);
 
 // The source line of a frame. GIL held.
 int peak_frame_line(const PeakFrame &frame);

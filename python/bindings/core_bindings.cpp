@@ -61,7 +61,7 @@ py::list profiled_results(const ProfiledCodes &codes) {
 py::dict peak_report_dict(std::int64_t largest, bool live_now) {
     core::PeakReport report;
     try {
-        report = core::peak_report();
+        report = core::peak_report(live_now && largest < 0);
     } catch (const std::logic_error &e) {
         throw py::value_error(e.what());
     }
@@ -78,9 +78,6 @@ py::dict peak_report_dict(std::int64_t largest, bool live_now) {
         }
         left_rows = static_cast<std::size_t>(report.at_peak.end() - cut);
         report.at_peak.erase(cut, report.at_peak.end());
-    }
-    if (!live_now || largest >= 0) { // not asked for (nor when memory is short)
-        report.live_now.clear();
     }
     // Parents are interned before their children, so ascending ids put each parent first.
     std::vector<std::int64_t> index(report.nodes.size(), -1);

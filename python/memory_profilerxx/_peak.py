@@ -521,7 +521,7 @@ class peak_report:  # noqa: N801 - a function-like context manager, as memray's 
 
     def __exit__(self, *exc: object) -> Literal[False]:
         try:
-            self.table = capture(start_time=self._start)
+            self.table = capture(start_time=self._start, with_kept=True)
         finally:
             _memxx.peak_stop()
         return False
