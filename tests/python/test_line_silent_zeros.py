@@ -161,8 +161,8 @@ def test_a_budget_after_a_test_that_stopped_tracemalloc_still_fails(pytester):
                                            "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=2)
     text = result.stdout.str()
-    assert "FAILED test_budgets.py::test_b_over_budget" in text
-    assert "FAILED test_budgets.py::test_c_stops_tracemalloc_then_goes_over_budget" in text
+    assert "MEMORY PROBLEMS test_budgets.py::test_b_over_budget" in text
+    assert "MEMORY PROBLEMS test_budgets.py::test_c_stops_tracemalloc_then_goes_over_budget" in text
     assert "100.0 MiB" in text and "50.0 MiB" in text
 
 

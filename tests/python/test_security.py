@@ -62,6 +62,9 @@ ALLOWED = {
     ("python/memory_profilerxx/_magics.py", "eval(name"): "%mprun -f NAME: the user's expression",
     ("python/memory_profilerxx/_magics.py", "exec(code, self.shell"): "%peak: the user's statement",
     ("python/mprofxx/_child.py", "exec()s the script"): "a docstring",
+    ("python/mprofxx/_attach.py", "exec(open({boot_path"): (
+        "attach: the target runs our boot code, written by the CLI into its own new 0700 folder "
+        "(O_EXCL, O_NOFOLLOW), as sys.remote_exec runs a file"),
 }
 FORBIDDEN = [
     r"\bpickle\b",
