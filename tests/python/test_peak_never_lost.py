@@ -120,11 +120,11 @@ def test_os_exit_in_the_main_program_keeps_the_table(tmp_path: Path) -> None:
 
 
 def test_a_signal_during_the_write_waits_for_it(tmp_path: Path) -> None:
-    # At exit the program's own atexit handler (run before ours) starts a thread that, once the
-    # table is being written, sends SIGTERM and SIGINT to the program: the write finishes, then
-    # one of them takes its default action.
+    # A thread of the program waits until the table is being written at exit, then sends
+    # SIGTERM and SIGINT to the program: the write finishes, then one of them takes its default
+    # action.
     write(tmp_path, "slow_write.py", """
-        import atexit, os, signal, sys, threading, time
+        import os, signal, sys, threading, time
 
         def many(depth, bits):
             if depth == 0:
@@ -140,17 +140,18 @@ def test_a_signal_during_the_write_waits_for_it(tmp_path: Path) -> None:
         big = bytearray(40_000_000)                  # line 15
 
         def signal_during_the_write():
-            child = sys.modules["__main__"]  # at exit: mprofxx's runner again
-            while not child._peak_written:
-                time.sleep(0.001)
-            time.sleep(0.02)
+            # __main__ is this script while it runs, mprofxx's runner again at exit
+            while not getattr(sys.modules["__main__"], "_peak_written", False):
+                time.sleep(0.0005)
             os.kill(os.getpid(), signal.SIGTERM)
             os.kill(os.getpid(), signal.SIGINT)
             with open("signalled", "w") as out:
                 out.write("yes")
 
-        atexit.register(lambda: threading.Thread(target=signal_during_the_write,
-                                                 daemon=True).start())
+        # Started now: 3.12 refuses a new thread at shutdown. The main thread writes with the
+        # GIL: this one gets a turn often enough to send both signals while the write runs.
+        sys.setswitchinterval(0.0001)
+        threading.Thread(target=signal_during_the_write, daemon=True).start()
     """)
     done = mprofxx("run", "--peak", "slow_write.py", cwd=tmp_path)
     assert (tmp_path / "signalled").exists()
