@@ -12,5 +12,8 @@ bench:
 	python3 tests/bench/bench_leaks.py
 	python3 tests/bench/bench_mprof.py
 	python3 tests/bench/bench_peak.py
+	python3 tests/bench/bench_pytest_plugin.py
+	python3 tests/bench/bench_heap_walk.py
+	python3 tests/bench/bench_attach.py
 clean:
 	rm -rf build
