@@ -140,7 +140,8 @@ class Figures:
 
 def _read_marker(mark: Any) -> dict[str, Any]:
     """The Plan fields one marker sets; ValueError naming what is wrong."""
-    name, kwargs, fields = mark.name, dict(mark.kwargs), {}
+    fields: dict[str, Any] = {}
+    name, kwargs = mark.name, dict(mark.kwargs)
     runs = kwargs.pop("runs", None)
     if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
         raise ValueError(f"runs must be an int >= 1, not {runs!r}")
@@ -829,7 +830,7 @@ class _SessionPeak:
 
         folder = tempfile.mkdtemp(prefix="memxx-session-")
         self.path = os.path.join(folder, "session.dat")
-        self.sampler = _memxx.Sampler(os.getpid(), self.path, self.INTERVAL, True)
+        self.sampler: Any = _memxx.Sampler(os.getpid(), self.path, self.INTERVAL, True)
         self.sampler.start()
         self.peak = -1
         self.samples = 0

@@ -17,7 +17,7 @@ def _boot(args):  # type: ignore[no-untyped-def]
     if not os.path.isdir(directory):  # the CLI gave up waiting and removed its folder
         return
 
-    def answer(text):  # type: ignore[no-untyped-def]
+    def answer(text: str) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(os.path.join(directory, "status"), flags, 0o600)
         with os.fdopen(fd, "w") as status:
@@ -61,4 +61,4 @@ def _boot(args):  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__mprofxx_attach__":  # run by the target, not imported
-    _boot(ARGS)  # type: ignore[name-defined]  # noqa: F821 - the line the CLI writes above
+    _boot(ARGS)  # type: ignore[name-defined,no-untyped-call]  # noqa: F821 - the line the CLI writes above

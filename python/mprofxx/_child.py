@@ -98,7 +98,7 @@ def _write_table() -> None:
     import _memxx
     from memory_profilerxx import _peak
 
-    where = dict(start_time=_peak_started, parent=_parent_pid, cmdline=" ".join(sys.argv),
+    where: dict[str, Any] = dict(start_time=_peak_started, parent=_parent_pid, cmdline=" ".join(sys.argv),
                  runner_files=frozenset({runpy.__file__, "<frozen runpy>", __file__}),
                  run=os.environ.get(_peak_parts.RUN_VAR, ""))
     attempts: list[dict[str, Any]] = [{"merge_below": _MERGE_BELOW}]
@@ -112,7 +112,7 @@ def _write_table() -> None:
             except MemoryError:
                 table = None
                 continue
-            if attempt.get("cut_reason"):
+            if attempt.get("cut_reason") and table is not None:
                 _tell(f"out of memory while writing the peak table: the {len(table.stacks) - 1}"
                       f" largest stacks written, {table.cut_stacks} smaller ones"
                       f" ({table.cut_bytes / _memxx.MIB:,.1f} MiB) cut into one row")

@@ -252,8 +252,8 @@ def peak_lines_note(recording: Recording, top: int = 3, width: int | None = None
 def _near_name(row: Any, folder: str) -> str:
     """``file:line`` with the file relative to ``folder`` when below it, else its last two parts."""
     if row.lineno == 0 and row.filename.startswith("("):
-        return row.location()
-    name = row.filename
+        return str(row.location())
+    name = str(row.filename)
     if os.path.isabs(name):
         relative = os.path.relpath(name, folder)
         if not relative.startswith(".."):
