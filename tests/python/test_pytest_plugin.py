@@ -16,26 +16,11 @@ import pytest
 
 import _native
 from memory_profilerxx.pytest_plugin import format_size, parse_size
+from _plugin_runs import PLUGIN, failure_text, run
 
 pytest_plugins = ["pytester"]
 
-# In-process runs import the plugin once; later runs would warn that it cannot be rewritten.
-PLUGIN = ("-p", "no:memray", "-p", "memory_profilerxx.pytest_plugin", "-p", "no:cacheprovider",
-          "-W", "ignore::pytest.PytestAssertRewriteWarning")
 MiB = 2**20
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest(*PLUGIN, *args)
-
-
-def failure_text(result: pytest.RunResult, test: str) -> str:
-    """The FAILURES section of one test."""
-    text = result.stdout.str()
-    start = text.index(f"_ {test} _")
-    end = text.find("\n___", start + 1)
-    stop = text.find("short test summary", start)
-    return text[start:min(e for e in (end, stop) if e > 0)]
 
 
 def test_parse_size_reads_pytest_memrays_sizes():

@@ -9,24 +9,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from _plugin_runs import PLUGIN, failure_text, run
 
 pytest_plugins = ["pytester"]
 
-PLUGIN = ("-p", "no:memray", "-p", "memory_profilerxx.pytest_plugin", "-p", "no:cacheprovider",
-          "-W", "ignore::pytest.PytestAssertRewriteWarning")
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest(*PLUGIN, *args)
-
-
-def failure_text(result: pytest.RunResult, test: str) -> str:
-    """The FAILURES section of one test."""
-    text = result.stdout.str()
-    start = text.index(f"_ {test} _")
-    end = text.find("\n___", start + 1)
-    stop = text.find("short test summary", start)
-    return text[start:min(e for e in (end, stop) if e > 0)]
 
 
 POOL = """
