@@ -30,10 +30,11 @@ FENCE = re.compile(r"^```(\S*)\s*$")
 # The blocks that are marked not run, by file: each mark's reason says why (the doc shows it).
 NOT_RUN = {
     "README.md": 1,          # make demo / make test: install packages and build
+    "HACKING.md": 1,         # building into a venv and ctest: minutes
     "docs/line-profiler.md": 1,  # script.py, package.module: the reader's program
     "docs/mprofxx.md": 1,    # mprofxx attach: a running server, lldb, 20 s (test_attach.py)
     "docs/objgraphxx.md": 0,
-    "docs/pytest-plugin.md": 1,  # pytest options over the reader's suite (test_pytest_plugin.py)
+    "docs/pytest-plugin.md": 1,  # pytest options over the reader's suite (test_pytest_plugin*.py)
     "docs/reliability.md": 1,    # the sid chroot: root, minutes
 }
 
@@ -52,7 +53,7 @@ class Block:
         return RUNNABLE.get(self.language)
 
 
-def fenced_blocks(path: Path) -> list[Block]:
+def fenced_blocks(path: Path, top: Path = TOP) -> list[Block]:
     """The fenced code blocks of a Markdown file, each with the mark on the line before it."""
     blocks = []
     lines = path.read_text().splitlines()
@@ -71,7 +72,7 @@ def fenced_blocks(path: Path) -> list[Block]:
         if i == len(lines):
             raise AssertionError(f"{path}:{start + 1}: a code block that is never closed")
         mark = MARK.match(lines[start - 1].strip()) if start > 0 else None
-        blocks.append(Block(str(path.relative_to(TOP)), start + 1, opening.group(1),
+        blocks.append(Block(str(path.relative_to(top)), start + 1, opening.group(1),
                             "\n".join(body) + "\n", mark.group(1) if mark else "",
                             mark.group(2) if mark else ""))
         i += 1
@@ -153,7 +154,7 @@ def test_the_finder_sees_marks_and_languages(tmp_path: Path) -> None:
     doc = tmp_path / "x.md"
     doc.write_text("text\n\n```python\nprint(1)\n```\n<!-- not run: needs a GPU -->\n```sh\n"
                    "gpu-tool\n```\n```\nplain output\n```\n")
-    blocks = [(b.line, b.kind, b.mark, b.reason, b.code) for b in fenced_blocks_at(doc, tmp_path)]
+    blocks = [(b.line, b.kind, b.mark, b.reason, b.code) for b in fenced_blocks(doc, tmp_path)]
     assert blocks == [(3, "python", "", "", "print(1)\n"),
                       (7, "shell", "not run", "needs a GPU", "gpu-tool\n"),
                       (10, None, "", "", "plain output\n")]
@@ -162,15 +163,6 @@ def test_the_finder_sees_marks_and_languages(tmp_path: Path) -> None:
 def test_a_failing_block_fails(tmp_path: Path) -> None:
     block = Block("x.md", 1, "python", "raise SystemExit(3)\n", "", "")
     assert run_block(block, tmp_path).returncode == 3
-
-
-def fenced_blocks_at(path: Path, top: Path) -> list[Block]:
-    global TOP
-    saved, TOP = TOP, top
-    try:
-        return fenced_blocks(path)
-    finally:
-        TOP = saved
 
 
 def test_the_readmes_example_list_is_the_examples_folder() -> None:
