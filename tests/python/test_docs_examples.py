@@ -174,3 +174,39 @@ def test_the_readmes_example_list_is_the_examples_folder() -> None:
 
 def test_the_readme_stays_short() -> None:
     assert len((TOP / "README.md").read_text().splitlines()) <= 150
+
+
+def heading_anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings (outside code blocks)."""
+    anchors, fenced = set(), False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            text = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
+    return anchors
+
+
+def broken_links(path: Path) -> list[str]:
+    """Each relative link of a Markdown file whose file or heading does not exist."""
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+        if "://" in target:
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        if not linked.exists() or (anchor and linked.suffix == ".md"
+                                   and anchor not in heading_anchors(linked)):
+            broken.append(f"{path.name}: {target}")
+    return broken
+
+
+def test_the_docs_links_lead_somewhere() -> None:
+    assert [b for doc in DOCS if doc.exists() for b in broken_links(doc)] == []
+
+
+def test_the_link_check_finds_a_missing_heading(tmp_path: Path) -> None:
+    doc = tmp_path / "a.md"
+    doc.write_text("# Top part\n\n[ok](#top-part) [gone](#bottom) [file](b.md)\n")
+    assert broken_links(doc) == ["a.md: #bottom", "a.md: b.md"]
