@@ -80,7 +80,7 @@ def fenced_blocks(path: Path, top: Path = TOP) -> list[Block]:
 
 
 def marks_not_before_a_block(path: Path) -> list[str]:
-    """`file:line` of every mark not directly followed by a code block (a mark that marks nothing)."""
+    """`file:line` of each mark not directly followed by a code block (one that marks nothing)."""
     lines = path.read_text().splitlines()
     return [f"{path.relative_to(TOP)}:{n + 1}" for n, line in enumerate(lines)
             if MARK.match(line.strip()) and not (n + 1 < len(lines) and FENCE.match(lines[n + 1]))]
@@ -141,7 +141,8 @@ def test_blocks_not_run_are_marked_with_a_reason_and_counted() -> None:
     print(f"{len(TO_RUN)} examples run, {len(not_run)} not run:\n{listing}")
     assert all(b.reason for b in not_run), listing
     counted = {doc: sum(b.doc == doc for b in not_run) for doc in {b.doc for b in EXAMPLES}}
-    assert {d: n for d, n in counted.items() if n} == {d: n for d, n in NOT_RUN.items() if n}, listing
+    expected = {doc: n for doc, n in NOT_RUN.items() if n}
+    assert {doc: n for doc, n in counted.items() if n} == expected, listing
     assert len(TO_RUN) >= 2 * len(not_run)
 
 
