@@ -47,7 +47,7 @@ def test_each_tracked_live_block_costs_at_most_24_bytes_of_rss():
         f"= {per_block:.1f} B each (table says {stats['table_bytes'] / stats['live_blocks']:.1f})"
     )
     assert per_block <= 24, f"{per_block:.1f} bytes of RSS per live block"
-    # The table's own figure (what hook_stats and the README quote) is an upper bound: pages of
-    # the slot array that no block hashed to are never touched.
+    # The table's own figure (what hook_stats and docs/reliability.md quote) is an upper bound:
+    # pages of the slot array that no block hashed to are never touched.
     assert per_block <= stats["table_bytes"] / stats["live_blocks"] + 1
     assert stats["table_bytes"] / stats["live_blocks"] <= 24
