@@ -1,7 +1,7 @@
 """Why is an object alive: the shortest chain of references from a root (a module, a class,
 a live frame's variable) to it, each hop named.
 
-Re-exported by ``objgraphxx``; see its docstring and the README's "Leak finder" section.
+Re-exported by ``objgraphxx``; see its docstring and docs/objgraphxx.md, "Leak finder".
 
 >>> import io, sys, types
 >>> mod = sys.modules.setdefault('leaks_doc_demo', types.ModuleType('leaks_doc_demo'))
