@@ -14,10 +14,8 @@ A command module defines
 
 Files whose name starts with ``_`` hold what several commands share. ``list_`` is the ``list``
 command: a module named ``list`` would hide the builtin in this package. A new command is one
-new module here and one name in ``mprofxx.cli.COMMANDS``.
-
->>> no_program(["--dry-run", "0"])
-(['--dry-run', '0'], [])
+new module here and one name in ``mprofxx.cli.COMMANDS``;
+``tests/python/test_mprof_commands.py`` checks that every module has this shape.
 """
 
 from __future__ import annotations
