@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from mprofxx._peak_parts import DIR_VAR as PEAK_DIR_VAR
 from mprofxx._peak_parts import LINK_VAR, RUN_VAR, PartsFolder, PartsFolderError, RunLink
 from mprofxx._spans import ENV_VAR
 from mprofxx.commands import PROG
+from mprofxx.commands._program import ProgramWatch, signal_name, stop_program
 from mprofxx.commands._progress import say
 from mprofxx.commands._recording import (
     StatusLine,
@@ -133,17 +133,6 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise _Terminated(signum)
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _note_signal(signum: int, frame: object) -> None:
-    pass  # while the program is stopped: it already has the first signal
-
-
 _late_signal = 0  # the first signal that came while the run wrote its files
 
 
@@ -151,78 +140,6 @@ def _note_late_signal(signum: int, frame: object) -> None:
     global _late_signal
     if not (_late_signal or _stop_signal):
         _late_signal = signum
-
-
-class _ProgramWatch:
-    """Waits for the program's exit, and for the news that it writes its peak table (then the
-    sampler stops: the write is the recorder's memory, not the program's)."""
-
-    def __init__(self, process: subprocess.Popen[bytes], link: RunLink | None,
-                 sampler: object) -> None:
-        self.process = process
-        self.link = link
-        self.sampler = sampler
-        try:
-            self._exit_fd = os.pidfd_open(process.pid)
-        except (AttributeError, OSError):
-            self._exit_fd = -1  # polled instead
-
-    @property
-    def writing(self) -> bool:
-        return self.link is not None and self.link.writing
-
-    def wait(self, timeout: float | None) -> bool:
-        """Wait until the program exits (True) or ``timeout`` seconds pass (False)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.process.poll() is None:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            watched = [] if self._exit_fd < 0 else [self._exit_fd]
-            if self.link is not None and not self.link.writing:
-                watched.append(self.link.fd)
-            step = left if self._exit_fd >= 0 else min(0.05, left if left is not None else 0.05)
-            if not watched:
-                time.sleep(step if step is not None else 0.05)
-                continue
-            ready, _, _ = select.select(watched, [], [], step)
-            if self.link is not None and self.link.fd in ready:
-                self.link.take_news(self.sampler.stop)  # type: ignore[attr-defined]
-        return True
-
-    def close(self) -> None:
-        if self._exit_fd >= 0:
-            os.close(self._exit_fd)
-        if self.link is not None:
-            self.link.close()
-
-
-def _stop_program(process: subprocess.Popen[bytes], signum: int = signal.SIGINT,
-                  watch: _ProgramWatch | None = None) -> None:
-    """Pass Ctrl-C (or the signal we got) on to the program, then wait, then kill.
-
-    Further signals meanwhile are noted, not acted on; a program writing its peak table is
-    waited for until it has finished.
-    """
-    if process.poll() is not None:
-        return
-    previous = {sig: signal.signal(sig, _note_signal)
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        process.send_signal(signum)
-        if watch is None:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            process.wait()
-            return
-        if not watch.wait(5) and not (watch.writing and watch.wait(None)):
-            process.kill()
-        process.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def run(options: argparse.Namespace) -> int:
@@ -279,10 +196,10 @@ def run(options: argparse.Namespace) -> int:
             metric,
         )
     except ValueError as error:  # the .dat was replaced (a link planted) since create_dat
-        _stop_program(process)
+        stop_program(process)
         raise CliError(str(error)) from None
     sampler.start()
-    watch = _ProgramWatch(process, link, sampler)
+    watch = ProgramWatch(process, link, sampler)
     status = StatusLine(sampler)
     interrupted = 0
     deadline = time.monotonic() + options.timeout if options.timeout else None
@@ -300,11 +217,11 @@ def run(options: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = signal.SIGINT
         status.clear()
-        _stop_program(process, signal.SIGINT, watch)
+        stop_program(process, signal.SIGINT, watch)
     except _Terminated as stop:
         interrupted = stop.signum
         status.clear()
-        _stop_program(process, stop.signum, watch)
+        stop_program(process, stop.signum, watch)
     finally:
         sampler.stop()
         status.clear()
@@ -331,13 +248,13 @@ def run(options: argparse.Namespace) -> int:
         how = (
             "interrupted"
             if interrupted == signal.SIGINT
-            else f"stopped by {_signal_name(interrupted)}"
+            else f"stopped by {signal_name(interrupted)}"
         )
         print(f"{PROG}: {how}; the recording up to now is in {output}", file=sys.stderr)
         return 128 + interrupted
     code = process.poll()
     if code is not None and code < 0:
-        print(f"{PROG}: the program was killed by {_signal_name(-code)}", file=sys.stderr)
+        print(f"{PROG}: the program was killed by {signal_name(-code)}", file=sys.stderr)
     if not recorded:
         return EXIT_RECORDING_FAILED
     if code is None:
