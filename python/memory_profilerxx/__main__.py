@@ -19,8 +19,10 @@ from memory_profilerxx import LineProfiler, __version__, show_results
 from memory_profilerxx._memory_usage import BACKENDS
 from memory_profilerxx._report import LAYOUTS
 from memory_profilerxx._timestamper import TimeStamper
+from mprofxx._errors import RunnerError, exit_status
 
-USAGE = "python -m memory_profilerxx [options] script.py [args] | -m module [args]"
+PROG = "python -m memory_profilerxx"
+USAGE = PROG + " [options] script.py [args] | -m module [args]"
 
 
 class BuiltinProfile(LineProfiler):
@@ -34,7 +36,7 @@ class BuiltinProfile(LineProfiler):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m memory_profilerxx", usage=USAGE)
+    parser = argparse.ArgumentParser(prog=PROG, usage=USAGE)
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("--precision", type=int, default=3,
                         help="decimal places of the MiB figures (default 3)")
@@ -106,28 +108,36 @@ def _write_reports(args: argparse.Namespace, prof: Any) -> None:
         _memxx.write_output(args.json_filename, prof.to_json() + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _check_arguments(args: argparse.Namespace) -> None:
+    """RunnerError when the program cannot be found or a report file cannot be written."""
     if not args.program:
-        print("python -m memory_profilerxx: no program given; usage: " + USAGE, file=sys.stderr)
-        return 2
+        raise RunnerError("no program given; usage: " + USAGE)
     target = args.program[0]
     if not args.module and not os.path.isfile(target):
-        print(f"python -m memory_profilerxx: cannot open {target!r}: no such file",
-              file=sys.stderr)
-        return 2
+        raise RunnerError(f"cannot open {target!r}: no such file")
     for path in (args.out_filename, args.json_filename):
         if path is None:
             continue
-        problem = None
         if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            problem = "no such directory"
-        elif os.path.islink(path):
-            problem = "it is a symbolic link (refused: it could point anywhere)"
-        if problem:
-            print(f"python -m memory_profilerxx: cannot write {path!r}: {problem}",
-                  file=sys.stderr)
-            return 2
+            raise RunnerError(f"cannot write {path!r}: no such directory")
+        if os.path.islink(path):
+            raise RunnerError(
+                f"cannot write {path!r}: it is a symbolic link (refused: it could point anywhere)"
+            )
+
+
+def _tell(error: RunnerError) -> int:
+    """Print ``error`` as this command's one line; return its exit status."""
+    print(f"{PROG}: {error}", file=sys.stderr)
+    return exit_status(error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _check_arguments(args)
+    except RunnerError as error:
+        return _tell(error)
     prof: Any
     if args.timestamp:
         prof = TimeStamper(args.backend, include_children=args.include_children)
@@ -151,9 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             _write_reports(args, prof)
         except (OSError, _memxx.OutputFileError) as error:  # e.g. a link planted meanwhile
-            print(f"python -m memory_profilerxx: cannot write the report: {error}",
-                  file=sys.stderr)
-            code = code or 2
+            status = _tell(RunnerError(f"cannot write the report: {error}"))
+            code = code or status
     return code
 
 

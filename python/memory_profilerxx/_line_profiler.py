@@ -15,6 +15,10 @@ from typing import Any, Self
 import _memxx
 from _memxx import MIB
 
+from memory_profilerxx._code_lines import function_lines, last_line
+from memory_profilerxx._memory_usage import choose_backend
+from memory_profilerxx._report import check_layout, records_json, show_results
+
 
 
 @dataclass(frozen=True)
@@ -89,11 +93,6 @@ def _nested_functions(code: CodeType) -> Iterator[CodeType]:
             yield from _nested_functions(const)
 
 
-def _last_line(code: CodeType) -> int:
-    return max((line for _, _, line in code.co_lines() if line is not None),
-               default=code.co_firstlineno)
-
-
 _RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
 _return_positions_cache: dict[str, tuple[list[str], frozenset[tuple[int, int]] | None]] = {}
 _falls_off_cache: weakref.WeakKeyDictionary[CodeType, list[int]] = weakref.WeakKeyDictionary()
@@ -153,19 +152,6 @@ def falls_off_offsets(code: CodeType) -> list[int]:
     return offsets
 
 
-def function_lines(code: CodeType) -> range:
-    """Line numbers of a function's source block, decorators included (as memory_profiler)."""
-    import inspect
-    import linecache
-
-    lines = linecache.getlines(code.co_filename)
-    first = code.co_firstlineno
-    if not lines or first > len(lines):
-        return range(first, _last_line(code) + 1)
-    block = inspect.getblock(lines[first - 1:])
-    return range(first, first + len(block))
-
-
 class CodeMap(dict[Any, Any]):
     """``code -> {lineno: (increment MiB, memory MiB, occurrences)}``, as memory_profiler's.
 
@@ -222,7 +208,7 @@ class LineProfiler:
             warnings.warn(f"Could not extract a code object for the object {func!r}",
                           stacklevel=2)
             return
-        if self._codes.add(code, _last_line(code), falls_off_offsets(code)):
+        if self._codes.add(code, last_line(code), falls_off_offsets(code)):
             self.functions.append(func)
             for nested in _nested_functions(code):
                 self._codes.add_nested(nested, code, falls_off_offsets(nested))
@@ -337,8 +323,6 @@ class LineProfiler:
 
     def to_json(self, indent: int = 2) -> str:
         """The records as JSON text: ``{"format", "version", "unit": "bytes", "lines": [...]}``."""
-        from memory_profilerxx._report import records_json
-
         return records_json(self.records(), indent)
 
 
@@ -466,12 +450,8 @@ def profile(func: Callable[..., Any] | None = None, stream: Any = None, precisio
     if code_of(func) is None:
         raise TypeError("profile() expects a function or method, got "
                         f"{type(func).__name__} object {func!r}")
-    from memory_profilerxx._report import check_layout
-
     if layout is not None:
         check_layout(layout)
-    from memory_profilerxx._memory_usage import choose_backend
-
     choose_backend(backend)
     check_threads(threads)
     calls = _ReportedCalls(func, stream, precision, layout, native, threads)
@@ -523,8 +503,6 @@ class _ReportedCalls:
             if self._running > 0 or self._current is not prof:
                 return
             self._current = None
-        from memory_profilerxx._report import show_results
-
         with _REPORT_LOCK:  # reports of calls ending on two threads must not interleave
             show_results(prof, stream=self._stream, precision=self._precision,
                          layout=self._layout)

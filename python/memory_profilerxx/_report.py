@@ -14,6 +14,8 @@ from typing import Any
 
 from _memxx import MIB
 
+from memory_profilerxx._code_lines import function_lines
+
 LAYOUTS = ("peak", "classic")
 
 _CLASSIC_TEMPLATE = "{0:>6} {1:>12} {2:>12}  {3:>10}   {4:<}"
@@ -75,8 +77,6 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
 
 def _functions(prof: Any) -> Iterator[tuple[str, list[tuple[int, str, tuple[Any, ...] | None]]]]:
     """(filename, [(lineno, source line, measured row or None), ...]) per profiled function."""
-    from memory_profilerxx._line_profiler import function_lines
-
     for code, rows in prof._results():
         if not rows:
             continue

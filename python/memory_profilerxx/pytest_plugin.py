@@ -410,7 +410,7 @@ class _LeakRuns:
 
 def _site_lines(sites: list[Any], depth: int) -> list[str]:
     """Each site as pytest-memray lists one: its size, then up to ``depth`` frames."""
-    from objgraphxx._sites import short_path
+    from mprofxx._names import short_path
 
     lines = []
     for size, thread, frames in sites:
@@ -425,7 +425,7 @@ def _site_lines(sites: list[Any], depth: int) -> list[str]:
 
 
 def _line_blame(runner: _LeakRuns, key: str, limit: int = 5) -> list[str]:
-    from objgraphxx._sites import short_path
+    from mprofxx._names import short_path
 
     records = [r for r in runner.profiler.records() if getattr(r, key) > 0]
     # Of the lines within 1% of the highest peak, the one that made the memory, not a later one
@@ -461,7 +461,7 @@ def _object_story(runner: _LeakRuns, leaked: dict[str, int]) -> list[str]:
         return lines + ["   (gone before it could be shown)"]
     site = objgraphxx.allocation_site(obj)
     if site is not None:
-        from objgraphxx._sites import short_path
+        from mprofxx._names import short_path
 
         lines.append(f"   made at {short_path(site[0])}:{site[1]}")
     text = io.StringIO()

@@ -9,7 +9,7 @@ needs it.
 '0.1.0'
 """
 
-__version__ = "0.1.0"
+from mprofxx._version import __version__ as __version__
 
 
 def plot(*profiles: str, **options: object) -> object:
@@ -46,9 +46,10 @@ def run_action() -> None:
     """
     import sys
 
-    from mprofxx.cli import _split_program, main
+    from mprofxx.cli import main
+    from mprofxx.commands.run import split_arguments
 
-    own, _program = _split_program(sys.argv[1:])
+    own, _program = split_arguments(sys.argv[1:])
     code = main(["run", *sys.argv[1:]])
     if "--exit-code" in own or "-E" in own:
         raise SystemExit(code)

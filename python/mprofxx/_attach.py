@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from mprofxx._profiles import CliError
+from mprofxx._errors import CliError
 
 #: How long the target's main thread may take to reach a safe point and start recording.
 START_SECONDS = 15.0
@@ -271,7 +271,7 @@ def _alive(pid: int) -> bool:
 
 def start_inside(pid: int, mode: str, seconds: Optional[float], chains: int = 3) -> InsideSession:
     """Start recording ``mode`` ("peak" or "growth") inside ``pid``; CliError when refused."""
-    from mprofxx import __version__
+    from mprofxx._version import __version__
 
     target = inspect(pid)
     _refuse_unsafe(target)

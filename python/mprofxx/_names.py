@@ -14,10 +14,14 @@ a profiled program imports it (FUNC span names).
 'a\\\\x00&lt;b&gt;'
 >>> math_free_text("$\\\\alpha$")
 '\\\\$\\\\alpha\\\\$'
+
+:func:`short_path` is how the three packages show a source file's name (reports, peak tables,
+allocation sites): relative to the current folder when it lies below it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 # Patterns as strings, compiled by re's cache on first use: a profiled program imports this
@@ -73,3 +77,23 @@ def math_free_text(text: str) -> str:
     """``text`` as matplotlib shows it literally: ``$`` escaped, so no mathtext is parsed."""
     return xml_chars(text).replace("$", "\\$")
 
+
+def short_path(filename: str) -> str:
+    """Return ``filename`` relative to the current folder when it is absolute and below it;
+    any other name (relative, ``<string>``, another folder's) as it is.
+
+    >>> short_path(os.path.join(os.getcwd(), "app", "main.py"))
+    'app/main.py'
+    >>> short_path("/elsewhere/x.py")  # outside the current folder: unchanged
+    '/elsewhere/x.py'
+    >>> short_path("<frozen runpy>"), short_path("./job.py")
+    ('<frozen runpy>', './job.py')
+    """
+    if os.path.isabs(filename):
+        try:
+            relative = os.path.relpath(filename)
+        except ValueError:
+            return filename
+        if not relative.startswith(".."):
+            return relative
+    return filename

@@ -16,7 +16,8 @@ from typing import Any
 from mprofxx import _profiles
 from mprofxx._names import math_free_text as literal
 from mprofxx._names import terminal_line
-from mprofxx._profiles import CliError, Recording, Samples
+from mprofxx._errors import CliError
+from mprofxx._profiles import Recording, Samples
 from mprofxx._thinning import COLUMNS, merge_spans, thin_samples
 
 _SPAN_COLOURS = [
@@ -57,7 +58,8 @@ def function_labels(dotted_names: list[str]) -> dict[str, str]:
     return labels
 
 
-def _parse_window(text: str | None) -> tuple[float, float] | None:
+def parse_window(text: str | None) -> tuple[float, float] | None:
+    """``--window xmin,xmax`` as two seconds; None without one; CliError when malformed."""
     if not text:
         return None
     try:
@@ -69,7 +71,8 @@ def _parse_window(text: str | None) -> tuple[float, float] | None:
     return low, high
 
 
-def _has_display() -> bool:
+def has_display() -> bool:
+    """True when a plot window can open (X11 or Wayland)."""
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
@@ -92,7 +95,7 @@ def read_for_plot(paths: list[str], options: argparse.Namespace) -> list[Recordi
     """The recordings at ``paths`` as a plot draws them: streamed, thinned to the figure's
     columns (of the window, if any) and spans merged below a column; CliError beyond what a
     plot can draw."""
-    window = _parse_window(options.window)
+    window = parse_window(options.window)
     return [_profiles.read_drawn(path, COLUMNS, window) for path in paths]
 
 
@@ -136,7 +139,7 @@ def _pixel_seconds(recording: Recording, start: float, options: argparse.Namespa
     """The seconds one column of the picture covers (spans closer than this merge)."""
     if recording.drawn is not None:
         return recording.drawn.pixel
-    window = _parse_window(options.window)
+    window = parse_window(options.window)
     if window:
         return (window[1] - window[0]) / COLUMNS
     end = max(max(_times(recording.memory), default=start),
@@ -155,7 +158,7 @@ def _draw_recording(
     if options.slope:
         slope = _draw_slope(ax, xs, ys, "#00e3d8" if single else colour, recording, start)
         label += f" slope {slope:.5f} MiB/s"
-    window = _parse_window(options.window)
+    window = parse_window(options.window)
     xs, ys = thin_samples(xs, ys, window=window)
     marker = "" if options.flame else "+"
     children = sorted(recording.children.items())
@@ -427,7 +430,7 @@ def draw(recordings: list[Recording], options: argparse.Namespace) -> Any:
     )
     ax.set_title(title)
     ax.grid(True, alpha=0.4)
-    window = _parse_window(options.window)
+    window = parse_window(options.window)
     if window:
         ax.set_xlim(*window)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), framealpha=0.5, fontsize=9)
@@ -445,7 +448,7 @@ def plot_options(
     """The options ``mprofxx plot`` parses from its command line, given as arguments."""
     if children not in ("separate", "stacked"):
         raise ValueError(f"children must be 'separate' or 'stacked', not {children!r}")
-    _parse_window(window)
+    parse_window(window)
     return argparse.Namespace(title=title, flame=flame, slope=slope, window=window,
                               children=children, no_function_ts=not function_spans,
                               backend=None)
@@ -468,47 +471,3 @@ def _save_figure(figure: Any, output: str) -> None:
         raise CliError(str(error)) from None
     except (OSError, ValueError) as error:
         raise CliError(f"cannot write {output}: {error}") from None
-
-
-def plot_command(args: list[str]) -> int:
-    """``mprofxx plot [options] [file.dat | index ...]``; return the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="mprofxx plot", description="Plot memory recorded by mprofxx run or mprof."
-    )
-    parser.add_argument("profiles", nargs="*", help="files or indices (default: the newest)")
-    parser.add_argument("-o", "--output", help="write PNG, SVG or PDF (by extension)")
-    parser.add_argument("-t", "--title", help="the title (default: the command line)")
-    parser.add_argument(
-        "-n", "--no-function-ts", action="store_true", help="no function spans and no peak marks"
-    )
-    parser.add_argument("-s", "--slope", action="store_true", help="add a trend line")
-    parser.add_argument("-w", "--window", help="xmin,xmax in seconds")
-    parser.add_argument(
-        "-f", "--flame", action="store_true", help="draw function spans as a flame chart over time"
-    )
-    parser.add_argument(
-        "--children",
-        choices=["separate", "stacked"],
-        default="separate",
-        help="with -M data: a line per child (default) or stacked areas",
-    )
-    parser.add_argument("--backend", help="matplotlib backend")
-    options = parser.parse_args(args)
-    _parse_window(options.window)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise CliError("plot needs matplotlib: pip install matplotlib") from None
-    recordings = read_for_plot(_profiles.latest_or(options.profiles), options)
-    output = options.output
-    if output is not None:
-        ext = os.path.splitext(output)[1].lower()
-        if ext not in (".png", ".svg", ".pdf"):
-            raise CliError("--output must end in .png, .svg or .pdf, not %r" % (ext or output))
-    elif not options.backend and not _has_display():
-        output = os.path.splitext(os.path.basename(recordings[0].path))[0] + ".png"
-        print(f"No display: writing {terminal_line(output)}", file=sys.stderr)
-    render(recordings, options, output)
-    if output is not None:
-        print(f"mprofxx: wrote {terminal_line(output)}")
-    return 0

@@ -10,14 +10,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from mprofxx._errors import CliError
+
 if TYPE_CHECKING:
     from memory_profilerxx._peak import PeakTable
 
 PROFILE_GLOB = "mprofile_??????????????.dat"
-
-
-class CliError(Exception):
-    """A user error: the CLI prints ``mprofxx: error: <message>`` and exits 1."""
 
 
 class Samples(Sequence[tuple[float, float]]):

@@ -18,6 +18,7 @@ import threading
 from typing import IO, Any, Iterable, NamedTuple, Optional
 
 import _memxx
+from mprofxx._names import short_path
 
 from ._edges import hop_text, is_namespace
 from ._graphs import show_chain
@@ -31,7 +32,7 @@ from ._observers import (
     root_modules,
     shell_history_ids,
 )
-from ._sites import NotRecording, short_path
+from ._sites import NotRecording
 from ._tables import write_alive_chain, write_no_root
 
 

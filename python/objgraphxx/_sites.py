@@ -14,6 +14,7 @@ import os
 from typing import IO, Any, Optional
 
 import _memxx
+from mprofxx._names import short_path
 
 from ._observers import PACKAGE_DIR
 from ._tables import NO_SITES_HINT, write_growth
@@ -101,23 +102,6 @@ def allocation_site(obj: Any) -> Optional[tuple[str, int]]:
     if found is None:
         return None
     return found[0], found[1]
-
-
-def short_path(filename: str) -> str:
-    """Return ``filename`` relative to the current directory when it lies below it.
-
-    >>> import os
-    >>> short_path(os.path.join(os.getcwd(), 'app.py'))
-    'app.py'
-    """
-    if os.path.isabs(filename):
-        try:
-            rel = os.path.relpath(filename)
-        except ValueError:
-            return filename
-        if not rel.startswith(".."):
-            return rel
-    return filename
 
 
 class NotRecording:

@@ -7,7 +7,8 @@ import pytest
 
 MODULES = ["memory_profilerxx", "memory_profilerxx._line_profiler",
            "memory_profilerxx._memory_usage", "memory_profilerxx._report",
-           "memory_profilerxx._timestamper", "memory_profilerxx._peak"]
+           "memory_profilerxx._timestamper", "memory_profilerxx._peak",
+           "memory_profilerxx._code_lines"]
 
 
 @pytest.mark.parametrize("name", MODULES)
