@@ -15,5 +15,6 @@ bench:
 	python3 tests/bench/bench_pytest_plugin.py
 	python3 tests/bench/bench_heap_walk.py
 	python3 tests/bench/bench_attach.py
+	python3 tests/bench/bench_line_instructions.py
 clean:
 	rm -rf build

@@ -19,6 +19,8 @@ debs="$debs libasan8 libubsan1"
 debs="$debs lldb"
 # chromium: the notebook tests look at a rendered HTML table in a real headless browser.
 debs="$debs chromium"
+# valgrind: tests/bench/bench_line_instructions.py counts the line loop's instructions (callgrind).
+debs="$debs valgrind"
 missing=""
 for p in $debs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
