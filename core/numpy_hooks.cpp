@@ -92,6 +92,29 @@ void numpy_free(void *, void *address, std::size_t size) noexcept {
 NumpyHandler g_numpy_handler = {
     "memory_profilerxx", 1, {nullptr, numpy_malloc, numpy_calloc, numpy_realloc, numpy_free}};
 
+// numpy is imported but its arrays cannot be counted: said once per process, in one line on
+// stderr, with the error that stopped us (then cleared: profiling goes on without numpy).
+bool numpy_not_counted(const char *why) {
+    static bool said = false;
+    PyObject *type = nullptr;
+    PyObject *value = nullptr;
+    PyObject *traceback = nullptr;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (!said) {
+        said = true;
+        if (value != nullptr) {
+            PySys_FormatStderr("memory_profilerxx: numpy's arrays are not counted: %s (%S)\n",
+                               why, value);
+        } else {
+            PySys_FormatStderr("memory_profilerxx: numpy's arrays are not counted: %s\n", why);
+        }
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return false;
+}
+
 bool numpy_bind() {
     if (g_numpy_capsule != nullptr) {
         return true;
@@ -106,40 +129,35 @@ bool numpy_bind() {
     }
     PyObject *api_capsule = PyObject_GetAttrString(umath, "_ARRAY_API");
     if (api_capsule == nullptr) {
-        PyErr_Clear();
-        return false;
+        return numpy_not_counted("its C API table (_ARRAY_API) cannot be read");
     }
     auto **api = static_cast<void **>(PyCapsule_GetPointer(api_capsule, nullptr));
     Py_DECREF(api_capsule); // the table is static in numpy, which is never unloaded
     if (api == nullptr) {
-        PyErr_Clear();
-        return false;
+        return numpy_not_counted("its C API table (_ARRAY_API) is not a capsule");
     }
     auto feature_version = reinterpret_cast<unsigned (*)()>(api[kApiFeatureVersion]);
     if (feature_version() < kNumpy122FeatureVersion) {
-        return false;
+        return numpy_not_counted("numpy 1.22 or later is needed (its allocator handler API)");
     }
     g_numpy_set_handler = reinterpret_cast<PyObject *(*)(PyObject *)>(api[kApiSetHandler]);
     g_numpy_get_handler = reinterpret_cast<PyObject *(*)()>(api[kApiGetHandler]);
     PyObject *current = g_numpy_get_handler();
     if (current == nullptr) {
-        PyErr_Clear();
-        return false;
+        return numpy_not_counted("its current allocator handler cannot be read");
     }
     auto *handler = static_cast<NumpyHandler *>(PyCapsule_GetPointer(current, "mem_handler"));
     if (handler == nullptr) {
-        PyErr_Clear();
         Py_DECREF(current);
-        return false;
+        return numpy_not_counted("its current allocator handler is not a mem_handler capsule");
     }
     g_numpy_previous = handler->allocator;
     g_numpy_previous_is_malloc = std::strcmp(handler->name, "default_allocator") == 0;
     // Keep the previous handler alive for good: arrays made with ours free through it forever.
     g_numpy_capsule = PyCapsule_New(&g_numpy_handler, "mem_handler", nullptr);
     if (g_numpy_capsule == nullptr) {
-        PyErr_Clear();
         Py_DECREF(current);
-        return false;
+        return numpy_not_counted("our allocator handler could not be made");
     }
     return true;
 }
@@ -152,7 +170,7 @@ void *numpy_install_handler() {
     }
     PyObject *previous = g_numpy_set_handler(g_numpy_capsule);
     if (previous == nullptr) {
-        PyErr_Clear();
+        numpy_not_counted("numpy refused our allocator handler");
     }
     return previous;
 }
