@@ -330,6 +330,13 @@ int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg, int namespaces
     return 0;
 }
 
+static const void *_Atomic g_stack_base = NULL;
+
+void memxx_set_stack_base(int on) {
+    PyThreadState *tstate = PyGILState_GetThisThreadState();
+    g_stack_base = on && tstate != NULL ? (const void *)thread_frame(tstate) : NULL;
+}
+
 int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
     /* Not _PyThreadState_UncheckedGet: on 3.11 that is whichever thread holds the GIL. */
     PyThreadState *tstate = PyGILState_GetThisThreadState();
@@ -337,9 +344,10 @@ int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
     if (tstate == NULL) {
         return 0;
     }
+    const void *base = g_stack_base;
     int count = 0;
-    for (_PyInterpreterFrame *frame = complete_frame(thread_frame(tstate)); frame != NULL;
-         frame = complete_frame(frame->previous)) {
+    for (_PyInterpreterFrame *frame = complete_frame(thread_frame(tstate));
+         frame != NULL && (const void *)frame != base; frame = complete_frame(frame->previous)) {
         if (count == max) {
             *deeper = 1;
             break;
@@ -349,42 +357,4 @@ int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
         ++count;
     }
     return count;
-}
-
-static const void *_Atomic g_key_base = NULL;
-
-void memxx_set_stack_key_base(int on) {
-    PyThreadState *tstate = PyGILState_GetThisThreadState();
-    g_key_base = on && tstate != NULL ? (const void *)thread_frame(tstate) : NULL;
-}
-
-unsigned long long memxx_thread_stack_key(void) {
-    PyThreadState *tstate = PyGILState_GetThisThreadState();
-    if (tstate == NULL) {
-        return 1;
-    }
-    /* A frame's instruction pointer names its code and its offset in it at once. Only the C
-     * stack's entry frames are skipped here (a load of the frame's owner): a frame still being
-     * set up can only be the innermost (its pointer is its code's start: at worst a second key
-     * for the same listed stack), so 130 frames cover the 128 complete ones listed. */
-    unsigned long long key = 0x243F6A8885A308D3ull;
-    int depth = 0;
-    const void *base = g_key_base;
-    for (_PyInterpreterFrame *frame = thread_frame(tstate); frame != NULL;
-         frame = frame->previous) {
-        if ((const void *)frame == base) {
-            key ^= 0x27d4eb2full; /* the program's runner below: the same for every key */
-            break;
-        }
-        if (frame_is_entry(frame)) {
-            continue;
-        }
-        if (++depth > 130) {
-            key ^= 0x5bd1e995ull; /* deeper than recorded */
-            break;
-        }
-        key = (key ^ (unsigned long long)(uintptr_t)frame_instr(frame)) * 0x9E3779B97F4A7C15ull;
-    }
-    key ^= key >> 29;
-    return key == 0 ? 1 : key;
 }
