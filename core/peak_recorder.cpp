@@ -178,6 +178,7 @@ class StackTree {
             return false;
         }
         try {
+            reserve_one_more(nodes_);
             nodes_.push_back(StackNode{*node, code_id, line, kNoStack});
         } catch (...) {
             return false;
@@ -218,6 +219,7 @@ class StackTree {
                 return 0;
             }
             try {
+                reserve_one_more(stack_nodes_);
                 stack_nodes_.push_back(node);
             } catch (...) {
                 return 0;

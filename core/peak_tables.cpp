@@ -53,6 +53,8 @@ std::uint64_t PeakTables::value_for(std::uint64_t size, std::uint32_t stack) noe
         if (tag != kNoTag && tag_index_.put(key, tag)) {
             if (tag == tags_.size()) {
                 try {
+                    reserve_one_more(tags_);
+                    reserve_one_more(tag_blocks_);
                     tags_.push_back(Tag{size, stack});
                     tag_blocks_.push_back(1);
                 } catch (...) {
@@ -83,6 +85,7 @@ void PeakTables::release(std::uint64_t value) noexcept {
         tag_index_.erase(key, &gone);
     }
     try {
+        reserve_one_more(free_tags_);
         free_tags_.push_back(static_cast<std::uint32_t>(value));
     } catch (...) {
         // Out of memory: the tag is not given out again.
@@ -104,9 +107,13 @@ void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
                           std::uint32_t stack) noexcept {
     try {
         if (stack >= live_.size()) {
-            const std::size_t grown = std::max<std::size_t>(stack + 1, live_.size() * 2);
-            live_.resize(grown, 0);
-            at_peak_.resize(grown, 0);
+            const std::size_t grown =
+                std::max<std::size_t>(stack + 1, live_.size() + live_.size() / 4 + 1024);
+            for (auto *figures : {&live_, &at_peak_}) {
+                figures->reserve(grown); // resize() alone would double the capacity
+                figures->resize(grown, 0);
+            }
+            dirty_.reserve(grown);
             dirty_.resize(grown, 0);
         }
     } catch (...) {

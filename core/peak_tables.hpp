@@ -21,6 +21,14 @@
 
 namespace memxx::core {
 
+// Makes room for one more element by a quarter more, not double: the tables by stack and by node
+// hold millions of entries, and doubling leaves up to half of them unused.
+template <class Vector> void reserve_one_more(Vector &vector) {
+    if (vector.size() == vector.capacity()) {
+        vector.reserve(vector.capacity() + vector.capacity() / 4 + 1024);
+    }
+}
+
 class PeakTables {
   public:
     template <class T> using Vector = std::vector<T, mi_stl_allocator<T>>;
