@@ -23,7 +23,7 @@ import pytest
 _memxx = pytest.importorskip("_memxx")
 
 from memory_profilerxx import peak_report  # noqa: E402
-from memory_profilerxx._peak import PeakFileError, load, loads  # noqa: E402
+from memory_profilerxx._peak import PeakFileError, PeakStack, PeakTable, dumps, load, loads  # noqa: E402
 
 MB = 10**6
 
@@ -147,10 +147,16 @@ def test_peak_lines_prints_the_table_with_the_recorded_peak(planted: Path) -> No
 def test_the_peak_json_is_documented_and_rm_removes_it(planted: Path, tmp_path: Path) -> None:
     peak_file = only(planted, "mprofile_*.peak.json")
     document = json.loads(peak_file.read_text())
-    assert document["format"] == "mprofxx-peak" and document["version"] == 1
+    assert document["format"] == "mprofxx-peak" and document["version"] == 2
     assert document["dat"] == peak_file.name.replace(".peak.json", ".dat")
     (process,) = document["processes"]
-    assert set(process) >= {"pid", "peak_bytes", "peak_time", "frames", "stacks"}
+    assert set(process) >= {"pid", "peak_bytes", "peak_time", "frames", "nodes", "stacks"}
+    # The stacks as one tree: each node once, after its caller; a stack names its innermost node.
+    nodes = process["nodes"]
+    assert all(-1 <= caller < index for index, (caller, _frame) in enumerate(nodes))
+    assert len({tuple(node) for node in nodes}) == len(nodes)
+    (table,) = load(str(peak_file))
+    assert len(nodes) < sum(len(stack.frames) for stack in table.stacks)  # callers shared
     # A copy, so the module's other tests keep theirs.
     copy = tmp_path / "copy"
     shutil.copytree(planted, copy)
@@ -394,6 +400,29 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     one_error_line(mprofxx("run", "--peak", "true", cwd=tmp_path), "--peak", "Python programs")
     with pytest.raises(PeakFileError, match="version 9"):
         loads('{"format": "mprofxx-peak", "version": 9, "processes": []}', "x.peak.json")
+
+
+def test_the_tree_in_the_file_gives_back_every_stack_and_version_1_files_still_read() -> None:
+    main = ("app.py", "<module>", 1)
+    stacks = [PeakStack(300, (("lib.py", "f", 5), ("app.py", "run", 9), main)),
+              PeakStack(200, (("lib.py", "g", 7), ("app.py", "run", 9), main)),
+              PeakStack(100, (("app.py", "run", 10), main), deeper=True),
+              PeakStack(50, ())]
+    table = PeakTable(pid=1, peak_bytes=650, peak_time=2.0, stacks=stacks)
+    entry = table.to_json()
+    assert len(entry["nodes"]) == 5  # main, run:9, f, g, run:10: the shared callers once
+    (back,) = loads(dumps([table]), "x.peak.json")
+    assert back.stacks == stacks
+    # Version 1: a frame list per stack, innermost first.
+    old = {"pid": 1, "peak_bytes": 650, "peak_time": 2.0, "frames": [list(f) for f in stacks[0].frames],
+           "stacks": [{"bytes": 300, "frames": [0, 1, 2]}]}
+    (read,) = loads(json.dumps({"format": "mprofxx-peak", "version": 1, "processes": [old]}), "v1")
+    assert read.stacks == stacks[:1]
+    # A node called from a later one, or a stack naming no node, is not a peak table.
+    for nodes, node in (([[1, 0], [-1, 0]], 0), ([[-1, 0]], 3), ([[-1, -2]], 0)):
+        bad = dict(entry, nodes=nodes, stacks=[{"bytes": 1, "node": node}])
+        with pytest.raises(PeakFileError, match="not a peak table"):
+            loads(json.dumps({"format": "mprofxx-peak", "version": 2, "processes": [bad]}), "x")
 
 
 def test_a_failing_program_keeps_its_exception_and_its_peak(tmp_path: Path) -> None:
