@@ -75,9 +75,9 @@ std::uint64_t chain_key(std::uint64_t caller, PyObject *code, int offset) noexce
 constexpr std::uint64_t kRootKey = 0x243F6A8885A308D3ull;
 constexpr std::uint64_t kDeeperKey = 0x13198A2E03707344ull;
 
-// The chains of instructions seen lately and their nodes: many chains of instructions make one
-// chain of lines, so this is a cache, emptied when full, not a second tree.
-constexpr std::size_t kChainCacheEntries = 90'000; // 70 % of 2^17 slots: 1.5 MiB
+// The chains of instructions and the whole stacks seen lately, with their nodes and stack ids: many
+// chains of instructions make one chain of lines, so these are caches, emptied when full.
+constexpr std::size_t kChainCacheEntries = 90'000; // 70 % of 2^17 slots: 1.5 MiB each
 
 // The interned stacks, with a reference to each code object in them. g_lock held.
 class StackTree {
@@ -90,9 +90,26 @@ class StackTree {
     }
 
     // The stack id of the calling thread's stack; 0 (no Python frame) when the tables cannot
-    // grow. One walk of the frames; the chain keys find the innermost frame whose node is known,
-    // and only the frames inside it are looked up by line (or added).
+    // grow. Stacks seen lately are found by a walk of instruction pointers alone.
     std::uint32_t stack_of() noexcept {
+        const std::uint64_t key = memxx_thread_stack_key();
+        if (const std::uint32_t *known = stack_cache_.find(key); known != nullptr) {
+            return *known;
+        }
+        std::uint32_t stack = 0;
+        if (walk_stack(&stack)) {
+            if (stack_cache_.size() >= kChainCacheEntries) {
+                stack_cache_.clear();
+            }
+            stack_cache_.put(key, stack); // when it cannot grow, the next walk looks again
+        }
+        return stack;
+    }
+
+    // The stack id of the calling thread's stack, by its frames; false when the tables cannot
+    // grow. One walk; the chain keys find the innermost frame whose node is known, and only the
+    // frames inside it are looked up by line (or added).
+    bool walk_stack(std::uint32_t *stack) noexcept {
         PyObject *codes[kPeakMaxDepth];
         int offsets[kPeakMaxDepth];
         std::uint64_t keys[kPeakMaxDepth];
@@ -118,12 +135,13 @@ class StackTree {
             }
             for (int i = known - 1; i >= 0; --i) {
                 if (!intern(codes[i], memxx_code_line(codes[i], offsets[i]), gil, &node)) {
-                    return 0;
+                    return false;
                 }
                 chain_cache_.put(keys[i], node); // when it cannot grow, the next walk looks again
             }
         }
-        return stack_id(node);
+        *stack = stack_id(node);
+        return *stack != 0 || node == kRootNode;
     }
 
     // Code objects seen without the GIL get their reference at the next call with it.
@@ -149,7 +167,7 @@ class StackTree {
 
     std::size_t memory_bytes() const noexcept {
         return nodes_.capacity() * sizeof(StackNode) + node_index_.memory_bytes() +
-               chain_cache_.memory_bytes() +
+               chain_cache_.memory_bytes() + stack_cache_.memory_bytes() +
                stack_nodes_.capacity() * sizeof(std::uint32_t) +
                codes_.capacity() * sizeof(PyObject *) + code_index_.memory_bytes() +
                pending_codes_.capacity() * sizeof(std::uint32_t);
@@ -232,6 +250,7 @@ class StackTree {
     MiVector<StackNode> nodes_;
     FlatTable<std::uint32_t> node_index_;  // (parent, code, line) -> node
     FlatTable<std::uint32_t> chain_cache_; // chain key of instructions -> node
+    FlatTable<std::uint32_t> stack_cache_; // a thread's stack key -> stack id
     MiVector<std::uint32_t> stack_nodes_;  // stack id -> node
     MiVector<PyObject *> codes_;
     FlatTable<std::uint32_t> code_index_;    // code object -> index in codes_

@@ -358,3 +358,33 @@ int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
     }
     return count;
 }
+
+unsigned long long memxx_thread_stack_key(void) {
+    PyThreadState *tstate = PyGILState_GetThisThreadState();
+    if (tstate == NULL) {
+        return 1;
+    }
+    /* A frame's instruction pointer names its code and its offset in it at once. Only the C
+     * stack's entry frames are skipped here (a load of the frame's owner): a frame still being
+     * set up can only be the innermost (its pointer is its code's start: at worst a second key
+     * for the same listed stack), so 130 frames cover the 128 complete ones listed. */
+    unsigned long long key = 0x243F6A8885A308D3ull;
+    int depth = 0;
+    const void *base = g_stack_base;
+    for (_PyInterpreterFrame *frame = thread_frame(tstate); frame != NULL;
+         frame = frame->previous) {
+        if ((const void *)frame == base) {
+            break; /* the program's runner below: the same for every key */
+        }
+        if (frame_is_entry(frame)) {
+            continue;
+        }
+        if (++depth > 130) {
+            key ^= 0x5bd1e995ull; /* deeper than recorded */
+            break;
+        }
+        key = (key ^ (unsigned long long)(uintptr_t)frame_instr(frame)) * 0x9E3779B97F4A7C15ull;
+    }
+    key ^= key >> 29;
+    return key == 0 ? 1 : key;
+}

@@ -89,6 +89,11 @@ int memxx_suspended_line(PyObject *generator, PyObject **code);
  * key; its frames cannot change while it runs the C code that called the allocator. */
 int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper);
 
+/* The identity of the calling thread's Python stack as memxx_thread_stack would list it (up to
+ * 128 frames): equal for equal stacks, different otherwise but for a chance of about 2^-64 per
+ * pair. A few loads per frame, under the same rules as memxx_thread_stack. */
+unsigned long long memxx_thread_stack_key(void);
+
 /* With `on`, the calling thread's current frame becomes the stacks' base: memxx_thread_stack
  * stops there (what lies beyond it cannot change while it runs, and is the same for every stack
  * listed). The caller clears it (`on` 0) before that frame returns. GIL held. */
