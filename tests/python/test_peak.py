@@ -425,6 +425,37 @@ def test_the_tree_in_the_file_gives_back_every_stack_and_version_1_files_still_r
             loads(json.dumps({"format": "mprofxx-peak", "version": 2, "processes": [bad]}), "x")
 
 
+def _walk(depth: int, sides: list[bool], kept: list) -> None:
+    if depth == 0:
+        kept.append(bytearray(100))  # one stack per path down
+    elif sides[depth]:
+        _walk(depth - 1, sides, kept)  # the path goes through one of these two lines
+    else:
+        _walk(depth - 1, sides, kept)
+
+
+def test_stacks_are_interned_as_a_tree_of_lines() -> None:
+    depth = 12
+    paths = [[False] + [(bits >> d) & 1 == 1 for d in range(depth)] for bits in range(2**depth)]
+    kept: list = [None]
+    kept.pop()  # its items array made before recording
+    _memxx.peak_start(False)
+    try:
+        for sides in paths:
+            _walk(depth, sides, kept)
+        report = _memxx.peak_report(0, False)
+    finally:
+        _memxx.peak_stop()
+    # _walk's nodes: two per level above the leaves (the two call lines) times the paths there,
+    # and the leaf line under each path: 2 + 4 + ... + 2^depth, plus 2^depth. The frames above
+    # (this test's line, pytest's) add a few; a node per frame of every stack would be
+    # depth * 2^depth.
+    walk_nodes = 2 ** (depth + 1) - 2 + 2**depth
+    assert walk_nodes <= report["stack_nodes"] <= walk_nodes + 200
+    assert 2**depth <= report["stacks"] <= 2**depth + 20  # stacks that allocated
+    assert report["stack_table_bytes"] <= 256 * report["stack_nodes"]
+
+
 def test_a_failing_program_keeps_its_exception_and_its_peak(tmp_path: Path) -> None:
     (tmp_path / "fails.py").write_text("held = bytearray(3_000_000)\nraise RuntimeError('own')\n")
     result = mprofxx("run", "--peak", "-E", "fails.py", cwd=tmp_path)
