@@ -69,7 +69,8 @@ std::uint64_t mix(std::uint64_t h) noexcept {
 // about 2^-64 per pair. Two multiplications: this runs for every frame of every allocation.
 std::uint64_t chain_key(std::uint64_t caller, PyObject *code, int offset) noexcept {
     std::uint64_t h = (caller ^ reinterpret_cast<std::uintptr_t>(code)) * 0x9E3779B97F4A7C15ull;
-    h ^= (static_cast<std::uint64_t>(static_cast<std::uint32_t>(offset)) + 1) * 0xC2B2AE3D27D4EB4Full;
+    const auto instruction = static_cast<std::uint64_t>(static_cast<std::uint32_t>(offset));
+    h ^= (instruction + 1) * 0xC2B2AE3D27D4EB4Full;
     return (h ^ (h >> 29)) | 1;
 }
 constexpr std::uint64_t kRootKey = 0x243F6A8885A308D3ull;

@@ -51,7 +51,8 @@ py::list profiled_results(const ProfiledCodes &codes) {
 }
 
 // {"peak_bytes", "peak_time", "current_bytes", "live_blocks", "block_table_bytes",
-//  "stack_table_bytes", "stack_nodes", "stacks", "stack_tags", "nodes": [(parent, code, line), ...],
+//  "stack_table_bytes", "stack_nodes", "stacks", "stack_tags",
+//  "nodes": [(parent, code, line), ...],
 //  "at_peak": [(bytes, node), ...], "live_now": [(bytes, node), ...] (asked for, else empty),
 //  "left_rows", "left_bytes"}:
 // the nodes the stacks live at the peak (and those live now) go through, each after its parent; a parent of -1 is the root, -2 the root of stacks cut

@@ -23,7 +23,14 @@ import pytest
 _memxx = pytest.importorskip("_memxx")
 
 from memory_profilerxx import peak_report  # noqa: E402
-from memory_profilerxx._peak import PeakFileError, PeakStack, PeakTable, dumps, load, loads  # noqa: E402
+from memory_profilerxx._peak import (  # noqa: E402
+    PeakFileError,
+    PeakStack,
+    PeakTable,
+    dumps,
+    load,
+    loads,
+)
 
 MB = 10**6
 
@@ -414,7 +421,8 @@ def test_the_tree_in_the_file_gives_back_every_stack_and_version_1_files_still_r
     (back,) = loads(dumps([table]), "x.peak.json")
     assert back.stacks == stacks
     # Version 1: a frame list per stack, innermost first.
-    old = {"pid": 1, "peak_bytes": 650, "peak_time": 2.0, "frames": [list(f) for f in stacks[0].frames],
+    old = {"pid": 1, "peak_bytes": 650, "peak_time": 2.0,
+           "frames": [list(frame) for frame in stacks[0].frames],
            "stacks": [{"bytes": 300, "frames": [0, 1, 2]}]}
     (read,) = loads(json.dumps({"format": "mprofxx-peak", "version": 1, "processes": [old]}), "v1")
     assert read.stacks == stacks[:1]
