@@ -11,16 +11,25 @@
 
 namespace memxx::core {
 
+// A slot: the key and its value. Values of 4 bytes or less are packed after the key in 12 bytes
+// instead of 16 (x86 loads the key unaligned at no cost): the tables of interned stacks hold
+// millions of slots.
+template <class Value, bool = (sizeof(Value) <= 4)> struct FlatSlot {
+    std::uint64_t key;
+    Value value;
+};
+template <class Value> struct __attribute__((packed, aligned(4))) FlatSlot<Value, true> {
+    std::uint64_t key;
+    Value value;
+};
+
 template <class Value> class FlatTable {
   public:
     FlatTable() = default;
     FlatTable(const FlatTable &) = delete;
     FlatTable &operator=(const FlatTable &) = delete;
 
-    struct Slot {
-        std::uint64_t key;
-        Value value;
-    };
+    using Slot = FlatSlot<Value>;
 
     ~FlatTable() { mi_free(slots_); }
 

@@ -40,15 +40,21 @@ namespace {
 
 template <class T> using MiVector = std::vector<T, mi_stl_allocator<T>>;
 
-constexpr std::uint32_t kMaxNodes = std::uint32_t{1} << 23; // a node id fits an event's 24 bits
+constexpr std::uint32_t kMaxNodes = std::uint32_t{1} << 30;
+constexpr std::uint32_t kMaxStacks = std::uint32_t{1} << 23; // a stack id fits an event's 24 bits
 
-// The stacks are a tree of frames interned outermost first: a stack is its innermost node, and a
-// node is its caller's node plus one frame, so stacks that share their callers share nodes.
+// The stacks are a tree of lines interned outermost first: a node is its caller's node plus one
+// frame (its code and line), hash-consed, so stacks that share their callers share nodes and a
+// new stack costs the nodes of the frames it does not share. A node allocations were made at (a
+// stack) also has a dense stack id, the one the events and the peak tables use: the nodes of
+// callers only never get one.
 struct StackNode {
     std::uint32_t parent;
-    std::int32_t offset;
-    PyObject *code;
+    std::uint32_t code; // index in the code list
+    std::int32_t line;
+    std::uint32_t stack; // kNoStack until an allocation is made at it
 };
+constexpr std::uint32_t kNoStack = ~std::uint32_t{0};
 constexpr std::uint32_t kRootNode = 0;   // no Python frame
 constexpr std::uint32_t kDeeperNode = 1; // frames beyond the recorded depth were left out
 
@@ -58,69 +64,130 @@ std::uint64_t mix(std::uint64_t h) noexcept {
     return h ^ (h >> 29);
 }
 
+// The key of the chain of frames from the outermost to this one, by instruction: its caller
+// chain's key and the frame. Equal for equal chains, different otherwise but for a chance of
+// about 2^-64 per pair. Two multiplications: this runs for every frame of every allocation.
+std::uint64_t chain_key(std::uint64_t caller, PyObject *code, int offset) noexcept {
+    std::uint64_t h = (caller ^ reinterpret_cast<std::uintptr_t>(code)) * 0x9E3779B97F4A7C15ull;
+    const auto instruction = static_cast<std::uint64_t>(static_cast<std::uint32_t>(offset));
+    h ^= (instruction + 1) * 0xC2B2AE3D27D4EB4Full;
+    return (h ^ (h >> 29)) | 1;
+}
+constexpr std::uint64_t kRootKey = 0x243F6A8885A308D3ull;
+constexpr std::uint64_t kDeeperKey = 0x13198A2E03707344ull;
+
+// The chains of instructions and the whole stacks seen lately, with their nodes and stack ids: many
+// chains of instructions make one chain of lines, so these are caches, emptied when full.
+constexpr std::size_t kChainCacheEntries = 90'000; // 70 % of 2^17 slots: 1.5 MiB each
+
 // The interned stacks, with a reference to each code object in them. g_lock held.
 class StackTree {
   public:
     StackTree() {
-        nodes_.push_back(StackNode{kRootNode, 0, nullptr});
-        nodes_.push_back(StackNode{kRootNode, 0, nullptr});
+        nodes_.push_back(StackNode{kRootNode, 0, 0, 0});
+        nodes_.push_back(StackNode{kRootNode, 0, 0, 1});
+        stack_nodes_.push_back(kRootNode);
+        stack_nodes_.push_back(kDeeperNode);
     }
 
-    // The stack of the calling thread whose identity is `key` (see memxx_thread_stack_key);
-    // kRootNode when the tables cannot grow.
-    std::uint32_t stack_of(std::uint64_t key) noexcept {
-        if (const std::uint32_t *known = stack_index_.find(key); known != nullptr) {
+    // The stack id of the calling thread's stack; 0 (no Python frame) when the tables cannot
+    // grow. Stacks seen lately are found by a walk of instruction pointers alone.
+    std::uint32_t stack_of() noexcept {
+        const std::uint64_t key = memxx_thread_stack_key();
+        if (const std::uint32_t *known = stack_cache_.find(key); known != nullptr) {
             return *known;
         }
+        std::uint32_t stack = 0;
+        if (walk_stack(&stack)) {
+            if (stack_cache_.size() >= kChainCacheEntries) {
+                stack_cache_.clear();
+            }
+            stack_cache_.put(key, stack); // when it cannot grow, the next walk looks again
+        }
+        return stack;
+    }
+
+    // The stack id of the calling thread's stack, by its frames; false when the tables cannot
+    // grow. One walk; the chain keys find the innermost frame whose node is known, and only the
+    // frames inside it are looked up by line (or added).
+    bool walk_stack(std::uint32_t *stack) noexcept {
         PyObject *codes[kPeakMaxDepth];
         int offsets[kPeakMaxDepth];
+        std::uint64_t keys[kPeakMaxDepth];
         int deeper = 0;
         const int depth = memxx_thread_stack(codes, offsets, kPeakMaxDepth, &deeper);
-        const bool gil = PyGILState_Check() != 0;
-        std::uint32_t node = deeper ? kDeeperNode : kRootNode;
+        std::uint64_t key = deeper ? kDeeperKey : kRootKey;
         for (int i = depth - 1; i >= 0; --i) {
-            if (!intern_node(node, codes[i], offsets[i], gil, &node)) {
-                return kRootNode;
+            key = keys[i] = chain_key(key, codes[i], offsets[i]);
+        }
+        std::uint32_t node = deeper ? kDeeperNode : kRootNode;
+        int known = 0; // frames [known, depth) have their node
+        for (; known < depth; ++known) {
+            if (const std::uint32_t *found = chain_cache_.find(keys[known]);
+                found != nullptr && codes_[nodes_[*found].code] == codes[known]) {
+                node = *found;
+                break;
             }
         }
-        stack_index_.put(key, node); // when it cannot grow, the next walk interns again
-        return node;
+        if (known > 0) {
+            const bool gil = PyGILState_Check() != 0;
+            if (chain_cache_.size() + static_cast<std::size_t>(known) > kChainCacheEntries) {
+                chain_cache_.clear();
+            }
+            for (int i = known - 1; i >= 0; --i) {
+                if (!intern(codes[i], memxx_code_line(codes[i], offsets[i]), gil, &node)) {
+                    return false;
+                }
+                chain_cache_.put(keys[i], node); // when it cannot grow, the next walk looks again
+            }
+        }
+        *stack = stack_id(node);
+        return *stack != 0 || node == kRootNode;
     }
 
     // Code objects seen without the GIL get their reference at the next call with it.
     void own_pending_codes() noexcept {
-        for (PyObject *code : pending_codes_) {
-            own_code(code);
+        for (const std::uint32_t code : pending_codes_) {
+            Py_INCREF(codes_[code]);
         }
         pending_codes_.clear();
     }
 
     void release_codes() noexcept { // GIL held, g_lock not held (a decref may free)
         own_pending_codes();
-        for (PyObject *code : owned_list_) {
+        for (PyObject *code : codes_) {
             Py_DECREF(code);
         }
-        owned_list_.clear();
+        codes_.clear();
     }
 
     const MiVector<StackNode> &nodes() const noexcept { return nodes_; }
+    std::uint32_t node_of_stack(std::uint32_t stack) const noexcept { return stack_nodes_[stack]; }
+    std::size_t stacks() const noexcept { return stack_nodes_.size(); }
+    PyObject *code(std::uint32_t index) const noexcept { return codes_[index]; }
 
     std::size_t memory_bytes() const noexcept {
         return nodes_.capacity() * sizeof(StackNode) + node_index_.memory_bytes() +
-               stack_index_.memory_bytes() + owned_.memory_bytes() +
-               owned_list_.capacity() * sizeof(void *);
+               chain_cache_.memory_bytes() + stack_cache_.memory_bytes() +
+               stack_nodes_.capacity() * sizeof(std::uint32_t) +
+               codes_.capacity() * sizeof(PyObject *) + code_index_.memory_bytes() +
+               pending_codes_.capacity() * sizeof(std::uint32_t);
     }
 
   private:
-    // The node for `frame` called from `parent`, added if new.
-    bool intern_node(std::uint32_t parent, PyObject *code, int offset, bool gil,
-                     std::uint32_t *node) noexcept {
-        const std::uint64_t key = mix(mix(parent + (static_cast<std::uint64_t>(offset) << 32)) ^
-                                      reinterpret_cast<std::uintptr_t>(code)) |
-                                  1;
+    // The node for the frame (`code`, `line`) called from `*node`, added if new.
+    bool intern(PyObject *code, int line, bool gil, std::uint32_t *node) noexcept {
+        std::uint32_t code_id = 0;
+        if (!code_index(code, gil, &code_id)) {
+            return false;
+        }
+        const std::uint64_t key =
+            mix(mix(*node | (static_cast<std::uint64_t>(code_id) << 32)) ^
+                static_cast<std::uint32_t>(line)) |
+            1;
         if (const std::uint32_t *known = node_index_.find(key); known != nullptr) {
             const StackNode &found = nodes_[*known];
-            if (found.parent == parent && found.code == code && found.offset == offset) {
+            if (found.parent == *node && found.code == code_id && found.line == line) {
                 *node = *known;
                 return true;
             }
@@ -129,32 +196,66 @@ class StackTree {
         if (id >= kMaxNodes) {
             return false;
         }
-        nodes_.push_back(StackNode{parent, offset, code});
-        node_index_.put(key, id); // a key taken by another node only costs a duplicate node
-        if (gil) {
-            own_code(code);
-        } else {
-            // Its frame holds it alive now; the reference is taken with the GIL later.
-            pending_codes_.push_back(code);
+        try {
+            reserve_one_more(nodes_);
+            nodes_.push_back(StackNode{*node, code_id, line, kNoStack});
+        } catch (...) {
+            return false;
         }
+        node_index_.put(key, id); // a key taken by another node only costs a twin node
         *node = id;
         return true;
     }
 
-    void own_code(PyObject *code) noexcept {
+    bool code_index(PyObject *code, bool gil, std::uint32_t *index) noexcept {
         const auto key = reinterpret_cast<std::uintptr_t>(code);
-        if (owned_.find(key) == nullptr && owned_.put(key, 1)) {
-            Py_INCREF(code);
-            owned_list_.push_back(code);
+        if (const std::uint32_t *known = code_index_.find(key); known != nullptr) {
+            *index = *known;
+            return true;
         }
+        const auto id = static_cast<std::uint32_t>(codes_.size());
+        try {
+            codes_.push_back(code);
+            if (!gil) {
+                // Its frame holds it alive now; the reference is taken with the GIL later.
+                pending_codes_.push_back(id);
+            }
+        } catch (...) {
+            return false;
+        }
+        if (gil) {
+            Py_INCREF(code);
+        }
+        code_index_.put(key, id); // when it cannot grow, the code is listed (and owned) twice
+        *index = id;
+        return true;
+    }
+
+    std::uint32_t stack_id(std::uint32_t node) noexcept {
+        StackNode &entry = nodes_[node];
+        if (entry.stack == kNoStack) {
+            if (stack_nodes_.size() >= kMaxStacks) {
+                return 0;
+            }
+            try {
+                reserve_one_more(stack_nodes_);
+                stack_nodes_.push_back(node);
+            } catch (...) {
+                return 0;
+            }
+            entry.stack = static_cast<std::uint32_t>(stack_nodes_.size() - 1);
+        }
+        return entry.stack;
     }
 
     MiVector<StackNode> nodes_;
-    FlatTable<std::uint32_t> node_index_;  // mix(parent, code, offset) -> node
-    FlatTable<std::uint32_t> stack_index_; // a thread's stack key -> its innermost node
-    FlatTable<std::uint8_t> owned_;        // code objects we hold a reference to
-    MiVector<PyObject *> owned_list_;
-    MiVector<PyObject *> pending_codes_;
+    FlatTable<std::uint32_t> node_index_;  // (parent, code, line) -> node
+    FlatTable<std::uint32_t> chain_cache_; // chain key of instructions -> node
+    FlatTable<std::uint32_t> stack_cache_; // a thread's stack key -> stack id
+    MiVector<std::uint32_t> stack_nodes_;  // stack id -> node
+    MiVector<PyObject *> codes_;
+    FlatTable<std::uint32_t> code_index_;    // code object -> index in codes_
+    MiVector<std::uint32_t> pending_codes_; // indices of codes_ not owned yet
 };
 
 // One allocation, free or unmap: the address with the kind in its top bits, and the size (40
@@ -346,14 +447,13 @@ void unlock_in_child() noexcept {
     }
 }
 
-inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size,
-                  std::uint64_t key) noexcept {
+inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size) noexcept {
     SpinLockGuard guard(accounting::g_lock);
     Recorder *recorder = g_recorder;
     if (recorder == nullptr) {
         return;
     }
-    const std::uint32_t stack = kind == kFree ? 0 : recorder->stacks.stack_of(key);
+    const std::uint32_t stack = kind == kFree ? 0 : recorder->stacks.stack_of();
     recorder->push(Event{(kind << kKindShift) | (address & kAddressMask),
                          std::min(size, kSizeMask) | (static_cast<std::uint64_t>(stack) << 40)});
 }
@@ -373,15 +473,15 @@ void lock_both() noexcept {
 } // namespace
 
 void peak_on_alloc(const void *address, std::size_t size) noexcept {
-    queue(kAlloc, reinterpret_cast<std::uintptr_t>(address), size, memxx_thread_stack_key());
+    queue(kAlloc, reinterpret_cast<std::uintptr_t>(address), size);
 }
 
 void peak_on_free(const void *address) noexcept {
-    queue(kFree, reinterpret_cast<std::uintptr_t>(address), 0, 0);
+    queue(kFree, reinterpret_cast<std::uintptr_t>(address), 0);
 }
 
 void peak_on_unmap(const void *address, std::size_t length) noexcept {
-    queue(kUnmap, reinterpret_cast<std::uintptr_t>(address), length, memxx_thread_stack_key());
+    queue(kUnmap, reinterpret_cast<std::uintptr_t>(address), length);
 }
 
 void peak_start(bool native) {
@@ -450,32 +550,35 @@ PeakReport peak_report(bool live_now) {
     out.peak_bytes = tables.peak();
     out.peak_time = tables.peak_time();
     out.current_bytes = tables.total();
+    const StackTree &stacks = recorder.stacks;
     const auto &at_peak = tables.at_peak();
     for (std::uint32_t stack = 0; stack < at_peak.size(); ++stack) {
         if (at_peak[stack] > 0) {
-            out.at_peak.push_back(PeakRow{stack, at_peak[stack]});
+            out.at_peak.push_back(PeakRow{stacks.node_of_stack(stack), at_peak[stack]});
         }
     }
-    const auto &nodes = recorder.stacks.nodes();
-    for (std::uint32_t stack = 0; live_now && stack < nodes.size(); ++stack) {
+    for (std::uint32_t stack = 0; live_now && stack < tables.stacks(); ++stack) {
         if (tables.live_bytes(stack) > 0) {
-            out.live_now.push_back(PeakRow{stack, tables.live_bytes(stack)});
+            out.live_now.push_back(PeakRow{stacks.node_of_stack(stack), tables.live_bytes(stack)});
         }
     }
+    const auto &nodes = stacks.nodes();
     out.nodes.reserve(nodes.size());
-    for (const StackNode &node : nodes) {
-        out.nodes.push_back(PeakNode{node.parent, PeakFrame{node.code, node.offset}});
+    for (std::uint32_t index = 0; index < nodes.size(); ++index) {
+        const StackNode &node = nodes[index];
+        PyObject *code = index <= kDeeperNode ? nullptr : stacks.code(node.code);
+        out.nodes.push_back(PeakNode{node.parent, PeakFrame{code, node.line}});
     }
     out.live_blocks = tables.live_blocks();
     out.block_table_bytes = tables.block_table_bytes();
     out.peak_live_blocks = tables.peak_live_blocks();
     out.peak_block_table_bytes = tables.peak_block_table_bytes();
     out.stack_table_bytes = recorder.stacks.memory_bytes() + tables.other_bytes();
+    out.stacks = stacks.stacks();
+    out.tags = tables.tags();
     return out;
 }
 
-void peak_runner_frame(bool on) { memxx_set_stack_key_base(on ? 1 : 0); }
-
-int peak_frame_line(const PeakFrame &frame) { return memxx_code_line(frame.code, frame.offset); }
+void peak_runner_frame(bool on) { memxx_set_stack_base(on ? 1 : 0); }
 
 } // namespace memxx::core

@@ -51,12 +51,12 @@ void peak_runner_frame(bool on);
 
 struct PeakFrame {
     _object *code; // borrowed: the recorder holds a reference until peak_stop
-    int offset;    // byte offset of the instruction that was running
+    int line;      // the line that was running
 };
 
 // The stacks form a tree: node 0 is the root (no Python frame), node 1 the root of stacks whose
-// outer frames were left out (deeper than kPeakMaxDepth); every other node is one frame called
-// from its parent node. A stack is named by its innermost node.
+// outer frames were left out (deeper than kPeakMaxDepth); every other node is one line of a
+// function called from its parent node. A stack is named by its innermost node.
 struct PeakNode {
     std::uint32_t parent;
     PeakFrame frame; // code nullptr for nodes 0 and 1
@@ -79,13 +79,12 @@ struct PeakReport {
     std::size_t peak_live_blocks = 0;  // the same two at the peak
     std::size_t peak_block_table_bytes = 0;
     std::size_t stack_table_bytes = 0; // stack nodes, their tags and the per-stack figures
+    std::size_t stacks = 0;            // stacks allocations were made at
+    std::size_t tags = 0;              // (stack, size) pairs live blocks share
 };
 // The figures so far; the peak is that of the whole recording. `live_now`: also the bytes each
 // stack holds now (left empty otherwise). GIL held.
 PeakReport peak_report(bool live_now = false);
-
-// The source line of a frame. GIL held.
-int peak_frame_line(const PeakFrame &frame);
 
 // Deepest stack recorded; the outer frames of a deeper one are left out.
 constexpr int kPeakMaxDepth = 128;

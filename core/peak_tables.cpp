@@ -17,6 +17,13 @@ std::uint64_t tag_key(std::uint64_t size, std::uint32_t stack) noexcept {
     return (h ^ (h >> 29)) | 1;
 }
 
+constexpr std::uint32_t kNoTag = ~std::uint32_t{0};
+
+std::uint64_t wide_value(std::uint64_t size, std::uint32_t stack) noexcept {
+    return kWideMark | (static_cast<std::uint64_t>(stack) << kWideStackShift) |
+           std::min<std::uint64_t>(size, kWideSizeMask);
+}
+
 double wall_seconds() noexcept {
     timespec now{};
     clock_gettime(CLOCK_REALTIME_COARSE, &now); // a few ns: this runs at every fall from a peak
@@ -30,16 +37,59 @@ std::uint64_t PeakTables::value_for(std::uint64_t size, std::uint32_t stack) noe
     if (const std::uint32_t *tag = tag_index_.find(key); tag != nullptr) {
         const Tag &known = tags_[*tag];
         if (known.size == size && known.stack == stack) {
+            ++tag_blocks_[*tag];
             return *tag;
         }
     }
-    if (tags_.size() <= kMaxTag && size <= kWideSizeMask &&
-        tag_index_.put(key, static_cast<std::uint32_t>(tags_.size()))) {
-        tags_.push_back(Tag{size, stack});
-        return tags_.size() - 1;
+    if (size <= kWideSizeMask) {
+        std::uint32_t tag = 0;
+        if (!free_tags_.empty()) {
+            tag = free_tags_.back();
+        } else if (tags_.size() <= kMaxTag) {
+            tag = static_cast<std::uint32_t>(tags_.size());
+        } else {
+            tag = kNoTag;
+        }
+        if (tag != kNoTag && tag_index_.put(key, tag)) {
+            if (tag == tags_.size()) {
+                try {
+                    reserve_one_more(tags_);
+                    reserve_one_more(tag_blocks_);
+                    tags_.push_back(Tag{size, stack});
+                    tag_blocks_.push_back(1);
+                } catch (...) {
+                    std::uint32_t gone = 0;
+                    tag_index_.erase(key, &gone);
+                    return wide_value(size, stack);
+                }
+            } else {
+                free_tags_.pop_back();
+                tags_[tag] = Tag{size, stack};
+                tag_blocks_[tag] = 1;
+            }
+            return tag;
+        }
     }
-    return kWideMark | (static_cast<std::uint64_t>(stack) << kWideStackShift) |
-           std::min<std::uint64_t>(size, kWideSizeMask);
+    return wide_value(size, stack);
+}
+
+void PeakTables::release(std::uint64_t value) noexcept {
+    if ((value & kWideMark) != 0 || --tag_blocks_[value] != 0) {
+        return;
+    }
+    const Tag &tag = tags_[value];
+    const std::uint64_t key = tag_key(tag.size, static_cast<std::uint32_t>(tag.stack));
+    if (const std::uint32_t *indexed = tag_index_.find(key);
+        indexed != nullptr && *indexed == value) {
+        std::uint32_t gone = 0;
+        tag_index_.erase(key, &gone);
+    }
+    try {
+        reserve_one_more(free_tags_);
+        free_tags_.push_back(static_cast<std::uint32_t>(value));
+    } catch (...) {
+        // Out of memory: the tag is not given out again.
+    }
 }
 
 void PeakTables::decode(std::uint64_t value, std::uint32_t *stack,
@@ -57,15 +107,21 @@ void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
                           std::uint32_t stack) noexcept {
     try {
         if (stack >= live_.size()) {
-            const std::size_t grown = std::max<std::size_t>(stack + 1, live_.size() * 2);
-            live_.resize(grown, 0);
-            at_peak_.resize(grown, 0);
+            const std::size_t grown =
+                std::max<std::size_t>(stack + 1, live_.size() + live_.size() / 4 + 1024);
+            for (auto *figures : {&live_, &at_peak_}) {
+                figures->reserve(grown); // resize() alone would double the capacity
+                figures->resize(grown, 0);
+            }
+            dirty_.reserve(grown);
             dirty_.resize(grown, 0);
         }
     } catch (...) {
         return; // out of memory: the block stays untracked
     }
-    if (!blocks_.insert(reinterpret_cast<const void *>(address), value_for(size, stack))) {
+    const std::uint64_t value = value_for(size, stack);
+    if (!blocks_.insert(reinterpret_cast<const void *>(address), value)) {
+        release(value);
         return;
     }
     charge(stack, size);
@@ -78,6 +134,7 @@ bool PeakTables::take(std::uintptr_t address, std::uint32_t *stack,
         return false;
     }
     decode(value, stack, size);
+    release(value);
     discharge(*stack, *size);
     return true;
 }
@@ -142,7 +199,8 @@ void PeakTables::settle() noexcept {
 }
 
 std::size_t PeakTables::other_bytes() const noexcept {
-    return tags_.capacity() * sizeof(Tag) + tag_index_.memory_bytes() +
+    return tags_.capacity() * sizeof(Tag) + tag_blocks_.capacity() * sizeof(std::uint32_t) +
+           free_tags_.capacity() * sizeof(std::uint32_t) + tag_index_.memory_bytes() +
            live_.capacity() * 2 * sizeof(std::int64_t) + dirty_.capacity() +
            dirty_list_.capacity() * sizeof(std::uint32_t);
 }

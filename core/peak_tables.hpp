@@ -21,6 +21,14 @@
 
 namespace memxx::core {
 
+// Makes room for one more element by a quarter more, not double: the tables by stack and by node
+// hold millions of entries, and doubling leaves up to half of them unused.
+template <class Vector> void reserve_one_more(Vector &vector) {
+    if (vector.size() == vector.capacity()) {
+        vector.reserve(vector.capacity() + vector.capacity() / 4 + 1024);
+    }
+}
+
 class PeakTables {
   public:
     template <class T> using Vector = std::vector<T, mi_stl_allocator<T>>;
@@ -55,6 +63,7 @@ class PeakTables {
     double peak_time() const noexcept { return peak_time_; } // seconds since the epoch
     // By stack id: the bytes live at the peak (after settle()). May be shorter than the stacks.
     const Vector<std::int64_t> &at_peak() const noexcept { return at_peak_; }
+    std::size_t stacks() const noexcept { return live_.size(); } // stack ids below this are known
     std::int64_t live_bytes(std::uint32_t stack) const noexcept {
         return stack < live_.size() ? live_[stack] : 0;
     }
@@ -65,12 +74,15 @@ class PeakTables {
     std::size_t peak_block_table_bytes() const noexcept { return peak_block_table_bytes_; }
     std::size_t block_table_bytes() const noexcept { return blocks_.memory_bytes(); }
     std::size_t other_bytes() const noexcept; // tags and per-stack figures
+    std::size_t tags() const noexcept { return tags_.size() - free_tags_.size(); }
 
   private:
-    // A block's value in the live-block table: a tag (a stack and a size seen together before)
+    // A block's value in the live-block table: a tag (a stack and a size that live blocks share)
     // when it fits the table's slot, else the stack and the size themselves (the table keeps such
-    // values in its side map).
+    // values in its side map). A tag lives as long as a block holds it, so there are never more
+    // tags than live (stack, size) pairs: each value_for is paired with one release.
     std::uint64_t value_for(std::uint64_t size, std::uint32_t stack) noexcept;
+    void release(std::uint64_t value) noexcept;
     void decode(std::uint64_t value, std::uint32_t *stack, std::uint64_t *size) const noexcept;
     // Removes the block at `address` and discharges it; false if it is not live.
     bool take(std::uintptr_t address, std::uint32_t *stack, std::uint64_t *size) noexcept;
@@ -86,6 +98,8 @@ class PeakTables {
 
     LiveBlocks blocks_;
     Vector<Tag> tags_;
+    Vector<std::uint32_t> tag_blocks_;   // by tag: the live blocks holding it
+    Vector<std::uint32_t> free_tags_;    // tags no block holds, to be given out again
     FlatTable<std::uint32_t> tag_index_; // (stack, size) -> tag
     Vector<std::int64_t> live_;          // by stack: bytes live now
     Vector<std::int64_t> at_peak_;       // by stack: bytes live at the peak

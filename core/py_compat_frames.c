@@ -330,6 +330,13 @@ int memxx_visit_frame_slots(memxx_frame_slot_fn visit, void *arg, int namespaces
     return 0;
 }
 
+static const void *_Atomic g_stack_base = NULL;
+
+void memxx_set_stack_base(int on) {
+    PyThreadState *tstate = PyGILState_GetThisThreadState();
+    g_stack_base = on && tstate != NULL ? (const void *)thread_frame(tstate) : NULL;
+}
+
 int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
     /* Not _PyThreadState_UncheckedGet: on 3.11 that is whichever thread holds the GIL. */
     PyThreadState *tstate = PyGILState_GetThisThreadState();
@@ -337,9 +344,10 @@ int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
     if (tstate == NULL) {
         return 0;
     }
+    const void *base = g_stack_base;
     int count = 0;
-    for (_PyInterpreterFrame *frame = complete_frame(thread_frame(tstate)); frame != NULL;
-         frame = complete_frame(frame->previous)) {
+    for (_PyInterpreterFrame *frame = complete_frame(thread_frame(tstate));
+         frame != NULL && (const void *)frame != base; frame = complete_frame(frame->previous)) {
         if (count == max) {
             *deeper = 1;
             break;
@@ -349,13 +357,6 @@ int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
         ++count;
     }
     return count;
-}
-
-static const void *_Atomic g_key_base = NULL;
-
-void memxx_set_stack_key_base(int on) {
-    PyThreadState *tstate = PyGILState_GetThisThreadState();
-    g_key_base = on && tstate != NULL ? (const void *)thread_frame(tstate) : NULL;
 }
 
 unsigned long long memxx_thread_stack_key(void) {
@@ -369,12 +370,11 @@ unsigned long long memxx_thread_stack_key(void) {
      * for the same listed stack), so 130 frames cover the 128 complete ones listed. */
     unsigned long long key = 0x243F6A8885A308D3ull;
     int depth = 0;
-    const void *base = g_key_base;
+    const void *base = g_stack_base;
     for (_PyInterpreterFrame *frame = thread_frame(tstate); frame != NULL;
          frame = frame->previous) {
         if ((const void *)frame == base) {
-            key ^= 0x27d4eb2full; /* the program's runner below: the same for every key */
-            break;
+            break; /* the program's runner below: the same for every key */
         }
         if (frame_is_entry(frame)) {
             continue;

@@ -81,12 +81,12 @@ int memxx_teardown_running(const memxx_teardown *teardown);
  * (borrowed) in *code; 0 if it is not suspended (not started, running or finished). GIL held. */
 int memxx_suspended_line(PyObject *generator, PyObject **code);
 
-/* The calling thread's Python frames, innermost first: up to `max` code objects (borrowed) in
- * codes[] and the byte offsets of their current instructions in offsets[]. Returns how many were
- * filled and sets *deeper when more frames lie beyond them. Reads the thread's own frames only
- * (creates nothing, takes no lock): the allocator hook may call it with or without the GIL. A
- * thread that released the GIL is found through its GIL-state key; its frames cannot change
- * while it runs the C code that called the allocator. */
+/* The calling thread's Python frames, innermost first, down to the stack base (see below): up
+ * to `max` code objects (borrowed) in codes[] and the byte offsets of their current instructions
+ * in offsets[]. Returns how many were filled and sets *deeper when more frames lie beyond them.
+ * Reads the thread's own frames only (creates nothing, takes no lock): the allocator hook may
+ * call it with or without the GIL. A thread that released the GIL is found through its GIL-state
+ * key; its frames cannot change while it runs the C code that called the allocator. */
 int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper);
 
 /* The identity of the calling thread's Python stack as memxx_thread_stack would list it (up to
@@ -94,10 +94,10 @@ int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper);
  * pair. A few loads per frame, under the same rules as memxx_thread_stack. */
 unsigned long long memxx_thread_stack_key(void);
 
-/* With `on`, the calling thread's current frame becomes the stack keys' base: a walk that
- * reaches it stops there (what lies beyond it cannot change while it runs). The caller clears
- * it (`on` 0) before that frame returns. GIL held. */
-void memxx_set_stack_key_base(int on);
+/* With `on`, the calling thread's current frame becomes the stacks' base: memxx_thread_stack
+ * stops there (what lies beyond it cannot change while it runs, and is the same for every stack
+ * listed). The caller clears it (`on` 0) before that frame returns. GIL held. */
+void memxx_set_stack_base(int on);
 
 /* Called once per complete Python frame of every thread of the interpreter (innermost frame
  * first) with name and value NULL, then for each of its named slots (local, cell or free

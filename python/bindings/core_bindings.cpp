@@ -51,7 +51,8 @@ py::list profiled_results(const ProfiledCodes &codes) {
 }
 
 // {"peak_bytes", "peak_time", "current_bytes", "live_blocks", "block_table_bytes",
-//  "stack_table_bytes", "stacks", "nodes": [(parent, code, line), ...],
+//  "stack_table_bytes", "stack_nodes", "stacks", "stack_tags",
+//  "nodes": [(parent, code, line), ...],
 //  "at_peak": [(bytes, node), ...], "live_now": [(bytes, node), ...] (asked for, else empty),
 //  "left_rows", "left_bytes"}:
 // the nodes the stacks live at the peak (and those live now) go through, each after its parent; a parent of -1 is the root, -2 the root of stacks cut
@@ -104,7 +105,7 @@ py::dict peak_report_dict(std::int64_t largest, bool live_now) {
         index[id] = next++;
         nodes.append(py::make_tuple(index[node.parent],
                                     py::reinterpret_borrow<py::object>(node.frame.code),
-                                    core::peak_frame_line(node.frame)));
+                                    node.frame.line));
     }
     auto row_list = [&index](const std::vector<core::PeakRow> &from) {
         py::list rows;
@@ -123,7 +124,9 @@ py::dict peak_report_dict(std::int64_t largest, bool live_now) {
     out["peak_live_blocks"] = report.peak_live_blocks;
     out["peak_block_table_bytes"] = report.peak_block_table_bytes;
     out["stack_table_bytes"] = report.stack_table_bytes;
-    out["stacks"] = report.nodes.size();
+    out["stack_nodes"] = report.nodes.size();
+    out["stacks"] = report.stacks;
+    out["stack_tags"] = report.tags;
     out["nodes"] = nodes;
     out["at_peak"] = row_list(report.at_peak);
     out["live_now"] = row_list(report.live_now);

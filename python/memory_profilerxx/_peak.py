@@ -24,9 +24,15 @@ from typing import Any, Iterator, Literal
 import _memxx
 from _memxx import MIB
 
-#: The file format's name and version, first in every peak file.
+#: The file format's name and version, first in every peak file. Version 2 stores the stacks as
+#: a tree (each node a frame and its caller's node); version 1 files (a frame list per stack) are
+#: still read.
 FORMAT = "mprofxx-peak"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+#: The most frames the stacks of one process may add up to when read (a hostile file's deep
+#: shared chain would otherwise take quadratic time and memory).
+MAX_FRAMES_READ = 10_000_000
 
 Frame = tuple[str, str, int]  # file name, function, line
 #: The file name of the one frame of the row the smaller stacks are cut into when writing.
@@ -129,12 +135,22 @@ class PeakTable:
 
     # --- JSON --------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """The process's entry of the peak file (frames interned in one table)."""
+        """The process's entry of the peak file: frames interned in one table, the stacks in one
+        tree of nodes ``[caller node or -1, frame]`` (callers first), each stack its node."""
         frame_ids: dict[Frame, int] = {}
+        node_ids: dict[tuple[int, int], int] = {}
+        nodes: list[list[int]] = []
         stacks = []
         for stack in sorted(self.stacks, key=lambda s: -s.bytes):
-            ids = [frame_ids.setdefault(frame, len(frame_ids)) for frame in stack.frames]
-            stacks.append({"bytes": stack.bytes, "frames": ids, "deeper": stack.deeper})
+            node = -1
+            for frame in reversed(stack.frames):
+                key = (node, frame_ids.setdefault(frame, len(frame_ids)))
+                found = node_ids.get(key)
+                if found is None:
+                    found = node_ids[key] = len(nodes)
+                    nodes.append([node, key[1]])
+                node = found
+            stacks.append({"bytes": stack.bytes, "node": node, "deeper": stack.deeper})
         return {
             "pid": self.pid,
             "parent": self.parent,
@@ -154,19 +170,27 @@ class PeakTable:
             "cut_bytes": self.cut_bytes,
             "cut_reason": self.cut_reason,
             "frames": [list(frame) for frame in frame_ids],
+            "nodes": nodes,
             "stacks": stacks,
         }
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> PeakTable:
-        """Read a process entry written by :meth:`to_json`; PeakFileError names what is wrong."""
+        """Read a process entry written by :meth:`to_json` (or by version 1, a frame list per
+        stack); PeakFileError names what is wrong."""
         try:
             frames = [(str(f), str(fn), _count(n)) for f, fn, n in data["frames"]]
-            stacks = [
-                PeakStack(_count(s["bytes"]), tuple(frames[i] for i in s["frames"]),
-                          bool(s.get("deeper", False)))
-                for s in data["stacks"]
-            ]
+            if "nodes" in data:
+                paths = _node_frames(data["nodes"], frames)
+                stacks = [PeakStack(_count(s["bytes"]), paths[_count(s["node"] + 1)],
+                                    bool(s.get("deeper", False)))
+                          for s in data["stacks"]]
+            else:
+                stacks = [
+                    PeakStack(_count(s["bytes"]), tuple(frames[_count(i)] for i in s["frames"]),
+                              bool(s.get("deeper", False)))
+                    for s in data["stacks"]
+                ]
             parent = data.get("parent")
             return cls(
                 pid=_count(data["pid"]),
@@ -191,6 +215,23 @@ class PeakTable:
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise PeakFileError(f"{where}: not a peak table ({type(error).__name__}: {error})"
                                 ) from None
+
+
+def _node_frames(nodes: Any, frames: list[Frame]) -> list[tuple[Frame, ...]]:
+    """Each node's stack, innermost first, after the root's (index 0: no frame); ValueError when
+    a node's caller is not an earlier node or the stacks add up to too many frames."""
+    paths: list[tuple[Frame, ...]] = [()]
+    total = 0
+    for index, (caller, frame) in enumerate(nodes):
+        caller = _count(caller + 1)  # -1, the root, is paths[0]
+        if caller > index:
+            raise ValueError(f"node {index} is called from a later node")
+        path = (frames[_count(frame)],) + paths[caller]
+        total += len(path)
+        if total > MAX_FRAMES_READ:
+            raise ValueError(f"the stacks add up to more than {MAX_FRAMES_READ:,} frames")
+        paths.append(path)
+    return paths
 
 
 def _is_library(filename: str, library_paths: list[str]) -> bool:
@@ -439,8 +480,9 @@ def loads(text: str, where: str) -> list[PeakTable]:
         raise PeakFileError(f"{where}: not a peak file (JSON nested too deep)") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PeakFileError(f"{where}: not an {FORMAT} file")
-    if document.get("version") != VERSION:
-        raise PeakFileError(f"{where}: version {document.get('version')!r} is not {VERSION}")
+    if document.get("version") not in READABLE_VERSIONS:
+        raise PeakFileError(f"{where}: version {document.get('version')!r} is not one of"
+                            f" {', '.join(map(str, READABLE_VERSIONS))}")
     processes = document.get("processes")
     if not isinstance(processes, list):
         raise PeakFileError(f"{where}: no process list")

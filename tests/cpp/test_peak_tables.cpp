@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <random>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -130,7 +131,33 @@ TEST_CASE("random event streams give the definition's peak figures exactly") {
             const auto it = truth.at_peak.find(stack);
             REQUIRE(at_peak_of(tables, stack) == (it == truth.at_peak.end() ? 0 : it->second));
         }
+        // A tag per (stack, size) pair that live blocks share, no more.
+        std::set<std::pair<std::uint32_t, std::uint64_t>> pairs;
+        for (const auto &[address, block] : truth.live) {
+            pairs.insert(block);
+        }
+        REQUIRE(tables.tags() == pairs.size());
     }
+}
+
+TEST_CASE("a tag lives as long as a block holds it, and is given out again") {
+    PeakTables tables;
+    const auto round = [&tables](std::uintptr_t base, std::uint32_t first_stack) {
+        for (std::uintptr_t i = 0; i < 100'000; ++i) {
+            tables.on_alloc(base + 16 * i, 16 + i, first_stack + static_cast<std::uint32_t>(i % 7));
+        }
+        REQUIRE(tables.tags() == 100'000);
+        for (std::uintptr_t i = 0; i < 100'000; ++i) {
+            tables.on_free(base + 16 * i);
+        }
+        REQUIRE(tables.tags() == 0);
+        REQUIRE(tables.total() == 0);
+    };
+    round(0x10000000, 0);
+    const std::size_t after_first = tables.other_bytes();
+    round(0x20000000, 7); // 100,000 other pairs: the freed tags serve them
+    // 100,000 new tags would take 2 MB more; only the per-stack figures of 7 stacks are added.
+    REQUIRE(tables.other_bytes() <= after_first + 7 * 64);
 }
 
 TEST_CASE("the block table stays within 24 bytes per live block above its minimum") {

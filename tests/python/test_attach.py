@@ -92,6 +92,15 @@ main()
 """
 LEAK_LINE = next(n for n, text in enumerate(TARGET.splitlines(), 1) if "# LEAK" in text)
 
+
+def bytes_on_leak_line(entry: dict) -> int:
+    """The bytes at the peak of the stacks whose innermost frame is the target's LEAK_LINE."""
+    from memory_profilerxx._peak import PeakTable
+
+    table = PeakTable.from_json(entry, "peak file")
+    return sum(s.bytes for s in table.stacks if s.frames and s.frames[0][2] == LEAK_LINE)
+
+
 GROWTH_TARGET = r"""
 import os, sys, time
 
@@ -239,9 +248,7 @@ def test_bytes_on_the_line_match_the_target_own_count_exactly(target: Target,
     result = mprofxx("attach", "--peak", "-t", "2", "-o", "b.dat", str(target.pid), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (table,) = json.loads((tmp_path / "b.peak.json").read_text())["processes"]
-    frames = table["frames"]
-    on_line = sum(s["bytes"] for s in table["stacks"]
-                  if s["frames"] and frames[s["frames"][0]][2] == LEAK_LINE)
+    on_line = bytes_on_leak_line(table)
     made = target.made_between(table["start_time"], table["peak_time"])
     assert abs(on_line - made * BLOCK_ALLOCATED) <= 0.1 * made * BLOCK_ALLOCATED
 
@@ -312,9 +319,7 @@ def test_a_target_that_exits_while_recorded_writes_its_table(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     (table,) = json.loads((tmp_path / "e.peak.json").read_text())["processes"]
     made = target.made_between(table["start_time"], table["peak_time"])
-    frames = table["frames"]
-    on_line = sum(s["bytes"] for s in table["stacks"]
-                  if s["frames"] and frames[s["frames"][0]][2] == LEAK_LINE)
+    on_line = bytes_on_leak_line(table)
     assert made > 20 and abs(on_line - made * BLOCK_ALLOCATED) <= 0.1 * made * BLOCK_ALLOCATED
 
 
@@ -328,9 +333,7 @@ def test_ctrl_c_stops_the_recording_and_writes_the_table(target: Target, tmp_pat
     assert cli.wait(timeout=60) == 0
     (table,) = json.loads((tmp_path / "c.peak.json").read_text())["processes"]
     made = target.made_between(table["start_time"], table["peak_time"])
-    frames = table["frames"]
-    on_line = sum(s["bytes"] for s in table["stacks"]
-                  if s["frames"] and frames[s["frames"][0]][2] == LEAK_LINE)
+    on_line = bytes_on_leak_line(table)
     assert made > 50 and abs(on_line - made * BLOCK_ALLOCATED) <= 0.1 * made * BLOCK_ALLOCATED
     assert_unhooked(target.check())
 

@@ -23,7 +23,14 @@ import pytest
 _memxx = pytest.importorskip("_memxx")
 
 from memory_profilerxx import peak_report  # noqa: E402
-from memory_profilerxx._peak import PeakFileError, load, loads  # noqa: E402
+from memory_profilerxx._peak import (  # noqa: E402
+    PeakFileError,
+    PeakStack,
+    PeakTable,
+    dumps,
+    load,
+    loads,
+)
 
 MB = 10**6
 
@@ -147,10 +154,16 @@ def test_peak_lines_prints_the_table_with_the_recorded_peak(planted: Path) -> No
 def test_the_peak_json_is_documented_and_rm_removes_it(planted: Path, tmp_path: Path) -> None:
     peak_file = only(planted, "mprofile_*.peak.json")
     document = json.loads(peak_file.read_text())
-    assert document["format"] == "mprofxx-peak" and document["version"] == 1
+    assert document["format"] == "mprofxx-peak" and document["version"] == 2
     assert document["dat"] == peak_file.name.replace(".peak.json", ".dat")
     (process,) = document["processes"]
-    assert set(process) >= {"pid", "peak_bytes", "peak_time", "frames", "stacks"}
+    assert set(process) >= {"pid", "peak_bytes", "peak_time", "frames", "nodes", "stacks"}
+    # The stacks as one tree: each node once, after its caller; a stack names its innermost node.
+    nodes = process["nodes"]
+    assert all(-1 <= caller < index for index, (caller, _frame) in enumerate(nodes))
+    assert len({tuple(node) for node in nodes}) == len(nodes)
+    (table,) = load(str(peak_file))
+    assert len(nodes) < sum(len(stack.frames) for stack in table.stacks)  # callers shared
     # A copy, so the module's other tests keep theirs.
     copy = tmp_path / "copy"
     shutil.copytree(planted, copy)
@@ -219,9 +232,11 @@ def test_kept_gives_the_bytes_each_stack_still_holds_at_the_capture() -> None:
     assert peak.table is not None
     kept = [stack for stack in peak.table.kept if stack.frames]
     held = [stack for stack in kept if stack.frames[0][1].endswith("keep") and stack.bytes > MB]
-    # One stack through this test's line, one through the thread's bootstrap: 3 MB each (the
-    # list's own growth at the same line is a stack of its own: another instruction).
-    assert [stack.bytes for stack in held] == [sys.getsizeof(out[0])] * 2
+    # One stack through this test's line, one through the thread's bootstrap: 3 MB each, and the
+    # first also the list's growth to its first items (the same line: stacks are by line).
+    growth = sys.getsizeof(out) - sys.getsizeof([])
+    assert sorted(stack.bytes for stack in held) == [sys.getsizeof(out[0]),
+                                                     sys.getsizeof(out[0]) + growth]
     assert {stack.frames[1][1] for stack in held} == {
         "test_kept_gives_the_bytes_each_stack_still_holds_at_the_capture", "Thread.run"}
     assert not any(stack.bytes >= 20 * MB for stack in kept)  # freed before the capture
@@ -392,6 +407,61 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     one_error_line(mprofxx("run", "--peak", "true", cwd=tmp_path), "--peak", "Python programs")
     with pytest.raises(PeakFileError, match="version 9"):
         loads('{"format": "mprofxx-peak", "version": 9, "processes": []}', "x.peak.json")
+
+
+def test_the_tree_in_the_file_gives_back_every_stack_and_version_1_files_still_read() -> None:
+    main = ("app.py", "<module>", 1)
+    stacks = [PeakStack(300, (("lib.py", "f", 5), ("app.py", "run", 9), main)),
+              PeakStack(200, (("lib.py", "g", 7), ("app.py", "run", 9), main)),
+              PeakStack(100, (("app.py", "run", 10), main), deeper=True),
+              PeakStack(50, ())]
+    table = PeakTable(pid=1, peak_bytes=650, peak_time=2.0, stacks=stacks)
+    entry = table.to_json()
+    assert len(entry["nodes"]) == 5  # main, run:9, f, g, run:10: the shared callers once
+    (back,) = loads(dumps([table]), "x.peak.json")
+    assert back.stacks == stacks
+    # Version 1: a frame list per stack, innermost first.
+    old = {"pid": 1, "peak_bytes": 650, "peak_time": 2.0,
+           "frames": [list(frame) for frame in stacks[0].frames],
+           "stacks": [{"bytes": 300, "frames": [0, 1, 2]}]}
+    (read,) = loads(json.dumps({"format": "mprofxx-peak", "version": 1, "processes": [old]}), "v1")
+    assert read.stacks == stacks[:1]
+    # A node called from a later one, or a stack naming no node, is not a peak table.
+    for nodes, node in (([[1, 0], [-1, 0]], 0), ([[-1, 0]], 3), ([[-1, -2]], 0)):
+        bad = dict(entry, nodes=nodes, stacks=[{"bytes": 1, "node": node}])
+        with pytest.raises(PeakFileError, match="not a peak table"):
+            loads(json.dumps({"format": "mprofxx-peak", "version": 2, "processes": [bad]}), "x")
+
+
+def _walk(depth: int, sides: list[bool], kept: list) -> None:
+    if depth == 0:
+        kept.append(bytearray(100))  # one stack per path down
+    elif sides[depth]:
+        _walk(depth - 1, sides, kept)  # the path goes through one of these two lines
+    else:
+        _walk(depth - 1, sides, kept)
+
+
+def test_stacks_are_interned_as_a_tree_of_lines() -> None:
+    depth = 12
+    paths = [[False] + [(bits >> d) & 1 == 1 for d in range(depth)] for bits in range(2**depth)]
+    kept: list = [None]
+    kept.pop()  # its items array made before recording
+    _memxx.peak_start(False)
+    try:
+        for sides in paths:
+            _walk(depth, sides, kept)
+        report = _memxx.peak_report(0, False)
+    finally:
+        _memxx.peak_stop()
+    # _walk's nodes: two per level above the leaves (the two call lines) times the paths there,
+    # and the leaf line under each path: 2 + 4 + ... + 2^depth, plus 2^depth. The frames above
+    # (this test's line, pytest's) add a few; a node per frame of every stack would be
+    # depth * 2^depth.
+    walk_nodes = 2 ** (depth + 1) - 2 + 2**depth
+    assert walk_nodes <= report["stack_nodes"] <= walk_nodes + 200
+    assert 2**depth <= report["stacks"] <= 2**depth + 20  # stacks that allocated
+    assert report["stack_table_bytes"] <= 256 * report["stack_nodes"]
 
 
 def test_a_failing_program_keeps_its_exception_and_its_peak(tmp_path: Path) -> None:
