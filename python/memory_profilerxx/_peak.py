@@ -23,6 +23,8 @@ from typing import Any, Iterator, Literal
 
 import _memxx
 from _memxx import MIB
+from mprofxx._errors import MemxxError
+from mprofxx._names import short_path
 
 #: The file format's name and version, first in every peak file. Version 2 stores the stacks as
 #: a tree (each node a frame and its caller's node); version 1 files (a frame list per stack) are
@@ -39,7 +41,7 @@ Frame = tuple[str, str, int]  # file name, function, line
 CUT_PREFIX = "(cut: "
 
 
-class PeakFileError(ValueError):
+class PeakFileError(MemxxError, ValueError):
     """A peak file that cannot be read: missing, not JSON, or not the documented schema."""
 
 
@@ -249,15 +251,6 @@ def library_paths() -> list[str]:
     here = os.path.dirname(os.path.abspath(__file__))
     found.update({here, os.path.join(os.path.dirname(here), "mprofxx")})
     return sorted(os.path.join(path, "") for path in found)
-
-
-def short_path(filename: str) -> str:
-    """``filename`` relative to the current folder when it lies below it, else as it is."""
-    try:
-        relative = os.path.relpath(filename)
-    except ValueError:
-        return filename
-    return filename if relative.startswith("..") else relative
 
 
 def _code_name(code: Any) -> str:

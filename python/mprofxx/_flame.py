@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from _memxx import MIB
-from memory_profilerxx._peak import PeakTable, iter_frames, short_path
+from memory_profilerxx._peak import PeakTable, iter_frames
+from mprofxx._names import short_path
 from mprofxx._names import xml_chars, xml_text
 
 ROW_HEIGHT = 18

@@ -13,7 +13,7 @@ The link: the program tells the run "the table is being written" on a pipe and w
 for its answer, so that the run takes no memory sample of the write (the recorder's own memory
 is not the program's).
 
-Called by ``mprofxx.cli`` (the run) and ``mprofxx._child`` (each recorded process).
+Called by ``mprofxx.commands.run`` (the run) and ``mprofxx._child`` (each recorded process).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import secrets
 import select
 import stat
 from typing import Iterable
+
+from mprofxx._errors import MemxxError
 
 #: The environment of the recorded processes: the folder, the run id, the link's two pipe ends.
 DIR_VAR = "MPROFXX_PEAK_DIR"
@@ -36,7 +38,7 @@ _GO_ON = b"g"
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class PartsFolderError(OSError):
+class PartsFolderError(MemxxError, OSError):
     """The parts folder cannot be used (one line naming it and why)."""
 
 

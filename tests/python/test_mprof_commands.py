@@ -20,7 +20,7 @@ PROTOCOL = {"NAME": None, "DESCRIPTION": None, "add_arguments": ["parser"],
             "split_arguments": ["args"], "run": ["options"]}
 # Error classes that do not derive from MemxxError yet: their files are being changed for the
 # peak file format (issue 30); remove a name once its class derives from it.
-NOT_YET_UNDER_THE_BASE = {"PeakFileError", "PartsFolderError"}
+
 
 
 def protocol_problems(module: types.ModuleType) -> list[str]:
@@ -132,15 +132,14 @@ def test_every_error_class_of_the_packages_derives_from_the_one_base() -> None:
 
     outside = {name for name, module in modules.items()
                if not issubclass(getattr(module, name), MemxxError)}
-    assert outside == NOT_YET_UNDER_THE_BASE
+    assert outside == set()
 
 
 def test_one_short_path_in_the_packages() -> None:
     defined = [path.relative_to(PYTHON).as_posix() for path in PYTHON.glob("*/**/*.py")
                for node in ast.walk(ast.parse(path.read_text()))
                if isinstance(node, ast.FunctionDef) and node.name == "short_path"]
-    # memory_profilerxx/_peak.py's copy goes with the peak file format's move (issue 30).
-    assert sorted(defined) == ["memory_profilerxx/_peak.py", "mprofxx/_names.py"]
+    assert sorted(defined) == ["mprofxx/_names.py"]
     from mprofxx._names import short_path
     from objgraphxx import _leaks, _sites
 
