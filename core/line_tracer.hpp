@@ -13,13 +13,9 @@
 
 #include "core/line_ledger.hpp"
 #include "core/py_compat.h"
+#include "core/python_error.hpp"
 
 namespace memxx::core {
-
-// Thrown when the Python error is set (the bindings raise that error, not this one).
-struct PythonErrorSet : std::exception {
-    const char *what() const noexcept override { return "Python error set"; }
-};
 
 // The code objects one LineProfiler measures, with their line tables. GIL held for every call.
 class ProfiledCodes {

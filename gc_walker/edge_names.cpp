@@ -26,7 +26,7 @@ PyRef lookup(PyObject *obj, const char *name) {
     PyObject *value = PyObject_GetAttrString(obj, name);
     if (value == nullptr) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            throw PythonError{};
+            throw core::PythonErrorSet{};
         }
         PyErr_Clear();
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/py_compat.h"
+#include "core/python_error.hpp"
 
 #include <utility>
 
@@ -32,12 +33,9 @@ class PyRef {
     PyObject *obj_ = nullptr;
 };
 
-// Thrown when a Python call failed; the Python error indicator is set.
-struct PythonError {};
-
 inline PyObject *checked(PyObject *o) {
     if (o == nullptr) {
-        throw PythonError{};
+        throw core::PythonErrorSet{};
     }
     return o;
 }

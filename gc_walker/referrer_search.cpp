@@ -98,7 +98,7 @@ void next_level(const std::vector<PyObject *> &level, const Steps &steps, const 
                 }
             }
             if (PyErr_Occurred()) {
-                throw PythonError{};
+                throw core::PythonErrorSet{};
             }
         }
         std::vector<PyRef> kept;
@@ -176,7 +176,7 @@ std::vector<PyRef> find_chain(PyObject *start, PyObject *predicate, const Steps 
         PyRef verdict = PyRef::steal(checked(PyObject_CallOneArg(predicate, o)));
         int truth = PyObject_IsTrue(verdict.get());
         if (truth < 0) {
-            throw PythonError{};
+            throw core::PythonErrorSet{};
         }
         return truth != 0;
     };
@@ -210,7 +210,7 @@ std::vector<PyRef> unreferenced_objects(PyObject *objects) {
         candidates.push_back(PyRef::steal(item));
     }
     if (PyErr_Occurred()) {
-        throw PythonError{};
+        throw core::PythonErrorSet{};
     }
     PointerIndex marks(candidates.size());
     for (const PyRef &c : candidates) {

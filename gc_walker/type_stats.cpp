@@ -13,7 +13,7 @@ std::string utf8(PyObject *str) {
     Py_ssize_t size = 0;
     const char *data = PyUnicode_AsUTF8AndSize(str, &size);
     if (data == nullptr) {
-        throw PythonError{};
+        throw core::PythonErrorSet{};
     }
     return std::string(data, static_cast<size_t>(size));
 }
@@ -23,7 +23,7 @@ bool accepted(PyObject *filter, PyObject *obj) {
     PyRef verdict = PyRef::steal(checked(PyObject_CallOneArg(filter, obj)));
     int truth = PyObject_IsTrue(verdict.get());
     if (truth < 0) {
-        throw PythonError{};
+        throw core::PythonErrorSet{};
     }
     return truth != 0;
 }
@@ -35,7 +35,7 @@ template <class F> void for_each_item(PyObject *iterable, F &&f) {
         f(item);
     }
     if (PyErr_Occurred()) {
-        throw PythonError{};
+        throw core::PythonErrorSet{};
     }
 }
 
@@ -72,14 +72,14 @@ std::string type_name(PyTypeObject *type, bool shortnames) {
     PyRef module = PyRef::steal(PyObject_GetAttrString(type_obj, "__module__"));
     if (!module) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            throw PythonError{};
+            throw core::PythonErrorSet{};
         }
         PyErr_Clear();
         return utf8(name_str.get());
     }
     int truth = PyObject_IsTrue(module.get());
     if (truth < 0) {
-        throw PythonError{};
+        throw core::PythonErrorSet{};
     }
     if (!truth) {
         return utf8(name_str.get());

@@ -28,7 +28,7 @@ using gc::PyRef;
 template <class F> auto python_errors(F &&f) {
     try {
         return f();
-    } catch (const gc::PythonError &) {
+    } catch (const core::PythonErrorSet &) {
         throw py::error_already_set();
     }
 }
