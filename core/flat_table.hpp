@@ -28,12 +28,24 @@ template <class Value> class FlatTable {
     FlatTable() = default;
     FlatTable(const FlatTable &) = delete;
     FlatTable &operator=(const FlatTable &) = delete;
+    FlatTable(FlatTable &&other) noexcept { take(other); }
+    FlatTable &operator=(FlatTable &&other) noexcept {
+        if (this != &other) {
+            mi_free(slots_);
+            take(other);
+        }
+        return *this;
+    }
 
     using Slot = FlatSlot<Value>;
 
     ~FlatTable() { mi_free(slots_); }
 
     Value *find(std::uint64_t key) noexcept {
+        return const_cast<Value *>(static_cast<const FlatTable *>(this)->find(key));
+    }
+
+    const Value *find(std::uint64_t key) const noexcept {
         if (slots_ == nullptr) {
             return nullptr;
         }
@@ -49,20 +61,38 @@ template <class Value> class FlatTable {
 
     // Inserts or overwrites; false if the table could not grow (the key is then not stored).
     bool put(std::uint64_t key, Value value) noexcept {
+        Value *stored = emplace(key, value);
+        if (stored != nullptr) {
+            *stored = value;
+        }
+        return stored != nullptr;
+    }
+
+    // The value stored for `key`, inserting `value` first when the key is absent; nullptr if the
+    // table could not grow (the key is then not stored).
+    Value *emplace(std::uint64_t key, Value value) noexcept {
         if ((count_ + 1) * 10 > capacity() * 7 && !resize(capacity() ? capacity() * 2 : 1024)) {
-            return false;
+            return nullptr;
         }
         for (std::size_t i = home(key);; i = (i + 1) & mask_) {
             if (slots_[i].key == key) {
-                slots_[i].value = value;
-                return true;
+                return &slots_[i].value;
             }
             if (slots_[i].key == 0) {
                 slots_[i] = Slot{key, value};
                 ++count_;
-                return true;
+                return &slots_[i].value;
             }
         }
+    }
+
+    // Room for `count` keys without growing; false if it could not be made.
+    bool reserve(std::size_t count) noexcept {
+        std::size_t wanted = capacity() ? capacity() : 16;
+        while (count * 10 > wanted * 7) {
+            wanted *= 2;
+        }
+        return wanted == capacity() || resize(wanted);
     }
 
     bool erase(std::uint64_t key, Value *value) noexcept {
@@ -103,6 +133,16 @@ template <class Value> class FlatTable {
     std::size_t memory_bytes() const noexcept { return capacity() * sizeof(Slot); }
 
   private:
+    void take(FlatTable &other) noexcept {
+        slots_ = other.slots_;
+        mask_ = other.mask_;
+        shift_ = other.shift_;
+        count_ = other.count_;
+        other.slots_ = nullptr;
+        other.mask_ = 0;
+        other.count_ = 0;
+    }
+
     std::size_t home(std::uint64_t key) const noexcept {
         // Fibonacci hashing: the top bits of the product mix every bit of the key.
         return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);

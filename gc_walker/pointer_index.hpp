@@ -1,10 +1,14 @@
-// Open-addressing map from object address to a small index, sized once. The hot loop of the
-// referrer and leak scans probes it once per reference, so it stays flat and power-of-two.
+// A map from object address to a small index: core/flat_table.hpp keyed by the address, with
+// the walker's "absent" value. Sized for the expected count up front (the hot loop of the
+// referrer and leak scans probes it once per reference), it still grows past 70 % load, so the
+// expected count is a hint. Its memory is mimalloc's, never the hooked Python allocator's.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <new>
+
+#include "core/flat_table.hpp"
 
 namespace memxx::gc {
 
@@ -13,89 +17,40 @@ class PointerIndex {
     static constexpr uint32_t npos = UINT32_MAX;
 
     explicit PointerIndex(size_t expected) {
-        size_t capacity = 16;
-        while (capacity < expected + expected / 3 + 1) {
-            capacity *= 2;
+        if (!table_.reserve(expected)) {
+            throw std::bad_alloc();
         }
-        mask_ = capacity - 1;
-        keys_.assign(capacity, 0);
-        values_.assign(capacity, npos);
     }
 
-    // Inserts `key` with `value` unless present; returns the value stored for `key`. The table
-    // doubles past 3/4 load, so the expected size given to the constructor is only a hint.
+    // Inserts `key` with `value` unless present; returns the value stored for `key`.
     uint32_t insert(const void *key, uint32_t value) {
-        if ((size_ + 1) * 4 > (mask_ + 1) * 3) {
-            grow();
+        const uint32_t *stored = table_.emplace(reinterpret_cast<uintptr_t>(key), value);
+        if (stored == nullptr) {
+            throw std::bad_alloc();
         }
-        const uintptr_t k = reinterpret_cast<uintptr_t>(key);
-        for (size_t i = slot(k);; i = (i + 1) & mask_) {
-            if (keys_[i] == k) {
-                return values_[i];
-            }
-            if (keys_[i] == 0) {
-                keys_[i] = k;
-                values_[i] = value;
-                ++size_;
-                return value;
-            }
-        }
+        return *stored;
     }
 
     uint32_t find(const void *key) const {
-        const uintptr_t k = reinterpret_cast<uintptr_t>(key);
-        for (size_t i = slot(k);; i = (i + 1) & mask_) {
-            if (keys_[i] == k) {
-                return values_[i];
-            }
-            if (keys_[i] == 0) {
-                return npos;
-            }
-        }
+        const uint32_t *stored = table_.find(reinterpret_cast<uintptr_t>(key));
+        return stored != nullptr ? *stored : npos;
     }
 
     // Replaces the value stored for `key`; false if `key` is absent.
     bool assign(const void *key, uint32_t value) {
-        const uintptr_t k = reinterpret_cast<uintptr_t>(key);
-        for (size_t i = slot(k);; i = (i + 1) & mask_) {
-            if (keys_[i] == k) {
-                values_[i] = value;
-                return true;
-            }
-            if (keys_[i] == 0) {
-                return false;
-            }
+        uint32_t *stored = table_.find(reinterpret_cast<uintptr_t>(key));
+        if (stored == nullptr) {
+            return false;
         }
+        *stored = value;
+        return true;
     }
 
     bool contains(const void *key) const { return find(key) != npos; }
-    size_t size() const { return size_; }
+    size_t size() const { return table_.size(); }
 
   private:
-    void grow() {
-        std::vector<uintptr_t> keys(std::move(keys_));
-        std::vector<uint32_t> values(std::move(values_));
-        mask_ = keys.size() * 2 - 1;
-        keys_.assign(keys.size() * 2, 0);
-        values_.assign(keys.size() * 2, npos);
-        for (size_t j = 0; j < keys.size(); ++j) {
-            if (keys[j] != 0) {
-                size_t i = slot(keys[j]);
-                while (keys_[i] != 0) {
-                    i = (i + 1) & mask_;
-                }
-                keys_[i] = keys[j];
-                values_[i] = values[j];
-            }
-        }
-    }
-
-    size_t slot(uintptr_t k) const { return ((k >> 4) * 0x9E3779B97F4A7C15ull >> 20) & mask_; }
-
-    size_t mask_ = 0;
-    size_t size_ = 0;
-    std::vector<uintptr_t> keys_;
-    std::vector<uint32_t> values_;
+    core::FlatTable<uint32_t> table_;
 };
 
 } // namespace memxx::gc

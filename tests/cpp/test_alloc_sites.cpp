@@ -64,3 +64,27 @@ TEST_CASE("random puts and erases agree with unordered_map, probe runs included"
     CHECK(table.find(1) == nullptr);
     CHECK(table.memory_bytes() == 0);
 }
+
+TEST_CASE("emplace keeps the first value, reserve makes room, a move hands the slots over") {
+    // given: room reserved for 1,000 keys
+    FlatTable<std::uint32_t> table;
+    REQUIRE(table.reserve(1000));
+    const std::size_t reserved = table.capacity();
+    CHECK(reserved * 7 >= 1000 * 10);
+    // when: 1,000 keys emplaced, then emplaced again with other values
+    for (std::uint64_t k = 1; k <= 1000; ++k) {
+        REQUIRE(*table.emplace(k * 48, static_cast<std::uint32_t>(k)) == k);
+    }
+    for (std::uint64_t k = 1; k <= 1000; ++k) {
+        REQUIRE(*table.emplace(k * 48, 7) == k); // present: the stored value, unchanged
+    }
+    // then: no growth, and the values survive a move
+    CHECK(table.capacity() == reserved);
+    FlatTable<std::uint32_t> moved(std::move(table));
+    CHECK(table.size() == 0);
+    CHECK(table.find(48) == nullptr);
+    CHECK(moved.size() == 1000);
+    CHECK(*moved.find(1000 * 48) == 1000);
+    const FlatTable<std::uint32_t> &read_only = moved;
+    CHECK(*read_only.find(48) == 1);
+}
