@@ -702,9 +702,6 @@ void native_hooks_enable() {
     const double start = seconds_now();
     g_redirected = true;
     pass_locked(redirect_object);
-    // Before the mappings are adopted: installing them touches the allocator's own pages, which
-    // must be part of the baseline, not charged to the first lines that look.
-    install_jemalloc_hooks_locked();
     {
         ReentrancyGuard guard;
         // Adoption tells the block allocator's own mappings by their headers (glibc's, pymalloc's,
@@ -718,6 +715,7 @@ void native_hooks_enable() {
         }
         mi_free(own);
     }
+    install_jemalloc_hooks_locked();
     g_last_pass_seconds = seconds_now() - start;
     embedded::set_counting(true);
     g_native_on.store(true, std::memory_order_release);
