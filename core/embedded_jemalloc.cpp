@@ -192,7 +192,6 @@ constexpr std::size_t kSuffixLength = 7; // "mallctl", "mallocx"
 // jemalloc's count of automatic arenas (`<prefix>je_narenas_auto`, `<prefix>private_je_...`):
 // 0 until the allocator first initializes itself.
 constexpr std::string_view kArenaCount = "je_narenas_auto";
-constexpr std::string_view kHookedPrefix = "_rjem_";
 
 // Where the loaded object's code for the symbol at `value` lies, if a PT_LOAD segment maps it;
 // its offset in the file through `file_offset`.
@@ -328,14 +327,6 @@ Jemalloc find_jemalloc(const dl_phdr_info &object) noexcept {
             }
         }
         for (std::size_t c = 0; c < found; ++c) {
-            // tikv-jemallocator's prefix only (polars and other Rust extensions): with our hooks
-            // installed in pyarrow's bundled jemalloc (`je_arrow_`), threads that never call it
-            // (bz2 and lzma compressing beside a profiled call) got corrupted data and crashed in
-            // our test suite; its pool is opt-in (pyarrow allocates through mimalloc by default)
-            // and its pages count as any reservation's.
-            if (prefixes[c] != kHookedPrefix) {
-                continue;
-            }
             bool paired = false;
             for (std::size_t m = 0; m < found_mallocx; ++m) {
                 paired = paired || mallocx_prefixes[m] == prefixes[c];

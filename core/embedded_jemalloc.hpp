@@ -4,8 +4,7 @@
 // for a 45.8 MiB frame). So its blocks are counted as its own hook API reports them
 // (`experimental.hooks.install`, jemalloc 5.1+, on every thread): each block at its requested
 // size, like a malloc block, and the mappings it makes are not counted as pages. The rest of the
-// object is counted as before. Only tikv-jemallocator's prefix is hooked: pyarrow's bundled
-// jemalloc (`je_arrow_`) with our hooks in it corrupted other threads' data (see the .cpp).
+// object (pyarrow's libarrow links mimalloc beside a jemalloc) is counted as before.
 //
 // Found by the object's symbol table on disk (`<prefix>mallctl`), trusted only when the loaded
 // code matches the file at that symbol and the allocator says it is jemalloc 5.1 or later; asked

@@ -1,6 +1,5 @@
-"""A jemalloc linked into an extension under a prefix: polars' (`_rjem_`, tikv-jemallocator)
-counted through its own hooks, pyarrow's opt-in jemalloc pool (`je_arrow_`, not hooked) by its
-pages: per line, against the library's own count (issue 25).
+"""A jemalloc linked into an extension under a prefix (polars' `_rjem_`, pyarrow's `je_arrow_`),
+counted through its own hooks: per line, against the library's own count (issue 25).
 
 polars' `estimated_size()` and pyarrow's `pool.bytes_allocated()` count the buffers the library
 asked its allocator for: the line's Increment must match them, not the pages jemalloc keeps.
