@@ -189,9 +189,6 @@ class MappedFile {
 };
 
 constexpr std::size_t kSuffixLength = 7; // "mallctl", "mallocx"
-// jemalloc's count of automatic arenas (`<prefix>je_narenas_auto`, `<prefix>private_je_...`):
-// 0 until the allocator first initializes itself.
-constexpr std::string_view kArenaCount = "je_narenas_auto";
 
 // Where the loaded object's code for the symbol at `value` lies, if a PT_LOAD segment maps it;
 // its offset in the file through `file_offset`.
@@ -228,19 +225,6 @@ std::uint64_t code_bounds(const Elf64_Sym *symbols, std::size_t count, const cha
                       : std::min(bound, symbol.st_value);
     }
     return bound;
-}
-
-// Where the loaded object's data for the symbol at `value` lies, if a writable PT_LOAD segment
-// holds all of its `size` bytes.
-const void *loaded_data(const dl_phdr_info &object, std::uint64_t value, std::size_t size) noexcept {
-    for (ElfW(Half) i = 0; i < object.dlpi_phnum; ++i) {
-        const ElfW(Phdr) &segment = object.dlpi_phdr[i];
-        if (segment.p_type == PT_LOAD && (segment.p_flags & PF_W) != 0 &&
-            segment.p_vaddr <= value && value + size <= segment.p_vaddr + segment.p_memsz) {
-            return reinterpret_cast<const void *>(object.dlpi_addr + value);
-        }
-    }
-    return nullptr;
 }
 
 // jemalloc 5.1 or later: the hook API's first release.
@@ -290,30 +274,17 @@ Jemalloc find_jemalloc(const dl_phdr_info &object) noexcept {
         std::array<const Elf64_Sym *, kMaxCandidates> mallctls{};
         std::array<std::string_view, kMaxCandidates> prefixes{};
         std::array<std::string_view, kMaxCandidates> mallocx_prefixes{};
-        std::array<const Elf64_Sym *, kMaxCandidates> arena_counts{};
-        std::array<std::string_view, kMaxCandidates> arena_count_names{};
         std::size_t found = 0;
         std::size_t found_mallocx = 0;
-        std::size_t found_arena_counts = 0;
         for (std::size_t i = 0; i < table.sh_size / sizeof(Elf64_Sym); ++i) {
             const Elf64_Sym &symbol = symbols[i];
-            const int type = ELF64_ST_TYPE(symbol.st_info);
-            if ((type != STT_FUNC && type != STT_OBJECT) || symbol.st_shndx == SHN_UNDEF ||
+            if (ELF64_ST_TYPE(symbol.st_info) != STT_FUNC || symbol.st_shndx == SHN_UNDEF ||
                 symbol.st_name >= names_section.sh_size) {
                 continue;
             }
             const std::string_view name(
                 names + symbol.st_name, strnlen(names + symbol.st_name,
                                                 names_section.sh_size - symbol.st_name));
-            if (type == STT_OBJECT) {
-                if (symbol.st_size == sizeof(unsigned) && name.size() > kArenaCount.size() &&
-                    name.substr(name.size() - kArenaCount.size()) == kArenaCount &&
-                    found_arena_counts < kMaxCandidates) {
-                    arena_counts[found_arena_counts] = &symbol;
-                    arena_count_names[found_arena_counts++] = name;
-                }
-                continue;
-            }
             if (name.size() <= kSuffixLength) {
                 continue;
             }
@@ -331,29 +302,25 @@ Jemalloc find_jemalloc(const dl_phdr_info &object) noexcept {
             for (std::size_t m = 0; m < found_mallocx; ++m) {
                 paired = paired || mallocx_prefixes[m] == prefixes[c];
             }
-            const unsigned *arena_count = nullptr;
-            for (std::size_t a = 0; a < found_arena_counts; ++a) {
-                if (arena_count_names[a].substr(0, prefixes[c].size()) == prefixes[c]) {
-                    arena_count = static_cast<const unsigned *>(
-                        loaded_data(object, arena_counts[a]->st_value, sizeof(unsigned)));
-                }
-            }
             // The loaded code must be the file's: the file may have been replaced since.
             std::uint64_t offset = 0;
-            const void *code =
-                paired ? loaded_code(object, mallctls[c]->st_value, &offset) : nullptr;
+            const void *code = paired ? loaded_code(object, mallctls[c]->st_value, &offset) : nullptr;
             constexpr std::size_t kCompared = 32;
             const auto *on_disk = file.at<unsigned char>(offset, kCompared);
-            if (code == nullptr || on_disk == nullptr || arena_count == nullptr ||
+            if (code == nullptr || on_disk == nullptr ||
                 std::memcmp(code, on_disk, kCompared) != 0) {
                 continue;
             }
-            const std::size_t count = table.sh_size / sizeof(Elf64_Sym);
-            const std::size_t names_size = names_section.sh_size;
-            return Jemalloc{
-                const_cast<void *>(code), arena_count,
-                object.dlpi_addr + code_bounds(symbols, count, names, names_size, prefixes[c], false),
-                object.dlpi_addr + code_bounds(symbols, count, names, names_size, prefixes[c], true)};
+            auto mallctl = reinterpret_cast<Mallctl>(const_cast<void *>(code));
+            if (hooks_available(mallctl)) {
+                return Jemalloc{const_cast<void *>(code),
+                                object.dlpi_addr + code_bounds(symbols, table.sh_size / sizeof(Elf64_Sym),
+                                                               names, names_section.sh_size,
+                                                               prefixes[c], false),
+                                object.dlpi_addr + code_bounds(symbols, table.sh_size / sizeof(Elf64_Sym),
+                                                               names, names_section.sh_size,
+                                                               prefixes[c], true)};
+            }
         }
     }
     return {};
@@ -367,23 +334,15 @@ void *install_hooks(const Jemalloc &jemalloc) noexcept {
             break;
         }
     }
-    // Never the call that initializes it (any mallctl would): a jemalloc the program has not used
-    // (libarrow's, beside the mimalloc it uses by default) stays untouched, and is looked at again
-    // by the next session.
-    if (free_range == nullptr ||
-        __atomic_load_n(jemalloc.arena_count, __ATOMIC_ACQUIRE) == 0) {
+    if (free_range == nullptr) {
         return nullptr;
     }
     ReentrancyGuard guard;
-    const auto mallctl = reinterpret_cast<Mallctl>(jemalloc.mallctl);
-    if (!hooks_available(mallctl)) {
-        return nullptr;
-    }
     Hooks hooks{on_alloc, on_free, on_expand, nullptr};
     void *handle = nullptr;
     std::size_t length = sizeof(handle);
-    const int error =
-        mallctl("experimental.hooks.install", &handle, &length, &hooks, sizeof(hooks));
+    const int error = reinterpret_cast<Mallctl>(jemalloc.mallctl)(
+        "experimental.hooks.install", &handle, &length, &hooks, sizeof(hooks));
     if (error != 0 || handle == nullptr) {
         return nullptr;
     }

@@ -7,8 +7,7 @@
 // object (pyarrow's libarrow links mimalloc beside a jemalloc) is counted as before.
 //
 // Found by the object's symbol table on disk (`<prefix>mallctl`), trusted only when the loaded
-// code matches the file at that symbol and the allocator says it is jemalloc 5.1 or later; asked
-// nothing until the program has used it (an unused jemalloc is not initialized by us).
+// code matches the file at that symbol and the allocator says it is jemalloc 5.1 or later.
 //
 // native_hooks.cpp calls everything here with its g_patch_mutex held (find, install, remove,
 // note_adopted); the hooks themselves run on any thread, with or without the GIL, inside the
@@ -24,7 +23,6 @@ namespace memxx::core::embedded {
 // the mappings it makes are the ones mmap is called for from there).
 struct Jemalloc {
     void *mallctl = nullptr; // nullptr: none
-    const unsigned *arena_count = nullptr; // 0 until it initializes itself
     std::uintptr_t code_begin = 0;
     std::uintptr_t code_end = 0;
 };
@@ -33,8 +31,7 @@ struct Jemalloc {
 // callback (the object stays loaded).
 Jemalloc find_jemalloc(const dl_phdr_info &object) noexcept;
 
-// Our hooks in that jemalloc: the handle that removes them, or nullptr when it refused or has not
-// initialized itself yet (nothing here makes it).
+// Our hooks in that jemalloc: the handle that removes them, or nullptr when it refused.
 void *install_hooks(const Jemalloc &jemalloc) noexcept;
 void remove_hooks(const Jemalloc &jemalloc, void *handle) noexcept;
 
