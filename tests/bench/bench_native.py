@@ -4,10 +4,7 @@ process. Prints medians and ratios.
 Workloads: a native-allocation-heavy function (1 M malloc/free pairs of mixed sizes in the test
 extension, tests/python/native/memxx_native_ext.cpp), the allocation-heavy Python function of
 bench_line_profiler.py, and a pyarrow + polars function (sort, take, a derived polars column:
-pyarrow's mimalloc fills reserved mappings, counted by pages; polars' embedded jemalloc is counted
-through its own hooks), and a polars read_csv + join on its own thread pool (every block through
-the jemalloc hooks, on polars' worker threads), where those are installed. Modes: plain; under
-memory_profilerxx's profile (native counted); under
+their embedded allocators fill reserved mappings, counted by pages), where those are installed. Modes: plain; under memory_profilerxx's profile (native counted); under
 profile(native=False); under memray's Tracker (which redirects malloc the same way) and
 tracemalloc, where installed. Every mode runs once to warm up, then the modes take turns round
 by round; the figure is each mode's median.
@@ -58,14 +55,6 @@ def arrow_polars_work(n):
     frame = pl.DataFrame({"a": np.arange(n)})
     derived = frame.select(pl.col("a") * 3, (pl.col("a") + 1).alias("b")).sort("b")
     return len(ordered) + derived.height
-
-
-def polars_csv_work(path):
-    import polars as pl
-
-    frame = pl.read_csv(path)
-    joined = frame.join(frame.sort("b"), on="a")
-    return joined.height
 
 
 def plain(func):
@@ -165,15 +154,6 @@ def main():
     else:
         frames = interleaved(arrow_polars_work, N_FRAME, modes)
         report(f"pyarrow + polars arrow_polars_work({N_FRAME:,})", frames)
-        import numpy as np
-        import polars as pl
-
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "frame.csv")
-            rows = N_FRAME // 2
-            pl.DataFrame({"a": np.arange(rows), "b": np.arange(rows)[::-1] * 0.5}).write_csv(path)
-            csv = interleaved(polars_csv_work, path, modes)
-            report(f"polars read_csv + sort + join of {rows:,} rows (its thread pool)", csv)
 
     stats = _memxx.hook_stats()
     print(f"\npatching pass: first {first_pass * 1e3:.2f} ms (reads each object's relocations), "
