@@ -1,8 +1,7 @@
 // The accounting core that every source of allocations charges: the live-block table, the
 // profiled thread's ledger, the re-entrancy flag. One file per source calls into it (PyMem
 // domains: pymem_hooks.cpp, numpy's handler: numpy_hooks.cpp, native code's malloc and mmap:
-// native_hooks.cpp; an embedded jemalloc's own hooks: embedded_jemalloc.cpp), each wrapper with
-// the same steps: re-entrancy check, real call, record.
+// native_hooks.cpp), each wrapper with the same steps: re-entrancy check, real call, record.
 //
 // Internal to core. Callable from any thread, with or without the GIL: no Python API here.
 #pragma once
@@ -169,17 +168,6 @@ inline void pay_free(ThreadLedger *ledger, const ShareRef &share, std::size_t si
     }
 }
 
-// A known block's free: charged to the calling thread's ledger, or credited to the share of the
-// profiled thread it was handed to.
-inline void pay_known_free(std::size_t size, Source source) noexcept {
-    ThreadLedger *ledger = t_ledger;
-    if (ledger != nullptr) {
-        charge_free(ledger, size, source);
-    } else if (g_other_threads_on.load(std::memory_order_relaxed)) {
-        credit_free_to_share(size, source); // a block handed to another thread
-    }
-}
-
 // A new block on the calling thread: kept in the table and charged when the thread is profiled
 // (or works for a profiled thread).
 inline void record_alloc(void *address, std::size_t size, Source source, Guard guard) noexcept {
@@ -236,42 +224,14 @@ void free_counted(void *address, Source source, Guard table_guard, RealFree &&re
         known = untrack_block(address, &size, table_guard);
         real();
     }
-    if (known) {
-        pay_known_free(size, source);
-    }
-}
-
-// A free that an allocator reports before it frees (an embedded jemalloc's hook), of a block
-// that may be any thread's.
-inline void record_free(void *address, Source source) noexcept {
-    if (peak_recording()) {
-        peak_on_free(address);
-    }
-    std::size_t size = 0;
-    if (untrack_block(address, &size, Guard::none)) {
-        pay_known_free(size, source);
-    }
-}
-
-// A block resized where it lies, reported after the fact (an embedded jemalloc's in-place
-// realloc): counted as a realloc to the same address. A block from before profiling is not.
-inline void record_resize_in_place(void *address, std::size_t size, Source source) noexcept {
-    if (peak_recording()) {
-        peak_on_free(address);
-        peak_on_alloc(address, size);
-    }
-    std::size_t old_size = 0;
-    if (!untrack_block(address, &old_size, Guard::none)) {
+    if (!known) {
         return;
     }
-    ThreadLedger *const ledger = t_ledger;
-    ShareRef share(ledger != nullptr || !g_other_threads_on.load(std::memory_order_relaxed)
-                       ? nullptr
-                       : share_crediting_a_free);
-    const bool tracked = track_block(address, size, Guard::none);
-    pay_free(ledger, share, old_size, source);
-    if (tracked) {
-        pay_alloc(ledger, share, size, source);
+    ThreadLedger *ledger = t_ledger;
+    if (ledger != nullptr) {
+        charge_free(ledger, size, source);
+    } else if (g_other_threads_on.load(std::memory_order_relaxed)) {
+        credit_free_to_share(size, source); // a block handed to another thread
     }
 }
 

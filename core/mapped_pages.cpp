@@ -449,17 +449,6 @@ void adopt(std::uintptr_t begin, std::uintptr_t end) noexcept {
     update_watching_locked();
 }
 
-void disown(std::uintptr_t begin, std::uintptr_t end) noexcept {
-    SpinLockGuard guard(g_lock);
-    if (g_tracked == nullptr) {
-        return;
-    }
-    MiVector<std::uint8_t> dropped;
-    Change unused;
-    cut_locked(begin, end, &dropped, &unused);
-    update_watching_locked();
-}
-
 void unmapped(void *address, std::size_t length, ThreadLedger *ledger) noexcept {
     const auto begin = reinterpret_cast<std::uintptr_t>(address);
     Change change;

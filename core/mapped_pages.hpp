@@ -51,9 +51,6 @@ void mapped(void *address, std::size_t length, bool populated, ThreadLedger *led
 // filled later): tracked from now on, its resident pages counted as they are now, charged to no
 // one. A range overlapping a tracked mapping is left alone.
 void adopt(std::uintptr_t begin, std::uintptr_t end) noexcept;
-// An adopted range turned out to belong to an allocator whose blocks are counted one by one (an
-// embedded jemalloc, core/embedded_jemalloc): its pages stop counting, nothing freed or charged.
-void disown(std::uintptr_t begin, std::uintptr_t end) noexcept;
 // [address, address + length) is unmapped (munmap, or a MAP_FIXED mapping replacing it): its
 // counted pages are freed. `ledger` is the calling thread's (nullptr: charged at the next
 // observation of a profiled thread).

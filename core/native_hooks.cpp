@@ -34,7 +34,6 @@
 
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_sources.hpp"
-#include "core/embedded_jemalloc.hpp"
 #include "core/got_slots.hpp"
 #include "core/mapped_pages.hpp"
 #include "core/process_memory.hpp"
@@ -144,8 +143,7 @@ void *native_pvalloc(std::size_t size) noexcept {
 // when it is made, and its pages are charged as they are touched and given back.
 void *native_mmap(void *address, std::size_t length, int protection, int flags, int fd,
                   off_t offset) noexcept {
-    if ((flags & MAP_ANONYMOUS) == 0 || !native_counting() ||
-        embedded::called_by_hooked_jemalloc(__builtin_return_address(0))) {
+    if ((flags & MAP_ANONYMOUS) == 0 || !native_counting()) {
         return mmap(address, length, protection, flags, fd, offset);
     }
     ReentrancyGuard guard;
@@ -164,7 +162,7 @@ void *native_mmap(void *address, std::size_t length, int protection, int flags, 
 }
 
 int native_munmap(void *address, std::size_t length) noexcept {
-    if (!native_counting() || embedded::called_by_hooked_jemalloc(__builtin_return_address(0))) {
+    if (!native_counting()) {
         return munmap(address, length);
     }
     ReentrancyGuard guard;
@@ -177,8 +175,7 @@ int native_munmap(void *address, std::size_t length) noexcept {
 int native_madvise(void *address, std::size_t length, int advice) noexcept {
     const bool gives_back =
         advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE;
-    if (!gives_back || !native_counting() ||
-        embedded::called_by_hooked_jemalloc(__builtin_return_address(0))) {
+    if (!gives_back || !native_counting()) {
         return madvise(address, length, advice);
     }
     ReentrancyGuard guard;
@@ -199,8 +196,7 @@ void *native_mremap(void *address, std::size_t old_length, std::size_t new_lengt
         new_address = va_arg(rest, void *);
         va_end(rest);
     }
-    if (!native_counting() || old_length == 0 ||
-        embedded::called_by_hooked_jemalloc(__builtin_return_address(0))) {
+    if (!native_counting() || old_length == 0) {
         return mremap(address, old_length, new_length, flags, new_address);
     }
     ReentrancyGuard guard;
@@ -403,10 +399,6 @@ struct PatchedObject {
     ReadOnlyAfterRelocation relro;
     MiVector<RedirectedSlot> slots;
     bool seen; // found loaded by the current pass
-    // A jemalloc linked into the object (core/embedded_jemalloc): while its own hooks count its
-    // blocks, the mappings it makes are not counted as pages.
-    embedded::Jemalloc jemalloc;
-    void *jemalloc_hooks = nullptr; // the handle while our hooks are installed in it
 };
 
 struct Excluded {
@@ -576,29 +568,10 @@ void pass_locked(int (*visit)(dl_phdr_info *, std::size_t, void *)) {
     g_objects->swap(loaded);
 }
 
-// Outside the pass: jemalloc's mallctl takes locks of its own, not under the loader's.
-void install_jemalloc_hooks_locked() noexcept {
-    for (PatchedObject &object : *g_objects) {
-        if (object.jemalloc.mallctl != nullptr && object.jemalloc_hooks == nullptr) {
-            object.jemalloc_hooks = embedded::install_hooks(object.jemalloc);
-        }
-    }
-}
-
-void remove_jemalloc_hooks_locked() noexcept {
-    for (PatchedObject &object : *g_objects) {
-        if (object.jemalloc_hooks != nullptr) {
-            embedded::remove_hooks(object.jemalloc, object.jemalloc_hooks);
-            object.jemalloc_hooks = nullptr;
-        }
-    }
-}
-
 void patch_new_objects() {
     std::lock_guard<std::mutex> lock(g_patch_mutex);
     if (g_redirected) {
         pass_locked(redirect_object);
-        install_jemalloc_hooks_locked();
     }
 }
 
@@ -677,7 +650,6 @@ void adopt_mapping(std::uintptr_t begin, std::uintptr_t end, MappingBelow below,
         end - begin != thread_stack &&
         block_counted_bytes(begin, end) == 0) {
         pages::adopt(begin, end);
-        embedded::note_adopted(begin, end);
     }
 }
 
@@ -715,9 +687,7 @@ void native_hooks_enable() {
         }
         mi_free(own);
     }
-    install_jemalloc_hooks_locked();
     g_last_pass_seconds = seconds_now() - start;
-    embedded::set_counting(true);
     g_native_on.store(true, std::memory_order_release);
 }
 
@@ -727,12 +697,9 @@ void native_hooks_disable() {
         return;
     }
     g_native_on.store(false, std::memory_order_release);
-    embedded::set_counting(false);
     g_redirected = false;
-    remove_jemalloc_hooks_locked();
     pass_locked(restore_object);
     pages::forget_all();
-    embedded::forget_adopted();
 }
 
 NativeHookStats native_hook_stats() {
