@@ -492,8 +492,7 @@ int redirect_object(dl_phdr_info *info, std::size_t, void *) {
     PatchedObject *record = record_of(object);
     if (record == nullptr) {
         g_objects->push_back(PatchedObject{object.dlpi_addr, object.dlpi_phdr, MiString(name),
-                                           relro_pages(object), {}, false,
-                                           embedded::find_jemalloc(object), nullptr});
+                                           relro_pages(object), {}, false});
         record = &g_objects->back();
         SlotCollector collector{record, start == g_excluded.interpreter};
         for_each_got_slot(object, collect_slot, &collector);
