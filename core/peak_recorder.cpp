@@ -27,6 +27,7 @@
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_hook.hpp"
 #include "core/flat_table.hpp"
+#include "core/own_memory.hpp"
 #include "core/peak_tables.hpp"
 #include "core/py_compat.h"
 
@@ -104,6 +105,8 @@ class StackTree {
             }
             stack_cache_.put(key, stack); // when it cannot grow, the next walk looks again
         }
+        // Only a walk adds to the tables: their size is told to the applying thread here.
+        bytes_.store(memory_bytes(), std::memory_order_relaxed);
         return stack;
     }
 
@@ -165,6 +168,9 @@ class StackTree {
     std::uint32_t node_of_stack(std::uint32_t stack) const noexcept { return stack_nodes_[stack]; }
     std::size_t stacks() const noexcept { return stack_nodes_.size(); }
     PyObject *code(std::uint32_t index) const noexcept { return codes_[index]; }
+
+    // memory_bytes() as of the last walk, for a thread that does not hold g_lock.
+    std::size_t published_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
 
     std::size_t memory_bytes() const noexcept {
         return nodes_.capacity() * sizeof(StackNode) + node_index_.memory_bytes() +
@@ -256,6 +262,7 @@ class StackTree {
     MiVector<PyObject *> codes_;
     FlatTable<std::uint32_t> code_index_;    // code object -> index in codes_
     MiVector<std::uint32_t> pending_codes_; // indices of codes_ not owned yet
+    std::atomic<std::size_t> bytes_{0};
 };
 
 // One allocation, free or unmap: the address with the kind in its top bits, and the size (40
@@ -387,6 +394,14 @@ class Recorder {
         sleeping_.store(false, std::memory_order_relaxed);
     }
 
+    // Tells the run sampling this process how much of it is the recorder (core/own_memory.hpp).
+    // m_apply held.
+    void publish_own_memory() noexcept {
+        own_memory_publish(static_cast<std::int64_t>(
+            sizeof(Recorder) + kQueueEvents * sizeof(Event) + stacks.published_bytes() +
+            tables.block_table_bytes() + tables.other_bytes()));
+    }
+
   private:
     void run() {
         std::unique_lock<std::mutex> lock(wake_mutex_);
@@ -402,6 +417,7 @@ class Recorder {
                 if (idle == 20) { // quiet for 20 ms: the table may give memory back
                     tables.trim();
                 }
+                publish_own_memory();
             }
             lock.lock();
             if (stopping_) {
@@ -521,6 +537,7 @@ void peak_stop() {
         g_recorder = nullptr;
     }
     recorder->stop_thread();
+    own_memory_publish(0);
     recorder->stacks.release_codes();
     recorder->~Recorder();
     mi_free(recorder);

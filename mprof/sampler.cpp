@@ -1,12 +1,14 @@
 #include "mprof/sampler.hpp"
 
+#include <algorithm>
+
 #include "mprof/deadline_schedule.hpp"
 #include "mprof/profile_data.hpp"
 
 namespace memxx::mprof {
 
 Sampler::Sampler(SamplerOptions options, std::unique_ptr<DatWriter> writer)
-    : options_(options), writer_(std::move(writer)) {}
+    : options_(options), writer_(std::move(writer)), own_memory_(options.own_memory_fd) {}
 
 Sampler::~Sampler() { stop(); }
 
@@ -31,6 +33,10 @@ bool Sampler::take_sample() {
     if (!read_sample(options_, tree, total)) {
         return false;
     }
+    // The process's own recorder (mprofxx run --peak) is not the program: its tables are left
+    // out. The two figures are read a moment apart, so a table resized in between is off by
+    // its growth for this one sample.
+    total = std::max<std::int64_t>(0, total - own_memory_.bytes());
     const double now = static_cast<double>(wall_clock_ns()) * 1e-9;
     std::vector<std::pair<int, MemorySample>> children;
     if (options_.children_detail) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/own_memory.hpp"
 #include "mprof/dat_file.hpp"
 #include "mprof/process_tree.hpp"
 #include "mprof/sampling_thread.hpp"
@@ -46,6 +47,7 @@ class Sampler {
 
     SamplerOptions options_;
     std::unique_ptr<DatWriter> writer_; // written by the sampling thread until it has finished
+    core::OwnMemoryView own_memory_;    // the recorder's memory, left out of every sample
     std::atomic<std::int64_t> current_{-1};
     std::atomic<std::int64_t> peak_{-1};
     SamplingThread thread_; // last: it stops (and joins) before the members it uses go

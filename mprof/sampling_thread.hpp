@@ -28,6 +28,9 @@ struct SamplingOptions {
     bool children_detail = false;  // each descendant's own figure too (mprofxx's CHLD records)
     MemoryMetric metric = MemoryMetric::rss;
     std::int64_t max_samples = 0; // memory_usage's limit; 0: none
+    // mprofxx run --peak: the page where the process publishes its recorder's own memory
+    // (core/own_memory.hpp), subtracted from its samples; -1: none.
+    int own_memory_fd = -1;
 };
 
 // One reading for a sample: false when the process has gone. `total` is the process's figure,

@@ -8,6 +8,7 @@
 #include "core/alloc_hook.hpp"
 #include "core/line_tracer.hpp"
 #include "core/other_threads.hpp"
+#include "core/own_memory.hpp"
 #include "core/peak_recorder.hpp"
 #include "core/process_memory.hpp"
 #include "core/py_compat.h"
@@ -347,6 +348,17 @@ void bind_core(py::module_ &m) {
         },
         py::arg("native") = true,
         "Starts recording every allocation with the Python stack that made it.");
+    m.def(
+        "peak_share_own_memory",
+        [](int fd) {
+            if (!core::own_memory_share(fd)) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                throw py::error_already_set();
+            }
+        },
+        py::arg("fd"),
+        "Publishes the recorder's own memory in the page of the memory file `fd` (from mprofxx "
+        "run --peak, which leaves it out of its samples).");
     m.def("peak_stop", &core::peak_stop, "Stops the peak recorder and drops its tables.");
     m.def("peak_runner_frame", &core::peak_runner_frame, py::arg("on"),
           "The calling frame runs the program (True) until it returns (False first).");

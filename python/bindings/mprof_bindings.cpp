@@ -195,18 +195,18 @@ void bind_mprof(py::module_& m) {
     py::class_<mprof::Sampler>(m, "Sampler",
                                "Samples a process's memory at absolute deadlines into a .dat file.")
         .def(py::init([](int pid, const FsPath& path, double interval, bool include_children,
-                         bool multiprocess, const std::string& metric) {
+                         bool multiprocess, const std::string& metric, int own_memory_fd) {
                  const mprof::MemoryMetric chosen = metric_from_name(metric);
                  auto writer =
                      std::make_unique<mprof::DatWriter>(path, mprof::DatWriter::Mode::append);
                  return std::make_unique<mprof::Sampler>(
                      mprof::SamplerOptions{pid, interval, include_children, multiprocess, chosen,
-                                           0},
+                                           0, own_memory_fd},
                      std::move(writer));
              }),
              py::arg("pid"), py::arg("path"), py::arg("interval") = 0.1,
              py::arg("include_children") = false, py::arg("multiprocess") = false,
-             py::arg("metric") = "rss")
+             py::arg("metric") = "rss", py::arg("own_memory_fd") = -1)
         .def("start", &mprof::Sampler::start)
         .def("stop", &mprof::Sampler::stop, py::call_guard<py::gil_scoped_release>())
         .def_property_readonly("running", &mprof::Sampler::running)

@@ -71,6 +71,7 @@ def start_peak(forkserver: bool = False) -> None:
         return
     _parent_pid = os.getppid()
     _memxx.peak_start(True)
+    _link.share_own_memory()
     _peak_started = time.time()
     atexit.register(write_peak)
 

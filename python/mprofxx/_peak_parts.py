@@ -11,7 +11,9 @@ nowhere (its folder is gone) or into a folder of its own run only.
 
 The link: the program tells the run "the table is being written" on a pipe and waits (briefly)
 for its answer, so that the run takes no memory sample of the write (the recorder's own memory
-is not the program's).
+is not the program's). And a memory file (memfd, passed by descriptor) holds one figure the
+program's recorder keeps current: its own tables' memory, which the run's sampler subtracts from
+every sample, so the .dat records the program alone while it runs.
 
 Called by ``mprofxx.commands.run`` (the run) and ``mprofxx._child`` (each recorded process).
 """
@@ -27,7 +29,8 @@ from typing import Iterable
 
 from mprofxx._errors import MemxxError
 
-#: The environment of the recorded processes: the folder, the run id, the link's two pipe ends.
+#: The environment of the recorded processes: the folder, the run id, the link's descriptors
+#: (two pipe ends and the memory file).
 DIR_VAR = "MPROFXX_PEAK_DIR"
 RUN_VAR = "MPROFXX_PEAK_RUN"
 LINK_VAR = "MPROFXX_PEAK_LINK"
@@ -162,13 +165,16 @@ class RunLink:
     def __init__(self) -> None:
         self._news, self._to_program = os.pipe()  # program -> run
         self._from_run, self._answer = os.pipe()  # run -> program
+        # The recorder's own memory, published by the program (core/own_memory.hpp): one page.
+        self.own_memory_fd = os.memfd_create("mprofxx-own-memory", os.MFD_CLOEXEC)
+        os.ftruncate(self.own_memory_fd, os.sysconf("SC_PAGE_SIZE"))
         self.writing = False
 
     def environment(self) -> dict[str, str]:
-        return {LINK_VAR: f"{self._to_program},{self._from_run}"}
+        return {LINK_VAR: f"{self._to_program},{self._from_run},{self.own_memory_fd}"}
 
-    def program_fds(self) -> tuple[int, int]:
-        return self._to_program, self._from_run
+    def program_fds(self) -> tuple[int, int, int]:
+        return self._to_program, self._from_run, self.own_memory_fd
 
     def started(self) -> None:
         """The program runs: its ends are closed here."""
@@ -199,7 +205,7 @@ class RunLink:
         return self.writing
 
     def close(self) -> None:
-        for fd in (self._news, self._answer):
+        for fd in (self._news, self._answer, self.own_memory_fd):
             try:
                 os.close(fd)
             except OSError:
@@ -211,15 +217,31 @@ class ProgramLink:
 
     def __init__(self) -> None:
         self._fds: tuple[int, int] | None = None
+        self._own_memory = -1
         value = os.environ.pop(LINK_VAR, "")
         try:
-            tell, hear = (int(part) for part in value.split(","))
-            os.set_inheritable(tell, False)  # the program's own subprocesses do not get it
-            os.set_inheritable(hear, False)
+            tell, hear, own_memory = (int(part) for part in value.split(","))
+            for fd in (tell, hear, own_memory):
+                os.set_inheritable(fd, False)  # the program's own subprocesses do not get them
         except (ValueError, OSError):
             return
         self._fds = (tell, hear)
+        self._own_memory = own_memory
         self._pid = os.getpid()
+
+    def share_own_memory(self) -> None:
+        """Publish the running recorder's own memory for the run to leave out (once)."""
+        import _memxx
+
+        fd, self._own_memory = self._own_memory, -1
+        if fd < 0 or os.getpid() != self._pid:
+            return
+        try:
+            _memxx.peak_share_own_memory(fd)  # mapped: the descriptor is no longer needed
+        except OSError:
+            pass  # the run then records the tables with the program, as before
+        finally:
+            os.close(fd)
 
     def writing(self, wait: float = 2.0) -> None:
         """Tell the run the table is being written; wait for it to stop sampling (or ``wait`` s)."""

@@ -340,9 +340,6 @@ MANY_STACKS = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 item 2: the recorder's own tables still count in "
-                   "the program's RSS during the run (here 600 k nodes: stack tables 49 MiB, block "
-                   "table 32 MiB; recorded 349 MiB against 265 MiB plain)")
 def test_the_recorded_peak_is_the_programs_with_400k_stacks(tmp_path: Path) -> None:
     write(tmp_path, "stacks.py", MANY_STACKS)
     plain = subprocess.run([sys.executable, "stacks.py"], cwd=tmp_path, capture_output=True,
@@ -352,8 +349,11 @@ def test_the_recorded_peak_is_the_programs_with_400k_stacks(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     recorded = max(value for value, _when in _memxx.read_profile(str(tmp_path / "out.dat"))[
         "memory"]) * 2**20
+    # The recorder's tables (here about 85 MiB: 600 k nodes, a 32 MiB block table) are left out
+    # of the samples; what stays is our code and what mimalloc keeps after the tables grew.
     assert recorded <= plain_peak * 1.1 + 20 * 2**20, (recorded / 2**20, plain_peak / 2**20)
-    assert recorded >= plain_peak * 0.9 - 20 * 2**20
+    # ... and no more than that is left out: the program's own peak is still there.
+    assert recorded >= plain_peak * 0.9 - 20 * 2**20, (recorded / 2**20, plain_peak / 2**20)
 
 
 def test_the_table_write_is_not_sampled(tmp_path: Path) -> None:

@@ -194,6 +194,7 @@ def run(options: argparse.Namespace) -> int:
             options.include_children,
             options.multiprocess,
             metric,
+            own_memory_fd=link.own_memory_fd if link is not None else -1,
         )
     except ValueError as error:  # the .dat was replaced (a link planted) since create_dat
         stop_program(process)
