@@ -151,6 +151,32 @@ PyObject *memxx_current_code_location(int *offset) {
     return frame_executable(frame);
 }
 
+/* --- sys.monitoring's instrumentation of code objects ------------------------------------- */
+
+int memxx_instrumenting_code(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyThreadState *tstate = current_thread_state();
+    if (tstate == NULL) {
+        return 0;
+    }
+    _PyInterpreterFrame *frame = thread_frame(tstate);
+    PyObject *executable = frame != NULL ? frame_executable(frame) : NULL;
+    if (executable == NULL || !PyCode_Check(executable)) {
+        return 0;
+    }
+    /* The comparison RESUME makes before it calls _Py_Instrument. */
+#if PY_VERSION_HEX >= 0x030D0000
+    const uintptr_t global_version =
+        _Py_atomic_load_uintptr_relaxed(&tstate->eval_breaker) & ~(uintptr_t)_PY_EVAL_EVENTS_MASK;
+#else
+    const uint64_t global_version = tstate->interp->monitoring_version;
+#endif
+    return ((PyCodeObject *)executable)->_co_instrumentation_version != global_version;
+#else
+    return 0;
+#endif
+}
+
 /* --- frames being torn down --------------------------------------------------------------- */
 
 /* The generator, coroutine or async generator a frame owned by one belongs to. */

@@ -59,6 +59,15 @@ int memxx_code_is_resumable(PyObject *code);
  * call it. GIL held. */
 PyObject *memxx_current_code_location(int *offset);
 
+/* 3.12+: 1 while the calling thread's newest frame is one whose code the interpreter is
+ * instrumenting for sys.monitoring (RESUME found its code's instrumentation version behind the
+ * interpreter's and called _Py_Instrument, which allocates the code's monitoring data with
+ * PyMem_Malloc): such blocks are the profiler's cost, not the program's. What a frame runs
+ * before its RESUME brings the version up to date (MAKE_CELL, COPY_FREE_VARS,
+ * RETURN_GENERATOR) makes objects, never a PyMem_Malloc block. 0 on 3.11. Reads the thread
+ * state only; GIL held. */
+int memxx_instrumenting_code(void);
+
 /* Where the runtime keeps its newest interpreter (interpreters are added at the head of that
  * list), and the main interpreter: the allocator hook reads the first without a call to tell
  * that the main interpreter is the only one, and so that one GIL serialises every call of the

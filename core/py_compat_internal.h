@@ -8,6 +8,9 @@
 #define Py_BUILD_CORE 1
 #include "core/py_compat.h"
 
+#if PY_VERSION_HEX >= 0x030D0000
+#include <internal/pycore_ceval.h> /* _PY_EVAL_EVENTS_MASK: the eval breaker's event bits */
+#endif
 #include <internal/pycore_dict.h>
 #include <internal/pycore_frame.h>
 #include <internal/pycore_gc.h>

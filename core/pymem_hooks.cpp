@@ -10,6 +10,7 @@
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_sites.hpp"
 #include "core/alloc_sources.hpp"
+#include "core/py_compat.h"
 
 namespace memxx::core {
 
@@ -61,11 +62,22 @@ template <int D> void *passthrough_malloc(std::size_t size) noexcept {
     return prev.malloc(prev.ctx, size);
 }
 
+// 3.12+: the monitoring data the interpreter gives a code object at its first run while we trace
+// (py_compat_frames.h) is the profiler's cost: passed down uncounted, the nested RAW call too.
+// Its free, later, finds no block of ours to credit.
+template <int D> bool instrumenting() noexcept { return D == kMem && memxx_instrumenting_code(); }
+
+template <int D, class Call> auto uncounted(Call call) noexcept {
+    ReentrancyGuard guard;
+    return call();
+}
+
 template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
-    void *address = !counting() ? passthrough_malloc<D>(size)
-                                : alloc_counted(size, Source::python, kGuard<D>,
-                                                [&] { return prev.malloc(prev.ctx, size); });
+    const auto real = [&] { return prev.malloc(prev.ctx, size); };
+    void *address = !counting()          ? passthrough_malloc<D>(size)
+                    : instrumenting<D>() ? uncounted<D>(real)
+                                         : alloc_counted(size, Source::python, kGuard<D>, real);
     if (D == kObj && address != nullptr && sites_wanted()) {
         ReentrancyGuard guard;
         sites_on_alloc(address);
@@ -75,10 +87,10 @@ template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
 
 template <int D> void *hook_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
-    void *address =
-        !counting() ? prev.calloc(prev.ctx, count, elsize)
-                    : alloc_counted(count * elsize, Source::python, kGuard<D>,
-                                    [&] { return prev.calloc(prev.ctx, count, elsize); });
+    const auto real = [&] { return prev.calloc(prev.ctx, count, elsize); };
+    void *address = !counting()          ? real()
+                    : instrumenting<D>() ? uncounted<D>(real)
+                                         : alloc_counted(count * elsize, Source::python, kGuard<D>, real);
     if (D == kObj && address != nullptr && sites_wanted()) {
         ReentrancyGuard guard;
         sites_on_alloc(address);
@@ -118,6 +130,9 @@ template <int D> void *accounted_realloc(void *address, std::size_t size) noexce
     }
     if (!counting()) {
         return prev.realloc(prev.ctx, address, size);
+    }
+    if (instrumenting<D>()) {
+        return uncounted<D>([&] { return prev.realloc(prev.ctx, address, size); });
     }
     return realloc_counted(
         address, size, Source::python, kGuard<D>,
