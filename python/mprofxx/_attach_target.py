@@ -38,7 +38,8 @@ class _Peak:
 
     def start(self, args: dict[str, Any]) -> None:
         import _memxx
-        from memory_profilerxx import _peak  # noqa: F401 - imported before recording starts
+        # imported before recording starts: their import is not the program's memory
+        from _memxx_shared import peak_capture, peak_file  # noqa: F401
 
         self._cmdline = args.get("cmdline", "")
         self._start = time.time()
@@ -48,11 +49,12 @@ class _Peak:
         pass  # recording began in start()
 
     def result(self) -> str:
-        from memory_profilerxx import _peak
+        from _memxx_shared.peak_capture import capture
+        from _memxx_shared.peak_file import dumps
 
-        table = _peak.capture(start_time=self._start, cmdline=self._cmdline,
-                              runner_files=frozenset({__file__}))
-        return _peak.dumps([table])
+        table = capture(start_time=self._start, cmdline=self._cmdline,
+                        runner_files=frozenset({__file__}))
+        return dumps([table])
 
     def stop(self) -> None:
         import _memxx
