@@ -30,7 +30,7 @@ for minor in 3.14 3.15; do
         python -m pytest -q -p no:cacheprovider "$top/tests/python")
     echo "== $minor in the chroot: $((SECONDS - start)) s"
 done
-echo "== mypy --strict on the three packages; stubtest: _memxx.pyi against the built module"
+echo "== mypy --strict on the packages; stubtest: _memxx.pyi against the built module"
 (cd "$top" && "${pythons[0]}" -m mypy)
 (cd "$top/tests" && "${pythons[0]}" -m mypy.stubtest _memxx --mypy-config-file "$top/pyproject.toml" \
     --allowlist "$top/python/bindings/_memxx.stubtest-allowlist")

@@ -14,6 +14,8 @@ from typing import Any
 
 from _memxx import MIB
 
+from _memxx_shared.peak_file import PeakTable
+
 from memory_profilerxx._line_profiler import CodeMap, LineProfiler, LineRecord, profile
 from memory_profilerxx._memory_usage import (
     MemitResult,
@@ -23,7 +25,7 @@ from memory_profilerxx._memory_usage import (
     has_tracemalloc,
     memory_usage,
 )
-from memory_profilerxx._peak import PeakTable, peak_report
+from memory_profilerxx._peak import peak_report
 from memory_profilerxx._report import report_html, show_results
 from memory_profilerxx._timestamper import LogFile, TimeStamper
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import _memxx
 
+from _memxx_shared.errors import RunnerError, exit_status
+
 from memory_profilerxx import LineProfiler, __version__, show_results
 from memory_profilerxx._memory_usage import BACKENDS
 from memory_profilerxx._report import LAYOUTS
 from memory_profilerxx._timestamper import TimeStamper
-from mprofxx._errors import RunnerError, exit_status
 
 PROG = "python -m memory_profilerxx"
 USAGE = PROG + " [options] script.py [args] | -m module [args]"

@@ -417,9 +417,9 @@ def _mprof_span(func: Callable[..., Any]) -> Callable[..., Any] | None:
 
     if not os.environ.get("MPROFXX_DAT"):
         return None
-    from mprofxx import _spans
+    from _memxx_shared import spans
 
-    return functools.partial(_spans.function_span, _spans.function_name(func))
+    return functools.partial(spans.function_span, spans.function_name(func))
 
 
 def profile(func: Callable[..., Any] | None = None, stream: Any = None, precision: int = 1,

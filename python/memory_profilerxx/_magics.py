@@ -17,10 +17,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.utils.ipstruct import Struct
 
+from _memxx_shared.notebook import in_kernel, show
+from _memxx_shared.peak_file import PeakTable
+
 from memory_profilerxx._line_profiler import LineProfiler
 from memory_profilerxx._memory_usage import MemitResult, call_with_peak, memory_usage
-from memory_profilerxx._peak import PeakTable, peak_report
-from memory_profilerxx._display import in_kernel, show
+from memory_profilerxx._peak import peak_report
 from memory_profilerxx._report import report_html, show_results
 
 

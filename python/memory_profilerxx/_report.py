@@ -64,7 +64,7 @@ def show_results(prof: Any, stream: Any = None, precision: int = 1,
     layout = layout or default_layout()
     check_layout(layout)
     if stream is None:
-        from memory_profilerxx._display import in_kernel, show
+        from _memxx_shared.notebook import in_kernel, show
 
         if in_kernel():  # a notebook: the cell's output, as text and as an HTML table
             text = io.StringIO()
@@ -198,31 +198,3 @@ def memit_line(peak: float, baseline: float) -> str:
     """
     return f"peak memory: {peak:.02f} MiB, increment: {peak - baseline:.02f} MiB"
 
-
-def peak_table_text(table: Any, limit: int = 10, rss_peak: float | None = None,
-                    rss_time: float | None = None, tracked_time: float | None = None) -> str:
-    """A PeakTable as text: ``peak ... MiB at ... s``, then ``MiB  %  file:line  source`` rows.
-
-    ``rss_peak`` (MiB) and ``rss_time`` (seconds from the start) are the recorded peak of
-    ``mprofxx``'s .dat, and ``tracked_time`` the tracked peak's time on the same clock; each
-    figure is printed with its own moment. Without them the header gives the tracked peak alone.
-    """
-    tracked = table.peak_bytes / MIB
-    when = table.peak_time - table.start_time if tracked_time is None else tracked_time
-    if rss_peak is not None and rss_time is not None:
-        head = (f"peak {rss_peak:,.1f} MiB at {rss_time:.2f} s"
-                f" (tracked: {tracked:,.1f} MiB at {when:.2f} s)")
-    else:
-        head = f"peak {tracked:,.1f} MiB tracked at {when:.2f} s"
-    out = [head, "   MiB      %  line"]
-    rows = table.lines()
-    total = max(table.peak_bytes, 1)
-    for row in rows[:limit]:
-        out.append(f"{row.bytes / MIB:6,.1f}  {100.0 * row.bytes / total:5.1f}"
-                   f"  {row.location()}  {row.source}")
-    if len(rows) > limit:
-        rest = sum(row.bytes for row in rows[limit:])
-        more = len(rows) - limit
-        out.append(f"{rest / MIB:6,.1f}  {100.0 * rest / total:5.1f}"
-                   f"  ({more} more line{'s' if more > 1 else ''})")
-    return "\n".join(out)

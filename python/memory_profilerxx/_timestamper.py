@@ -11,8 +11,9 @@ from typing import Any
 
 import _memxx
 
+from _memxx_shared.names import utf8_text
+
 from memory_profilerxx._memory_usage import _get_memory, choose_backend
-from mprofxx._names import utf8_text
 
 
 class TimeStamper:

@@ -327,7 +327,7 @@ class _LeakRuns:
             finally:
                 # After the count: the table's own objects are no object the test made.
                 if last and self.plan.stacks and self.no_stacks is None:
-                    from memory_profilerxx._peak import capture
+                    from _memxx_shared.peak_capture import capture
 
                     try:
                         self.table = capture(with_kept=True)
@@ -410,7 +410,7 @@ class _LeakRuns:
 
 def _site_lines(sites: list[Any], depth: int) -> list[str]:
     """Each site as pytest-memray lists one: its size, then up to ``depth`` frames."""
-    from mprofxx._names import short_path
+    from _memxx_shared.names import short_path
 
     lines = []
     for size, thread, frames in sites:
@@ -425,7 +425,7 @@ def _site_lines(sites: list[Any], depth: int) -> list[str]:
 
 
 def _line_blame(runner: _LeakRuns, key: str, limit: int = 5) -> list[str]:
-    from mprofxx._names import short_path
+    from _memxx_shared.names import short_path
 
     records = [r for r in runner.profiler.records() if getattr(r, key) > 0]
     # Of the lines within 1% of the highest peak, the one that made the memory, not a later one
@@ -461,7 +461,7 @@ def _object_story(runner: _LeakRuns, leaked: dict[str, int]) -> list[str]:
         return lines + ["   (gone before it could be shown)"]
     site = objgraphxx.allocation_site(obj)
     if site is not None:
-        from mprofxx._names import short_path
+        from _memxx_shared.names import short_path
 
         lines.append(f"   made at {short_path(site[0])}:{site[1]}")
     text = io.StringIO()

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from mprofxx._errors import CliError
+from _memxx_shared.errors import CliError
 
 #: How long the target's main thread may take to reach a safe point and start recording.
 START_SECONDS = 15.0
@@ -341,9 +341,9 @@ def _wait_for_status(target: Target, directory: str) -> str:
 def write_result(session: InsideSession, output: str, target_alive: bool) -> None:
     """Stop the target's recording; write ``<output>.peak.json`` (--peak) or print (--growth)."""
     from _memxx import MIB, write_output
-    from memory_profilerxx import _peak
+    from _memxx_shared import peak_file
+    from _memxx_shared.names import terminal_text
     from mprofxx import _profiles
-    from mprofxx._names import terminal_text
 
     text = session.finish(target_alive)
     if text is None:
@@ -352,9 +352,9 @@ def write_result(session: InsideSession, output: str, target_alive: bool) -> Non
         print(terminal_text(text.rstrip("\n") or "(no type grew)"), flush=True)
         return
     try:
-        tables = _peak.loads(text, f"PID {session.target.pid}'s peak table")
+        tables = peak_file.loads(text, f"PID {session.target.pid}'s peak table")
         path = _profiles.peak_path(output)
-        write_output(path, _peak.dumps(tables, os.path.basename(output)))
+        write_output(path, peak_file.dumps(tables, os.path.basename(output)))
     except ValueError as error:  # PeakFileError, OutputFileError: one line naming the file
         raise CliError(str(error)) from None
     print(terminal_text(f"mprofxx: wrote {path} (peak tracked {tables[0].peak_bytes / MIB:.1f} MiB"

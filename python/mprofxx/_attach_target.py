@@ -18,7 +18,6 @@ Stopping removes the allocator hooks and every patched native slot (``peak_stop`
 from __future__ import annotations
 
 import atexit
-import io
 import os
 import select
 import shutil
@@ -38,7 +37,8 @@ class _Peak:
 
     def start(self, args: dict[str, Any]) -> None:
         import _memxx
-        from memory_profilerxx import _peak  # noqa: F401 - imported before recording starts
+        # imported before recording starts: their import is not the program's memory
+        from _memxx_shared import peak_capture, peak_file  # noqa: F401
 
         self._cmdline = args.get("cmdline", "")
         self._start = time.time()
@@ -48,11 +48,12 @@ class _Peak:
         pass  # recording began in start()
 
     def result(self) -> str:
-        from memory_profilerxx import _peak
+        from _memxx_shared.peak_capture import capture
+        from _memxx_shared.peak_file import dumps
 
-        table = _peak.capture(start_time=self._start, cmdline=self._cmdline,
-                              runner_files=frozenset({__file__}))
-        return _peak.dumps([table])
+        table = capture(start_time=self._start, cmdline=self._cmdline,
+                        runner_files=frozenset({__file__}))
+        return dumps([table])
 
     def stop(self) -> None:
         import _memxx
@@ -61,67 +62,25 @@ class _Peak:
 
 
 class _Growth:
-    """``--growth``: objgraph's show_growth at start and end, allocation sites from the start."""
+    """``--growth``: objgraphxx's growth_report from start to end, this thread's lines left out."""
 
     result_name = "growth.txt"
 
     def start(self, args: dict[str, Any]) -> None:
         import objgraphxx
-        from objgraphxx import _sites
 
-        self._chains = int(args.get("chains", 3))
-        self._peak_stats: dict[str, int] = {}
-        self._tracker = objgraphxx.track_allocations()
-        self._out = io.StringIO()
-        self._quiet = _sites.NotRecording()
+        ours = os.path.dirname(os.path.abspath(__file__))
+        self._report = objgraphxx.growth_report(int(args.get("chains", 3)), leave_out=[ours])
 
     def begin(self) -> None:
         """The first count, once every object of ours exists: they are not the program's growth."""
-        import objgraphxx
-        from objgraphxx import _sites
-
-        objgraphxx.growth(limit=None, peak_stats=self._peak_stats)
-        self._tracker.start()
-        with self._quiet:
-            _sites.new_object_sites(True)  # the epoch: sites from now on
+        self._report.start()
 
     def result(self) -> str:
-        import objgraphxx
-        from objgraphxx import _sites
-
-        from objgraphxx._tables import write_growth
-
-        rows = objgraphxx.growth(limit=None, peak_stats=self._peak_stats)
-        out = self._out
-        with self._quiet:
-            sites = _sites.new_object_sites(True)
-            ours = os.path.dirname(os.path.abspath(__file__))
-            for name in list(sites):
-                sites[name] = [(where, n) for where, n in sites[name]
-                               if not os.path.abspath(where.rsplit(":", 1)[0]).startswith(ours)]
-            # A type whose only new objects are this thread's own (a lock's bound __exit__).
-            rows = [row for row in rows if sites.get(row[0]) != []]
-            write_growth(out, rows, sites, 3)
-            for name, _count, _delta in rows[: self._chains]:
-                obj = _newest_with_site(objgraphxx, name)
-                if obj is None:
-                    continue
-                out.write(f"\nwhy is a {name} alive:\n")
-                objgraphxx.why_alive(obj, file=out)
-                obj = None
-        return out.getvalue()
+        return self._report.finish()
 
     def stop(self) -> None:
-        self._tracker.stop(forget=True)
-
-
-def _newest_with_site(objgraphxx: Any, name: str) -> Any:
-    """An object of type ``name`` made while recording (the last such the collector lists)."""
-    found = None
-    for obj in objgraphxx.by_type(name):
-        if objgraphxx.allocation_site(obj) is not None:
-            found = obj
-    return found
+        self._report.stop()
 
 
 _lock = threading.Lock()

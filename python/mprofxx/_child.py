@@ -19,8 +19,9 @@ import sys
 import time
 from typing import Any
 
+from _memxx_shared.spans import TimestampProfile
+
 from mprofxx import _peak_parts
-from mprofxx._spans import TimestampProfile
 
 _SPAWN_PRELUDE = "import mprofxx._child as _c; _c.install_profile(); _c.start_peak(); "
 #: ``mprofxx run --peak`` names here the folder each recorded process writes its peak table to.
@@ -58,7 +59,8 @@ def start_peak(forkserver: bool = False) -> None:
     if not os.environ.get(PEAK_DIR_VAR) or _peak_started:
         return
     import _memxx
-    from memory_profilerxx import _peak  # noqa: F401 - imported before recording starts
+    # imported before recording starts: their import is not the program's memory
+    from _memxx_shared import peak_capture, peak_file  # noqa: F401
 
     if _link is None:
         _link = _peak_parts.ProgramLink()
@@ -97,7 +99,9 @@ def write_peak() -> None:
 
 def _write_table() -> None:
     import _memxx
-    from memory_profilerxx import _peak
+
+    from _memxx_shared.peak_capture import capture
+    from _memxx_shared.peak_file import dump_chunks
 
     where: dict[str, Any] = dict(start_time=_peak_started, parent=_parent_pid, cmdline=" ".join(sys.argv),
                  runner_files=frozenset({runpy.__file__, "<frozen runpy>", __file__}),
@@ -108,8 +112,8 @@ def _write_table() -> None:
     try:
         for attempt in attempts:
             try:
-                table = _peak.capture(**where, **attempt)
-                _peak_parts.write_part(_peak.dump_chunks([table]))
+                table = capture(**where, **attempt)
+                _peak_parts.write_part(dump_chunks([table]))
             except MemoryError:
                 table = None
                 continue

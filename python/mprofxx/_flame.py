@@ -5,7 +5,7 @@ as wide as the bytes its callees and its own line held at the peak. The HTML pag
 network: the tree is embedded as JSON and drawn by a few lines of inline script; hovering a box
 shows its file:line, bytes and share, clicking one zooms to it, clicking the root zooms out.
 
->>> from memory_profilerxx._peak import PeakStack, PeakTable
+>>> from _memxx_shared.peak_file import PeakStack, PeakTable
 >>> table = PeakTable(pid=1, peak_bytes=3 << 20, peak_time=0.0, stacks=[
 ...     PeakStack(2 << 20, (("a.py", "load", 7), ("a.py", "<module>", 1))),
 ...     PeakStack(1 << 20, (("a.py", "<module>", 2),))])
@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from _memxx import MIB
-from memory_profilerxx._peak import PeakTable, iter_frames
-from mprofxx._names import short_path
-from mprofxx._names import xml_chars, xml_text
+
+from _memxx_shared.names import short_path, xml_chars, xml_text
+from _memxx_shared.peak_file import PeakTable, iter_frames
 
 ROW_HEIGHT = 18
 

@@ -27,7 +27,7 @@ import select
 import stat
 from typing import Iterable
 
-from mprofxx._errors import MemxxError
+from _memxx_shared.errors import MemxxError
 
 #: The environment of the recorded processes: the folder, the run id, the link's descriptors
 #: (two pipe ends and the memory file).

@@ -13,10 +13,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from _memxx_shared.errors import CliError
+from _memxx_shared.names import math_free_text as literal
+from _memxx_shared.names import terminal_line
+
 from mprofxx import _profiles
-from mprofxx._names import math_free_text as literal
-from mprofxx._names import terminal_line
-from mprofxx._errors import CliError
 from mprofxx._profiles import Recording, Samples
 from mprofxx._thinning import COLUMNS, merge_spans, thin_samples
 
@@ -231,7 +232,7 @@ def peak_lines_note(recording: Recording, top: int = 3, width: int | None = None
     if cached is not None:
         return cached
     from _memxx import MIB
-    from memory_profilerxx._peak import PeakFileError, load
+    from _memxx_shared.peak_file import PeakFileError, load
 
     note = ""
     path = _profiles.peak_path(recording.path)

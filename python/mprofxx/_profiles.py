@@ -10,10 +10,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
-from mprofxx._errors import CliError
+from _memxx_shared.errors import CliError
 
 if TYPE_CHECKING:
-    from memory_profilerxx._peak import PeakTable
+    from _memxx_shared.peak_file import PeakTable
 
 PROFILE_GLOB = "mprofile_??????????????.dat"
 
@@ -266,7 +266,7 @@ def companions(dat_path: str) -> list[str]:
 
 def read_peak(dat_path: str) -> list[PeakTable]:
     """Return the peak tables recorded with a profile; CliError (one line) if there are none."""
-    from memory_profilerxx._peak import PeakFileError, load
+    from _memxx_shared.peak_file import PeakFileError, load
 
     path = peak_path(dat_path)
     if not os.path.lexists(path):

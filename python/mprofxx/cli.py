@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mprofxx._errors import MemxxError, exit_status
-from mprofxx._names import terminal_line
+from _memxx_shared.errors import MemxxError, exit_status
+from _memxx_shared.names import terminal_line
+
 from mprofxx.commands import PROG, Command, attach, clean, flame, list_, peak, plot, rm, run
 
 #: The commands by name, in the order ``mprofxx`` names them; each is a module of

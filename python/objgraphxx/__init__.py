@@ -60,6 +60,7 @@ from ._graphs import node_id as _obj_node_id  # noqa: F401
 from ._graphs import node_label as _obj_label  # noqa: F401
 from ._graphs import present_graph as _present_graph  # noqa: F401
 from ._graphs import show_backrefs, show_chain, show_refs
+from ._growth_report import growth_report
 from ._graphs import show_graph as _show_graph  # noqa: F401
 from ._leaks import AliveChain, Hop, why_alive
 from ._naming import is_instance as _isinstance  # noqa: F401
@@ -136,6 +137,7 @@ __all__ = [
     "get_leaking_objects",
     "get_new_ids",
     "growth",
+    "growth_report",
     "is_proper_module",
     "most_common_types",
     "retained_size",

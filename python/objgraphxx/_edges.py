@@ -16,7 +16,8 @@ from typing import Any
 
 import _memxx
 
-from mprofxx._names import xml_chars
+
+from _memxx_shared.names import xml_chars
 
 from . import _settings
 from ._naming import is_instance, long_typename, safe_repr, short_typename

@@ -18,7 +18,8 @@ import threading
 from typing import IO, Any, Iterable, NamedTuple, Optional
 
 import _memxx
-from mprofxx._names import short_path
+
+from _memxx_shared.names import short_path
 
 from ._edges import hop_text, is_namespace
 from ._graphs import show_chain

@@ -141,6 +141,6 @@ def in_kernel() -> bool:
     >>> in_kernel()
     False
     """
-    from memory_profilerxx._display import in_kernel as kernel
+    from _memxx_shared.notebook import in_kernel as kernel
 
     return kernel()

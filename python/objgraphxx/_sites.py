@@ -14,7 +14,8 @@ import os
 from typing import IO, Any, Optional
 
 import _memxx
-from mprofxx._names import short_path
+
+from _memxx_shared.names import short_path
 
 from ._observers import PACKAGE_DIR
 from ._tables import NO_SITES_HINT, write_growth

@@ -95,7 +95,7 @@ LEAK_LINE = next(n for n, text in enumerate(TARGET.splitlines(), 1) if "# LEAK" 
 
 def bytes_on_leak_line(entry: dict) -> int:
     """The bytes at the peak of the stacks whose innermost frame is the target's LEAK_LINE."""
-    from memory_profilerxx._peak import PeakTable
+    from _memxx_shared.peak_file import PeakTable
 
     table = PeakTable.from_json(entry, "peak file")
     return sum(s.bytes for s in table.stacks if s.frames and s.frames[0][2] == LEAK_LINE)

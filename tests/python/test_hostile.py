@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("_memxx")
 
-from memory_profilerxx._peak import PeakStack, PeakTable, dumps  # noqa: E402
+from _memxx_shared.peak_file import PeakStack, PeakTable, dumps  # noqa: E402
 
 DAT = "mprofile_20240101120000.dat"
 PEAK = "mprofile_20240101120000.peak.json"

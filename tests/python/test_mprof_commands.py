@@ -97,7 +97,7 @@ def test_parse_gives_run_its_program_unparsed_and_the_others_none() -> None:
 
 
 def test_exit_statuses_of_the_errors() -> None:
-    from mprofxx._errors import CliError, MemxxError, RunnerError, exit_status
+    from _memxx_shared.errors import CliError, MemxxError, RunnerError, exit_status
 
     assert issubclass(CliError, MemxxError) and issubclass(RunnerError, MemxxError)
     assert exit_status(CliError("no profile")) == 1
@@ -128,7 +128,7 @@ def test_every_error_class_of_the_packages_derives_from_the_one_base() -> None:
     assert {"CliError", "RunnerError"} <= set(found)
     modules = {name: importlib.import_module(".".join(
         found[name].relative_to(PYTHON).with_suffix("").parts)) for name in found}
-    from mprofxx._errors import MemxxError
+    from _memxx_shared.errors import MemxxError
 
     outside = {name for name, module in modules.items()
                if not issubclass(getattr(module, name), MemxxError)}
@@ -139,8 +139,8 @@ def test_one_short_path_in_the_packages() -> None:
     defined = [path.relative_to(PYTHON).as_posix() for path in PYTHON.glob("*/**/*.py")
                for node in ast.walk(ast.parse(path.read_text()))
                if isinstance(node, ast.FunctionDef) and node.name == "short_path"]
-    assert sorted(defined) == ["mprofxx/_names.py"]
-    from mprofxx._names import short_path
+    assert sorted(defined) == ["_memxx_shared/names.py"]
+    from _memxx_shared.names import short_path
     from objgraphxx import _leaks, _sites
 
     assert _sites.short_path is short_path and _leaks.short_path is short_path

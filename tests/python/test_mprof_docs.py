@@ -6,9 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["mprofxx", "mprofxx._flame", "mprofxx._names", "mprofxx._plot", "mprofxx._profiles",
-           "mprofxx._spans",
-           "mprofxx._thinning"]
+MODULES = ["mprofxx", "mprofxx._flame", "mprofxx._plot", "mprofxx._profiles", "mprofxx._thinning"]
 
 
 @pytest.mark.parametrize("name", MODULES)

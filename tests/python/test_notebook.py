@@ -208,7 +208,7 @@ def test_the_html_table_is_visible_in_a_headless_browser(line_cells, tmp_path):
 
 def test_importing_the_packages_loads_no_display_machinery():
     probe = ("import sys, memory_profilerxx, objgraphxx, mprofxx\n"
-             "from memory_profilerxx import _display\n"
+             "from _memxx_shared import notebook\n"
              "print(sorted(m for m in ('IPython', 'matplotlib', 'graphviz', 'ipykernel')"
              " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -23,7 +23,7 @@ import pytest
 _memxx = pytest.importorskip("_memxx")
 
 from memory_profilerxx import peak_report  # noqa: E402
-from memory_profilerxx._peak import (  # noqa: E402
+from _memxx_shared.peak_file import (  # noqa: E402
     PeakFileError,
     PeakStack,
     PeakTable,

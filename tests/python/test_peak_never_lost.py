@@ -22,7 +22,7 @@ import pytest
 
 _memxx = pytest.importorskip("_memxx")
 
-from memory_profilerxx._peak import load  # noqa: E402
+from _memxx_shared.peak_file import load  # noqa: E402
 
 MB = 10**6
 

@@ -144,7 +144,7 @@ def test_pathological_files_fail_fast_with_one_line(tmp_path: Path, case: str):
         assert "not a regular file" in message
 
 
-# The .peak.json reader is Python (memory_profilerxx._peak.loads): its fuzz loop is here, beside
+# The .peak.json reader is Python (_memxx_shared.peak_file.loads): its fuzz loop is here, beside
 # the .dat one, deterministic, and run in the sanitizer step with the other core tests.
 PEAK_TOKENS = [
     b"1e400", b"-1e400", b"Infinity", b"-Infinity", b"NaN", b"1" * 401, b"-1", b"0.5",
@@ -155,7 +155,7 @@ PEAK_TOKENS = [
 
 
 def _peak_seeds() -> list[bytes]:
-    from memory_profilerxx._peak import PeakStack, PeakTable, dumps
+    from _memxx_shared.peak_file import PeakStack, PeakTable, dumps
 
     frames = [("/app/a.py", "<module>", 1), ("/app/a.py", "load", 7), ("/lib/np.py", "ones", 3)]
     main = PeakTable(pid=10, peak_bytes=5 << 20, peak_time=1700000000.25, start_time=1.7e9,
@@ -196,7 +196,7 @@ def check_one_peak(path: Path) -> str:
     """Read as `peak --lines`/`flame` do; return 'ok' or the error line. Fails on anything else."""
     import xml.etree.ElementTree as ET
 
-    from memory_profilerxx._peak import PeakFileError, load
+    from _memxx_shared.peak_file import PeakFileError, load
     from mprofxx._flame import flame_html, flame_svg
 
     try:

@@ -10,7 +10,7 @@ A command module defines
   follows them, unparsed (``run`` only; the others take :func:`no_program`);
 - ``run(options) -> int``: does the work and returns the exit status; ``options.program`` is
   what ``split_arguments`` left (empty but for ``run``). A user's mistake is raised as
-  :class:`mprofxx._errors.CliError`, which ``mprofxx.cli`` prints as one line.
+  :class:`_memxx_shared.errors.CliError`, which ``mprofxx.cli`` prints as one line.
 
 Files whose name starts with ``_`` hold what several commands share. ``list_`` is the ``list``
 command: a module named ``list`` would hide the builtin in this package. A new command is one

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mprofxx._names import terminal_text
+from _memxx_shared.names import terminal_text
 
 
 def say(text: str) -> None:

@@ -7,7 +7,8 @@ import os
 import sys
 import time
 
-from mprofxx._errors import CliError
+from _memxx_shared.errors import CliError
+
 from mprofxx.commands import PROG
 from mprofxx.commands._progress import say
 

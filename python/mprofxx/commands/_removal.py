@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 
+from _memxx_shared.errors import CliError
+from _memxx_shared.names import terminal_line
+
 from mprofxx import _profiles
-from mprofxx._errors import CliError
-from mprofxx._names import terminal_line
 
 
 def remove(paths: list[str], dry_run: bool) -> None:

@@ -10,9 +10,10 @@ import argparse
 import os
 import time
 
+from _memxx_shared.errors import CliError
+from _memxx_shared.names import utf8_text
+
 from mprofxx import _profiles
-from mprofxx._errors import CliError
-from mprofxx._names import utf8_text
 from mprofxx.commands import PROG, no_program
 from mprofxx.commands._progress import say
 from mprofxx.commands._recording import (

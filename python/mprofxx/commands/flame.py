@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from _memxx_shared.errors import CliError
+
 from mprofxx import _profiles
-from mprofxx._errors import CliError
 from mprofxx.commands import PROG, no_program
 from mprofxx.commands._progress import say
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 
+from _memxx_shared.errors import CliError
+from _memxx_shared.names import terminal_line, terminal_text
+
 from mprofxx import _profiles
-from mprofxx._errors import CliError
-from mprofxx._names import terminal_line, terminal_text
 from mprofxx.commands import no_program
 
 NAME = "peak"

@@ -6,9 +6,10 @@ import argparse
 import os
 import sys
 
+from _memxx_shared.errors import CliError
+from _memxx_shared.names import terminal_line
+
 from mprofxx import _profiles
-from mprofxx._errors import CliError
-from mprofxx._names import terminal_line
 from mprofxx.commands import no_program
 
 NAME = "plot"

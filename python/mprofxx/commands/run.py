@@ -17,12 +17,13 @@ import subprocess
 import sys
 import time
 
+from _memxx_shared.errors import CliError, EXIT_RECORDING_FAILED
+from _memxx_shared.names import terminal_line, utf8_text
+from _memxx_shared.spans import ENV_VAR
+
 from mprofxx import _profiles
-from mprofxx._errors import EXIT_RECORDING_FAILED, CliError
-from mprofxx._names import terminal_line, utf8_text
 from mprofxx._peak_parts import DIR_VAR as PEAK_DIR_VAR
 from mprofxx._peak_parts import LINK_VAR, RUN_VAR, PartsFolder, PartsFolderError, RunLink
-from mprofxx._spans import ENV_VAR
 from mprofxx.commands import PROG
 from mprofxx.commands._program import ProgramWatch, signal_name, stop_program
 from mprofxx.commands._progress import say
@@ -270,15 +271,15 @@ def run(options: argparse.Namespace) -> int:
 def _gather_peak(output: str, parts: PartsFolder, main_pid: int) -> None:
     """Merge the tables this run's processes wrote into the one peak file, the program first."""
     from _memxx import MIB, write_output
-    from memory_profilerxx import _peak
+    from _memxx_shared import peak_file
 
     tables = []
     taken = []
     others = 0
     for name, text in parts.parts():
         try:
-            found = _peak.loads(text, os.path.join(parts.path, name))
-        except _peak.PeakFileError as error:
+            found = peak_file.loads(text, os.path.join(parts.path, name))
+        except peak_file.PeakFileError as error:
             print(f"{PROG}: skipped a peak table: {terminal_line(str(error))}", file=sys.stderr)
             continue
         if any(table.run != parts.run for table in found):
@@ -296,7 +297,7 @@ def _gather_peak(output: str, parts: PartsFolder, main_pid: int) -> None:
         return
     path = _profiles.peak_path(output)
     try:
-        write_output(path, _peak.dumps(tables, os.path.basename(output)))
+        write_output(path, peak_file.dumps(tables, os.path.basename(output)))
     except ValueError as error:  # OutputFileError: one line naming the file
         raise CliError(str(error)) from None
     top = tables[0]

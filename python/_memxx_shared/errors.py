@@ -2,8 +2,7 @@
 
 Every command line entry point (``mprofxx``, ``python -m memory_profilerxx``) catches
 :class:`MemxxError`, prints its message on one line in its own format and exits with
-:func:`exit_status`. This module imports nothing of the project: every package may import it
-(mprofxx is the package the other two already import from, and its ``__init__`` loads nothing).
+:func:`exit_status`. This module imports nothing of the project, so every package may import it.
 The statuses are checked in ``tests/python/test_mprof_commands.py``.
 """
 
