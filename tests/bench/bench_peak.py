@@ -3,8 +3,7 @@
 Workloads: an allocation-heavy function (rows of dicts, strings and lists, the shape of a
 parser's output) and a call-heavy one (deep recursion building small objects); then two real
 programs timed whole, start to exit (the table's write included): ``import sklearn, pandas,
-scipy``, a pandas + scikit-learn job (examples/etl_pandas_sklearn.py) and a pandas + pyarrow job
-(whose arrow memory --peak counts by the pages of pyarrow's mimalloc), with the sizes of the
+scipy`` and a pandas + scikit-learn job (examples/etl_pandas_sklearn.py), with the sizes of the
 files each tool leaves (the peak file, the flame graph's HTML, memray's capture). Each mode is a
 real process running the workload the way a user would record it: plain ``python``,
 ``mprofxx run --peak``, ``memray run`` (default and ``--native``) and ``tracemalloc.start(25)``.
@@ -12,7 +11,7 @@ Inside each process the workload runs once to warm up and then three times timed
 the process's figure); the modes take turns round by round, and the figure is each mode's median
 over the rounds. Also printed: the peak table's own memory per live block.
 
-Run: python tests/bench/bench_peak.py [--quick] [--no-real] [--only-real TITLE]
+Run: python tests/bench/bench_peak.py [--quick] [--no-real]
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import time
 
 QUICK = "--quick" in sys.argv
 ROUNDS = 3 if QUICK else 5
-ONLY_REAL = sys.argv[sys.argv.index("--only-real") + 1] if "--only-real" in sys.argv else ""
 
 WORKLOAD = textwrap.dedent("""
     import json, statistics, sys, time
@@ -110,33 +108,9 @@ def table_memory(folder: str) -> str:
             f" {per_block:.1f} B each; stack table {process['stack_table_bytes'] / 2**20:.1f} MiB")
 
 
-# pandas with pyarrow-backed strings and pyarrow compute: arrow's memory comes from its bundled
-# mimalloc's 1 GiB reservation, which --peak counts by its pages (the recorder's mincore passes).
-PANDAS_PYARROW_JOB = textwrap.dedent("""
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    rng = np.random.default_rng(7)
-    n = 2_000_000
-    frame = pd.DataFrame({
-        "key": pd.array(rng.integers(0, 1000, n).astype(str), dtype="string[pyarrow]"),
-        "value": rng.random(n),
-    })
-    table = pa.Table.from_pandas(frame)
-    for _ in range(3):
-        sorted_table = table.take(pc.sort_indices(table, sort_keys=[("value", "descending")]))
-        summary = table.group_by("key").aggregate([("value", "sum"), ("value", "max")])
-        back = summary.to_pandas()
-        del sorted_table
-    print(len(back), pa.total_allocated_bytes())
-""")
-
 REAL_PROGRAMS = {
     "import sklearn, pandas, scipy": "import sklearn, pandas, scipy\n",
     "pandas + scikit-learn job": None,  # examples/etl_pandas_sklearn.py
-    "pandas + pyarrow job": PANDAS_PYARROW_JOB,
 }
 
 
@@ -178,8 +152,6 @@ def real_programs(folder: str) -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     chosen = real_modes()
     for title, code in REAL_PROGRAMS.items():
-        if ONLY_REAL and title != ONLY_REAL:
-            continue
         if code is None:
             source = os.path.join(here, "..", "..", "examples", "etl_pandas_sklearn.py")
             with open(source, encoding="utf-8") as original:
@@ -207,7 +179,7 @@ def main() -> None:
             out.write(WORKLOAD)
         chosen = modes(folder)
         print(f"Python {sys.version.split()[0]}, {ROUNDS} rounds, medians")
-        for workload in () if ONLY_REAL else ("alloc", "calls"):
+        for workload in ("alloc", "calls"):
             times: dict[str, list[float]] = {mode: [] for mode in chosen}
             for _ in range(ROUNDS):
                 for mode, command in chosen.items():
