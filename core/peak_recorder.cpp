@@ -293,7 +293,7 @@ class Recorder {
 
     // Queues an event. g_lock held; may release and retake it while the queue is full.
     void push(Event event) noexcept {
-        const std::uint64_t head = head_.load(std::memory_order_relaxed);
+        std::uint64_t head = head_.load(std::memory_order_relaxed);
         while (head - tail_.load(std::memory_order_acquire) >= kQueueEvents) {
             // Full: apply the queue here. Only try the mutex: see the lock order at the top.
             if (m_apply.try_lock()) {
@@ -311,6 +311,11 @@ class Recorder {
                     sched_yield();
                 }
                 accounting::g_lock.lock();
+                // Other producers may have queued meanwhile, and the queue been applied past
+                // the head read before: with that one, this event would overwrite theirs and the
+                // loop might never see room again (a worker stuck at 98 % CPU, found by the
+                // pages work of the peak-pages branch).
+                head = head_.load(std::memory_order_relaxed);
             }
         }
         events_[head & (kQueueEvents - 1)] = event;
