@@ -153,8 +153,8 @@ PyObject *memxx_current_code_location(int *offset) {
 
 /* --- sys.monitoring's instrumentation of code objects ------------------------------------- */
 
-int memxx_instrumenting_code(void) {
 #if PY_VERSION_HEX >= 0x030C0000
+int memxx_instrumenting_code_now(void) {
     PyThreadState *tstate = current_thread_state();
     if (tstate == NULL) {
         return 0;
@@ -172,10 +172,8 @@ int memxx_instrumenting_code(void) {
     const uint64_t global_version = tstate->interp->monitoring_version;
 #endif
     return ((PyCodeObject *)executable)->_co_instrumentation_version != global_version;
-#else
-    return 0;
-#endif
 }
+#endif
 
 /* --- frames being torn down --------------------------------------------------------------- */
 

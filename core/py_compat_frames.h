@@ -65,8 +65,16 @@ PyObject *memxx_current_code_location(int *offset);
  * PyMem_Malloc): such blocks are the profiler's cost, not the program's. What a frame runs
  * before its RESUME brings the version up to date (MAKE_CELL, COPY_FREE_VARS,
  * RETURN_GENERATOR) makes objects, never a PyMem_Malloc block. 0 on 3.11. Reads the thread
- * state only; GIL held. */
-int memxx_instrumenting_code(void);
+ * state only; GIL held. Inline: asked at every MEM-domain allocation while counting (3.11 pays
+ * nothing). */
+int memxx_instrumenting_code_now(void);
+static inline int memxx_instrumenting_code(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return memxx_instrumenting_code_now();
+#else
+    return 0;
+#endif
+}
 
 /* Where the runtime keeps its newest interpreter (interpreters are added at the head of that
  * list), and the main interpreter: the allocator hook reads the first without a call to tell
