@@ -548,7 +548,7 @@ void peak_stop() {
     mi_free(recorder);
 }
 
-PeakReport peak_report(bool live_now) {
+PeakReport peak_report(bool live_now, std::int64_t largest) {
     if (g_recorder == nullptr) {
         throw std::logic_error("the peak recorder is not running");
     }
@@ -585,17 +585,58 @@ PeakReport peak_report(bool live_now) {
         }
     }
     const auto &nodes = stacks.nodes();
-    out.nodes.reserve(nodes.size());
-    for (std::uint32_t index = 0; index < nodes.size(); ++index) {
+    auto node_of = [&stacks, &nodes](std::uint32_t index) {
         const StackNode &node = nodes[index];
         PyObject *code = index <= kDeeperNode ? nullptr : stacks.code(node.code);
-        out.nodes.push_back(PeakNode{node.parent, PeakFrame{code, node.line}});
+        return PeakNode{node.parent, PeakFrame{code, node.line}};
+    };
+    if (largest < 0) {
+        out.nodes.reserve(nodes.size());
+        for (std::uint32_t index = 0; index < nodes.size(); ++index) {
+            out.nodes.push_back(node_of(index));
+        }
+    } else {
+        // Memory may be short (a table written at exit under an address-space limit): only the
+        // largest stacks, and only the nodes they go through, renumbered in the same order.
+        if (static_cast<std::size_t>(largest) < out.at_peak.size()) {
+            const auto cut = out.at_peak.begin() + largest;
+            std::nth_element(out.at_peak.begin(), cut, out.at_peak.end(),
+                             [](const PeakRow &a, const PeakRow &b) { return a.bytes > b.bytes; });
+            for (auto row = cut; row != out.at_peak.end(); ++row) {
+                out.left_bytes += row->bytes;
+            }
+            out.left_rows = static_cast<std::size_t>(out.at_peak.end() - cut);
+            out.at_peak.erase(cut, out.at_peak.end());
+        }
+        std::vector<std::uint32_t> renumbered(nodes.size(), 0); // 0: not used
+        renumbered[kRootNode] = kRootNode;
+        renumbered[kDeeperNode] = kDeeperNode;
+        for (const PeakRow &row : out.at_peak) {
+            for (std::uint32_t node = row.stack; node > kDeeperNode && renumbered[node] == 0;
+                 node = nodes[node].parent) {
+                renumbered[node] = 1; // used; its number is given below
+            }
+        }
+        out.nodes.push_back(node_of(kRootNode));
+        out.nodes.push_back(node_of(kDeeperNode));
+        for (std::uint32_t index = kDeeperNode + 1; index < nodes.size(); ++index) {
+            if (renumbered[index] != 0) {
+                renumbered[index] = static_cast<std::uint32_t>(out.nodes.size());
+                PeakNode node = node_of(index);
+                node.parent = renumbered[node.parent]; // parents come first
+                out.nodes.push_back(node);
+            }
+        }
+        for (PeakRow &row : out.at_peak) {
+            row.stack = renumbered[row.stack];
+        }
     }
     out.live_blocks = tables.live_blocks();
     out.block_table_bytes = tables.block_table_bytes();
     out.peak_live_blocks = tables.peak_live_blocks();
     out.peak_block_table_bytes = tables.peak_block_table_bytes();
     out.stack_table_bytes = recorder.stacks.memory_bytes() + tables.other_bytes();
+    out.stack_nodes = nodes.size();
     out.stacks = stacks.stacks();
     out.tags = tables.tags();
     return out;
