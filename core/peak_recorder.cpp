@@ -138,7 +138,8 @@ class StackTree {
                 chain_cache_.clear();
             }
             for (int i = known - 1; i >= 0; --i) {
-                if (!intern(codes[i], memxx_code_line(codes[i], offsets[i]), gil, &node)) {
+                if (!intern(codes[i], line_of(codes[i], offsets[i]), gil, &node)) {
+                    forget_line_cursor(codes[i]); // its code may not be in codes_
                     return false;
                 }
                 chain_cache_.put(keys[i], node); // when it cannot grow, the next walk looks again
@@ -181,6 +182,24 @@ class StackTree {
     }
 
   private:
+    // The line of an offset, by a cursor per code object in a small direct-mapped set: a module
+    // body looked up as it runs walks its line table forward from the last offset. A code
+    // object a cursor names is in codes_ (interned before any lookup in it ends), so it stays
+    // alive while the cursor names it.
+    int line_of(PyObject *code, int offset) noexcept {
+        memxx_line_cursor &cursor =
+            line_cursors_[(reinterpret_cast<std::uintptr_t>(code) >> 6) % kLineCursors];
+        return memxx_code_line_at(code, offset, &cursor);
+    }
+
+    void forget_line_cursor(PyObject *code) noexcept {
+        memxx_line_cursor &cursor =
+            line_cursors_[(reinterpret_cast<std::uintptr_t>(code) >> 6) % kLineCursors];
+        if (cursor.code == code) {
+            cursor.code = nullptr;
+        }
+    }
+
     // The node for the frame (`code`, `line`) called from `*node`, added if new.
     bool intern(PyObject *code, int line, bool gil, std::uint32_t *node) noexcept {
         std::uint32_t code_id = 0;
@@ -263,6 +282,8 @@ class StackTree {
     FlatTable<std::uint32_t> code_index_;    // code object -> index in codes_
     MiVector<std::uint32_t> pending_codes_; // indices of codes_ not owned yet
     std::atomic<std::size_t> bytes_{0};
+    static constexpr std::size_t kLineCursors = 61;
+    memxx_line_cursor line_cursors_[kLineCursors] = {};
 };
 
 // One allocation, free or unmap: the address with the kind in its top bits, and the size (40
