@@ -91,10 +91,9 @@ class StackTree {
         stack_nodes_.push_back(kDeeperNode);
     }
 
-    // The stack id of the calling thread's stack; 0 (no Python frame) when the tables cannot
-    // grow. Stacks seen lately are found by a walk of instruction pointers alone.
-    std::uint32_t stack_of() noexcept {
-        const std::uint64_t key = memxx_thread_stack_key();
+    // The stack id of the calling thread's stack, whose memxx_thread_stack_key() is `key`; 0 (no
+    // Python frame) when the tables cannot grow. Stacks seen lately are found by the key alone.
+    std::uint32_t stack_of(std::uint64_t key) noexcept {
         if (const std::uint32_t *known = stack_cache_.find(key); known != nullptr) {
             return *known;
         }
@@ -490,12 +489,15 @@ void unlock_in_child() noexcept {
 }
 
 inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size) noexcept {
+    // The walk of the thread's own frames needs no lock: threads allocating at once only wait
+    // for each other to look the key up and queue.
+    const std::uint64_t key = kind == kFree ? 0 : memxx_thread_stack_key();
     SpinLockGuard guard(accounting::g_lock);
     Recorder *recorder = g_recorder;
     if (recorder == nullptr) {
         return;
     }
-    const std::uint32_t stack = kind == kFree ? 0 : recorder->stacks.stack_of();
+    const std::uint32_t stack = kind == kFree ? 0 : recorder->stacks.stack_of(key);
     recorder->push(Event{(kind << kKindShift) | (address & kAddressMask),
                          std::min(size, kSizeMask) | (static_cast<std::uint64_t>(stack) << 40)});
 }
