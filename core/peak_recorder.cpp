@@ -27,9 +27,11 @@
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_hook.hpp"
 #include "core/flat_table.hpp"
+#include "core/id_table.hpp"
 #include "core/own_memory.hpp"
 #include "core/peak_tables.hpp"
 #include "core/py_compat.h"
+#include "core/stack_tree.hpp"
 
 namespace memxx::core {
 
@@ -40,30 +42,6 @@ std::atomic<bool> g_peak_on{false};
 namespace {
 
 template <class T> using MiVector = std::vector<T, mi_stl_allocator<T>>;
-
-constexpr std::uint32_t kMaxNodes = std::uint32_t{1} << 30;
-constexpr std::uint32_t kMaxStacks = std::uint32_t{1} << 23; // a stack id fits an event's 24 bits
-
-// The stacks are a tree of lines interned outermost first: a node is its caller's node plus one
-// frame (its code and line), hash-consed, so stacks that share their callers share nodes and a
-// new stack costs the nodes of the frames it does not share. A node allocations were made at (a
-// stack) also has a dense stack id, the one the events and the peak tables use: the nodes of
-// callers only never get one.
-struct StackNode {
-    std::uint32_t parent;
-    std::uint32_t code; // index in the code list
-    std::int32_t line;
-    std::uint32_t stack; // kNoStack until an allocation is made at it
-};
-constexpr std::uint32_t kNoStack = ~std::uint32_t{0};
-constexpr std::uint32_t kRootNode = 0;   // no Python frame
-constexpr std::uint32_t kDeeperNode = 1; // frames beyond the recorded depth were left out
-
-std::uint64_t mix(std::uint64_t h) noexcept {
-    h ^= h >> 31;
-    h *= 0x9E3779B97F4A7C15ull;
-    return h ^ (h >> 29);
-}
 
 // The key of the chain of frames from the outermost to this one, by instruction: its caller
 // chain's key and the frame. Equal for equal chains, different otherwise but for a chance of
@@ -78,28 +56,31 @@ constexpr std::uint64_t kRootKey = 0x243F6A8885A308D3ull;
 constexpr std::uint64_t kDeeperKey = 0x13198A2E03707344ull;
 
 // The chains of instructions and the whole stacks seen lately, with their nodes and stack ids: many
-// chains of instructions make one chain of lines, so these are caches, emptied when full.
-constexpr std::size_t kChainCacheEntries = 90'000; // 70 % of 2^17 slots: 1.5 MiB each
+// chains of instructions make one chain of lines, so these are caches, emptied when full. Nearly
+// every miss is a stack seen for the first time: on a pandas + scikit-learn job, 8 k entries
+// missed 0.6 % more stacks than 90 k did and looked up 2 % more frames by line. 11 k entries
+// fit 2^14 slots (192 KiB each; 90 k took 1.5 MiB each).
+constexpr std::size_t kCacheEntries = 11'000;
 
-// The interned stacks, with a reference to each code object in them. g_lock held.
-class StackTree {
+// The Python side of the interned stacks (core/stack_tree.hpp): the walk of the calling thread's
+// frames, the caches in front of it, and a reference to each code object in the tree.
+// g_lock held.
+class PythonStacks {
   public:
-    StackTree() {
-        nodes_.push_back(StackNode{kRootNode, 0, 0, 0});
-        nodes_.push_back(StackNode{kRootNode, 0, 0, 1});
-        stack_nodes_.push_back(kRootNode);
-        stack_nodes_.push_back(kDeeperNode);
-    }
-
     // The stack id of the calling thread's stack, whose memxx_thread_stack_key() is `key`; 0 (no
     // Python frame) when the tables cannot grow. Stacks seen lately are found by the key alone.
-    std::uint32_t stack_of(std::uint64_t key) noexcept {
+    // Before a walk, `collect()` is called when the tree has grown enough to be collected.
+    template <class Collect>
+    std::uint32_t stack_of(std::uint64_t key, Collect &&collect) noexcept {
         if (const std::uint32_t *known = stack_cache_.find(key); known != nullptr) {
             return *known;
         }
+        if (tree_.wants_collection()) {
+            collect();
+        }
         std::uint32_t stack = 0;
         if (walk_stack(&stack)) {
-            if (stack_cache_.size() >= kChainCacheEntries) {
+            if (stack_cache_.size() >= kCacheEntries) {
                 stack_cache_.clear();
             }
             stack_cache_.put(key, stack); // when it cannot grow, the next walk looks again
@@ -122,30 +103,44 @@ class StackTree {
         for (int i = depth - 1; i >= 0; --i) {
             key = keys[i] = chain_key(key, codes[i], offsets[i]);
         }
-        std::uint32_t node = deeper ? kDeeperNode : kRootNode;
+        std::uint32_t node = deeper ? StackTree::kDeeperNode : StackTree::kRootNode;
         int known = 0; // frames [known, depth) have their node
         for (; known < depth; ++known) {
             if (const std::uint32_t *found = chain_cache_.find(keys[known]);
-                found != nullptr && codes_[nodes_[*found].code] == codes[known]) {
+                found != nullptr && codes_[tree_.frame_of(*found).code] == codes[known]) {
                 node = *found;
                 break;
             }
         }
         if (known > 0) {
             const bool gil = PyGILState_Check() != 0;
-            if (chain_cache_.size() + static_cast<std::size_t>(known) > kChainCacheEntries) {
+            if (chain_cache_.size() + static_cast<std::size_t>(known) > kCacheEntries) {
                 chain_cache_.clear();
             }
             for (int i = known - 1; i >= 0; --i) {
-                if (!intern(codes[i], line_of(codes[i], offsets[i]), gil, &node)) {
-                    forget_line_cursor(codes[i]); // its code may not be in codes_
+                // The code is owned (in codes_) before its line cursor names it.
+                std::uint32_t code = 0;
+                if (!code_index(codes[i], gil, &code) ||
+                    !tree_.intern(code, line_of(codes[i], offsets[i]), &node)) {
                     return false;
                 }
                 chain_cache_.put(keys[i], node); // when it cannot grow, the next walk looks again
             }
         }
-        *stack = stack_id(node);
-        return *stack != 0 || node == kRootNode;
+        const std::uint32_t id = tree_.stack_id(node);
+        if (id == StackTree::kNoStack) {
+            return false;
+        }
+        *stack = id;
+        return true;
+    }
+
+    // Drops the stacks for which `keep(stack)` is false (StackTree::collect). The caches name
+    // nodes and stack ids: emptied.
+    template <class Keep> void collect(Keep &&keep) noexcept {
+        chain_cache_.clear();
+        stack_cache_.clear();
+        tree_.collect(keep);
     }
 
     // Code objects seen without the GIL get their reference at the next call with it.
@@ -164,18 +159,14 @@ class StackTree {
         codes_.clear();
     }
 
-    const MiVector<StackNode> &nodes() const noexcept { return nodes_; }
-    std::uint32_t node_of_stack(std::uint32_t stack) const noexcept { return stack_nodes_[stack]; }
-    std::size_t stacks() const noexcept { return stack_nodes_.size(); }
+    const StackTree &tree() const noexcept { return tree_; }
     PyObject *code(std::uint32_t index) const noexcept { return codes_[index]; }
 
     // memory_bytes() as of the last walk, for a thread that does not hold g_lock.
     std::size_t published_bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
 
     std::size_t memory_bytes() const noexcept {
-        return nodes_.capacity() * sizeof(StackNode) + node_index_.memory_bytes() +
-               chain_cache_.memory_bytes() + stack_cache_.memory_bytes() +
-               stack_nodes_.capacity() * sizeof(std::uint32_t) +
+        return tree_.memory_bytes() + chain_cache_.memory_bytes() + stack_cache_.memory_bytes() +
                codes_.capacity() * sizeof(PyObject *) + code_index_.memory_bytes() +
                pending_codes_.capacity() * sizeof(std::uint32_t);
     }
@@ -183,61 +174,30 @@ class StackTree {
   private:
     // The line of an offset, by a cursor per code object in a small direct-mapped set: a module
     // body looked up as it runs walks its line table forward from the last offset. A code
-    // object a cursor names is in codes_ (interned before any lookup in it ends), so it stays
-    // alive while the cursor names it.
+    // object a cursor names is in codes_ (owned until peak_stop), so it stays alive while the
+    // cursor names it.
     int line_of(PyObject *code, int offset) noexcept {
         memxx_line_cursor &cursor =
             line_cursors_[(reinterpret_cast<std::uintptr_t>(code) >> 6) % kLineCursors];
         return memxx_code_line_at(code, offset, &cursor);
     }
 
-    void forget_line_cursor(PyObject *code) noexcept {
-        memxx_line_cursor &cursor =
-            line_cursors_[(reinterpret_cast<std::uintptr_t>(code) >> 6) % kLineCursors];
-        if (cursor.code == code) {
-            cursor.code = nullptr;
-        }
-    }
-
-    // The node for the frame (`code`, `line`) called from `*node`, added if new.
-    bool intern(PyObject *code, int line, bool gil, std::uint32_t *node) noexcept {
-        std::uint32_t code_id = 0;
-        if (!code_index(code, gil, &code_id)) {
-            return false;
-        }
-        const std::uint64_t key =
-            mix(mix(*node | (static_cast<std::uint64_t>(code_id) << 32)) ^
-                static_cast<std::uint32_t>(line)) |
-            1;
-        if (const std::uint32_t *known = node_index_.find(key); known != nullptr) {
-            const StackNode &found = nodes_[*known];
-            if (found.parent == *node && found.code == code_id && found.line == line) {
-                *node = *known;
-                return true;
-            }
-        }
-        const auto id = static_cast<std::uint32_t>(nodes_.size());
-        if (id >= kMaxNodes) {
-            return false;
-        }
-        try {
-            reserve_one_more(nodes_);
-            nodes_.push_back(StackNode{*node, code_id, line, kNoStack});
-        } catch (...) {
-            return false;
-        }
-        node_index_.put(key, id); // a key taken by another node only costs a twin node
-        *node = id;
-        return true;
+    static std::uint64_t code_hash(PyObject *code) noexcept {
+        return id_hash(reinterpret_cast<std::uintptr_t>(code));
     }
 
     bool code_index(PyObject *code, bool gil, std::uint32_t *index) noexcept {
-        const auto key = reinterpret_cast<std::uintptr_t>(code);
-        if (const std::uint32_t *known = code_index_.find(key); known != nullptr) {
-            *index = *known;
+        const std::uint64_t hash = code_hash(code);
+        const std::uint32_t known =
+            code_index_.find(hash, [this, code](std::uint32_t id) { return codes_[id] == code; });
+        if (known != IdTable<26>::kNone) {
+            *index = known;
             return true;
         }
         const auto id = static_cast<std::uint32_t>(codes_.size());
+        if (id > IdTable<26>::kMaxId) {
+            return false;
+        }
         try {
             codes_.push_back(code);
             if (!gil) {
@@ -250,35 +210,18 @@ class StackTree {
         if (gil) {
             Py_INCREF(code);
         }
-        code_index_.put(key, id); // when it cannot grow, the code is listed (and owned) twice
+        // When the index cannot grow, the code is listed (and owned) twice.
+        code_index_.insert(hash, id,
+                           [this](std::uint32_t listed) { return code_hash(codes_[listed]); });
         *index = id;
         return true;
     }
 
-    std::uint32_t stack_id(std::uint32_t node) noexcept {
-        StackNode &entry = nodes_[node];
-        if (entry.stack == kNoStack) {
-            if (stack_nodes_.size() >= kMaxStacks) {
-                return 0;
-            }
-            try {
-                reserve_one_more(stack_nodes_);
-                stack_nodes_.push_back(node);
-            } catch (...) {
-                return 0;
-            }
-            entry.stack = static_cast<std::uint32_t>(stack_nodes_.size() - 1);
-        }
-        return entry.stack;
-    }
-
-    MiVector<StackNode> nodes_;
-    FlatTable<std::uint32_t> node_index_;  // (parent, code, line) -> node
+    StackTree tree_;
     FlatTable<std::uint32_t> chain_cache_; // chain key of instructions -> node
     FlatTable<std::uint32_t> stack_cache_; // a thread's stack key -> stack id
-    MiVector<std::uint32_t> stack_nodes_;  // stack id -> node
     MiVector<PyObject *> codes_;
-    FlatTable<std::uint32_t> code_index_;    // code object -> index in codes_
+    IdTable<26> code_index_;                // code object -> index in codes_
     MiVector<std::uint32_t> pending_codes_; // indices of codes_ not owned yet
     std::atomic<std::size_t> bytes_{0};
     static constexpr std::size_t kLineCursors = 61;
@@ -307,9 +250,29 @@ class Recorder {
     }
     ~Recorder() { mi_free(events_); }
 
-    StackTree stacks;      // g_lock
+    PythonStacks stacks;   // g_lock
     PeakTables tables;     // m_apply
     std::mutex m_apply;
+
+    // The calling thread's stack id. g_lock held. When the tree has grown enough, the stacks in
+    // no report (no bytes now, none at the peak) are collected first: that needs the tables as
+    // of every queued event (the queue holds stack ids), so it waits for a walk that finds
+    // m_apply free (only tried: see the lock order at the top).
+    std::uint32_t stack_of(std::uint64_t key) noexcept {
+        return stacks.stack_of(key, [this] {
+            if (m_apply.try_lock()) {
+                apply_queued_locked();
+                stacks.collect([this](std::uint32_t stack) {
+                    if (tables.stack_in_use(stack)) {
+                        return true;
+                    }
+                    tables.forget_stack(stack); // its id is handed out again
+                    return false;
+                });
+                m_apply.unlock();
+            }
+        });
+    }
 
     // Queues an event. g_lock held; may release and retake it while the queue is full.
     void push(Event event) noexcept {
@@ -497,7 +460,7 @@ inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size
     if (recorder == nullptr) {
         return;
     }
-    const std::uint32_t stack = kind == kFree ? 0 : recorder->stacks.stack_of(key);
+    const std::uint32_t stack = kind == kFree ? 0 : recorder->stack_of(key);
     recorder->push(Event{(kind << kKindShift) | (address & kAddressMask),
                          std::min(size, kSizeMask) | (static_cast<std::uint64_t>(stack) << 40)});
 }
@@ -595,28 +558,33 @@ PeakReport peak_report(bool live_now, std::int64_t largest) {
     out.peak_bytes = tables.peak();
     out.peak_time = tables.peak_time();
     out.current_bytes = tables.total();
-    const StackTree &stacks = recorder.stacks;
-    const auto &at_peak = tables.at_peak();
-    for (std::uint32_t stack = 0; stack < at_peak.size(); ++stack) {
-        if (at_peak[stack] > 0) {
-            out.at_peak.push_back(PeakRow{stacks.node_of_stack(stack), at_peak[stack]});
+    const PythonStacks &stacks = recorder.stacks;
+    const StackTree &tree = stacks.tree();
+    std::vector<std::uint32_t> node_of_stack(tree.stack_ids(), StackTree::kRootNode);
+    for (std::uint32_t node = 0; node < tree.nodes(); ++node) {
+        if (tree.node(node).stack != StackTree::kNoStack) {
+            node_of_stack[tree.node(node).stack] = node;
+        }
+    }
+    for (std::uint32_t stack = 0; stack < tables.stacks(); ++stack) {
+        if (const std::int64_t bytes = tables.at_peak_bytes(stack); bytes > 0) {
+            out.at_peak.push_back(PeakRow{node_of_stack.at(stack), bytes});
         }
     }
     for (std::uint32_t stack = 0; live_now && stack < tables.stacks(); ++stack) {
-        if (tables.live_bytes(stack) > 0) {
-            out.live_now.push_back(PeakRow{stacks.node_of_stack(stack), tables.live_bytes(stack)});
+        if (const std::int64_t bytes = tables.live_bytes(stack); bytes > 0) {
+            out.live_now.push_back(PeakRow{node_of_stack.at(stack), bytes});
         }
     }
-    const auto &nodes = stacks.nodes();
-    auto node_of = [&stacks, &nodes](std::uint32_t index) {
-        const StackNode &node = nodes[index];
-        PyObject *code = index <= kDeeperNode ? nullptr : stacks.code(node.code);
-        return PeakNode{node.parent, PeakFrame{code, node.line}};
+    auto node_of = [&stacks, &tree](std::uint32_t node) {
+        PyObject *code =
+            node <= StackTree::kDeeperNode ? nullptr : stacks.code(tree.frame_of(node).code);
+        return PeakNode{tree.node(node).parent, PeakFrame{code, tree.frame_of(node).line}};
     };
     if (largest < 0) {
-        out.nodes.reserve(nodes.size());
-        for (std::uint32_t index = 0; index < nodes.size(); ++index) {
-            out.nodes.push_back(node_of(index));
+        out.nodes.reserve(tree.nodes());
+        for (std::uint32_t node = 0; node < tree.nodes(); ++node) {
+            out.nodes.push_back(node_of(node));
         }
     } else {
         // Memory may be short (a table written at exit under an address-space limit): only the
@@ -631,23 +599,24 @@ PeakReport peak_report(bool live_now, std::int64_t largest) {
             out.left_rows = static_cast<std::size_t>(out.at_peak.end() - cut);
             out.at_peak.erase(cut, out.at_peak.end());
         }
-        std::vector<std::uint32_t> renumbered(nodes.size(), 0); // 0: not used
-        renumbered[kRootNode] = kRootNode;
-        renumbered[kDeeperNode] = kDeeperNode;
+        constexpr std::uint32_t kDeeper = StackTree::kDeeperNode;
+        std::vector<std::uint32_t> renumbered(tree.nodes(), 0); // 0: not used
+        renumbered[StackTree::kRootNode] = StackTree::kRootNode;
+        renumbered[kDeeper] = kDeeper;
         for (const PeakRow &row : out.at_peak) {
-            for (std::uint32_t node = row.stack; node > kDeeperNode && renumbered[node] == 0;
-                 node = nodes[node].parent) {
+            for (std::uint32_t node = row.stack; node > kDeeper && renumbered[node] == 0;
+                 node = tree.node(node).parent) {
                 renumbered[node] = 1; // used; its number is given below
             }
         }
-        out.nodes.push_back(node_of(kRootNode));
-        out.nodes.push_back(node_of(kDeeperNode));
-        for (std::uint32_t index = kDeeperNode + 1; index < nodes.size(); ++index) {
-            if (renumbered[index] != 0) {
-                renumbered[index] = static_cast<std::uint32_t>(out.nodes.size());
-                PeakNode node = node_of(index);
-                node.parent = renumbered[node.parent]; // parents come first
-                out.nodes.push_back(node);
+        out.nodes.push_back(node_of(StackTree::kRootNode));
+        out.nodes.push_back(node_of(kDeeper));
+        for (std::uint32_t node = kDeeper + 1; node < tree.nodes(); ++node) {
+            if (renumbered[node] != 0) {
+                renumbered[node] = static_cast<std::uint32_t>(out.nodes.size());
+                PeakNode copy = node_of(node);
+                copy.parent = renumbered[copy.parent]; // parents come first
+                out.nodes.push_back(copy);
             }
         }
         for (PeakRow &row : out.at_peak) {
@@ -659,8 +628,8 @@ PeakReport peak_report(bool live_now, std::int64_t largest) {
     out.peak_live_blocks = tables.peak_live_blocks();
     out.peak_block_table_bytes = tables.peak_block_table_bytes();
     out.stack_table_bytes = recorder.stacks.memory_bytes() + tables.other_bytes();
-    out.stack_nodes = nodes.size();
-    out.stacks = stacks.stacks();
+    out.stack_nodes = tree.nodes();
+    out.stacks = tree.stacks();
     out.tags = tables.tags();
     return out;
 }

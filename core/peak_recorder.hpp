@@ -73,7 +73,8 @@ struct PeakReport {
     std::int64_t current_bytes = 0; // bytes live now
     std::vector<PeakRow> at_peak;   // live bytes per stack at the peak, those above 0
     std::vector<PeakRow> live_now;  // live bytes per stack now, those above 0 (what is kept)
-    std::vector<PeakNode> nodes;    // every node interned so far (with `largest`: those used)
+    std::vector<PeakNode> nodes;    // every node of the stacks kept (core/stack_tree.hpp); with
+                                    // `largest`: those its stacks go through
     std::size_t left_rows = 0;      // with `largest`: the stacks left out of at_peak
     std::int64_t left_bytes = 0;    // and their bytes
     std::size_t live_blocks = 0;
@@ -81,8 +82,9 @@ struct PeakReport {
     std::size_t peak_live_blocks = 0;  // the same two at the peak
     std::size_t peak_block_table_bytes = 0;
     std::size_t stack_table_bytes = 0; // stack nodes, their tags and the per-stack figures
-    std::size_t stack_nodes = 0;       // nodes interned
-    std::size_t stacks = 0;            // stacks allocations were made at
+    std::size_t stack_nodes = 0;       // nodes kept
+    std::size_t stacks = 0;            // stacks kept: allocated at since the last collection,
+                                       // or holding bytes now or at the peak
     std::size_t tags = 0;              // (stack, size) pairs live blocks share
 };
 // The figures so far; the peak is that of the whole recording. `live_now`: also the bytes each

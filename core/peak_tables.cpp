@@ -13,11 +13,8 @@ constexpr unsigned kWideStackShift = 40;
 constexpr std::uint64_t kWideSizeMask = (std::uint64_t{1} << kWideStackShift) - 1;
 
 std::uint64_t tag_key(std::uint64_t size, std::uint32_t stack) noexcept {
-    std::uint64_t h = (size ^ (static_cast<std::uint64_t>(stack) << 40)) * 0x9E3779B97F4A7C15ull;
-    return (h ^ (h >> 29)) | 1;
+    return id_hash(size ^ (static_cast<std::uint64_t>(stack) << 40));
 }
-
-constexpr std::uint32_t kNoTag = ~std::uint32_t{0};
 
 std::uint64_t wide_value(std::uint64_t size, std::uint32_t stack) noexcept {
     return kWideMark | (static_cast<std::uint64_t>(stack) << kWideStackShift) |
@@ -32,64 +29,59 @@ double wall_seconds() noexcept {
 
 } // namespace
 
+std::uint64_t PeakTables::tag_hash_of(std::uint32_t tag) const noexcept {
+    return tag_key(tags_[tag].size, static_cast<std::uint32_t>(tags_[tag].stack));
+}
+
 std::uint64_t PeakTables::value_for(std::uint64_t size, std::uint32_t stack) noexcept {
     const std::uint64_t key = tag_key(size, stack);
-    if (const std::uint32_t *tag = tag_index_.find(key); tag != nullptr) {
-        const Tag &known = tags_[*tag];
-        if (known.size == size && known.stack == stack) {
-            ++tag_blocks_[*tag];
-            return *tag;
+    const std::uint32_t known = tag_index_.find(key, [&](std::uint32_t tag) {
+        return tags_[tag].size == size && tags_[tag].stack == stack;
+    });
+    if (known != IdTable<21>::kNone) {
+        Tag &tag = tags_[known];
+        if (tag.blocks != kStuckBlocks) {
+            ++tag.blocks;
         }
+        return known;
     }
-    if (size <= kWideSizeMask) {
-        std::uint32_t tag = 0;
-        if (!free_tags_.empty()) {
-            tag = free_tags_.back();
-        } else if (tags_.size() <= kMaxTag) {
-            tag = static_cast<std::uint32_t>(tags_.size());
-        } else {
-            tag = kNoTag;
-        }
-        if (tag != kNoTag && tag_index_.put(key, tag)) {
-            if (tag == tags_.size()) {
-                try {
-                    reserve_one_more(tags_);
-                    reserve_one_more(tag_blocks_);
-                    tags_.push_back(Tag{size, stack});
-                    tag_blocks_.push_back(1);
-                } catch (...) {
-                    std::uint32_t gone = 0;
-                    tag_index_.erase(key, &gone);
-                    return wide_value(size, stack);
-                }
-            } else {
-                free_tags_.pop_back();
-                tags_[tag] = Tag{size, stack};
-                tag_blocks_[tag] = 1;
-            }
-            return tag;
-        }
+    if (size > kWideSizeMask) {
+        return wide_value(size, stack);
     }
-    return wide_value(size, stack);
+    std::uint32_t tag = 0;
+    const bool reused = !free_tags_.empty();
+    if (reused) {
+        tag = free_tags_.back();
+    } else if (tags_.size() <= kMaxTag && tags_.push_back(Tag{size, stack, 1})) {
+        tag = static_cast<std::uint32_t>(tags_.size() - 1);
+    } else {
+        return wide_value(size, stack);
+    }
+    tags_[tag] = Tag{size, stack, 1};
+    if (!tag_index_.insert(key, tag, [this](std::uint32_t id) { return tag_hash_of(id); })) {
+        if (!reused) {
+            tags_.pop_back();
+        }
+        return wide_value(size, stack);
+    }
+    if (reused) {
+        free_tags_.pop_back();
+    }
+    return tag;
 }
 
 void PeakTables::release(std::uint64_t value) noexcept {
-    if ((value & kWideMark) != 0 || --tag_blocks_[value] != 0) {
+    if ((value & kWideMark) != 0) {
         return;
     }
-    const Tag &tag = tags_[value];
-    const std::uint64_t key = tag_key(tag.size, static_cast<std::uint32_t>(tag.stack));
-    if (const std::uint32_t *indexed = tag_index_.find(key);
-        indexed != nullptr && *indexed == value) {
-        std::uint32_t gone = 0;
-        tag_index_.erase(key, &gone);
+    Tag &held = tags_[value];
+    if (held.blocks == kStuckBlocks || --held.blocks != 0) {
+        return;
     }
-    try {
-        reserve_one_more(free_tags_);
-        free_tags_.push_back(static_cast<std::uint32_t>(value));
-    } catch (...) {
-        // Out of memory: the tag is not given out again.
-    }
+    const auto tag = static_cast<std::uint32_t>(value);
+    tag_index_.erase(tag_hash_of(tag), tag, [this](std::uint32_t id) { return tag_hash_of(id); });
+    // When the list cannot grow the tag is not given out again.
+    free_tags_.push_back(tag);
 }
 
 void PeakTables::decode(std::uint64_t value, std::uint32_t *stack,
@@ -103,20 +95,15 @@ void PeakTables::decode(std::uint64_t value, std::uint32_t *stack,
     }
 }
 
+bool PeakTables::add_stacks(std::uint32_t stack) noexcept {
+    // Every id below `stack` gets its figures, zero, and its dirty bit.
+    return figures_.grow_to(std::size_t{stack} + 1, Figures{0, 0}) &&
+           dirty_.grow_to(std::size_t{stack} / 64 + 1, 0);
+}
+
 void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
                           std::uint32_t stack) noexcept {
-    try {
-        if (stack >= live_.size()) {
-            const std::size_t grown =
-                std::max<std::size_t>(stack + 1, live_.size() + live_.size() / 4 + 1024);
-            for (auto *figures : {&live_, &at_peak_}) {
-                figures->reserve(grown); // resize() alone would double the capacity
-                figures->resize(grown, 0);
-            }
-            dirty_.reserve(grown);
-            dirty_.resize(grown, 0);
-        }
-    } catch (...) {
+    if (stack >= figures_.size() && !add_stacks(stack)) {
         return; // out of memory: the block stays untracked
     }
     const std::uint64_t value = value_for(size, stack);
@@ -154,9 +141,31 @@ void PeakTables::on_unmap(std::uintptr_t address, std::uint64_t length,
     }
 }
 
+void PeakTables::set_figure(std::uint32_t *value, FlatTable<std::uint64_t> *wide,
+                            std::uint32_t stack, std::uint64_t bytes) noexcept {
+    const std::uint64_t key = std::uint64_t{stack} + 1;
+    if (bytes < kWideFigure) {
+        if (*value == kWideFigure) {
+            std::uint64_t gone = 0;
+            wide->erase(key, &gone);
+        }
+        *value = static_cast<std::uint32_t>(bytes);
+    } else if (wide->put(key, bytes)) {
+        *value = kWideFigure;
+    } else {
+        *value = kWideFigure - 1; // out of memory: the figure stops just under 4 GiB
+    }
+}
+
 void PeakTables::charge(std::uint32_t stack, std::uint64_t size) noexcept {
     touch(stack);
-    live_[stack] += static_cast<std::int64_t>(size);
+    Figures &figures = figures_[stack];
+    if (figures.live != kWideFigure && size < kWideFigure - figures.live) {
+        figures.live += static_cast<std::uint32_t>(size);
+    } else {
+        set_figure(&figures.live, &wide_live_, stack,
+                   static_cast<std::uint64_t>(figure(figures.live, wide_live_, stack)) + size);
+    }
     total_ += static_cast<std::int64_t>(size);
     if (total_ > peak_) {
         peak_ = total_;
@@ -169,21 +178,35 @@ void PeakTables::discharge(std::uint32_t stack, std::uint64_t size) noexcept {
         keep_peak(); // the figures just before this fall are those of the peak
     }
     touch(stack);
-    live_[stack] -= static_cast<std::int64_t>(size);
+    Figures &figures = figures_[stack];
+    if (figures.live != kWideFigure && size <= figures.live) {
+        figures.live -= static_cast<std::uint32_t>(size);
+    } else {
+        const auto live = static_cast<std::uint64_t>(figure(figures.live, wide_live_, stack));
+        set_figure(&figures.live, &wide_live_, stack, live > size ? live - size : 0);
+    }
     total_ -= static_cast<std::int64_t>(size);
 }
 
 void PeakTables::touch(std::uint32_t stack) noexcept {
-    if (dirty_[stack] == 0) {
-        dirty_[stack] = 1;
+    std::uint64_t &word = dirty_[stack / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (stack % 64);
+    if ((word & bit) == 0) {
+        word |= bit;
         dirty_list_.push_back(stack);
     }
 }
 
 void PeakTables::keep_peak() noexcept {
     for (const std::uint32_t stack : dirty_list_) {
-        at_peak_[stack] = live_[stack];
-        dirty_[stack] = 0;
+        Figures &figures = figures_[stack];
+        if (figures.live != kWideFigure && figures.at_peak != kWideFigure) {
+            figures.at_peak = figures.live;
+        } else {
+            set_figure(&figures.at_peak, &wide_at_peak_, stack,
+                       static_cast<std::uint64_t>(figure(figures.live, wide_live_, stack)));
+        }
+        dirty_[stack / 64] &= ~(std::uint64_t{1} << (stack % 64));
     }
     dirty_list_.clear();
     at_high_ = false;
@@ -198,11 +221,35 @@ void PeakTables::settle() noexcept {
     }
 }
 
+bool PeakTables::stack_in_use(std::uint32_t stack) const noexcept {
+    if (stack >= figures_.size()) {
+        return false;
+    }
+    const Figures &figures = figures_[stack];
+    // While the total stands at a new high, the figure at the peak of a stack changed since the
+    // last copy is the one it has now (keep_peak copies it at the next fall).
+    const bool copy_pending = at_high_ && dirty(stack);
+    return figures.live != 0 || (!copy_pending && figures.at_peak != 0);
+}
+
+void PeakTables::forget_stack(std::uint32_t stack) noexcept {
+    if (stack < figures_.size()) {
+        // Its live figure is 0 already; a pending copy would give 0 at the peak too.
+        set_figure(&figures_[stack].at_peak, &wide_at_peak_, stack, 0);
+    }
+}
+
+PeakTables::Memory PeakTables::memory() const noexcept {
+    return Memory{figures_.memory_bytes() + wide_live_.memory_bytes() +
+                      wide_at_peak_.memory_bytes(),
+                  dirty_.memory_bytes() + dirty_list_.capacity() * sizeof(std::uint32_t),
+                  tags_.memory_bytes(), tag_index_.memory_bytes(),
+                  free_tags_.memory_bytes()};
+}
+
 std::size_t PeakTables::other_bytes() const noexcept {
-    return tags_.capacity() * sizeof(Tag) + tag_blocks_.capacity() * sizeof(std::uint32_t) +
-           free_tags_.capacity() * sizeof(std::uint32_t) + tag_index_.memory_bytes() +
-           live_.capacity() * 2 * sizeof(std::int64_t) + dirty_.capacity() +
-           dirty_list_.capacity() * sizeof(std::uint32_t);
+    const Memory parts = memory();
+    return parts.figures + parts.dirty + parts.tags + parts.tag_index + parts.free_tags;
 }
 
 } // namespace memxx::core

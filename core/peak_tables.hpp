@@ -16,18 +16,12 @@
 
 #include <mimalloc.h>
 
+#include "core/chunked_array.hpp"
 #include "core/flat_table.hpp"
+#include "core/id_table.hpp"
 #include "core/live_blocks.hpp"
 
 namespace memxx::core {
-
-// Makes room for one more element by a quarter more, not double: the tables by stack and by node
-// hold millions of entries, and doubling leaves up to half of them unused.
-template <class Vector> void reserve_one_more(Vector &vector) {
-    if (vector.size() == vector.capacity()) {
-        vector.reserve(vector.capacity() + vector.capacity() / 4 + 1024);
-    }
-}
 
 class PeakTables {
   public:
@@ -61,12 +55,20 @@ class PeakTables {
     std::int64_t total() const noexcept { return total_; }
     std::int64_t peak() const noexcept { return peak_; }
     double peak_time() const noexcept { return peak_time_; } // seconds since the epoch
-    // By stack id: the bytes live at the peak (after settle()). May be shorter than the stacks.
-    const Vector<std::int64_t> &at_peak() const noexcept { return at_peak_; }
-    std::size_t stacks() const noexcept { return live_.size(); } // stack ids below this are known
+    std::size_t stacks() const noexcept { return figures_.size(); } // ids below this are known
+    // The bytes `stack` holds now, and held at the peak (after settle()).
     std::int64_t live_bytes(std::uint32_t stack) const noexcept {
-        return stack < live_.size() ? live_[stack] : 0;
+        return stack < figures_.size() ? figure(figures_[stack].live, wide_live_, stack) : 0;
     }
+    std::int64_t at_peak_bytes(std::uint32_t stack) const noexcept {
+        return stack < figures_.size() ? figure(figures_[stack].at_peak, wide_at_peak_, stack) : 0;
+    }
+
+    // Whether `stack` holds bytes now or held some at the peak (before settle() too): a stack for
+    // which neither holds is in no report, and its id may name another stack after forget_stack.
+    bool stack_in_use(std::uint32_t stack) const noexcept;
+    // Makes a stack not in use ready to name another one: its figures are those of a new stack.
+    void forget_stack(std::uint32_t stack) noexcept;
 
     std::size_t live_blocks() const noexcept { return blocks_.count(); }
     // The live blocks and the block table's memory at the peak (after settle()).
@@ -75,6 +77,11 @@ class PeakTables {
     std::size_t block_table_bytes() const noexcept { return blocks_.memory_bytes(); }
     std::size_t other_bytes() const noexcept; // tags and per-stack figures
     std::size_t tags() const noexcept { return tags_.size() - free_tags_.size(); }
+
+    struct Memory {
+        std::size_t figures, dirty, tags, tag_index, free_tags;
+    };
+    Memory memory() const noexcept;
 
   private:
     // A block's value in the live-block table: a tag (a stack and a size that live blocks share)
@@ -91,19 +98,49 @@ class PeakTables {
     void touch(std::uint32_t stack) noexcept;
     void keep_peak() noexcept;
 
-    struct Tag {
+    bool add_stacks(std::uint32_t stack) noexcept; // figures for stack ids up to `stack`
+    std::uint64_t tag_hash_of(std::uint32_t tag) const noexcept;
+
+    // 10 bytes: a program holds hundreds of thousands (a pandas + scikit-learn job: 261 k for
+    // 667 k live blocks).
+    struct __attribute__((packed, aligned(2))) Tag {
         std::uint64_t size : 40;
         std::uint64_t stack : 24;
+        // The live blocks holding it. One held by kStuckBlocks at once has lost count and is
+        // kept for good: a pair that had 65,535 blocks at once, a few per program at most.
+        std::uint16_t blocks;
     };
+    static constexpr std::uint16_t kStuckBlocks = 0xFFFF;
+
+    // A stack's figures in 32 bits each: a figure of 4 GiB or more is kWideFigure there and
+    // stands in the wide map (key: the stack + 1).
+    static constexpr std::uint32_t kWideFigure = ~std::uint32_t{0};
+    struct Figures {
+        std::uint32_t live;    // bytes live now
+        std::uint32_t at_peak; // bytes live at the peak
+    };
+    static std::int64_t figure(std::uint32_t value, const FlatTable<std::uint64_t> &wide,
+                               std::uint32_t stack) noexcept {
+        if (value != kWideFigure) {
+            return value;
+        }
+        const std::uint64_t *stored = wide.find(std::uint64_t{stack} + 1);
+        return stored != nullptr ? static_cast<std::int64_t>(*stored) : 0;
+    }
+    static void set_figure(std::uint32_t *value, FlatTable<std::uint64_t> *wide,
+                           std::uint32_t stack, std::uint64_t bytes) noexcept;
+    bool dirty(std::uint32_t stack) const noexcept {
+        return (dirty_[stack / 64] >> (stack % 64) & 1) != 0;
+    }
 
     LiveBlocks blocks_;
-    Vector<Tag> tags_;
-    Vector<std::uint32_t> tag_blocks_;   // by tag: the live blocks holding it
-    Vector<std::uint32_t> free_tags_;    // tags no block holds, to be given out again
-    FlatTable<std::uint32_t> tag_index_; // (stack, size) -> tag
-    Vector<std::int64_t> live_;          // by stack: bytes live now
-    Vector<std::int64_t> at_peak_;       // by stack: bytes live at the peak
-    Vector<std::uint8_t> dirty_;         // by stack: changed since the last copy
+    ChunkedArray<Tag> tags_;
+    ChunkedArray<std::uint32_t> free_tags_; // tags no block holds, to be given out again
+    IdTable<21> tag_index_;                 // (stack, size) -> tag
+    ChunkedArray<Figures> figures_;          // by stack
+    FlatTable<std::uint64_t> wide_live_;     // stack + 1 -> bytes live now, 4 GiB or more
+    FlatTable<std::uint64_t> wide_at_peak_;  // stack + 1 -> bytes at the peak, 4 GiB or more
+    ChunkedArray<std::uint64_t, 9> dirty_;   // by stack, a bit: changed since the last copy
     Vector<std::uint32_t> dirty_list_;
     std::int64_t total_ = 0;
     std::int64_t peak_ = 0;

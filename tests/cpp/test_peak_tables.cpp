@@ -44,7 +44,7 @@ struct Definition {
 };
 
 std::int64_t at_peak_of(const PeakTables &tables, std::uint32_t stack) {
-    return stack < tables.at_peak().size() ? tables.at_peak()[stack] : 0;
+    return tables.at_peak_bytes(stack);
 }
 
 } // namespace
@@ -168,4 +168,72 @@ TEST_CASE("the block table stays within 24 bytes per live block above its minimu
             REQUIRE(tables.block_table_bytes() <= 24 * tables.live_blocks());
         }
     }
+}
+
+TEST_CASE("a stack's figures past 4 GiB stay exact, and come back under it") {
+    PeakTables tables;
+    constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
+    tables.on_alloc(0x10000000, 3 * kGiB, 4);
+    tables.on_alloc(0x20000000, 3 * kGiB + 5, 4); // 6 GiB on one stack
+    tables.on_alloc(0x30000000, 100, 4);
+    REQUIRE(tables.live_bytes(4) == static_cast<std::int64_t>(6 * kGiB + 105));
+    tables.on_free(0x20000000); // the peak: 6 GiB + 105
+    tables.settle();
+    CHECK(tables.at_peak_bytes(4) == static_cast<std::int64_t>(6 * kGiB + 105));
+    CHECK(tables.live_bytes(4) == static_cast<std::int64_t>(3 * kGiB + 100));
+    tables.on_free(0x10000000);
+    CHECK(tables.live_bytes(4) == 100);
+    CHECK(tables.at_peak_bytes(4) == static_cast<std::int64_t>(6 * kGiB + 105));
+    CHECK(tables.total() == 100);
+}
+
+TEST_CASE("a stack is in use while it holds bytes now or held some at the peak") {
+    PeakTables tables;
+    tables.on_alloc(0x1000, 100, 2); // freed before the peak: in no report
+    tables.on_free(0x1000);
+    tables.on_alloc(0x2000, 300, 3); // held at the peak, freed since
+    tables.on_alloc(0x3000, 50, 4);  // held now
+    tables.on_free(0x2000);
+    tables.on_alloc(0x4000, 0, 5); // a block of no bytes: in no report either
+    CHECK_FALSE(tables.stack_in_use(2));
+    CHECK(tables.stack_in_use(3));
+    CHECK(tables.stack_in_use(4));
+    CHECK_FALSE(tables.stack_in_use(5));
+    CHECK_FALSE(tables.stack_in_use(99)); // never seen
+    // While the total stands at a new high (the copy not made yet), what a stack holds now is
+    // what it will hold at the peak: a stack that gave everything back is not in use even if
+    // its last copy had bytes.
+    tables.on_alloc(0x5000, 1000, 6); // 1050
+    tables.on_free(0x3000);           // the peak (1050) copied: stack 4 had 50 there
+    CHECK(tables.stack_in_use(4));
+    tables.on_alloc(0x6000, 2000, 7); // 3000: a new high, stack 4's 0 not copied yet
+    CHECK(tables.at_peak_bytes(4) == 50);
+    CHECK_FALSE(tables.stack_in_use(4));
+    tables.forget_stack(2);
+    tables.on_alloc(0x7000, 64, 2); // stack 2's id names another stack now
+    tables.on_free(0x6000);
+    tables.settle();
+    CHECK(tables.at_peak_bytes(2) == 64);
+    CHECK(tables.at_peak_bytes(7) == 2000);
+    CHECK(tables.at_peak_bytes(4) == 0); // the peak moved past its free
+}
+
+TEST_CASE("a tag held by 65,535 blocks at once is kept for good, its figures still exact") {
+    PeakTables tables;
+    for (std::uintptr_t i = 0; i < 70'000; ++i) {
+        tables.on_alloc(0x10000000 + 16 * i, 32, 3);
+    }
+    tables.on_alloc(0x20000000, 48, 3);
+    REQUIRE(tables.tags() == 2);
+    REQUIRE(tables.live_bytes(3) == 70'000 * 32 + 48);
+    for (std::uintptr_t i = 0; i < 70'000; ++i) {
+        tables.on_free(0x10000000 + 16 * i);
+    }
+    tables.on_free(0x20000000);
+    CHECK(tables.live_bytes(3) == 0);
+    CHECK(tables.total() == 0);
+    CHECK(tables.tags() == 1); // (3, 32) lost count: kept; (3, 48) given back
+    tables.on_alloc(0x30000000, 32, 3); // the kept tag serves the pair again
+    CHECK(tables.tags() == 1);
+    CHECK(tables.live_bytes(3) == 32);
 }

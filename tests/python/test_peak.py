@@ -528,6 +528,78 @@ def test_small_stacks_are_grouped_by_their_line() -> None:
     assert len(merged.stacks) < len(whole.stacks) - 500
 
 
+def _branch(depth: int, sides: list[bool], kept: list, keep: bool) -> None:
+    if depth == 0:
+        block = bytearray(100)  # one stack per path down
+        if keep:
+            kept.append(block)
+    elif sides[depth]:
+        _branch(depth - 1, sides, kept, keep)  # the path goes through one of these two lines
+    else:
+        _branch(depth - 1, sides, kept, keep)
+
+
+def _branch_paths(report: dict, rows: list) -> dict[tuple[bool, ...], int]:
+    """The sides each row's stack took through _branch, read back from the tree: its bytes."""
+    code = _branch.__code__
+    leaf, first_side, other_side = (code.co_firstlineno + n for n in (2, 6, 8))
+    paths: dict[tuple[bool, ...], int] = {}
+    for size, node in rows:
+        parent, frame_code, line = report["nodes"][node]
+        if frame_code is not code or line != leaf:
+            continue
+        sides = []
+        while parent >= 0 and report["nodes"][parent][1] is code:
+            parent, _code, line = report["nodes"][parent]
+            assert line in (first_side, other_side)
+            sides.append(line == first_side)  # depth 1 first
+        paths[tuple(sides)] = size
+    return paths
+
+
+def _record_branches(depth: int, keep_every: int) -> tuple[dict, list[list[bool]]]:
+    paths = [[False] + [(bits >> d) & 1 == 1 for d in range(depth)] for bits in range(2**depth)]
+    kept: list = [None]
+    kept.pop()  # its items array made before recording
+    _memxx.peak_start(False)
+    try:
+        for n, sides in enumerate(paths):
+            _branch(depth, sides, kept, n % keep_every == 0)
+        report = _memxx.peak_report(-1, True)
+    finally:
+        _memxx.peak_stop()
+    return report, [sides for n, sides in enumerate(paths) if n % keep_every == 0]
+
+
+def test_the_stack_table_costs_a_few_bytes_per_node_with_every_stack_held() -> None:
+    # 65,536 stacks that each hold a block, through 196,606 nodes of _branch: the tree, its
+    # index, the figures per stack and two tags per stack (a bytearray's object and its
+    # buffer), 32 bytes a node in all (it was 92).
+    depth = 16
+    report, kept_paths = _record_branches(depth, keep_every=1)
+    branch_nodes = 2 ** (depth + 1) - 2 + 2**depth
+    assert branch_nodes <= report["stack_nodes"] <= branch_nodes + 500
+    assert report["stack_table_bytes"] <= 36 * report["stack_nodes"], (
+        report["stack_table_bytes"] / report["stack_nodes"])
+    held = _branch_paths(report, report["live_now"])
+    assert set(held) == {tuple(sides[1:]) for sides in kept_paths}
+
+
+def test_stacks_that_hold_nothing_are_forgotten_and_the_others_stay_exact() -> None:
+    # 65,536 stacks, one in 64 holding its block: the other 64,512 hold nothing now and held
+    # nothing at the peak, so the tree forgets them once it has 65,536 nodes (it kept all
+    # 196,606, 13.4 MB); what the kept ones hold is still theirs, path by path.
+    depth = 16
+    report, kept_paths = _record_branches(depth, keep_every=64)
+    assert report["stack_nodes"] <= 70_000
+    assert report["stack_table_bytes"] < 2.5 * 2**20
+    held = _branch_paths(report, report["live_now"])
+    assert set(held) == {tuple(sides[1:]) for sides in kept_paths}
+    assert len(set(held.values())) == 1 and min(held.values()) >= 100  # a bytearray(100) each
+    at_peak = _branch_paths(report, report["at_peak"])
+    assert at_peak.keys() >= held.keys()
+
+
 def test_a_failing_program_keeps_its_exception_and_its_peak(tmp_path: Path) -> None:
     (tmp_path / "fails.py").write_text("held = bytearray(3_000_000)\nraise RuntimeError('own')\n")
     result = mprofxx("run", "--peak", "-E", "fails.py", cwd=tmp_path)
