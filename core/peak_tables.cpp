@@ -103,8 +103,7 @@ void PeakTables::decode(std::uint64_t value, std::uint32_t *stack,
     }
 }
 
-void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
-                          std::uint32_t stack) noexcept {
+bool PeakTables::has_stack(std::uint32_t stack) noexcept {
     try {
         if (stack >= live_.size()) {
             const std::size_t grown =
@@ -117,6 +116,14 @@ void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
             dirty_.resize(grown, 0);
         }
     } catch (...) {
+        return false;
+    }
+    return true;
+}
+
+void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
+                          std::uint32_t stack) noexcept {
+    if (!has_stack(stack)) {
         return; // out of memory: the block stays untracked
     }
     const std::uint64_t value = value_for(size, stack);
@@ -145,12 +152,11 @@ void PeakTables::on_free(std::uintptr_t address) noexcept {
     take(address, &stack, &size);
 }
 
-void PeakTables::on_unmap(std::uintptr_t address, std::uint64_t length,
-                          std::uint32_t stack) noexcept {
-    std::uint32_t owner = 0;
-    std::uint64_t size = 0;
-    if (take(address, &owner, &size) && length < size) {
-        on_alloc(address + length, size - length, stack);
+void PeakTables::on_pages(std::uint32_t stack, std::int64_t bytes) noexcept {
+    if (bytes > 0 && has_stack(stack)) {
+        charge(stack, static_cast<std::uint64_t>(bytes));
+    } else if (bytes < 0 && stack < live_.size()) {
+        discharge(stack, static_cast<std::uint64_t>(-bytes));
     }
 }
 
