@@ -69,7 +69,9 @@ std::atomic<std::int64_t> g_unclaimed{0}; // bytes given back on unprofiled thre
 // A line that ran at least this long (in ticks) ends with a mincore pass over every mapping, so
 // that the pages other threads touched meanwhile count for it: 20 times the last pass's cost.
 std::atomic<std::uint64_t> g_long_line_ticks{0};
-bool g_peak_pages = false; // the peak recorder counts pages (between peak_begin and peak_end)
+// The peak recorder counts pages (between peak_begin and peak_end); changed under g_lock, read
+// without it by the hooks' fast paths.
+std::atomic<bool> g_peak_pages{false};
 
 std::uint64_t ticks() noexcept {
 #if defined(__x86_64__)
@@ -681,7 +683,7 @@ void peak_count(void *address, std::size_t length) noexcept {
 void peak_begin() noexcept {
     install_fork_handlers(); // the passes hold the lock from the recorder's thread
     SpinLockGuard guard(g_lock);
-    g_peak_pages = true;
+    g_peak_pages.store(true, std::memory_order_relaxed);
     if (g_tracked == nullptr) {
         return;
     }
@@ -701,7 +703,7 @@ void peak_begin() noexcept {
 
 void peak_end() noexcept {
     SpinLockGuard guard(g_lock);
-    g_peak_pages = false;
+    g_peak_pages.store(false, std::memory_order_relaxed);
 }
 
 std::size_t peak_pass(PeakPagesChanged *changed, std::size_t capacity,
