@@ -31,6 +31,7 @@
 #include "core/own_memory.hpp"
 #include "core/peak_tables.hpp"
 #include "core/py_compat.h"
+#include "core/signal_relay.hpp"
 
 namespace memxx::core {
 
@@ -452,6 +453,7 @@ class Recorder {
         auto next_pages_pass = std::chrono::steady_clock::now();
         while (!stopping_) {
             lock.unlock();
+            signal_relay_poll(); // an ending signal whose handler the main thread has not run
             {
                 std::lock_guard<std::mutex> guard(m_apply);
                 const bool any = head_.load(std::memory_order_acquire) !=
