@@ -20,6 +20,7 @@
 
 #include <mimalloc.h>
 
+#include "core/fork_locks.hpp"
 #include "core/line_ledger.hpp"
 #include "core/peak_recorder.hpp"
 #include "core/spin_lock.hpp"
@@ -463,26 +464,16 @@ void count_own_faults(ThreadLedger *ledger) noexcept {
     }
 }
 
-namespace {
-
-void lock_before_fork() noexcept { g_lock.lock(); }
-void unlock_in_parent() noexcept { g_lock.unlock(); }
+void fork_prepare() noexcept { g_lock.lock(); }
+void fork_parent() noexcept { g_lock.unlock(); }
 // The child's copy of the forking thread's watcher reads the parent's faults: closed.
-void reset_in_child() noexcept {
+void fork_child() noexcept {
     g_lock.unlock();
     if (t_watcher != nullptr) {
         close_watcher(t_watcher);
         t_watcher = nullptr;
     }
 }
-
-void install_fork_handlers() noexcept {
-    static const bool fork_handlers =
-        pthread_atfork(lock_before_fork, unlock_in_parent, reset_in_child) == 0;
-    (void)fork_handlers;
-}
-
-} // namespace
 
 void observe(ThreadLedger *ledger) noexcept {
     const std::uint64_t now = ticks();
@@ -498,7 +489,7 @@ void observe(ThreadLedger *ledger) noexcept {
     Change change;
     bool full = long_line;
     if (watcher == nullptr) {
-        install_fork_handlers();
+        fork_locks_install();
         t_watcher = watcher = open_watcher();
         full = true; // what happened before this thread watched
     }
@@ -681,7 +672,7 @@ void peak_count(void *address, std::size_t length) noexcept {
 }
 
 void peak_begin() noexcept {
-    install_fork_handlers(); // the passes hold the lock from the recorder's thread
+    fork_locks_install(); // the passes hold the lock from the recorder's thread
     SpinLockGuard guard(g_lock);
     g_peak_pages.store(true, std::memory_order_relaxed);
     if (g_tracked == nullptr) {

@@ -34,6 +34,7 @@
 
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_sources.hpp"
+#include "core/fork_locks.hpp"
 #include "core/got_slots.hpp"
 #include "core/mapped_pages.hpp"
 #include "core/process_memory.hpp"
@@ -583,12 +584,6 @@ void patch_new_objects() {
     }
 }
 
-// A thread without the GIL may hold either lock (a dlopen, an munmap) when another forks: the
-// child would inherit it held and hang at its next dlopen or profiling session. The forking
-// thread takes both across fork(), as the live-block table's lock is taken.
-void lock_before_fork() noexcept { g_patch_mutex.lock(); }
-void unlock_after_fork() noexcept { g_patch_mutex.unlock(); }
-
 // --- mappings made before the session ---------------------------------------------------------
 
 // How many bytes from `at` belong to an allocator whose blocks are counted one by one (so that
@@ -669,10 +664,14 @@ double seconds_now() noexcept {
 
 } // namespace
 
+// A thread without the GIL may hold the mutex (a dlopen) when another forks: the child would
+// inherit it held and hang at its next dlopen or profiling session (core/fork_locks.hpp).
+void native_hooks_fork_prepare() noexcept { g_patch_mutex.lock(); }
+void native_hooks_fork_parent() noexcept { g_patch_mutex.unlock(); }
+void native_hooks_fork_child() noexcept { g_patch_mutex.unlock(); }
+
 void native_hooks_enable() {
-    static const bool fork_handlers =
-        pthread_atfork(lock_before_fork, unlock_after_fork, unlock_after_fork) == 0;
-    (void)fork_handlers;
+    fork_locks_install();
     std::lock_guard<std::mutex> lock(g_patch_mutex);
     if (g_objects == nullptr) {
         g_objects = new (mi_malloc(sizeof(MiVector<PatchedObject>))) MiVector<PatchedObject>();

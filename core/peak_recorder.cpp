@@ -27,6 +27,7 @@
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_hook.hpp"
 #include "core/flat_table.hpp"
+#include "core/fork_locks.hpp"
 #include "core/mapped_pages.hpp"
 #include "core/own_memory.hpp"
 #include "core/peak_tables.hpp"
@@ -500,25 +501,6 @@ class Recorder {
 Recorder *g_recorder = nullptr; // changed with the GIL and g_lock held
 bool g_native = false;
 
-// fork(): the child must not inherit the tables half-way through an event, nor the spin lock
-// held (alloc_hook.cpp's handlers take g_lock after this one took m_apply).
-void lock_before_fork() noexcept {
-    if (g_recorder != nullptr) {
-        g_recorder->m_apply.lock();
-    }
-}
-void unlock_in_parent() noexcept {
-    if (g_recorder != nullptr) {
-        g_recorder->m_apply.unlock();
-    }
-}
-void unlock_in_child() noexcept {
-    if (g_recorder != nullptr) {
-        g_recorder->m_apply.unlock();
-        g_recorder->forget_thread();
-    }
-}
-
 // `stack`: the event's stack when given (~0: the calling thread's, for an allocation).
 inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size,
                   std::uint32_t given_stack = ~std::uint32_t{0}) noexcept {
@@ -548,6 +530,25 @@ void lock_both() noexcept {
 
 } // namespace
 
+// fork() (core/fork_locks.hpp): the child must not inherit the tables half-way through an event.
+// accounting::g_lock is held across these: g_recorder does not change.
+void peak_fork_prepare() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.lock();
+    }
+}
+void peak_fork_parent() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.unlock();
+    }
+}
+void peak_fork_child() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.unlock();
+        g_recorder->forget_thread();
+    }
+}
+
 void peak_on_alloc(const void *address, std::size_t size) noexcept {
     queue(kAlloc, reinterpret_cast<std::uintptr_t>(address), size);
 }
@@ -573,9 +574,7 @@ void peak_start(bool native) {
     if (g_recorder != nullptr) {
         throw std::logic_error("the peak recorder is already running");
     }
-    static const bool fork_handlers =
-        pthread_atfork(lock_before_fork, unlock_in_parent, unlock_in_child) == 0;
-    (void)fork_handlers;
+    fork_locks_install();
     auto *recorder = new (mi_malloc(sizeof(Recorder))) Recorder();
     recorder->counts_pages = native;
     recorder->start_thread();
