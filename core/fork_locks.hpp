@@ -5,7 +5,7 @@
 // HACKING's lock table, the order in which any code path nests them:
 //
 //   1. native_hooks' g_patch_mutex      (the session's enable/disable adopt and forget mappings
-//                                        under it: it comes before 2 and 4)
+//                                        under it: it comes before 4)
 //   2. accounting::g_lock               (the hooks' table; the peak recorder's producers hold it
 //                                        and only try 3)
 //   3. the peak recorder's m_apply      (held while events are applied; no other lock under it)

@@ -21,7 +21,14 @@
 //
 // The hooks (mapped/unmapped/given_back/remapped) are called by native_hooks.cpp under its
 // re-entrancy guard, from any thread, with or without the GIL; `observe` by the line tracer on a
-// profiled thread. An internal spin lock guards the mappings. No Python API.
+// profiled thread. No Python API.
+//
+// Lock: an internal spin lock guards the mappings, a leaf of the lock order (HACKING's lock
+// table, core/fork_locks.hpp): under it only the tables change, mincore runs and mimalloc
+// allocates (never hooked). What a hook or pass found is charged to the ledger and queued to the
+// peak recorder (peak_on_pages, which takes accounting::g_lock and may wait for room) after it
+// lets go; the maker's stack (peak_stack_now) is taken before. Taken under native_hooks'
+// g_patch_mutex by the session (adopt, forget_all), never with accounting::g_lock or m_apply.
 #pragma once
 
 #include <atomic>

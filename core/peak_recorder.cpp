@@ -5,9 +5,11 @@
 // in the order the hooks saw them, so they are exact; a report first applies what is queued.
 //
 // Locks: accounting::g_lock (a spin lock, the allocator hook's) orders the producers: it is held
-// to intern a stack and to queue an event. m_apply (a mutex) is held while events are applied.
-// Whoever holds g_lock only tries m_apply and lets go of g_lock between tries, so the fork
-// handlers may take the two in either order.
+// to intern a stack and to queue an event. m_apply (a mutex) is held while events are applied,
+// and nothing is taken under it. Whoever holds g_lock only tries m_apply and lets go of g_lock
+// between tries. The pages pass (count_pages) takes m_apply, then mapped_pages' spin lock
+// alone, then m_apply again: never two at once. The fork handler takes g_lock, then m_apply,
+// then the pages' lock (core/fork_locks.hpp, HACKING's lock table).
 #include "core/peak_recorder.hpp"
 
 #include <Python.h>
