@@ -96,10 +96,9 @@ class StackTree {
         stack_nodes_.push_back(kDeeperNode);
     }
 
-    // The stack id of the calling thread's stack; 0 (no Python frame) when the tables cannot
-    // grow. Stacks seen lately are found by a walk of instruction pointers alone.
-    std::uint32_t stack_of() noexcept {
-        const std::uint64_t key = memxx_thread_stack_key();
+    // The stack id of the calling thread's stack, whose memxx_thread_stack_key() is `key`; 0 (no
+    // Python frame) when the tables cannot grow. Stacks seen lately are found by the key alone.
+    std::uint32_t stack_of(std::uint64_t key) noexcept {
         if (const std::uint32_t *known = stack_cache_.find(key); known != nullptr) {
             return *known;
         }
@@ -143,7 +142,8 @@ class StackTree {
                 chain_cache_.clear();
             }
             for (int i = known - 1; i >= 0; --i) {
-                if (!intern(codes[i], memxx_code_line(codes[i], offsets[i]), gil, &node)) {
+                if (!intern(codes[i], line_of(codes[i], offsets[i]), gil, &node)) {
+                    forget_line_cursor(codes[i]); // its code may not be in codes_
                     return false;
                 }
                 chain_cache_.put(keys[i], node); // when it cannot grow, the next walk looks again
@@ -186,6 +186,24 @@ class StackTree {
     }
 
   private:
+    // The line of an offset, by a cursor per code object in a small direct-mapped set: a module
+    // body looked up as it runs walks its line table forward from the last offset. A code
+    // object a cursor names is in codes_ (interned before any lookup in it ends), so it stays
+    // alive while the cursor names it.
+    int line_of(PyObject *code, int offset) noexcept {
+        memxx_line_cursor &cursor =
+            line_cursors_[(reinterpret_cast<std::uintptr_t>(code) >> 6) % kLineCursors];
+        return memxx_code_line_at(code, offset, &cursor);
+    }
+
+    void forget_line_cursor(PyObject *code) noexcept {
+        memxx_line_cursor &cursor =
+            line_cursors_[(reinterpret_cast<std::uintptr_t>(code) >> 6) % kLineCursors];
+        if (cursor.code == code) {
+            cursor.code = nullptr;
+        }
+    }
+
     // The node for the frame (`code`, `line`) called from `*node`, added if new.
     bool intern(PyObject *code, int line, bool gil, std::uint32_t *node) noexcept {
         std::uint32_t code_id = 0;
@@ -268,6 +286,8 @@ class StackTree {
     FlatTable<std::uint32_t> code_index_;    // code object -> index in codes_
     MiVector<std::uint32_t> pending_codes_; // indices of codes_ not owned yet
     std::atomic<std::size_t> bytes_{0};
+    static constexpr std::size_t kLineCursors = 61;
+    memxx_line_cursor line_cursors_[kLineCursors] = {};
 };
 
 // One allocation, free, or pages given back: the address with the kind in its top bits, and the
@@ -506,14 +526,18 @@ bool g_native = false;
 // `stack`: the event's stack when given (~0: the calling thread's, for an allocation).
 inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size,
                   std::uint32_t given_stack = ~std::uint32_t{0}) noexcept {
+    // The walk of the thread's own frames needs no lock: threads allocating at once only wait
+    // for each other to look the key up and queue.
+    const bool walk = given_stack == ~std::uint32_t{0} && kind != kFree;
+    const std::uint64_t key = walk ? memxx_thread_stack_key() : 0;
     SpinLockGuard guard(accounting::g_lock);
     Recorder *recorder = g_recorder;
     if (recorder == nullptr) {
         return;
     }
-    const std::uint32_t stack = given_stack != ~std::uint32_t{0} ? given_stack
-                                : kind == kFree                 ? 0
-                                                                : recorder->stacks.stack_of();
+    const std::uint32_t stack = walk                       ? recorder->stacks.stack_of(key)
+                                : kind == kFree              ? 0
+                                                             : given_stack;
     recorder->push(Event{(kind << kKindShift) | (address & kAddressMask),
                          std::min(size, kSizeMask) | (static_cast<std::uint64_t>(stack) << 40)});
 }
@@ -560,8 +584,9 @@ void peak_on_free(const void *address) noexcept {
 }
 
 std::uint32_t peak_stack_now() noexcept {
+    const std::uint64_t key = memxx_thread_stack_key(); // before the lock, as queue() does
     SpinLockGuard guard(accounting::g_lock);
-    return g_recorder != nullptr ? g_recorder->stacks.stack_of() : 0;
+    return g_recorder != nullptr ? g_recorder->stacks.stack_of(key) : 0;
 }
 
 void peak_on_pages(std::uint32_t stack, std::int64_t bytes) noexcept {
@@ -616,7 +641,7 @@ void peak_stop() {
     mi_free(recorder);
 }
 
-PeakReport peak_report(bool live_now) {
+PeakReport peak_report(bool live_now, std::int64_t largest) {
     if (g_recorder == nullptr) {
         throw std::logic_error("the peak recorder is not running");
     }
@@ -654,17 +679,58 @@ PeakReport peak_report(bool live_now) {
         }
     }
     const auto &nodes = stacks.nodes();
-    out.nodes.reserve(nodes.size());
-    for (std::uint32_t index = 0; index < nodes.size(); ++index) {
+    auto node_of = [&stacks, &nodes](std::uint32_t index) {
         const StackNode &node = nodes[index];
         PyObject *code = index <= kDeeperNode ? nullptr : stacks.code(node.code);
-        out.nodes.push_back(PeakNode{node.parent, PeakFrame{code, node.line}});
+        return PeakNode{node.parent, PeakFrame{code, node.line}};
+    };
+    if (largest < 0) {
+        out.nodes.reserve(nodes.size());
+        for (std::uint32_t index = 0; index < nodes.size(); ++index) {
+            out.nodes.push_back(node_of(index));
+        }
+    } else {
+        // Memory may be short (a table written at exit under an address-space limit): only the
+        // largest stacks, and only the nodes they go through, renumbered in the same order.
+        if (static_cast<std::size_t>(largest) < out.at_peak.size()) {
+            const auto cut = out.at_peak.begin() + largest;
+            std::nth_element(out.at_peak.begin(), cut, out.at_peak.end(),
+                             [](const PeakRow &a, const PeakRow &b) { return a.bytes > b.bytes; });
+            for (auto row = cut; row != out.at_peak.end(); ++row) {
+                out.left_bytes += row->bytes;
+            }
+            out.left_rows = static_cast<std::size_t>(out.at_peak.end() - cut);
+            out.at_peak.erase(cut, out.at_peak.end());
+        }
+        std::vector<std::uint32_t> renumbered(nodes.size(), 0); // 0: not used
+        renumbered[kRootNode] = kRootNode;
+        renumbered[kDeeperNode] = kDeeperNode;
+        for (const PeakRow &row : out.at_peak) {
+            for (std::uint32_t node = row.stack; node > kDeeperNode && renumbered[node] == 0;
+                 node = nodes[node].parent) {
+                renumbered[node] = 1; // used; its number is given below
+            }
+        }
+        out.nodes.push_back(node_of(kRootNode));
+        out.nodes.push_back(node_of(kDeeperNode));
+        for (std::uint32_t index = kDeeperNode + 1; index < nodes.size(); ++index) {
+            if (renumbered[index] != 0) {
+                renumbered[index] = static_cast<std::uint32_t>(out.nodes.size());
+                PeakNode node = node_of(index);
+                node.parent = renumbered[node.parent]; // parents come first
+                out.nodes.push_back(node);
+            }
+        }
+        for (PeakRow &row : out.at_peak) {
+            row.stack = renumbered[row.stack];
+        }
     }
     out.live_blocks = tables.live_blocks();
     out.block_table_bytes = tables.block_table_bytes();
     out.peak_live_blocks = tables.peak_live_blocks();
     out.peak_block_table_bytes = tables.peak_block_table_bytes();
     out.stack_table_bytes = recorder.stacks.memory_bytes() + tables.other_bytes();
+    out.stack_nodes = nodes.size();
     out.stacks = stacks.stacks();
     out.tags = tables.tags();
     return out;

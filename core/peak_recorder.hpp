@@ -77,18 +77,23 @@ struct PeakReport {
     std::int64_t current_bytes = 0; // bytes live now
     std::vector<PeakRow> at_peak;   // live bytes per stack at the peak, those above 0
     std::vector<PeakRow> live_now;  // live bytes per stack now, those above 0 (what is kept)
-    std::vector<PeakNode> nodes;    // every node interned so far
+    std::vector<PeakNode> nodes;    // every node interned so far (with `largest`: those used)
+    std::size_t left_rows = 0;      // with `largest`: the stacks left out of at_peak
+    std::int64_t left_bytes = 0;    // and their bytes
     std::size_t live_blocks = 0;
     std::size_t block_table_bytes = 0; // the live-block table's own memory
     std::size_t peak_live_blocks = 0;  // the same two at the peak
     std::size_t peak_block_table_bytes = 0;
     std::size_t stack_table_bytes = 0; // stack nodes, their tags and the per-stack figures
+    std::size_t stack_nodes = 0;       // nodes interned
     std::size_t stacks = 0;            // stacks allocations were made at
     std::size_t tags = 0;              // (stack, size) pairs live blocks share
 };
 // The figures so far; the peak is that of the whole recording. `live_now`: also the bytes each
-// stack holds now (left empty otherwise). GIL held.
-PeakReport peak_report(bool live_now = false);
+// stack holds now (left empty otherwise). `largest` >= 0: at_peak lists only that many stacks,
+// the largest, and nodes only those they go through (renumbered, parents first; live_now is
+// then not asked for). GIL held.
+PeakReport peak_report(bool live_now = false, std::int64_t largest = -1);
 
 // Deepest stack recorded; the outer frames of a deeper one are left out.
 constexpr int kPeakMaxDepth = 128;

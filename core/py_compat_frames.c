@@ -125,6 +125,25 @@ int memxx_code_line(PyObject *code, int offset) {
     return PyCode_Addr2Line((PyCodeObject *)code, offset);
 }
 
+int memxx_code_line_at(PyObject *code, int offset, memxx_line_cursor *cursor) {
+    PyCodeObject *co = (PyCodeObject *)code;
+    if (offset < 0) {
+        return co->co_firstlineno;
+    }
+    if (cursor->code != code) {
+        /* What _PyCode_InitAddressRange does (not exported): before the first range. */
+        cursor->code = code;
+        cursor->bounds.opaque.lo_next = (const uint8_t *)PyBytes_AS_STRING(co->co_linetable);
+        cursor->bounds.opaque.limit =
+            cursor->bounds.opaque.lo_next + PyBytes_GET_SIZE(co->co_linetable);
+        cursor->bounds.ar_start = -1;
+        cursor->bounds.ar_end = 0;
+        cursor->bounds.opaque.computed_line = co->co_firstlineno;
+        cursor->bounds.ar_line = -1;
+    }
+    return _PyCode_CheckLineNumber(offset, &cursor->bounds);
+}
+
 int memxx_code_is_resumable(PyObject *code) {
     return (((PyCodeObject *)code)->co_flags &
             (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)) != 0;

@@ -47,6 +47,16 @@ static inline const void *memxx_event_int_block(PyObject *number) { return numbe
 /* Line number of a bytecode offset in a code object. */
 int memxx_code_line(PyObject *code, int offset);
 
+/* The same, from where the cursor's last lookup in the same code object left its walk of the
+ * line table (PyCode_Addr2Line walks it from the start: a module body of thousands of lines,
+ * looked up offset after offset as it runs, costs its length each time). The cursor holds no
+ * reference: its code object must stay alive while the cursor names it. */
+typedef struct memxx_line_cursor {
+    PyObject *code; /* NULL: none yet */
+    PyCodeAddressRange bounds;
+} memxx_line_cursor;
+int memxx_code_line_at(PyObject *code, int offset, memxx_line_cursor *cursor);
+
 /* The first line of a code object (the first decorator's line for a decorated function). */
 int memxx_code_first_line(PyObject *code);
 

@@ -46,19 +46,29 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
     are cut into one row (``cut_reason`` says why; by default: their share). ``with_kept``: the
     table's ``kept`` lists the bytes each stack still holds now.
     """
-    report = _memxx.peak_report(-1 if keep is None else keep, with_kept)
+    paths: list[str] = []  # made after the report is taken: its allocations are not in it
+
+    def library(filename: str) -> bool:
+        if not paths:
+            paths.extend(library_paths())
+        return is_library(filename, paths)
+
+    grouped = merge_below > 0 and keep is None
+    report = _memxx.peak_report(-1 if keep is None else keep, with_kept,
+                                merge_below=merge_below if grouped else 0.0,
+                                is_library=library if grouped else None)
     nodes = report["nodes"]
     rows = report["at_peak"]
     peak_bytes = report["peak_bytes"]
-    cut_stacks = cut_bytes = 0
-    small: list[tuple[int, int]] = []
-    if merge_below or keep is not None:
-        floor = merge_below * peak_bytes
+    cut_stacks = report["cut_rows"] + report["left_rows"]
+    cut_bytes = report["cut_bytes"] + report["left_bytes"]
+    if keep is not None:
         rows.sort(key=lambda row: -row[0])
-        kept = len(rows) if keep is None else min(keep, len(rows))
-        while kept and rows[kept - 1][0] < floor:
+        kept = min(keep, len(rows))
+        while kept and rows[kept - 1][0] < merge_below * peak_bytes:
             kept -= 1
-        small = rows[kept:]
+        cut_stacks += len(rows) - kept
+        cut_bytes += sum(row[0] for row in rows[kept:])
         del rows[kept:]
     names: dict[int, tuple[str, str]] = {}
     # node -> (its stack innermost first, outer frames left out); only the nodes the kept
@@ -73,9 +83,7 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
         frames, cut = resolved[node]
         for step in reversed(path):
             _up, code, line = nodes[step]
-            name = names.get(id(code))
-            if name is None:
-                name = names[id(code)] = (code.co_filename, _code_name(code))
+            name = _frame_name(code, names)
             if frames or cut or name[0] not in runner_files:
                 frames = ((name[0], name[1], line),) + frames
             resolved[step] = (frames, cut)
@@ -88,35 +96,24 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
             continue
         frames, cut = resolve(node)
         stacks.append(PeakStack(size, frames, cut))
-    if keep is None and small:
-        # Small stacks of one line (the same frames up to the program's own innermost one) add
-        # up: a line at or above the floor keeps its bytes, with the frames its stacks share, so
-        # that every line shown holds what it held.
-        line_of = _LineKeys(nodes, library_paths(), names)
-        groups: dict[tuple[Any, ...], list[Any]] = {}
-        for size, node in small:
-            group = groups.setdefault(line_of(node), [0, []])
-            group[0] += size
-            group[1].append(node)
-        shown = {line_of(node) for _size, node in rows}
-        small = []
-        for own, (size, members) in groups.items():
-            if size < floor and own not in shown:  # a line shown keeps every byte of its own
-                small.extend((0, member) for member in members)
-                cut_bytes += size
-                continue
-            frames, cut = _shared_frames(nodes, members, resolve)
-            if own not in frames:  # the line's stacks part above it: the line under their caller
-                frames = (own,) + frames
-            stacks.append(PeakStack(size, frames, cut))
-        cut_stacks = len(small)
-    else:
-        cut_stacks = len(small) + report.get("left_rows", 0)
-        cut_bytes = sum(row[0] for row in small) + report.get("left_bytes", 0)
+    # The smaller stacks of one line (the same frames up to the program's own innermost one) add
+    # up (grouped by _memxx): a line at or above the floor keeps its bytes, with the frames its
+    # stacks share, so that every line shown holds what it held; the other lines are cut.
+    for size, line_node, shared in report["groups"]:
+        own: Frame
+        if line_node < 0:
+            own = ("<no Python frame>", "", line_node)
+        else:
+            _up, code, line = nodes[line_node]
+            own = _frame_name(code, names) + (line,)
+        frames, cut = resolve(shared)
+        if own not in frames:  # the line's stacks part above it: the line under their caller
+            frames = (own,) + frames
+        stacks.append(PeakStack(size, frames, cut))
     # The bytes each stack still holds now (what the code kept), for the pytest plugin's leaks.
     kept_stacks = [PeakStack(size, (), node == -2) if node < 0 else PeakStack(size, *resolve(node))
                    for size, node in report.get("live_now", ())]
-    del resolved, rows, nodes, small
+    del resolved, rows, nodes
     reason = cut_reason or f"below {100 * merge_below:g} % of the peak"
     if cut_stacks:
         label = f"{CUT_PREFIX}{cut_stacks:,} smaller stack{'s' if cut_stacks > 1 else ''}, {reason})"
@@ -135,7 +132,7 @@ def capture(start_time: float = 0.0, parent: int | None = None, cmdline: str = "
         stack_table_bytes=report["stack_table_bytes"],
         peak_live_blocks=report["peak_live_blocks"],
         peak_block_table_bytes=report["peak_block_table_bytes"],
-        library_paths=library_paths(),
+        library_paths=paths or library_paths(),
         run=run,
         cut_stacks=cut_stacks,
         cut_bytes=cut_bytes,
@@ -149,67 +146,3 @@ def _frame_name(code: Any, names: dict[int, tuple[str, str]]) -> tuple[str, str]
     if name is None:
         name = names[id(code)] = (code.co_filename, _code_name(code))
     return name
-
-
-class _LineKeys:
-    """The frame :meth:`PeakTable.lines` charges the stack ending at a node to: its innermost
-    frame outside library code, else its innermost frame. Each node is looked at once."""
-
-    def __init__(self, nodes: list[Any], paths: list[str],
-                 names: dict[int, tuple[str, str]]) -> None:
-        self.nodes = nodes
-        self.paths = paths
-        self.names = names
-        self.library: dict[int, bool] = {}
-        self.own: dict[int, Frame | None] = {-1: None, -2: None}  # node -> own frame above it
-
-    def frame(self, node: int) -> Frame:
-        _up, code, line = self.nodes[node]
-        name = _frame_name(code, self.names)
-        return (name[0], name[1], line)
-
-    def own_frame(self, node: int) -> Frame | None:
-        path = []
-        while node not in self.own:
-            path.append(node)
-            node = self.nodes[node][0]
-        found = self.own[node]
-        for step in reversed(path):
-            code = self.nodes[step][1]
-            library = self.library.get(id(code))
-            if library is None:
-                library = self.library[id(code)] = is_library(
-                    _frame_name(code, self.names)[0], self.paths)
-            if not library:
-                found = self.frame(step)
-            self.own[step] = found
-        return found
-
-    def __call__(self, node: int) -> Frame:
-        if node < 0:
-            return ("<no Python frame>", "", node)
-        return self.own_frame(node) or self.frame(node)
-
-
-def _shared_frames(nodes: list[Any], members: list[int],
-                   resolve: Any) -> tuple[tuple[Frame, ...], bool]:
-    """The stack the stacks ending at ``members`` share from the root: that of their deepest
-    common caller (outer frames left out when even their roots differ)."""
-    common = []
-    node = members[0]
-    while node >= 0:
-        common.append(node)
-        node = nodes[node][0]
-    common.append(node)  # -1, or -2 for stacks cut at the recorded depth
-    common.reverse()
-    place = {node: index for index, node in enumerate(common)}
-    for member in members[1:]:
-        node = member
-        while node not in place:
-            if node < 0:
-                return (), True
-            node = nodes[node][0]
-        if place[node] + 1 < len(common):
-            del common[place[node] + 1:]
-            place = {node: index for index, node in enumerate(common)}
-    return resolve(common[-1]) if common[-1] >= 0 else ((), common[-1] == -2)

@@ -3,6 +3,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/alloc_hook.hpp"
@@ -52,35 +55,208 @@ py::list profiled_results(const ProfiledCodes &codes) {
     return out;
 }
 
+// The rows below the floor, grouped by the line they are charged to (what PeakTable.lines shows:
+// a stack's innermost frame outside library code, else its innermost frame), as capture() writes
+// them: a group that reaches the floor, or whose line a kept stack shows too, is one row at the
+// stack its members share; the others are cut. Done here because the rows are many (83 k for
+// `import sklearn, pandas, scipy`) and each is a walk up its stack.
+class SmallRows {
+  public:
+    struct Group {
+        std::int64_t bytes;
+        std::uint32_t line_node; // names the line: a member's own (or innermost) node, or a root
+        std::uint32_t shared;    // the deepest node every member goes through; 1 when none
+    };
+
+    SmallRows(const std::vector<core::PeakNode> &nodes, py::handle is_library)
+        : nodes_(nodes), is_library_(is_library), own_(nodes.size(), kNone),
+          depth_(nodes.size(), 0) {
+        // Parents are interned before their children: one pass in id order.
+        for (std::uint32_t id = 2; id < nodes.size(); ++id) {
+            const std::uint32_t parent = nodes[id].parent;
+            depth_[id] = parent > 1 ? depth_[parent] + 1 : 1;
+            own_[id] = library(nodes[id].frame.code) ? own_[parent] : id;
+        }
+    }
+
+    // Groups `small` (largest first); the rows of groups cut are counted in cut_rows/cut_bytes.
+    std::vector<Group> group(const std::vector<core::PeakRow> &kept,
+                             const std::vector<core::PeakRow> &small, double floor) {
+        std::unordered_map<LineKey, std::size_t, LineKeyHash> index;
+        std::vector<Group> groups;
+        std::vector<std::vector<std::uint32_t>> group_members;
+        for (const core::PeakRow &row : small) {
+            const std::uint32_t line = line_node(row.stack);
+            const auto [at, added] = index.try_emplace(key_of(line), groups.size());
+            if (added) {
+                groups.push_back(Group{0, line, row.stack});
+                group_members.emplace_back();
+            }
+            groups[at->second].bytes += row.bytes;
+            group_members[at->second].push_back(row.stack);
+        }
+        std::unordered_map<LineKey, bool, LineKeyHash> shown;
+        for (const core::PeakRow &row : kept) {
+            shown.emplace(key_of(line_node(row.stack)), true);
+        }
+        std::vector<Group> out;
+        for (std::size_t at = 0; at < groups.size(); ++at) {
+            Group &g = groups[at];
+            if (static_cast<double>(g.bytes) < floor && shown.count(key_of(g.line_node)) == 0) {
+                cut_rows += group_members[at].size(); // a line shown keeps every byte of its own
+                cut_bytes += g.bytes;
+                continue;
+            }
+            g.shared = shared(group_members[at]);
+            out.push_back(g);
+        }
+        return out;
+    }
+
+    std::size_t cut_rows = 0;
+    std::int64_t cut_bytes = 0;
+
+  private:
+    static constexpr std::uint32_t kNone = ~std::uint32_t{0};
+    // A line: the interned (file, function) of its code and its number; roots: (-1, node).
+    using LineKey = std::pair<std::int64_t, std::int64_t>;
+    struct LineKeyHash {
+        std::size_t operator()(const LineKey &key) const noexcept {
+            return std::hash<std::int64_t>()(key.first * 1000003 + key.second);
+        }
+    };
+
+    std::uint32_t line_node(std::uint32_t node) const noexcept {
+        return node > 1 && own_[node] != kNone ? own_[node] : node;
+    }
+
+    LineKey key_of(std::uint32_t node) {
+        if (node <= 1) {
+            return {-1, node};
+        }
+        return {name_of(nodes_[node].frame.code), nodes_[node].frame.line};
+    }
+
+    // The deepest node all of `members` go through; 1 (no frames, cut) when their roots differ.
+    std::uint32_t shared(const std::vector<std::uint32_t> &members) const noexcept {
+        std::uint32_t common = members[0];
+        for (std::size_t i = 1; i < members.size() && common > 1; ++i) {
+            std::uint32_t other = members[i];
+            while (depth_[other] > depth_[common]) {
+                other = nodes_[other].parent;
+            }
+            while (depth_[common] > depth_[other]) {
+                common = nodes_[common].parent;
+            }
+            while (common != other && common > 1) {
+                common = nodes_[common].parent;
+                other = nodes_[other].parent;
+            }
+            if (common != other) {
+                return 1; // different roots
+            }
+        }
+        if (common <= 1) {
+            // Both members reached a root: the same one, else they would have differed above.
+            for (std::uint32_t member : members) {
+                while (member > 1) {
+                    member = nodes_[member].parent;
+                }
+                if (member != common) {
+                    return 1;
+                }
+            }
+        }
+        return common;
+    }
+
+    bool library(PyObject *code) {
+        const auto [at, added] = library_.try_emplace(code, false);
+        if (added) {
+            at->second = is_library_(py::handle(code).attr("co_filename")).cast<bool>();
+        }
+        return at->second;
+    }
+
+    // One number per (file, function) pair, as capture() names a frame.
+    std::int64_t name_of(PyObject *code) {
+        const auto [at, added] = name_.try_emplace(code, 0);
+        if (added) {
+            const py::handle object(code);
+            py::object qualname = py::hasattr(object, "co_qualname") ? object.attr("co_qualname")
+                                                                     : object.attr("co_name");
+            const py::tuple name =
+                py::make_tuple(object.attr("co_filename"), py::str(qualname));
+            const auto [known, fresh] = names_.try_emplace(
+                std::make_pair(name[0].cast<std::string>(), name[1].cast<std::string>()),
+                static_cast<std::int64_t>(names_.size()));
+            (void)fresh;
+            at->second = known->second;
+        }
+        return at->second;
+    }
+
+    struct PairHash {
+        std::size_t operator()(const std::pair<std::string, std::string> &key) const noexcept {
+            return std::hash<std::string>()(key.first) * 31 + std::hash<std::string>()(key.second);
+        }
+    };
+
+    const std::vector<core::PeakNode> &nodes_;
+    py::handle is_library_;
+    std::vector<std::uint32_t> own_;  // node -> its innermost node outside library code, or kNone
+    std::vector<std::uint32_t> depth_; // node -> frames from its root
+    std::unordered_map<PyObject *, bool> library_;
+    std::unordered_map<PyObject *, std::int64_t> name_;
+    std::unordered_map<std::pair<std::string, std::string>, std::int64_t, PairHash> names_;
+};
+
 // {"peak_bytes", "peak_time", "current_bytes", "live_blocks", "block_table_bytes",
 //  "stack_table_bytes", "stack_nodes", "stacks", "stack_tags",
 //  "nodes": [(parent, code, line), ...],
 //  "at_peak": [(bytes, node), ...], "live_now": [(bytes, node), ...] (asked for, else empty),
-//  "left_rows", "left_bytes"}:
+//  "left_rows", "left_bytes", "groups": [(bytes, line_node, shared_node), ...], "cut_rows",
+//  "cut_bytes"}:
 // the nodes the stacks live at the peak (and those live now) go through, each after its parent; a parent of -1 is the root, -2 the root of stacks cut
 // at the recorded depth. With `largest` >= 0 only that many stacks, the largest, are listed; the
 // others are counted in left_rows and left_bytes (when memory is short: the nodes of all stacks
-// are not made into Python objects).
-py::dict peak_report_dict(std::int64_t largest, bool live_now) {
+// are not made into Python objects). With `merge_below` > 0 (and `largest` < 0), at_peak lists
+// the stacks holding at least that share of the peak, largest first, and the others are grouped
+// by line (SmallRows, `is_library(filename)` telling library frames): the groups kept, whose row
+// is their line over the stack they share, and the count and bytes of the rows cut.
+py::dict peak_report_dict(std::int64_t largest, bool live_now, double merge_below,
+                          py::handle is_library) {
     core::PeakReport report;
     try {
-        report = core::peak_report(live_now && largest < 0);
+        report = core::peak_report(live_now && largest < 0, largest);
     } catch (const std::logic_error &e) {
         throw py::value_error(e.what());
     }
-    std::size_t left_rows = 0;
-    std::int64_t left_bytes = 0;
-    if (largest >= 0 && static_cast<std::size_t>(largest) < report.at_peak.size()) {
-        const auto cut = report.at_peak.begin() + largest;
-        std::nth_element(report.at_peak.begin(), cut, report.at_peak.end(),
+    std::vector<SmallRows::Group> groups;
+    std::size_t cut_rows = 0;
+    std::int64_t cut_bytes = 0;
+    if (largest < 0 && merge_below > 0) {
+        if (is_library.is_none()) {
+            throw py::value_error("merge_below needs is_library");
+        }
+        std::stable_sort(report.at_peak.begin(), report.at_peak.end(),
                          [](const core::PeakRow &a, const core::PeakRow &b) {
                              return a.bytes > b.bytes;
                          });
-        for (auto row = cut; row != report.at_peak.end(); ++row) {
-            left_bytes += row->bytes;
+        const double floor = merge_below * static_cast<double>(report.peak_bytes);
+        std::size_t kept = report.at_peak.size();
+        while (kept > 0 && static_cast<double>(report.at_peak[kept - 1].bytes) < floor) {
+            --kept;
         }
-        left_rows = static_cast<std::size_t>(report.at_peak.end() - cut);
-        report.at_peak.erase(cut, report.at_peak.end());
+        if (kept < report.at_peak.size()) {
+            const std::vector<core::PeakRow> small(report.at_peak.begin() + kept,
+                                                   report.at_peak.end());
+            report.at_peak.resize(kept);
+            SmallRows rows(report.nodes, is_library);
+            groups = rows.group(report.at_peak, small, floor);
+            cut_rows = rows.cut_rows;
+            cut_bytes = rows.cut_bytes;
+        }
     }
     // Parents are interned before their children, so ascending ids put each parent first.
     std::vector<std::int64_t> index(report.nodes.size(), -1);
@@ -89,13 +265,19 @@ py::dict peak_report_dict(std::int64_t largest, bool live_now) {
         index[1] = -2;
     }
     std::vector<bool> used(report.nodes.size(), false);
+    auto use = [&](std::uint32_t node) {
+        for (; node > 1 && !used[node]; node = report.nodes[node].parent) {
+            used[node] = true;
+        }
+    };
     for (const auto *rows : {&report.at_peak, &report.live_now}) {
         for (const core::PeakRow &row : *rows) {
-            for (std::uint32_t node = row.stack; node > 1 && !used[node];
-                 node = report.nodes[node].parent) {
-                used[node] = true;
-            }
+            use(row.stack);
         }
+    }
+    for (const SmallRows::Group &group : groups) {
+        use(group.line_node);
+        use(group.shared);
     }
     py::list nodes;
     std::int64_t next = 0;
@@ -109,14 +291,21 @@ py::dict peak_report_dict(std::int64_t largest, bool live_now) {
                                     py::reinterpret_borrow<py::object>(node.frame.code),
                                     node.frame.line));
     }
-    auto row_list = [&index](const std::vector<core::PeakRow> &from) {
+    auto index_of = [&index](std::uint32_t node) {
+        return node < index.size() ? index[node] : std::int64_t{-1};
+    };
+    auto row_list = [&index_of](const std::vector<core::PeakRow> &from) {
         py::list rows;
         for (const core::PeakRow &row : from) {
-            rows.append(
-                py::make_tuple(row.bytes, row.stack < index.size() ? index[row.stack] : -1));
+            rows.append(py::make_tuple(row.bytes, index_of(row.stack)));
         }
         return rows;
     };
+    py::list group_list;
+    for (const SmallRows::Group &group : groups) {
+        group_list.append(
+            py::make_tuple(group.bytes, index_of(group.line_node), index_of(group.shared)));
+    }
     py::dict out;
     out["peak_bytes"] = report.peak_bytes;
     out["peak_time"] = report.peak_time;
@@ -126,14 +315,17 @@ py::dict peak_report_dict(std::int64_t largest, bool live_now) {
     out["peak_live_blocks"] = report.peak_live_blocks;
     out["peak_block_table_bytes"] = report.peak_block_table_bytes;
     out["stack_table_bytes"] = report.stack_table_bytes;
-    out["stack_nodes"] = report.nodes.size();
+    out["stack_nodes"] = report.stack_nodes;
     out["stacks"] = report.stacks;
     out["stack_tags"] = report.tags;
     out["nodes"] = nodes;
     out["at_peak"] = row_list(report.at_peak);
     out["live_now"] = row_list(report.live_now);
-    out["left_rows"] = left_rows;
-    out["left_bytes"] = left_bytes;
+    out["left_rows"] = report.left_rows;
+    out["left_bytes"] = report.left_bytes;
+    out["groups"] = group_list;
+    out["cut_rows"] = cut_rows;
+    out["cut_bytes"] = cut_bytes;
     return out;
 }
 
@@ -372,9 +564,9 @@ void bind_core(py::module_ &m) {
           "The calling frame runs the program (True) until it returns (False first).");
     m.def(
         "peak_report",
-        [](std::int64_t largest, bool live_now) {
+        [](std::int64_t largest, bool live_now, double merge_below, py::object is_library) {
             try {
-                return peak_report_dict(largest, live_now);
+                return peak_report_dict(largest, live_now, merge_below, is_library);
             } catch (const std::runtime_error &) {
                 // pybind11 reports a Python object it could not make as a RuntimeError; the
                 // caller must know it is out of memory (it writes a shorter table then).
@@ -385,10 +577,12 @@ void bind_core(py::module_ &m) {
                 throw;
             }
         },
-        py::arg("largest") = -1, py::arg("live_now") = false,
+        py::arg("largest") = -1, py::arg("live_now") = false, py::arg("merge_below") = 0.0,
+        py::arg("is_library") = py::none(),
           "The peak recorder's figures: the peak, and the bytes per stack live at that moment "
           "(the `largest` stacks only when it is 0 or more); with `live_now`, also the bytes "
-          "per stack live now.");
+          "per stack live now; with `merge_below`, the stacks below that share of the peak "
+          "grouped by line (`is_library(filename)` tells library frames).");
     m.def("profiled_depth", &core::thread_profiled_depth,
           "Profiled frames running on the calling thread.");
     m.def("set_floor_trace", &core::set_floor_trace, py::arg("on"),

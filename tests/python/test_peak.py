@@ -464,6 +464,70 @@ def test_stacks_are_interned_as_a_tree_of_lines() -> None:
     assert report["stack_table_bytes"] <= 256 * report["stack_nodes"]
 
 
+def _leaf(depth: int, sides: list[bool], kept: list, size: int) -> None:
+    if depth == 0:
+        kept.append(bytearray(size))  # the one line of many small stacks
+    elif sides[depth]:
+        _leaf(depth - 1, sides, kept, size)
+    else:
+        _leaf(depth - 1, sides, kept, size)
+
+
+def test_small_stacks_are_grouped_by_their_line() -> None:
+    # capture(merge_below=...) as a run writes it: the stacks below the floor add up by line.
+    # The truth is the same recorder's table without merging: every line kept holds what its
+    # stacks held, the lines cut are in the one cut row, and nothing is lost or counted twice.
+    from _memxx_shared.peak_capture import capture
+
+    depth = 9
+    paths = [[False] + [(bits >> d) & 1 == 1 for d in range(depth)] for bits in range(2**depth)]
+    kept: list = [None] * 3000
+    del kept[:]
+    _memxx.peak_start(False)
+    try:
+        big = bytearray(3_000_000)
+        for sides in paths:  # 512 stacks of ~150 B: together above the floor
+            _walk(depth, sides, kept)
+        _leaf(depth, paths[0], kept, 2_000_000)  # one stack above the floor at _leaf's line
+        for sides in paths[1:100]:  # small ones at that line, below the floor together
+            _leaf(depth, sides, kept, 10)
+        tiny = [bytearray(20) for _ in range(3)]  # below the floor, shown by nothing: TINY
+        merged = capture(merge_below=0.01)
+        whole = capture()
+    finally:
+        _memxx.peak_stop()
+    del big, tiny
+
+    def by_line(table: PeakTable) -> dict[int, int]:
+        return {row.lineno: row.bytes for row in table.lines()
+                if row.filename == __file__ and row.function.startswith(("_walk", "_leaf"))}
+
+    walk_line = _walk.__code__.co_firstlineno + 2
+    leaf_line = _leaf.__code__.co_firstlineno + 2
+    with open(__file__, encoding="utf-8") as source:
+        tiny_line = next(number for number, text in enumerate(source, 1)
+                         if text.rstrip().endswith("shown by nothing: TINY"))
+    truth = by_line(whole)
+    assert truth[walk_line] > 512 * 100 and truth[leaf_line] > 2_000_000 + 99 * 10
+    assert by_line(merged) == truth
+    # The 512 small stacks are one row: the line over the caller they share (this test's loop).
+    (row,) = [s for s in merged.stacks if s.frames and s.frames[0][2] == walk_line]
+    assert row.bytes == truth[walk_line]
+    caller = row.frames[1]
+    assert caller[0] == __file__ and caller[1] == "test_small_stacks_are_grouped_by_their_line"
+    # The tiny line is cut, and the cut row holds exactly what the rows left out held.
+    whole_tiny = sum(s.bytes for s in whole.stacks if s.frames and s.frames[0][2] == tiny_line
+                     and s.frames[0][0] == __file__)
+    assert whole_tiny > 3 * 20
+    assert not any(s.frames and s.frames[0][0] == __file__ and s.frames[0][2] == tiny_line
+                   for s in merged.stacks)
+    assert merged.cut_stacks >= 1 and merged.cut_bytes >= whole_tiny
+    # Each capture's own allocations may move the peak: each table is checked against its own.
+    assert sum(s.bytes for s in merged.stacks) == merged.peak_bytes
+    assert sum(s.bytes for s in whole.stacks) == whole.peak_bytes
+    assert len(merged.stacks) < len(whole.stacks) - 500
+
+
 def test_a_failing_program_keeps_its_exception_and_its_peak(tmp_path: Path) -> None:
     (tmp_path / "fails.py").write_text("held = bytearray(3_000_000)\nraise RuntimeError('own')\n")
     result = mprofxx("run", "--peak", "-E", "fails.py", cwd=tmp_path)
