@@ -595,7 +595,12 @@ def test_stacks_that_hold_nothing_are_forgotten_and_the_others_stay_exact() -> N
     assert report["stack_table_bytes"] < 2.5 * 2**20
     held = _branch_paths(report, report["live_now"])
     assert set(held) == {tuple(sides[1:]) for sides in kept_paths}
-    assert len(set(held.values())) == 1 and min(held.values()) >= 100  # a bytearray(100) each
+    # A bytearray(100) each. On 3.12 the first run of the leaf line also leaves one small block
+    # of the interpreter's own there (48 B): one path may hold a little more, never less.
+    block = sys.getsizeof(bytearray(100))
+    figures = sorted(held.values())
+    assert figures[:-1] == [block] * (len(figures) - 1)
+    assert block <= figures[-1] <= block + 64
     at_peak = _branch_paths(report, report["at_peak"])
     assert at_peak.keys() >= held.keys()
 
