@@ -17,6 +17,9 @@ debs="$debs libasan8 libubsan1"
 # lldb: mprofxx attach --peak/--growth gets into 3.11-3.13 processes through it (gdb 13 cannot call
 # functions on CPUs with AMX state).
 debs="$debs lldb"
+# graphviz: its `dot -c` writes the plugin list libgvc reads (without it, in a fresh sid chroot,
+# libgraphviz-dev alone left Graphviz able to write no format at all).
+debs="$debs graphviz"
 # chromium: the notebook tests look at a rendered HTML table in a real headless browser.
 debs="$debs chromium"
 # valgrind: tests/bench/bench_line_instructions.py counts the line loop's instructions (callgrind).
@@ -31,6 +34,14 @@ if [ -n "$missing" ]; then
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update
     $sudo apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing
+fi
+# The plugin list, when the package's own configuration did not write it.
+plugins="$(pkg-config --variable=libdir libgvc)/graphviz"
+if command -v dot >/dev/null && ! ls "$plugins"/config* >/dev/null 2>&1; then
+    echo "== dot -c (Graphviz's plugin list in $plugins)"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo dot -c
 fi
 
 pythons=("$@")
