@@ -9,6 +9,7 @@
 
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_sources.hpp"
+#include "core/fork_locks.hpp"
 #include "core/mapped_pages.hpp"
 #include "core/py_compat.h"
 
@@ -39,12 +40,6 @@ int g_native_wanted = 0;       // enabled profilers and watches that count nativ
 bool g_native_enabled = false; // native_hooks_enable() is in force; GIL held
 MEMXX_TLS void *t_numpy_previous = nullptr; // numpy's handler before hook_thread_begin
 
-// A thread without the GIL (lzma, bz2) may hold the table's lock when another thread forks; the
-// child would inherit it held, and its first hooked allocation would spin forever. So the
-// forking thread takes the lock across fork() and both sides release it.
-void lock_before_fork() noexcept { g_lock.lock(); }
-void unlock_after_fork() noexcept { g_lock.unlock(); }
-
 // Native counting is on while a session is open and someone wants it.
 void update_native() {
     const bool wanted = g_sessions > 0 && g_native_wanted > 0;
@@ -63,9 +58,8 @@ void hook_session_begin() {
     if (g_sessions++ > 0) {
         return;
     }
-    static const bool fork_handlers =
-        pthread_atfork(lock_before_fork, unlock_after_fork, unlock_after_fork) == 0;
-    (void)fork_handlers;
+    // A thread without the GIL (lzma, bz2) may hold the table's lock when another thread forks.
+    fork_locks_install();
     if (g_blocks == nullptr) {
         void *memory = mi_malloc(sizeof(LiveBlocks));
         g_blocks = new (memory) LiveBlocks();

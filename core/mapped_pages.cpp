@@ -20,7 +20,9 @@
 
 #include <mimalloc.h>
 
+#include "core/fork_locks.hpp"
 #include "core/line_ledger.hpp"
+#include "core/peak_recorder.hpp"
 #include "core/spin_lock.hpp"
 #include "core/thread_local.hpp"
 
@@ -32,9 +34,14 @@ namespace {
 
 template <class T> using MiVector = std::vector<T, mi_stl_allocator<T>>;
 
-// A tracked page's state: one byte per page.
+// A tracked page's state: one byte per page, two bits for each observer. The line profiler's:
 constexpr std::uint8_t kCounted = 1; // resident, and charged
 constexpr std::uint8_t kLazy = 2;    // given back with MADV_FREE while still resident
+constexpr std::uint8_t kLineBits = kCounted | kLazy;
+// The peak recorder's, the same meanings (set by peak_pass, cleared by the hooks and the pass):
+constexpr std::uint8_t kPeakCounted = 4;
+constexpr std::uint8_t kPeakLazy = 8;
+constexpr std::uint8_t kPeakBits = kPeakCounted | kPeakLazy;
 
 std::uintptr_t page_size() noexcept {
     static const auto size = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
@@ -50,6 +57,7 @@ constexpr std::uintptr_t kHugePage = std::uintptr_t{2} << 20;
 struct Tracked {
     std::uintptr_t end;
     MiVector<std::uint8_t> state; // per page, from the mapping's start
+    std::uint32_t maker = 0;      // the peak recorder's stack id of the code that mapped it
 };
 using TrackedMap = std::map<std::uintptr_t, Tracked, std::less<std::uintptr_t>,
                             mi_stl_allocator<std::pair<const std::uintptr_t, Tracked>>>;
@@ -62,6 +70,9 @@ std::atomic<std::int64_t> g_unclaimed{0}; // bytes given back on unprofiled thre
 // A line that ran at least this long (in ticks) ends with a mincore pass over every mapping, so
 // that the pages other threads touched meanwhile count for it: 20 times the last pass's cost.
 std::atomic<std::uint64_t> g_long_line_ticks{0};
+// The peak recorder counts pages (between peak_begin and peak_end); changed under g_lock, read
+// without it by the hooks' fast paths.
+std::atomic<bool> g_peak_pages{false};
 
 std::uint64_t ticks() noexcept {
 #if defined(__x86_64__)
@@ -73,10 +84,81 @@ std::uint64_t ticks() noexcept {
 #endif
 }
 
+// The pages the peak recorder counted (or found resident) at a hook, by the stack that made
+// their mapping. Distinct makers in one range beyond the last slot are put on the root stack.
+struct PeakChange {
+    static constexpr int kSlots = 8;
+    std::uint32_t maker[kSlots];
+    std::int64_t pages[kSlots];
+    int used = 0;
+
+    void add(std::uint32_t stack, std::int64_t count) noexcept {
+        if (count == 0) {
+            return;
+        }
+        for (int i = 0; i < used; ++i) {
+            if (maker[i] == stack) {
+                pages[i] += count;
+                return;
+            }
+        }
+        if (used == kSlots) {
+            stack = 0;
+            for (int i = 0; i < used; ++i) {
+                if (maker[i] == 0) {
+                    pages[i] += count;
+                    return;
+                }
+            }
+            --used; // the last slot's pages go to the root as well
+            count += pages[used];
+        }
+        maker[used] = stack;
+        pages[used] = count;
+        ++used;
+    }
+};
+
 struct Change {
     std::size_t grown = 0; // pages
     std::size_t freed = 0;
+    PeakChange peak; // grown first, then freed: a hook counts what it finds, then gives back
 };
+
+// The peak recorder's bits of `count` pages brought in line with mincore's `resident`: the pages
+// that became resident less those that went away.
+std::int64_t peak_sync(std::uint8_t *state, const unsigned char *resident,
+                       std::size_t count) noexcept {
+    std::int64_t pages = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::uint8_t peak = state[i] & kPeakBits;
+        if ((resident[i] & 1) != 0) {
+            if (peak == 0) {
+                state[i] |= kPeakCounted;
+                ++pages;
+            }
+        } else if (peak != 0) {
+            pages -= (peak & kPeakCounted) != 0 ? 1 : 0;
+            state[i] &= kLineBits;
+        }
+    }
+    return pages;
+}
+
+// Clears the peak recorder's bits of `count` pages; the counted ones are freed, for `maker`.
+void peak_give_back(std::uint8_t *state, std::size_t count, std::uint32_t maker, bool lazily,
+                    Change *change) noexcept {
+    if (!g_peak_pages) {
+        return;
+    }
+    std::size_t freed = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        freed += (state[i] & kPeakCounted) != 0 ? 1 : 0;
+        const bool was = (state[i] & kPeakBits) != 0;
+        state[i] = static_cast<std::uint8_t>((state[i] & kLineBits) | (lazily && was ? kPeakLazy : 0));
+    }
+    change->peak.add(maker, -static_cast<std::int64_t>(freed));
+}
 
 // The calling profiled thread's page faults, as perf_event samples of their addresses.
 struct FaultWatcher {
@@ -117,14 +199,15 @@ bool sync_range_locked(std::uintptr_t map_begin, Tracked &tracked, std::uintptr_
     std::uint8_t *state = tracked.state.data() + (begin - map_begin) / page_size();
     const unsigned char *resident = g_resident->data();
     for (std::size_t i = 0; i < count; ++i) {
+        const std::uint8_t line = state[i] & kLineBits;
         if ((resident[i] & 1) != 0) {
-            if (state[i] == 0) {
-                state[i] = kCounted;
+            if (line == 0) {
+                state[i] |= kCounted;
                 ++change->grown;
             }
-        } else if (state[i] != 0) {
-            change->freed += state[i] & kCounted;
-            state[i] = 0;
+        } else if (line != 0) {
+            change->freed += line & kCounted;
+            state[i] &= ~kLineBits;
         }
     }
     return true;
@@ -145,6 +228,8 @@ void full_sync_locked(Change *change) {
             ++it;
         } else {
             change->freed += counted_pages(it->second.state.data(), it->second.state.size());
+            peak_give_back(it->second.state.data(), it->second.state.size(), it->second.maker,
+                           false, change);
             it = g_tracked->erase(it);
         }
     }
@@ -173,8 +258,9 @@ TrackedMap::iterator mapping_at_locked(std::uintptr_t address) {
 // Removes [begin, end) from the tracked mappings, splitting those it cuts. Its counted pages
 // are freed, unless `moved` is given: it then receives the range's state (0 where untracked).
 // True when any of the range was tracked.
+// `moved_maker` receives the maker of the first mapping moved.
 bool cut_locked(std::uintptr_t begin, std::uintptr_t end, MiVector<std::uint8_t> *moved,
-                Change *change) {
+                Change *change, std::uint32_t *moved_maker = nullptr) {
     if (moved != nullptr) {
         moved->assign((end - begin) / page_size(), 0);
     }
@@ -190,6 +276,7 @@ bool cut_locked(std::uintptr_t begin, std::uintptr_t end, MiVector<std::uint8_t>
             ++it;
             continue;
         }
+        const bool first_cut = !any;
         any = true;
         const std::uintptr_t cut_begin = std::max(map_begin, begin);
         const std::uintptr_t cut_end = std::min(map_end, end);
@@ -197,22 +284,30 @@ bool cut_locked(std::uintptr_t begin, std::uintptr_t end, MiVector<std::uint8_t>
         const std::size_t count = (cut_end - cut_begin) / page_size();
         MiVector<std::uint8_t> state = std::move(it->second.state);
         if (moved != nullptr) {
+            if (moved_maker != nullptr && first_cut) {
+                *moved_maker = it->second.maker;
+            }
             std::copy_n(state.begin() + first, count,
                         moved->begin() + (cut_begin - begin) / page_size());
         } else {
             change->freed += counted_pages(state.data() + first, count);
+            peak_give_back(state.data() + first, count, it->second.maker, false, change);
         }
+        const std::uint32_t maker = it->second.maker;
         it = g_tracked->erase(it);
         if (map_begin < cut_begin) {
             g_tracked->emplace(map_begin,
-                               Tracked{cut_begin, MiVector<std::uint8_t>(
-                                                      state.begin(), state.begin() + first)});
+                               Tracked{cut_begin,
+                                       MiVector<std::uint8_t>(state.begin(), state.begin() + first),
+                                       maker});
         }
         if (cut_end < map_end) {
             it = g_tracked
-                     ->emplace(cut_end, Tracked{map_end, MiVector<std::uint8_t>(
-                                                             state.begin() + first + count,
-                                                             state.end())})
+                     ->emplace(cut_end,
+                               Tracked{map_end,
+                                       MiVector<std::uint8_t>(state.begin() + first + count,
+                                                              state.end()),
+                                       maker})
                      .first;
             ++it;
         }
@@ -339,6 +434,10 @@ bool drain_faults(FaultWatcher *watcher, Change *change) {
 }
 
 void charge(ThreadLedger *ledger, const Change &change) noexcept {
+    for (int i = 0; i < change.peak.used; ++i) {
+        peak_on_pages(change.peak.maker[i],
+                      change.peak.pages[i] * static_cast<std::int64_t>(page_size()));
+    }
     if (ledger == nullptr) {
         g_unclaimed.fetch_add(static_cast<std::int64_t>(change.freed * page_size()),
                               std::memory_order_relaxed);
@@ -365,20 +464,16 @@ void count_own_faults(ThreadLedger *ledger) noexcept {
     }
 }
 
-namespace {
-
-void lock_before_fork() noexcept { g_lock.lock(); }
-void unlock_in_parent() noexcept { g_lock.unlock(); }
+void fork_prepare() noexcept { g_lock.lock(); }
+void fork_parent() noexcept { g_lock.unlock(); }
 // The child's copy of the forking thread's watcher reads the parent's faults: closed.
-void reset_in_child() noexcept {
+void fork_child() noexcept {
     g_lock.unlock();
     if (t_watcher != nullptr) {
         close_watcher(t_watcher);
         t_watcher = nullptr;
     }
 }
-
-} // namespace
 
 void observe(ThreadLedger *ledger) noexcept {
     const std::uint64_t now = ticks();
@@ -394,9 +489,7 @@ void observe(ThreadLedger *ledger) noexcept {
     Change change;
     bool full = long_line;
     if (watcher == nullptr) {
-        static const bool fork_handlers =
-            pthread_atfork(lock_before_fork, unlock_in_parent, reset_in_child) == 0;
-        (void)fork_handlers;
+        fork_locks_install();
         t_watcher = watcher = open_watcher();
         full = true; // what happened before this thread watched
     }
@@ -414,7 +507,8 @@ void observe(ThreadLedger *ledger) noexcept {
     charge(ledger, change);
 }
 
-void mapped(void *address, std::size_t length, bool populated, ThreadLedger *ledger) noexcept {
+void mapped(void *address, std::size_t length, bool populated, std::uint32_t maker,
+            ThreadLedger *ledger) noexcept {
     const auto begin = reinterpret_cast<std::uintptr_t>(address);
     const std::uintptr_t end = begin + round_up(length);
     Change change;
@@ -422,8 +516,9 @@ void mapped(void *address, std::size_t length, bool populated, ThreadLedger *led
         SpinLockGuard guard(g_lock);
         ensure_tables_locked();
         auto it = g_tracked
-                      ->emplace(begin, Tracked{end, MiVector<std::uint8_t>(
-                                                        (end - begin) / page_size(), 0)})
+                      ->emplace(begin, Tracked{end,
+                                               MiVector<std::uint8_t>((end - begin) / page_size(), 0),
+                                               maker})
                       .first;
         if (populated) {
             sync_range_locked(begin, it->second, begin, end, &change);
@@ -445,6 +540,10 @@ void adopt(std::uintptr_t begin, std::uintptr_t end) noexcept {
     Change baseline;
     if (!sync_range_locked(begin, it->second, begin, end, &baseline)) {
         g_tracked->erase(it);
+    } else if (g_peak_pages) {
+        for (std::uint8_t &page : it->second.state) { // the peak recorder's baseline too
+            page |= (page & kCounted) != 0 ? kPeakCounted : 0;
+        }
     }
     update_watching_locked();
 }
@@ -464,8 +563,10 @@ void unmapped(void *address, std::size_t length, ThreadLedger *ledger) noexcept 
 }
 
 void given_back(void *address, std::size_t length, bool lazily, ThreadLedger *ledger) noexcept {
-    if (ledger == nullptr) {
-        // Another thread's pages: the next mincore pass sees them go, as it sees them come.
+    // Another thread's pages: the line profiler's next mincore pass sees them go, as it sees them
+    // come. The peak recorder counts them freed now, for whichever thread gave them back: a
+    // larger peak that follows must not find them still counted.
+    if (ledger == nullptr && !g_peak_pages) {
         return;
     }
     const auto begin = reinterpret_cast<std::uintptr_t>(address);
@@ -481,9 +582,13 @@ void given_back(void *address, std::size_t length, bool lazily, ThreadLedger *le
             const std::uintptr_t from = std::max(it->first, begin);
             const std::uintptr_t to = std::min(it->second.end, end);
             std::uint8_t *state = it->second.state.data() + (from - it->first) / page_size();
-            for (std::size_t i = 0, n = (to - from) / page_size(); i < n; ++i) {
-                change.freed += state[i] & kCounted;
-                state[i] = lazily && state[i] != 0 ? kLazy : 0;
+            const std::size_t n = (to - from) / page_size();
+            peak_give_back(state, n, it->second.maker, lazily, &change);
+            for (std::size_t i = 0; ledger != nullptr && i < n; ++i) {
+                const std::uint8_t line = state[i] & kLineBits;
+                change.freed += line & kCounted;
+                state[i] = static_cast<std::uint8_t>((state[i] & kPeakBits) |
+                                                     (lazily && line != 0 ? kLazy : 0));
             }
         }
         update_watching_locked();
@@ -502,13 +607,16 @@ void remapped(void *old, std::size_t old_length, void *now, std::size_t new_leng
         SpinLockGuard guard(g_lock);
         ensure_tables_locked();
         MiVector<std::uint8_t> moved;
-        if (cut_locked(old_begin, old_begin + old_pages * page_size(), &moved, &change)) {
+        std::uint32_t maker = 0;
+        if (cut_locked(old_begin, old_begin + old_pages * page_size(), &moved, &change, &maker)) {
             if (new_pages < old_pages) {
                 change.freed += counted_pages(moved.data() + new_pages, old_pages - new_pages);
+                peak_give_back(moved.data() + new_pages, old_pages - new_pages, maker, false,
+                               &change);
             }
             moved.resize(new_pages, 0);
-            g_tracked->emplace(new_begin,
-                               Tracked{new_begin + new_pages * page_size(), std::move(moved)});
+            g_tracked->emplace(new_begin, Tracked{new_begin + new_pages * page_size(),
+                                                  std::move(moved), maker});
         } else if (new_pages > old_pages) {
             // A mapping from before profiling: its growth is new, untouched memory.
             const std::uintptr_t grown = new_begin + old_pages * page_size();
@@ -534,6 +642,113 @@ void forget_all() noexcept {
     }
     g_unclaimed.store(0, std::memory_order_relaxed);
     update_watching_locked();
+}
+
+void peak_count(void *address, std::size_t length) noexcept {
+    if (!g_peak_pages) {
+        return;
+    }
+    const auto begin = reinterpret_cast<std::uintptr_t>(address) & ~(page_size() - 1);
+    const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(address) + round_up(length);
+    Change change;
+    {
+        SpinLockGuard guard(g_lock);
+        if (!g_peak_pages || g_tracked == nullptr) {
+            return;
+        }
+        for (auto it = first_overlapping_locked(begin); it != g_tracked->end() && it->first < end;
+             ++it) {
+            const std::uintptr_t from = std::max(it->first, begin);
+            const std::uintptr_t to = std::min(it->second.end, end);
+            const std::size_t count = (to - from) / page_size();
+            g_resident->resize(count);
+            if (mincore(reinterpret_cast<void *>(from), to - from, g_resident->data()) == 0) {
+                std::uint8_t *state = it->second.state.data() + (from - it->first) / page_size();
+                change.peak.add(it->second.maker, peak_sync(state, g_resident->data(), count));
+            }
+        }
+    }
+    charge(nullptr, change);
+}
+
+void peak_begin() noexcept {
+    fork_locks_install(); // the passes hold the lock from the recorder's thread
+    SpinLockGuard guard(g_lock);
+    g_peak_pages.store(true, std::memory_order_relaxed);
+    if (g_tracked == nullptr) {
+        return;
+    }
+    for (auto &[begin, tracked] : *g_tracked) {
+        tracked.maker = 0; // a stack id of an earlier recording means nothing now
+        const std::size_t count = tracked.state.size();
+        g_resident->resize(count);
+        const bool known = mincore(reinterpret_cast<void *>(begin), tracked.end - begin,
+                                   g_resident->data()) == 0;
+        for (std::size_t i = 0; i < count; ++i) {
+            const bool resident = known && ((*g_resident)[i] & 1) != 0;
+            tracked.state[i] = static_cast<std::uint8_t>((tracked.state[i] & kLineBits) |
+                                                         (resident ? kPeakCounted : 0));
+        }
+    }
+}
+
+void peak_end() noexcept {
+    SpinLockGuard guard(g_lock);
+    g_peak_pages.store(false, std::memory_order_relaxed);
+}
+
+std::size_t peak_pass(PeakPagesChanged *changed, std::size_t capacity,
+                      std::size_t *memory_bytes) noexcept {
+    SpinLockGuard guard(g_lock);
+    std::size_t used = 0;
+    std::size_t bytes = 0;
+    if (!g_peak_pages || g_tracked == nullptr) {
+        *memory_bytes = 0;
+        return 0;
+    }
+    auto note = [&](std::uint32_t maker, std::int64_t pages) {
+        if (pages == 0) {
+            return;
+        }
+        for (std::size_t i = 0; i < used; ++i) {
+            if (changed[i].maker == maker) {
+                changed[i].bytes += pages * static_cast<std::int64_t>(page_size());
+                return;
+            }
+        }
+        if (used == capacity) { // more makers changed than the caller has room for: the root's
+            maker = 0;
+            for (std::size_t i = 0; i < used; ++i) {
+                if (changed[i].maker == 0) {
+                    changed[i].bytes += pages * static_cast<std::int64_t>(page_size());
+                    return;
+                }
+            }
+            --used;
+            pages += changed[used].bytes / static_cast<std::int64_t>(page_size());
+        }
+        changed[used++] = PeakPagesChanged{maker, pages * static_cast<std::int64_t>(page_size())};
+    };
+    for (auto &[begin, tracked] : *g_tracked) {
+        const std::size_t count = tracked.state.size();
+        bytes += sizeof(TrackedMap::value_type) + 32 + tracked.state.capacity();
+        g_resident->resize(count);
+        std::uint8_t *state = tracked.state.data();
+        std::int64_t pages = 0;
+        if (mincore(reinterpret_cast<void *>(begin), tracked.end - begin, g_resident->data()) !=
+            0) {
+            // Unmapped behind our back: its pages are gone (the line profiler finds out itself).
+            for (std::size_t i = 0; i < count; ++i) {
+                pages -= (state[i] & kPeakCounted) != 0 ? 1 : 0;
+                state[i] &= kLineBits;
+            }
+        } else {
+            pages = peak_sync(state, g_resident->data(), count);
+        }
+        note(tracked.maker, pages);
+    }
+    *memory_bytes = bytes + g_resident->capacity() + g_windows->capacity() * sizeof(std::uintptr_t);
+    return used;
 }
 
 std::size_t tracked_mappings() noexcept {

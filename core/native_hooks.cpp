@@ -34,6 +34,7 @@
 
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_sources.hpp"
+#include "core/fork_locks.hpp"
 #include "core/got_slots.hpp"
 #include "core/mapped_pages.hpp"
 #include "core/process_memory.hpp"
@@ -140,7 +141,8 @@ void *native_pvalloc(std::size_t size) noexcept {
 }
 
 // Anonymous mappings count by the pages they occupy (core/mapped_pages): a mapping is tracked
-// when it is made, and its pages are charged as they are touched and given back.
+// when it is made (with the stack that made it, for the peak recorder), and its pages are
+// charged as they are touched and given back.
 void *native_mmap(void *address, std::size_t length, int protection, int flags, int fd,
                   off_t offset) noexcept {
     if ((flags & MAP_ANONYMOUS) == 0 || !native_counting()) {
@@ -150,13 +152,15 @@ void *native_mmap(void *address, std::size_t length, int protection, int flags, 
     ThreadLedger *ledger = t_ledger;
     if ((flags & MAP_FIXED) != 0) {
         pages::count_own_faults(ledger);
+        pages::peak_count(address, length);
     }
     void *mapped = mmap(address, length, protection, flags, fd, offset);
     if (mapped != MAP_FAILED) {
         if ((flags & MAP_FIXED) != 0) { // replaced whatever was mapped there
             pages::unmapped(mapped, length, ledger);
         }
-        pages::mapped(mapped, length, (flags & (MAP_POPULATE | MAP_LOCKED)) != 0, ledger);
+        const std::uint32_t maker = peak_recording() ? peak_stack_now() : 0;
+        pages::mapped(mapped, length, (flags & (MAP_POPULATE | MAP_LOCKED)) != 0, maker, ledger);
     }
     return mapped;
 }
@@ -168,6 +172,7 @@ int native_munmap(void *address, std::size_t length) noexcept {
     ReentrancyGuard guard;
     // Forgotten before the real munmap: another thread could map the same range in between.
     pages::count_own_faults(t_ledger);
+    pages::peak_count(address, length);
     pages::unmapped(address, length, t_ledger);
     return munmap(address, length);
 }
@@ -180,6 +185,7 @@ int native_madvise(void *address, std::size_t length, int advice) noexcept {
     }
     ReentrancyGuard guard;
     pages::count_own_faults(t_ledger);
+    pages::peak_count(address, length);
     const int result = madvise(address, length, advice);
     if (result == 0) {
         pages::given_back(address, length, advice == MADV_FREE, t_ledger);
@@ -201,6 +207,10 @@ void *native_mremap(void *address, std::size_t old_length, std::size_t new_lengt
     }
     ReentrancyGuard guard;
     pages::count_own_faults(t_ledger);
+    if (page_round_up(new_length) < old_length) { // the pages cut off count before they go
+        pages::peak_count(static_cast<char *>(address) + page_round_up(new_length),
+                          old_length - page_round_up(new_length));
+    }
     void *moved = mremap(address, old_length, new_length, flags, new_address);
     if (moved != MAP_FAILED) {
         pages::remapped(address, old_length, moved, new_length, t_ledger);
@@ -574,12 +584,6 @@ void patch_new_objects() {
     }
 }
 
-// A thread without the GIL may hold either lock (a dlopen, an munmap) when another forks: the
-// child would inherit it held and hang at its next dlopen or profiling session. The forking
-// thread takes both across fork(), as the live-block table's lock is taken.
-void lock_before_fork() noexcept { g_patch_mutex.lock(); }
-void unlock_after_fork() noexcept { g_patch_mutex.unlock(); }
-
 // --- mappings made before the session ---------------------------------------------------------
 
 // How many bytes from `at` belong to an allocator whose blocks are counted one by one (so that
@@ -660,10 +664,14 @@ double seconds_now() noexcept {
 
 } // namespace
 
+// A thread without the GIL may hold the mutex (a dlopen) when another forks: the child would
+// inherit it held and hang at its next dlopen or profiling session (core/fork_locks.hpp).
+void native_hooks_fork_prepare() noexcept { g_patch_mutex.lock(); }
+void native_hooks_fork_parent() noexcept { g_patch_mutex.unlock(); }
+void native_hooks_fork_child() noexcept { g_patch_mutex.unlock(); }
+
 void native_hooks_enable() {
-    static const bool fork_handlers =
-        pthread_atfork(lock_before_fork, unlock_after_fork, unlock_after_fork) == 0;
-    (void)fork_handlers;
+    fork_locks_install();
     std::lock_guard<std::mutex> lock(g_patch_mutex);
     if (g_objects == nullptr) {
         g_objects = new (mi_malloc(sizeof(MiVector<PatchedObject>))) MiVector<PatchedObject>();

@@ -3,6 +3,7 @@
 #include "core/other_threads.hpp"
 
 #include "core/alloc_hook.hpp"
+#include "core/fork_locks.hpp"
 
 #include <Python.h>
 
@@ -59,16 +60,15 @@ ThreadShare *open_cause() noexcept {
     return cause != nullptr && cause->open.load(std::memory_order_relaxed) ? cause : nullptr;
 }
 
-// A thread in the middle of fork() must not leave the lock held in the child.
-void lock_before_fork() noexcept { g_shares_lock.lock(); }
-void unlock_after_fork() noexcept { g_shares_lock.unlock(); }
-
 } // namespace
 
+// A thread in the middle of fork() must not leave the lock held in the child (core/fork_locks).
+void shares_fork_prepare() noexcept { g_shares_lock.lock(); }
+void shares_fork_parent() noexcept { g_shares_lock.unlock(); }
+void shares_fork_child() noexcept { g_shares_lock.unlock(); }
+
 ThreadShare *share_open() {
-    static const bool fork_handlers =
-        pthread_atfork(lock_before_fork, unlock_after_fork, unlock_after_fork) == 0;
-    (void)fork_handlers;
+    fork_locks_install();
     ThreadShare *share = nullptr;
     {
         SpinLockGuard guard(g_shares_lock);

@@ -5,9 +5,11 @@
 // in the order the hooks saw them, so they are exact; a report first applies what is queued.
 //
 // Locks: accounting::g_lock (a spin lock, the allocator hook's) orders the producers: it is held
-// to intern a stack and to queue an event. m_apply (a mutex) is held while events are applied.
-// Whoever holds g_lock only tries m_apply and lets go of g_lock between tries, so the fork
-// handlers may take the two in either order.
+// to intern a stack and to queue an event. m_apply (a mutex) is held while events are applied,
+// and nothing is taken under it. Whoever holds g_lock only tries m_apply and lets go of g_lock
+// between tries. The pages pass (count_pages) takes m_apply, then mapped_pages' spin lock
+// alone, then m_apply again: never two at once. The fork handler takes g_lock, then m_apply,
+// then the pages' lock (core/fork_locks.hpp, HACKING's lock table).
 #include "core/peak_recorder.hpp"
 
 #include <Python.h>
@@ -27,10 +29,13 @@
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_hook.hpp"
 #include "core/flat_table.hpp"
+#include "core/fork_locks.hpp"
 #include "core/id_table.hpp"
+#include "core/mapped_pages.hpp"
 #include "core/own_memory.hpp"
 #include "core/peak_tables.hpp"
 #include "core/py_compat.h"
+#include "core/signal_relay.hpp"
 #include "core/stack_tree.hpp"
 
 namespace memxx::core {
@@ -228,13 +233,14 @@ class PythonStacks {
     memxx_line_cursor line_cursors_[kLineCursors] = {};
 };
 
-// One allocation, free or unmap: the address with the kind in its top bits, and the size (40
-// bits) with the stack (24 bits).
+// One allocation, free, or pages given back: the address with the kind in its top bits, and the
+// size (40 bits) with the stack (24 bits). Pages given back have no address: the stack is that
+// of the code that made their mapping.
 struct Event {
     std::uint64_t address_kind;
     std::uint64_t size_stack;
 };
-enum Kind : std::uint64_t { kAlloc = 0, kFree = 1, kUnmap = 2 };
+enum Kind : std::uint64_t { kAlloc = 0, kFree = 1, kPagesFreed = 2, kPagesGrown = 3 };
 constexpr unsigned kKindShift = 62;
 constexpr std::uint64_t kAddressMask = (std::uint64_t{1} << kKindShift) - 1;
 constexpr std::uint64_t kSizeMask = (std::uint64_t{1} << 40) - 1;
@@ -263,7 +269,8 @@ class Recorder {
             if (m_apply.try_lock()) {
                 apply_queued_locked();
                 stacks.collect([this](std::uint32_t stack) {
-                    if (tables.stack_in_use(stack)) {
+                    if (makers_.find(std::uint64_t{stack} + 1) != nullptr ||
+                        tables.stack_in_use(stack)) {
                         return true;
                     }
                     tables.forget_stack(stack); // its id is handed out again
@@ -272,6 +279,15 @@ class Recorder {
                 m_apply.unlock();
             }
         });
+    }
+
+    // The stack id of code making a mapping (core/mapped_pages.hpp): its pages are charged to it
+    // as they come and go, however long after, so it is never collected (its id never handed
+    // to another stack). Makers are few: the code that maps memory itself. g_lock held.
+    std::uint32_t maker_stack(std::uint64_t key) noexcept {
+        const std::uint32_t stack = stack_of(key);
+        makers_.put(std::uint64_t{stack} + 1, 1); // when it cannot grow: 0, the root, instead
+        return makers_.find(std::uint64_t{stack} + 1) != nullptr ? stack : 0;
     }
 
     // Queues an event. g_lock held; may release and retake it while the queue is full.
@@ -333,8 +349,11 @@ class Recorder {
             case kFree:
                 tables.on_free(address);
                 break;
+            case kPagesFreed:
+                tables.on_pages(stack, -static_cast<std::int64_t>(size));
+                break;
             default:
-                tables.on_unmap(address, size, stack);
+                tables.on_pages(stack, static_cast<std::int64_t>(size));
                 break;
             }
             if ((tail & 255) == 255) {
@@ -383,19 +402,56 @@ class Recorder {
     }
 
     // Tells the run sampling this process how much of it is the recorder (core/own_memory.hpp).
-    // m_apply held.
+    // The page tables of the mappings count too: without the recorder's passes they would be
+    // kept only while the line profiler counts native memory. m_apply held.
     void publish_own_memory() noexcept {
         own_memory_publish(static_cast<std::int64_t>(
             sizeof(Recorder) + kQueueEvents * sizeof(Event) + stacks.published_bytes() +
-            tables.block_table_bytes() + tables.other_bytes()));
+            tables.block_table_bytes() + tables.other_bytes() +
+            page_table_bytes_.load(std::memory_order_relaxed)));
     }
 
+    // Counts the pages of the tracked mappings that became resident or went away since the last
+    // pass (core/mapped_pages.hpp), for the stacks that made them. Neither m_apply nor g_lock
+    // held: the pass takes the pages' lock alone, which the hooks take without ours (and a fork
+    // handler takes alone). What was queued before the pass is applied before its changes.
+    void count_pages() noexcept {
+        if (!counts_pages) {
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> guard(m_apply);
+            apply_queued_locked();
+        }
+        pages::PeakPagesChanged changed[kPageChanges];
+        std::size_t table_bytes = 0;
+        const std::size_t count = pages::peak_pass(changed, kPageChanges, &table_bytes);
+        page_table_bytes_.store(table_bytes, std::memory_order_relaxed);
+        std::lock_guard<std::mutex> guard(m_apply);
+        apply_queued_locked();
+        for (std::size_t i = 0; i < count; ++i) {
+            tables.on_pages(changed[i].maker, changed[i].bytes);
+        }
+    }
+
+    bool counts_pages = false; // native memory is recorded: set before the thread starts
+
   private:
+    FlatTable<std::uint8_t> makers_; // stack id + 1 of each code that made a mapping; g_lock
+
+    // The pages pass runs every kPagesEvery at most, and waits kPagesShare times as long as the
+    // last one took: the passes take at most 1/kPagesShare of the time (a 1 GiB reservation
+    // costs a mincore of 262,144 pages).
+    static constexpr auto kPagesEvery = std::chrono::milliseconds(10);
+    static constexpr int kPagesShare = 50;
+
     void run() {
         std::unique_lock<std::mutex> lock(wake_mutex_);
         int idle = 0; // wakes in a row that found nothing to apply
+        auto next_pages_pass = std::chrono::steady_clock::now();
         while (!stopping_) {
             lock.unlock();
+            signal_relay_poll(); // an ending signal whose handler the main thread has not run
             {
                 std::lock_guard<std::mutex> guard(m_apply);
                 const bool any = head_.load(std::memory_order_acquire) !=
@@ -407,6 +463,13 @@ class Recorder {
                 }
                 publish_own_memory();
             }
+            if (counts_pages && std::chrono::steady_clock::now() >= next_pages_pass) {
+                const auto began = std::chrono::steady_clock::now();
+                count_pages();
+                const auto now = std::chrono::steady_clock::now();
+                next_pages_pass = now + std::max<std::chrono::steady_clock::duration>(
+                                            kPagesEvery, kPagesShare * (now - began));
+            }
             lock.lock();
             if (stopping_) {
                 break;
@@ -416,6 +479,9 @@ class Recorder {
             sleeping_.store(false, std::memory_order_relaxed);
         }
     }
+
+    static constexpr std::size_t kPageChanges = 256; // makers changed in one pass, at most
+    std::atomic<std::size_t> page_table_bytes_{0};
 
     Event *events_;
     // On lines of their own: the producers write head_ at every event, the applying thread tail_.
@@ -432,35 +498,21 @@ class Recorder {
 Recorder *g_recorder = nullptr; // changed with the GIL and g_lock held
 bool g_native = false;
 
-// fork(): the child must not inherit the tables half-way through an event, nor the spin lock
-// held (alloc_hook.cpp's handlers take g_lock after this one took m_apply).
-void lock_before_fork() noexcept {
-    if (g_recorder != nullptr) {
-        g_recorder->m_apply.lock();
-    }
-}
-void unlock_in_parent() noexcept {
-    if (g_recorder != nullptr) {
-        g_recorder->m_apply.unlock();
-    }
-}
-void unlock_in_child() noexcept {
-    if (g_recorder != nullptr) {
-        g_recorder->m_apply.unlock();
-        g_recorder->forget_thread();
-    }
-}
-
-inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size) noexcept {
+// `stack`: the event's stack when given (~0: the calling thread's, for an allocation).
+inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size,
+                  std::uint32_t given_stack = ~std::uint32_t{0}) noexcept {
     // The walk of the thread's own frames needs no lock: threads allocating at once only wait
     // for each other to look the key up and queue.
-    const std::uint64_t key = kind == kFree ? 0 : memxx_thread_stack_key();
+    const bool walk = given_stack == ~std::uint32_t{0} && kind != kFree;
+    const std::uint64_t key = walk ? memxx_thread_stack_key() : 0;
     SpinLockGuard guard(accounting::g_lock);
     Recorder *recorder = g_recorder;
     if (recorder == nullptr) {
         return;
     }
-    const std::uint32_t stack = kind == kFree ? 0 : recorder->stack_of(key);
+    const std::uint32_t stack = walk                       ? recorder->stack_of(key)
+                                : kind == kFree              ? 0
+                                                             : given_stack;
     recorder->push(Event{(kind << kKindShift) | (address & kAddressMask),
                          std::min(size, kSizeMask) | (static_cast<std::uint64_t>(stack) << 40)});
 }
@@ -479,6 +531,25 @@ void lock_both() noexcept {
 
 } // namespace
 
+// fork() (core/fork_locks.hpp): the child must not inherit the tables half-way through an event.
+// accounting::g_lock is held across these: g_recorder does not change.
+void peak_fork_prepare() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.lock();
+    }
+}
+void peak_fork_parent() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.unlock();
+    }
+}
+void peak_fork_child() noexcept {
+    if (g_recorder != nullptr) {
+        g_recorder->m_apply.unlock();
+        g_recorder->forget_thread();
+    }
+}
+
 void peak_on_alloc(const void *address, std::size_t size) noexcept {
     queue(kAlloc, reinterpret_cast<std::uintptr_t>(address), size);
 }
@@ -487,18 +558,27 @@ void peak_on_free(const void *address) noexcept {
     queue(kFree, reinterpret_cast<std::uintptr_t>(address), 0);
 }
 
-void peak_on_unmap(const void *address, std::size_t length) noexcept {
-    queue(kUnmap, reinterpret_cast<std::uintptr_t>(address), length);
+std::uint32_t peak_stack_now() noexcept {
+    const std::uint64_t key = memxx_thread_stack_key(); // before the lock, as queue() does
+    SpinLockGuard guard(accounting::g_lock);
+    return g_recorder != nullptr ? g_recorder->maker_stack(key) : 0;
+}
+
+void peak_on_pages(std::uint32_t stack, std::int64_t bytes) noexcept {
+    if (bytes < 0) {
+        queue(kPagesFreed, 0, static_cast<std::uint64_t>(-bytes), stack);
+    } else if (bytes > 0) {
+        queue(kPagesGrown, 0, static_cast<std::uint64_t>(bytes), stack);
+    }
 }
 
 void peak_start(bool native) {
     if (g_recorder != nullptr) {
         throw std::logic_error("the peak recorder is already running");
     }
-    static const bool fork_handlers =
-        pthread_atfork(lock_before_fork, unlock_in_parent, unlock_in_child) == 0;
-    (void)fork_handlers;
+    fork_locks_install();
     auto *recorder = new (mi_malloc(sizeof(Recorder))) Recorder();
+    recorder->counts_pages = native;
     recorder->start_thread();
     {
         SpinLockGuard guard(accounting::g_lock);
@@ -509,6 +589,7 @@ void peak_start(bool native) {
     g_native = native;
     if (native) {
         native_want(true);
+        pages::peak_begin(); // after native_want: the mappings adopted now are its baseline
     }
 }
 
@@ -517,6 +598,7 @@ void peak_stop() {
         return;
     }
     if (g_native) {
+        pages::peak_end();
         native_want(false);
     }
     hook_session_end();
@@ -538,6 +620,7 @@ PeakReport peak_report(bool live_now, std::int64_t largest) {
     if (g_recorder == nullptr) {
         throw std::logic_error("the peak recorder is not running");
     }
+    g_recorder->count_pages(); // the pages as they are now
     // The copy's own allocations cannot come back here: our extension's malloc calls are never
     // redirected, and the PyMem domains are not used.
     lock_both();

@@ -34,9 +34,13 @@ __attribute__((access(none, 1))) void peak_on_alloc(const void *address,
 // Before the real free (and before a realloc's real call): the address may be handed out again
 // right after it. A realloc that fails leaves its block counted as freed.
 void peak_on_free(const void *address) noexcept;
-// Before the real munmap: a mapping recorded at `address` is freed, what stays mapped beyond
-// `length` kept (an unmap inside a mapping is not seen).
-void peak_on_unmap(const void *address, std::size_t length) noexcept;
+// Anonymous mappings count by their pages (core/mapped_pages.hpp): the stack id of the calling
+// thread's stack, kept as a new mapping's maker (0 when not recording)...
+std::uint32_t peak_stack_now() noexcept;
+// ...and the bytes of such pages that `stack` holds more (fewer, when negative) since the last
+// count: the hooks count the pages they give back (munmap, madvise, mremap shrinking) and those
+// found resident just before; the applying thread's passes count the rest.
+void peak_on_pages(std::uint32_t stack, std::int64_t bytes) noexcept;
 
 // --- recording (GIL held) ----------------------------------------------------------------------
 // Starts recording every thread's allocations (and native code's, with `native`). Throws

@@ -132,12 +132,11 @@ void PeakTables::on_free(std::uintptr_t address) noexcept {
     take(address, &stack, &size);
 }
 
-void PeakTables::on_unmap(std::uintptr_t address, std::uint64_t length,
-                          std::uint32_t stack) noexcept {
-    std::uint32_t owner = 0;
-    std::uint64_t size = 0;
-    if (take(address, &owner, &size) && length < size) {
-        on_alloc(address + length, size - length, stack);
+void PeakTables::on_pages(std::uint32_t stack, std::int64_t bytes) noexcept {
+    if (bytes > 0 && (stack < figures_.size() || add_stacks(stack))) {
+        charge(stack, static_cast<std::uint64_t>(bytes));
+    } else if (bytes < 0 && stack < figures_.size()) {
+        discharge(stack, static_cast<std::uint64_t>(-bytes));
     }
 }
 

@@ -45,9 +45,9 @@ class PeakTables {
 
     void on_alloc(std::uintptr_t address, std::uint64_t size, std::uint32_t stack) noexcept;
     void on_free(std::uintptr_t address) noexcept;
-    // munmap(address, length): a mapping recorded at `address` is freed; what stays mapped
-    // beyond `length` is kept, charged to `stack` (the one unmapping).
-    void on_unmap(std::uintptr_t address, std::uint64_t length, std::uint32_t stack) noexcept;
+    // Bytes without a block of their own (a mapping's pages, counted by the pages it occupies):
+    // `stack` holds `bytes` more (fewer, when negative) from now on.
+    void on_pages(std::uint32_t stack, std::int64_t bytes) noexcept;
 
     // Makes the copy at the peak current (the total may stand at a new high now).
     void settle() noexcept;
@@ -97,7 +97,6 @@ class PeakTables {
     void discharge(std::uint32_t stack, std::uint64_t size) noexcept;
     void touch(std::uint32_t stack) noexcept;
     void keep_peak() noexcept;
-
     bool add_stacks(std::uint32_t stack) noexcept; // figures for stack ids up to `stack`
     std::uint64_t tag_hash_of(std::uint32_t tag) const noexcept;
 

@@ -13,6 +13,7 @@
 #include "core/other_threads.hpp"
 #include "core/own_memory.hpp"
 #include "core/peak_recorder.hpp"
+#include "core/signal_relay.hpp"
 #include "core/process_memory.hpp"
 #include "core/py_compat.h"
 #include "mprof/usage_series.hpp"
@@ -552,6 +553,13 @@ void bind_core(py::module_ &m) {
         "Publishes the recorder's own memory in the page of the memory file `fd` (from mprofxx "
         "run --peak, which leaves it out of its samples).");
     m.def("peak_stop", &core::peak_stop, "Stops the peak recorder and drops its tables.");
+    m.def("peak_relay_signal", &core::signal_relay_install, py::arg("signum"),
+          "While recording, sends `signum` again to this (the main) thread every 100 ms until "
+          "peak_signal_taken(): its Python handler (installed just before) runs even when the "
+          "signal came to another thread or just before the main thread blocked. False when "
+          "the signal has no Python handler.");
+    m.def("peak_signal_taken", &core::signal_relay_taken,
+          "The Python handler of a relayed signal runs: it is not sent again.");
     m.def("peak_runner_frame", &core::peak_runner_frame, py::arg("on"),
           "The calling frame runs the program (True) until it returns (False first).");
     m.def(

@@ -67,6 +67,10 @@ def start_peak(forkserver: bool = False) -> None:
     for signum in _ENDING_SIGNALS:
         if signal.getsignal(signum) is signal.SIG_DFL:
             signal.signal(signum, _write_then_terminate)
+            # Sent again to this thread until the handler runs (core/signal_relay.hpp): a
+            # signal taken just before the main thread blocks for good (a Pool worker that
+            # its pool terminates) or by another thread would leave the table unwritten.
+            _memxx.peak_relay_signal(signum)
     os.register_at_fork(after_in_child=_restart_peak_in_child)
     os._exit = _exit_after_writing  # type: ignore[assignment]
     if forkserver:
@@ -169,6 +173,9 @@ class _SignalsWait:
 
 
 def _write_then_terminate(signum: int, frame: Any) -> None:
+    import _memxx
+
+    _memxx.peak_signal_taken()
     if _active_wait is not None:  # the write is under way (its handlers not yet in place)
         _active_wait.pending.append(signum)
         return

@@ -82,16 +82,31 @@ TEST_CASE("a free of a block never allocated changes nothing") {
     CHECK(tables.live_blocks() == 1);
 }
 
-TEST_CASE("an unmap from a mapping's start keeps what stays mapped") {
+TEST_CASE("a mapping's pages count for the stack that made it, as they come and go") {
     PeakTables tables;
-    tables.on_alloc(0x100000, 4 * 4096, 5);
-    tables.on_unmap(0x100000, 4096, 6);
+    tables.on_pages(5, 10 * 4096); // a pass finds 10 pages touched in stack 5's mapping
+    tables.on_alloc(0x1000, 4096, 2);
+    tables.on_pages(5, -10 * 4096); // given back (madvise DONTNEED)
+    tables.on_alloc(0x2000, 8 * 4096, 3); // 9 pages: below the peak of 11
     tables.settle();
-    CHECK(tables.total() == 3 * 4096);
+    CHECK(tables.peak() == 11 * 4096);
+    CHECK(at_peak_of(tables, 5) == 10 * 4096);
+    CHECK(at_peak_of(tables, 3) == 0);
     CHECK(tables.live_bytes(5) == 0);
-    CHECK(tables.live_bytes(6) == 3 * 4096);
-    tables.on_unmap(0x101000, 3 * 4096, 6);
-    CHECK(tables.total() == 0);
+    CHECK(tables.live_blocks() == 2); // pages are no blocks
+    tables.on_alloc(0x3000, 4 * 4096, 3); // 13 pages: a later, bigger peak without them
+    tables.settle();
+    CHECK(tables.peak() == 13 * 4096);
+    CHECK(at_peak_of(tables, 5) == 0);
+    CHECK(at_peak_of(tables, 3) == 12 * 4096);
+}
+
+TEST_CASE("pages of a stack never seen before grow the tables") {
+    PeakTables tables;
+    tables.on_pages(70000, 4096);
+    tables.settle();
+    CHECK(tables.live_bytes(70000) == 4096);
+    CHECK(at_peak_of(tables, 70000) == 4096);
 }
 
 TEST_CASE("random event streams give the definition's peak figures exactly") {

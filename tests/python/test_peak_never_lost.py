@@ -108,6 +108,46 @@ def test_signals_keep_the_table(tmp_path: Path, how: str) -> None:
     assert "no peak table" not in err
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_another_thread_takes_still_reaches_the_blocked_main_thread(
+        tmp_path: Path, signum: signal.Signals) -> None:
+    # Python runs a handler in the main thread, when its eval loop looks: a signal that another
+    # thread takes (or that comes just before the main thread blocks: a Pool worker entering the
+    # queue's lock as the pool terminates it) leaves the handler pending while the main thread
+    # waits for good. The recorder sends it again to the main thread, whose wait it interrupts.
+    write(tmp_path, "blocked.py", f"""
+        import os, signal, threading, time
+        held = [bytearray(1000) for _ in range(20_000)]   # line 3: 20 MB
+        never = threading.Lock()
+        never.acquire()
+        main = threading.get_native_id()
+
+        def poke():
+            # Once the main thread sleeps in the lock's wait (it has nothing else to wait for):
+            # the signal goes to this thread, whose eval loop does not run the handler.
+            time.sleep(0.2)
+            for _ in range(1000):
+                with open(f"/proc/self/task/{{main}}/stat") as stat:
+                    if stat.read().rsplit(")", 1)[1].split()[0] == "S":
+                        break
+                time.sleep(0.01)
+            signal.pthread_kill(threading.get_ident(), {int(signum)})
+
+        threading.Thread(target=poke).start()
+        never.acquire()                                    # only a signal ends this wait
+    """)
+    process = start_run(tmp_path, "--exit-code", "blocked.py")
+    try:
+        _out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("the handler never ran: the program still waits")
+    assert process.returncode == 128 + signum, err
+    assert f"killed by {signum.name}" in err and "Traceback" not in err, err
+    assert held_by_line(tmp_path, "blocked.py")[3] >= 20_000 * 1000
+
+
 def test_os_exit_in_the_main_program_keeps_the_table(tmp_path: Path) -> None:
     write(tmp_path, "quits.py", """
         import os
