@@ -194,9 +194,9 @@ bool pymalloc_has_debug_hooks() {
 
 // Benchmarks' floor of every PyMem allocation tracker: functions that only call the domain's
 // previous allocator, so a program pays the indirect call a hook adds and nothing else.
-Domain g_floor[kDomains] = {{PYMEM_DOMAIN_RAW, {}, {}, false},
-                            {PYMEM_DOMAIN_MEM, {}, {}, false},
-                            {PYMEM_DOMAIN_OBJ, {}, {}, false}};
+Domain g_floor[kDomains] = {{PYMEM_DOMAIN_RAW, {}, {}, false, nullptr},
+                            {PYMEM_DOMAIN_MEM, {}, {}, false, nullptr},
+                            {PYMEM_DOMAIN_OBJ, {}, {}, false, nullptr}};
 
 template <int D> void *floor_malloc(void *, std::size_t size) noexcept {
     const PyMemAllocatorEx &prev = g_floor[D].previous;

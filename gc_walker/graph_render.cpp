@@ -19,12 +19,13 @@ GVC_t *context() {
 // Graphviz 2.42 (Debian 12) and Graphviz 3+ (Debian sid) differ in two signatures: the list of
 // plugins took an unused fourth argument, and the rendered length was an unsigned int. The call
 // made is chosen by the declared function's type.
-char **plugin_list(char **(*list)(GVC_t *, const char *, int *, char *), GVC_t *gvc,
-                   const char *kind, int *count) {
+// One of the two is never called, depending on the version.
+[[maybe_unused]] char **plugin_list(char **(*list)(GVC_t *, const char *, int *, char *),
+                                    GVC_t *gvc, const char *kind, int *count) {
     return list(gvc, kind, count, nullptr);
 }
-char **plugin_list(char **(*list)(GVC_t *, const char *, int *), GVC_t *gvc, const char *kind,
-                   int *count) {
+[[maybe_unused]] char **plugin_list(char **(*list)(GVC_t *, const char *, int *), GVC_t *gvc,
+                                    const char *kind, int *count) {
     return list(gvc, kind, count);
 }
 template <class Length>

@@ -90,3 +90,41 @@ def test_a_reservation_made_with_ctypes_before_profiling_counts_the_pages_touche
         libc.munmap(address, GIB)
     assert lines[1].native_increment == pages * PAGE
     assert lines[2].native_increment == PAGE
+
+
+def test_a_glibc_heap_whose_header_moved_on_since_the_maps_were_read_is_not_adopted():
+    # A thread's glibc arena heap: 64 MiB aligned, RW for its header's mprotect_size, no access
+    # after. Its thread grows it (mprotect) at any time, so the header can be a page ahead of
+    # /proc/self/maps when the session reads both: it is still the heap of a block-counted
+    # allocator, and the pages its thread touches or gives back are no line's (a churning
+    # thread's trim once charged -4,096 B to a profiled line this way). This one is made by hand,
+    # its header a page ahead of its RW part; the profiled line writes 1 MiB into it.
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    heap_max = 64 * 2**20
+    rw = 2 * 2**20
+    span = 3 * heap_max
+    base = libc.mmap(None, span, 0,  # PROT_NONE
+                     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000, -1, 0)
+    assert base not in (None, ctypes.c_void_p(-1).value)
+    heap = (base // heap_max + 1) * heap_max  # never the first byte: a gap below it
+    try:
+        assert libc.munmap(base, heap - base) == 0
+        assert libc.mprotect(heap, rw, mmap.PROT_READ | mmap.PROT_WRITE) == 0
+        header = (ctypes.c_size_t * 5).from_address(heap)
+        header[:] = [heap + 48, 0, rw, rw + PAGE, PAGE]  # ar_ptr, prev, size, mprotect_size
+
+        def fill(heap):
+            ctypes.memset(heap + PAGE, 7, 2**20)
+            return heap
+
+        lines, _ = profiled(fill, heap)
+    finally:
+        libc.munmap(heap, base + span - heap)
+    assert lines[1].native_increment == 0
