@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import functools
+import importlib
 import importlib.abc
 import importlib.util
 import os
@@ -80,6 +82,22 @@ def start_peak(forkserver: bool = False) -> None:
     _link.share_own_memory()
     _peak_started = time.time()
     atexit.register(write_peak)
+    _shield_the_write_at_exit()
+
+
+_mask_at_start: frozenset[int] = frozenset()
+
+
+def _shield_the_write_at_exit() -> None:
+    # atexit calls the last registered first: this block runs just before write_peak, with no
+    # Python line of ours in between, so a signal that comes once the program has ended (the
+    # second Ctrl-C to the process group) waits for the write instead of being raised at its
+    # first line. _SignalsWait lets them through when the write is done.
+    global _mask_at_start
+    _mask_at_start = frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    # _signal's, not signal's: that one is a Python function, whose first line is such a point.
+    block = importlib.import_module("_signal").pthread_sigmask
+    atexit.register(functools.partial(block, signal.SIG_BLOCK, _SignalsWait.SIGNALS))
 
 
 def _exit_after_writing(status: int) -> None:
@@ -145,17 +163,20 @@ class _SignalsWait:
     takes its default action (the process was ending anyway). Python runs signal handlers in
     the main thread only: from another thread the write is not shielded."""
 
-    _SIGNALS = (signal.SIGINT,) + _ENDING_SIGNALS
+    SIGNALS = (signal.SIGINT,) + _ENDING_SIGNALS
 
     def __init__(self) -> None:
         self.pending: list[int] = []
         self.previous: dict[int, Any] = {}
+        self.shielded: list[int] = []  # blocked by the exit's shield, let through at the end
 
     def __enter__(self) -> None:
-        # Blocked while the handlers change: one that comes meanwhile reaches _note.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self._SIGNALS)
+        # Blocked while the handlers change: one that comes meanwhile reaches _note. At exit
+        # they are blocked already (_shield_the_write_at_exit) and stay so until the write ends.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        self.shielded = [s for s in self.SIGNALS if s in blocked and s not in _mask_at_start]
         try:
-            for signum in self._SIGNALS:
+            for signum in self.SIGNALS:
                 self.previous[signum] = signal.signal(signum, self._note)
         except ValueError:  # not the main thread
             pass
@@ -166,6 +187,8 @@ class _SignalsWait:
         self.pending.append(signum)
 
     def __exit__(self, *exc: object) -> None:
+        if self.shielded:  # those that came during the write reach _note now
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.shielded)
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         if self.pending:

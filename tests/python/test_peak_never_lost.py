@@ -108,6 +108,34 @@ def test_signals_keep_the_table(tmp_path: Path, how: str) -> None:
     assert "no peak table" not in err
 
 
+def test_a_ctrl_c_that_comes_after_the_program_ended_waits_for_the_write(tmp_path: Path) -> None:
+    # A second Ctrl-C to the process group (the run passes the first on as well) can come once
+    # the program has ended, when its exit handlers run and before the table's write has put
+    # its own handlers in place. Made certain here: while the program's last exit handler
+    # sleeps, a thread it started takes SIGINT, which Python then raises in the main thread at
+    # the next Python line it runs: the write's first.
+    program = """
+        import atexit, signal, threading, time
+        held = [bytearray(1000) for _ in range(20_000)]   # line 3: 20 MB
+
+        def poke():
+            time.sleep(0.1)
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+        atexit.register(time.sleep, 0.5)
+        atexit.register(threading.Thread(target=poke).start)   # runs first
+    """
+    write(tmp_path, "late.py", program)
+    plain = subprocess.run([sys.executable, "late.py"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=60, check=False)
+    done = mprofxx("run", "--peak", "late.py", cwd=tmp_path)
+    assert "no peak table" not in done.stderr, done.stderr
+    assert "cannot write" not in done.stderr, done.stderr
+    assert held_by_line(tmp_path, "late.py")[3] >= 20_000 * 1000
+    assert not list(tmp_path.glob("*.peak.parts"))
+    assert (done.returncode == 0) == (plain.returncode == 0), (plain, done)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_another_thread_takes_still_reaches_the_blocked_main_thread(
         tmp_path: Path, signum: signal.Signals) -> None:
