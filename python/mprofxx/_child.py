@@ -311,9 +311,20 @@ def main(argv: list[str]) -> None:
             sys.argv = list(argv)
             sys.path[0] = os.path.dirname(os.path.abspath(script))
             runpy.run_path(script, run_name="__main__")
+    except KeyboardInterrupt:
+        if runner and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            # The program ends by Ctrl-C: a second SIGINT (the run passes on one sent to it
+            # alone) is not raised again in the traceback's printing or the exit handlers,
+            # where it would stop the table's write.
+            signal.signal(signal.SIGINT, _note_late_sigint)
+        raise
     finally:
         if runner:
             _memxx.peak_runner_frame(False)
+
+
+def _note_late_sigint(signum: int, frame: Any) -> None:
+    pass  # the process is ending by SIGINT already (Python exits by it after the exit handlers)
 
 
 if __name__ == "__main__":

@@ -83,8 +83,9 @@ def test_gnu_timeout_two_sigterms_keep_the_table(tmp_path: Path) -> None:
         assert not list(folder.glob("*.peak.parts"))
 
 
-@pytest.mark.parametrize("how", ["SIGINT to the group", "SIGTERM twice to the run",
-                                 "SIGHUP to the group", "SIGHUP to the run"])
+@pytest.mark.parametrize("how", ["SIGINT to the group", "SIGINT to the run",
+                                 "SIGTERM twice to the run", "SIGHUP to the group",
+                                 "SIGHUP to the run"])
 def test_signals_keep_the_table(tmp_path: Path, how: str) -> None:
     write(tmp_path, "hold.py", HOLD)
     process = start_run(tmp_path, "hold.py")

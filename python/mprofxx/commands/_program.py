@@ -20,6 +20,16 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+_GROUP_GRACE_SECONDS = 1.0
+
+
+def _in_our_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == os.getpgrp()
+    except OSError:
+        return False
+
+
 def _note_signal(signum: int, frame: object) -> None:
     pass  # while the program is stopped: it already has the first signal
 
@@ -80,6 +90,14 @@ def stop_program(process: subprocess.Popen[bytes], signum: int = signal.SIGINT,
     previous = {sig: signal.signal(sig, _note_signal)
                 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
+        if signum == signal.SIGINT and watch is not None and _in_our_group(process.pid):
+            # Ctrl-C from the terminal (SIGINT to the process group) reached the program too:
+            # one more would land in its KeyboardInterrupt's unwinding or in its table's write.
+            # It gets a moment to end, or to begin the write, before SIGINT is passed on (for
+            # a SIGINT sent to the run alone).
+            if watch.wait(_GROUP_GRACE_SECONDS) or (watch.writing and watch.wait(None)):
+                process.wait()
+                return
         process.send_signal(signum)
         if watch is None:
             try:
