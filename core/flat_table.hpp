@@ -1,13 +1,15 @@
 // An open-addressing hash table from 64-bit keys to small values, in mimalloc memory (never in
-// the hooked Python allocator): linear probing, backward-shift deletion (no tombstones, so
-// lookups stay short however many keys come and go), doubling past 70 % load. Key 0 marks an
-// empty slot. Not thread-safe.
+// the hooked Python allocator): linear probing, backward-shift deletion (core/probe_run.hpp: no
+// tombstones, so lookups stay short however many keys come and go), doubling past 70 % load.
+// Key 0 marks an empty slot. Not thread-safe.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include <mimalloc.h>
+
+#include "core/probe_run.hpp"
 
 namespace memxx::core {
 
@@ -107,15 +109,11 @@ template <class Value> class FlatTable {
             i = (i + 1) & mask_;
         }
         *value = slots_[i].value;
-        // Shift later members of the probe run back over the hole.
-        for (std::size_t j = (i + 1) & mask_; slots_[j].key != 0; j = (j + 1) & mask_) {
-            const std::size_t h = home(slots_[j].key);
-            const bool movable = (j > i) ? (h <= i || h > j) : (h <= i && h > j);
-            if (movable) {
-                slots_[i] = slots_[j];
-                i = j;
-            }
-        }
+        i = shift_back_over(
+            i, [this](std::size_t at) { return (at + 1) & mask_; },
+            [this](std::size_t at) { return slots_[at].key == 0; },
+            [this](std::size_t at) { return home(slots_[at].key); },
+            [this](std::size_t to, std::size_t from) { slots_[to] = slots_[from]; });
         slots_[i].key = 0;
         --count_;
         return true;

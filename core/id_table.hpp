@@ -2,17 +2,19 @@
 // each found by a 64-bit hash of what it names, which the caller computes: a slot holds the id and
 // the hash's low bits (a fingerprint), never a key, so it costs 4 bytes where a table of 64-bit
 // keys costs 12, and what the id names stays in one place (the caller's array), compared there.
-// Linear probing, backward-shift deletion (no tombstones), any capacity (a slot from the hash's
-// top bits by multiplication), grown by a quarter past 85 % load: 4.7 to 5.9 bytes per id. The
-// fingerprint spares most of a probe's reads of the caller's array: only slots whose fingerprint
-// matches are compared. Growing and deleting need the hash of ids already stored: the caller
-// passes `hash_of(id)`. In mimalloc memory; not thread-safe.
+// Linear probing, backward-shift deletion (core/probe_run.hpp), any capacity (a slot from the
+// hash's top bits by multiplication), grown by a quarter past 85 % load: 4.7 to 5.9 bytes per id.
+// The fingerprint spares most of a probe's reads of the caller's array: only slots whose
+// fingerprint matches are compared. Growing and deleting need the hash of ids already stored: the
+// caller passes `hash_of(id)`. In mimalloc memory; not thread-safe.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include <mimalloc.h>
+
+#include "core/probe_run.hpp"
 
 namespace memxx::core {
 
@@ -81,15 +83,11 @@ template <unsigned IdBits> class IdTable {
             }
             i = next(i);
         }
-        // Shift later members of the probe run back over the hole.
-        for (std::size_t j = next(i); slots_[j] != 0; j = next(j)) {
-            const std::size_t h = home(hash_of((slots_[j] & kIdMask) - 1));
-            const bool movable = (j > i) ? (h <= i || h > j) : (h <= i && h > j);
-            if (movable) {
-                slots_[i] = slots_[j];
-                i = j;
-            }
-        }
+        i = shift_back_over(
+            i, [this](std::size_t at) { return next(at); },
+            [this](std::size_t at) { return slots_[at] == 0; },
+            [this, &hash_of](std::size_t at) { return home(hash_of((slots_[at] & kIdMask) - 1)); },
+            [this](std::size_t to, std::size_t from) { slots_[to] = slots_[from]; });
         slots_[i] = 0;
         --count_;
         return true;
