@@ -171,7 +171,8 @@ void sites_start() {
         if (!g_object_events) {
             g_slot = session_subscribe(&kObjects, SourceNeeds::pymem);
             if (g_slot < 0) {
-                throw std::runtime_error("the allocation stream has no free slot for allocation sites");
+                throw std::runtime_error(
+                    "the allocation stream has no free slot for allocation sites");
             }
         }
     } else if (g_object_events) {

@@ -16,26 +16,13 @@ template <class Call> void each(Call &&call) noexcept {
     }
 }
 
-// Several consumers want an event: each one's function that is there.
-void many_block_alloc(std::uintptr_t address, std::size_t size) noexcept {
-    each([&](const Consumer &c) { c.block_alloc != nullptr ? c.block_alloc(address, size) : void(); });
-}
-void many_block_free(std::uintptr_t address) noexcept {
-    each([&](const Consumer &c) { c.block_free != nullptr ? c.block_free(address) : void(); });
-}
-void many_object_alloc(const void *block) noexcept {
-    each([&](const Consumer &c) { c.object_alloc != nullptr ? c.object_alloc(block) : void(); });
-}
-void many_object_free(const void *block) noexcept {
-    each([&](const Consumer &c) { c.object_free != nullptr ? c.object_free(block) : void(); });
-}
-void many_object_realloc(const void *old_block, const void *new_block) noexcept {
+// Several consumers want an event: each one's function for it, where it has one.
+template <auto Field, class... Args> void many(Args... args) noexcept {
     each([&](const Consumer &c) {
-        c.object_realloc != nullptr ? c.object_realloc(old_block, new_block) : void();
+        if (c.*Field != nullptr) {
+            (c.*Field)(args...);
+        }
     });
-}
-void many_pages_changed(std::uint32_t maker, std::int64_t bytes) noexcept {
-    each([&](const Consumer &c) { c.pages_changed != nullptr ? c.pages_changed(maker, bytes) : void(); });
 }
 
 // No consumer wants an event (a source that read the flags just before an unsubscribe).
@@ -46,9 +33,9 @@ void no_realloc(const void *, const void *) noexcept {}
 std::uint32_t no_maker() noexcept { return 0; }
 void no_pages(std::uint32_t, std::int64_t) noexcept {}
 
-// Sets the dispatch of one event: none, the lone subscriber's function, or `many`. Returns
-// whether anyone wants it.
-template <class Fn> bool route(std::atomic<Fn> &to, Fn Consumer::*field, Fn none, Fn many) {
+// Sets the dispatch of one event: `none`, the lone subscriber's function, or `several`.
+// Returns whether anyone wants it.
+template <class Fn> bool route(std::atomic<Fn> &to, Fn Consumer::*field, Fn none, Fn several) {
     int wanting = 0;
     Fn lone = none;
     each([&](const Consumer &c) {
@@ -57,7 +44,7 @@ template <class Fn> bool route(std::atomic<Fn> &to, Fn Consumer::*field, Fn none
             lone = c.*field;
         }
     });
-    to.store(wanting == 0 ? none : wanting == 1 ? lone : many, std::memory_order_release);
+    to.store(wanting == 0 ? none : wanting == 1 ? lone : several, std::memory_order_release);
     return wanting > 0;
 }
 
@@ -65,16 +52,18 @@ template <class Fn> bool route(std::atomic<Fn> &to, Fn Consumer::*field, Fn none
 void update() noexcept {
     unsigned wants = 0;
     bool blocks = route(g_dispatch.block_alloc, &Consumer::block_alloc, no_block_alloc,
-                        many_block_alloc);
-    blocks |= route(g_dispatch.block_free, &Consumer::block_free, no_block_free, many_block_free);
+                        many<&Consumer::block_alloc, std::uintptr_t, std::size_t>);
+    blocks |= route(g_dispatch.block_free, &Consumer::block_free, no_block_free,
+                    many<&Consumer::block_free, std::uintptr_t>);
     bool objects = route(g_dispatch.object_alloc, &Consumer::object_alloc, no_block,
-                         many_object_alloc);
-    objects |= route(g_dispatch.object_free, &Consumer::object_free, no_block, many_object_free);
+                         many<&Consumer::object_alloc, const void *>);
+    objects |= route(g_dispatch.object_free, &Consumer::object_free, no_block,
+                     many<&Consumer::object_free, const void *>);
     objects |= route(g_dispatch.object_realloc, &Consumer::object_realloc, no_realloc,
-                     many_object_realloc);
-    // At most one consumer tags mappings: the first one's tag is kept.
+                     many<&Consumer::object_realloc, const void *, const void *>);
     bool mappings = route(g_dispatch.pages_changed, &Consumer::pages_changed, no_pages,
-                          many_pages_changed);
+                          many<&Consumer::pages_changed, std::uint32_t, std::int64_t>);
+    // At most one consumer tags mappings: the first one's tag is kept.
     std::uint32_t (*maker)() noexcept = no_maker;
     each([&](const Consumer &c) {
         if (maker == no_maker && c.mapping_maker != nullptr) {

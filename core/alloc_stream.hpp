@@ -20,9 +20,9 @@
 //            outside its own lock. At most one consumer tags mappings.
 //
 // Cost: a source tests one relaxed load of the flags word per event; then, when some consumer
-// wants the event, one indirect call (to the consumer's function when it is the only one). A consumer's functions may still be
-// called shortly after it unsubscribed, by a thread that read the flags before: they check the
-// consumer's own state (the Consumer itself is never freed).
+// wants the event, one indirect call (to the consumer's own function when it is the only one).
+// A consumer's functions may still be called shortly after it unsubscribed, by a thread that
+// read the flags before: they check the consumer's own state (a Consumer is never freed).
 //
 // Subscribing and unsubscribing: GIL held (core/session.hpp does it).
 #pragma once

@@ -551,7 +551,7 @@ void peak_fork_child() noexcept {
 
 namespace {
 
-// --- the stream's events (any thread, inside the re-entrancy guard) --------------------------------
+// --- the stream's events (any thread, inside the re-entrancy guard) ----------------------------
 void on_block_alloc(std::uintptr_t address, std::size_t size) noexcept {
     queue(kAlloc, address, size);
 }
