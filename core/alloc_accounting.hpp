@@ -2,6 +2,8 @@
 // profiled thread's ledger, the re-entrancy flag. One file per source calls into it (PyMem
 // domains: pymem_hooks.cpp, numpy's handler: numpy_hooks.cpp, native code's malloc and mmap:
 // native_hooks.cpp), each wrapper with the same steps: re-entrancy check, real call, record.
+// Every block is also put on the allocation stream (core/alloc_stream.hpp) for the consumers
+// subscribed to it; no consumer's header is included here.
 //
 // Internal to core. Callable from any thread, with or without the GIL: no Python API here.
 #pragma once
@@ -10,11 +12,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/alloc_stream.hpp"
 #include "core/line_ledger.hpp"
 #include "core/live_blocks.hpp"
 #include "core/other_threads.hpp"
-#include "core/peak_recorder.hpp"
 #include "core/recent_blocks.hpp"
+#include "core/session.hpp"
 #include "core/spin_lock.hpp"
 #include "core/thread_local.hpp"
 
@@ -32,8 +35,8 @@ extern std::atomic<bool> g_active;       // accounting is on (a profiling sessio
 
 // The tables are created at the first session and never freed: hooks may still run at exit.
 // g_blocks holds the blocks of the RAW domain, numpy and native code, which may be allocated and
-// freed on any thread without the GIL: g_lock guards it.
-extern SpinLock g_lock;
+// freed on any thread without the GIL: g_lock (the session's, core/session.hpp) guards it.
+using session::g_lock;
 extern LiveBlocks *g_blocks;
 
 // The blocks of the MEM and OBJ domains, which are always called with the GIL held: the most
@@ -171,8 +174,8 @@ inline void pay_free(ThreadLedger *ledger, const ShareRef &share, std::size_t si
 // A new block on the calling thread: kept in the table and charged when the thread is profiled
 // (or works for a profiled thread).
 inline void record_alloc(void *address, std::size_t size, Source source, Guard guard) noexcept {
-    if (peak_recording()) {
-        peak_on_alloc(address, size);
+    if (stream::wanted(stream::kBlocks)) {
+        stream::block_alloc(address, size);
     }
     ThreadLedger *ledger = t_ledger;
     if (ledger == nullptr) {
@@ -203,8 +206,8 @@ void *alloc_counted(std::size_t size, Source source, Guard table_guard, RealAllo
 template <class RealFree>
 void free_counted(void *address, Source source, Guard table_guard, RealFree &&real) noexcept {
     ReentrancyGuard guard;
-    if (peak_recording()) {
-        peak_on_free(address);
+    if (stream::wanted(stream::kBlocks)) {
+        stream::block_free(address);
     }
     std::size_t size = 0;
     bool known = false;
@@ -246,9 +249,9 @@ void *realloc_counted(void *address, std::size_t size, Source source, Guard tabl
     ReentrancyGuard guard;
     std::size_t old_size = 0;
     bool known = false;
-    const bool peak = peak_recording();
-    if (peak && address != nullptr) {
-        peak_on_free(address);
+    const bool stream_blocks = stream::wanted(stream::kBlocks);
+    if (stream_blocks && address != nullptr) {
+        stream::block_free(address);
     }
     if (address != nullptr) {
         known = untrack_block(address, &old_size, table_guard);
@@ -265,8 +268,8 @@ void *realloc_counted(void *address, std::size_t size, Source source, Guard tabl
         unknown.before(address);
     }
     void *resized = real(address, size);
-    if (peak && resized != nullptr) {
-        peak_on_alloc(resized, size);
+    if (stream_blocks && resized != nullptr) {
+        stream::block_alloc(resized, size);
     }
     if (!counted && profiled) {
         old_size = unknown.after(size);

@@ -8,24 +8,10 @@
 #include <cstddef>
 
 #include "core/line_ledger.hpp"
+#include "core/session.hpp"
 #include "core/thread_local.hpp"
 
 namespace memxx::core {
-
-// Accounting starts with the first profiled thread and stops with the last one. Both install or
-// remove the hooks, so both need the GIL.
-void hook_session_begin();
-void hook_session_end();
-
-// Native memory (malloc and mmap calls of loaded shared objects) is counted while a session is
-// open and at least one enabled profiler or watch wants it: each wants it with native_want(true)
-// and drops it with native_want(false). GIL held.
-void native_want(bool on);
-
-// Allocation-site tracking (core/alloc_sites) needs the hooks without a profiling session: the
-// hooks stay installed while either wants them. GIL held.
-void hook_sites_attach();
-void hook_sites_detach();
 
 // The calling thread's accounting, from its first profiled frame (or watch) to the end of its
 // last teardown: its blocks are charged to `ledger`, the first such thread opens the session,

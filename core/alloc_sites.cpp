@@ -1,13 +1,15 @@
 #include "core/alloc_sites.hpp"
 
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include <mimalloc.h>
 
-#include "core/alloc_hook.hpp"
+#include "core/alloc_stream.hpp"
 #include "core/flat_table.hpp"
 #include "core/py_compat.h"
+#include "core/session.hpp"
 
 namespace memxx::core {
 
@@ -94,6 +96,36 @@ void record_current_site(const void *block) noexcept {
                  static_cast<std::uint64_t>(site) << 32 | g_epoch);
 }
 
+// 3.11/3.12 (or when another tool holds the object events): the objects events of the
+// allocation stream (core/alloc_stream.hpp), GIL held, inside the re-entrancy guard.
+void on_object_alloc(const void *block) noexcept {
+    if (site_tracking() == SiteTracking::recording) {
+        record_current_site(block);
+    }
+}
+
+// Before the real free: the address may be handed out again right after it.
+void on_object_free(const void *block) noexcept {
+    std::uint64_t value;
+    g_blocks.erase(reinterpret_cast<std::uint64_t>(block), &value);
+}
+
+// After a successful realloc that moved or kept the block.
+void on_object_realloc(const void *old_block, const void *new_block) noexcept {
+    std::uint64_t value = 0;
+    const bool known =
+        old_block != nullptr && g_blocks.erase(reinterpret_cast<std::uint64_t>(old_block), &value);
+    if (known) {
+        g_blocks.put(reinterpret_cast<std::uint64_t>(new_block), value);
+    } else if (site_tracking() == SiteTracking::recording) {
+        record_current_site(new_block);
+    }
+}
+
+constexpr stream::Consumer kObjects{nullptr,           nullptr, on_object_alloc, on_object_free,
+                                    on_object_realloc, nullptr, nullptr};
+int g_slot = -1; // our slot in the stream while the allocator hook tells us; GIL held
+
 // 3.13+: sites are taken when an object is created (free-list reuse included) and dropped when
 // it is destroyed, through the interpreter's object events instead of the allocator hook.
 bool g_object_events = false;
@@ -137,7 +169,11 @@ void sites_start() {
     if (site_tracking() == SiteTracking::off) {
         g_object_events = memxx_object_events_install(on_object_created, on_object_destroyed);
         if (!g_object_events) {
-            hook_sites_attach();
+            g_slot = session_subscribe(&kObjects, SourceNeeds::pymem);
+            if (g_slot < 0) {
+                throw std::runtime_error(
+                    "the allocation stream has no free slot for allocation sites");
+            }
         }
     } else if (g_object_events) {
         // Another tracer (tracemalloc's) may have taken the object events since.
@@ -162,38 +198,11 @@ void sites_stop(bool forget) {
             memxx_object_events_remove();
             g_object_events = false;
         } else {
-            hook_sites_detach();
+            session_unsubscribe(g_slot);
+            g_slot = -1;
         }
     }
     drop_sites();
-}
-
-void sites_on_alloc(const void *block) noexcept {
-    if (site_tracking() == SiteTracking::recording && !g_object_events) {
-        record_current_site(block);
-    }
-}
-
-void sites_on_free(const void *block) noexcept {
-    if (g_object_events) {
-        return;
-    }
-    std::uint64_t value;
-    g_blocks.erase(reinterpret_cast<std::uint64_t>(block), &value);
-}
-
-void sites_on_realloc(const void *old_block, const void *new_block) noexcept {
-    if (g_object_events) {
-        return; // a moved object is re-created: on_object_created tags its new address
-    }
-    std::uint64_t value = 0;
-    const bool known =
-        old_block != nullptr && g_blocks.erase(reinterpret_cast<std::uint64_t>(old_block), &value);
-    if (known) {
-        g_blocks.put(reinterpret_cast<std::uint64_t>(new_block), value);
-    } else if (site_tracking() == SiteTracking::recording) {
-        record_current_site(new_block);
-    }
 }
 
 BlockSite site_of_block(const void *block) noexcept {

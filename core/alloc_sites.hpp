@@ -5,9 +5,10 @@
 // current epoch; its end removes the tag. On 3.13+ the interpreter's object events (PyRefTracer)
 // say when an object is created, free-list reuse included, and destroyed; on 3.11/3.12 (or when
 // another tool holds those events) the allocator hook tags every block the OBJ domain hands
-// out and untags it when freed, so an object taken from a free list keeps the tag of that
-// memory's earlier owner. Objects made before recording started, or by C code with no Python
-// frame on the stack, have no site.
+// out and untags it when freed (the objects events of the allocation stream,
+// core/alloc_stream.hpp), so an object taken from a free list keeps the tag of that memory's
+// earlier owner. Objects made before recording started, or by C code with no Python frame on the
+// stack, have no site.
 //
 // All of it runs with the GIL held: the OBJ domain is only called with the GIL, and so are the
 // queries. The tables live in mimalloc memory, never in the hooked allocator.
@@ -41,13 +42,6 @@ void sites_start();
 // Stops recording. With `forget`, drops every recorded site and lets the hook go; otherwise the
 // hook keeps removing the sites of freed blocks. GIL held.
 void sites_stop(bool forget);
-
-// --- called by the allocator hook (OBJ domain, GIL held, inside the re-entrancy guard) --------
-void sites_on_alloc(const void *block) noexcept;
-// Before the real free: the address may be handed out again right after it.
-void sites_on_free(const void *block) noexcept;
-// After a successful realloc that moved or kept the block.
-void sites_on_realloc(const void *old_block, const void *new_block) noexcept;
 
 // --- queries (GIL held) ------------------------------------------------------------------------
 struct BlockSite {

@@ -20,9 +20,9 @@
 
 #include <mimalloc.h>
 
-#include "core/fork_locks.hpp"
+#include "core/alloc_stream.hpp"
 #include "core/line_ledger.hpp"
-#include "core/peak_recorder.hpp"
+#include "core/session.hpp"
 #include "core/spin_lock.hpp"
 #include "core/thread_local.hpp"
 
@@ -435,8 +435,8 @@ bool drain_faults(FaultWatcher *watcher, Change *change) {
 
 void charge(ThreadLedger *ledger, const Change &change) noexcept {
     for (int i = 0; i < change.peak.used; ++i) {
-        peak_on_pages(change.peak.maker[i],
-                      change.peak.pages[i] * static_cast<std::int64_t>(page_size()));
+        stream::pages_changed(change.peak.maker[i],
+                              change.peak.pages[i] * static_cast<std::int64_t>(page_size()));
     }
     if (ledger == nullptr) {
         g_unclaimed.fetch_add(static_cast<std::int64_t>(change.freed * page_size()),

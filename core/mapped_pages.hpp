@@ -16,19 +16,21 @@
 // The peak recorder (core/peak_recorder.cpp) counts the same pages by the same rule, with its own
 // two bits of each page's state, so that neither observer disturbs the other: its passes
 // (peak_pass) count the pages that became resident or went away, the hooks count the pages given
-// back at once, and those found resident just before (queued with peak_on_pages), each charged to the stack that made the mapping
-// (`maker`, 0 for a mapping adopted or made before the recording).
+// back at once, and those found resident just before (told to the allocation stream's mappings
+// consumer, core/alloc_stream.hpp), each charged to the code that made the mapping (`maker`, its
+// tag from the stream, 0 for a mapping adopted or made before the recording).
 //
 // The hooks (mapped/unmapped/given_back/remapped) are called by native_hooks.cpp under its
 // re-entrancy guard, from any thread, with or without the GIL; `observe` by the line tracer on a
 // profiled thread. No Python API.
 //
 // Lock: an internal spin lock guards the mappings, a leaf of the lock order (HACKING's lock
-// table, core/fork_locks.hpp): under it only the tables change, mincore runs and mimalloc
-// allocates (never hooked). What a hook or pass found is charged to the ledger and queued to the
-// peak recorder (peak_on_pages, which takes accounting::g_lock and may wait for room) after it
-// lets go; the maker's stack (peak_stack_now) is taken before. Taken under native_hooks'
-// g_patch_mutex by the session (adopt, forget_all), never with accounting::g_lock or m_apply.
+// table, core/session.hpp): under it only the tables change, mincore runs and mimalloc
+// allocates (never hooked). What a hook or pass found is charged to the ledger and told to the
+// stream (stream::pages_changed: the peak recorder takes session::g_lock and may wait for room)
+// after it lets go; the maker's tag (stream::mapping_maker) is taken before. Taken under
+// native_hooks' g_patch_mutex by the session (adopt, forget_all), never with session::g_lock or
+// m_apply.
 #pragma once
 
 #include <atomic>
@@ -59,7 +61,7 @@ inline void at_line_boundary(ThreadLedger *ledger) noexcept {
 void count_own_faults(ThreadLedger *ledger) noexcept;
 // A new anonymous mapping, made while profiling: tracked from now on. `populated`: its pages
 // are resident already (MAP_POPULATE, MAP_LOCKED), charged to `ledger` now.
-// `maker`: the peak recorder's stack id of the calling code (0 when it does not record).
+// `maker`: the stream's tag of the calling code (stream::mapping_maker; 0 when none).
 void mapped(void *address, std::size_t length, bool populated, std::uint32_t maker,
             ThreadLedger *ledger) noexcept;
 // A mapping made before the session (an allocator's reservation made at import or at first use,
@@ -91,7 +93,7 @@ std::size_t tracked_mappings() noexcept;
 void peak_begin() noexcept;
 // Before a hook gives [address, address + length) back (munmap, madvise, mremap): the peak
 // recorder counts the pages resident there now, so that a temporary touched and given back
-// between two passes still makes its peak. Queues with peak_on_pages; takes the pages' lock.
+// between two passes still makes its peak. Tells stream::pages_changed; takes the pages' lock.
 void peak_count(void *address, std::size_t length) noexcept;
 void peak_end() noexcept;
 struct PeakPagesChanged {
@@ -100,7 +102,7 @@ struct PeakPagesChanged {
 };
 // One mincore pass over every tracked mapping: fills `changed` (at most `capacity` makers; more
 // go to the root stack) and returns how many; `memory_bytes` receives the tables' own memory.
-// Leaves the line profiler's state alone. Not called under accounting::g_lock's hold by a hook.
+// Leaves the line profiler's state alone. Not called under session::g_lock's hold by a hook.
 std::size_t peak_pass(PeakPagesChanged *changed, std::size_t capacity,
                       std::size_t *memory_bytes) noexcept;
 

@@ -34,11 +34,11 @@
 
 #include "core/alloc_accounting.hpp"
 #include "core/alloc_sources.hpp"
-#include "core/fork_locks.hpp"
 #include "core/got_slots.hpp"
 #include "core/mapped_pages.hpp"
 #include "core/process_memory.hpp"
 #include "core/py_compat.h"
+#include "core/session.hpp"
 
 namespace memxx::core {
 
@@ -159,7 +159,7 @@ void *native_mmap(void *address, std::size_t length, int protection, int flags, 
         if ((flags & MAP_FIXED) != 0) { // replaced whatever was mapped there
             pages::unmapped(mapped, length, ledger);
         }
-        const std::uint32_t maker = peak_recording() ? peak_stack_now() : 0;
+        const std::uint32_t maker = stream::mapping_maker();
         pages::mapped(mapped, length, (flags & (MAP_POPULATE | MAP_LOCKED)) != 0, maker, ledger);
     }
     return mapped;
@@ -676,7 +676,7 @@ double seconds_now() noexcept {
 } // namespace
 
 // A thread without the GIL may hold the mutex (a dlopen) when another forks: the child would
-// inherit it held and hang at its next dlopen or profiling session (core/fork_locks.hpp).
+// inherit it held and hang at its next dlopen or profiling session (core/session.hpp).
 void native_hooks_fork_prepare() noexcept { g_patch_mutex.lock(); }
 void native_hooks_fork_parent() noexcept { g_patch_mutex.unlock(); }
 void native_hooks_fork_child() noexcept { g_patch_mutex.unlock(); }

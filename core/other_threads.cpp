@@ -3,7 +3,7 @@
 #include "core/other_threads.hpp"
 
 #include "core/alloc_hook.hpp"
-#include "core/fork_locks.hpp"
+#include "core/session.hpp"
 
 #include <Python.h>
 
@@ -62,7 +62,7 @@ ThreadShare *open_cause() noexcept {
 
 } // namespace
 
-// A thread in the middle of fork() must not leave the lock held in the child (core/fork_locks).
+// A thread in the middle of fork() must not leave the lock held in the child (core/session.hpp).
 void shares_fork_prepare() noexcept { g_shares_lock.lock(); }
 void shares_fork_parent() noexcept { g_shares_lock.unlock(); }
 void shares_fork_child() noexcept { g_shares_lock.unlock(); }

@@ -4,12 +4,16 @@
 // miss or two per block) runs on another core. The figures are those of applying every event
 // in the order the hooks saw them, so they are exact; a report first applies what is queued.
 //
-// Locks: accounting::g_lock (a spin lock, the allocator hook's) orders the producers: it is held
+// A consumer of the allocation stream (core/alloc_stream.hpp): every block, and with native
+// memory the mappings' makers and pages; subscribed through core/session.hpp, which starts the
+// sources it needs.
+//
+// Locks: session::g_lock (a spin lock, the allocator hook's) orders the producers: it is held
 // to intern a stack and to queue an event. m_apply (a mutex) is held while events are applied,
 // and nothing is taken under it. Whoever holds g_lock only tries m_apply and lets go of g_lock
 // between tries. The pages pass (count_pages) takes m_apply, then mapped_pages' spin lock
 // alone, then m_apply again: never two at once. The fork handler takes g_lock, then m_apply,
-// then the pages' lock (core/fork_locks.hpp, HACKING's lock table).
+// then the pages' lock (core/session.hpp, HACKING's lock table).
 #include "core/peak_recorder.hpp"
 
 #include <Python.h>
@@ -26,23 +30,18 @@
 
 #include <mimalloc.h>
 
-#include "core/alloc_accounting.hpp"
-#include "core/alloc_hook.hpp"
+#include "core/alloc_stream.hpp"
 #include "core/flat_table.hpp"
-#include "core/fork_locks.hpp"
 #include "core/id_table.hpp"
 #include "core/mapped_pages.hpp"
 #include "core/own_memory.hpp"
 #include "core/peak_tables.hpp"
 #include "core/py_compat.h"
+#include "core/session.hpp"
 #include "core/signal_relay.hpp"
 #include "core/stack_tree.hpp"
 
 namespace memxx::core {
-
-namespace detail {
-std::atomic<bool> g_peak_on{false};
-}
 
 namespace {
 
@@ -300,7 +299,7 @@ class Recorder {
                 m_apply.unlock();
             } else {
                 // The applying thread frees room every 256 events: wait a moment for it.
-                accounting::g_lock.unlock();
+                session::g_lock.unlock();
                 for (int spin = 0; spin < 64; ++spin) {
 #if defined(__x86_64__) || defined(__i386__)
                     __builtin_ia32_pause();
@@ -309,7 +308,7 @@ class Recorder {
                 if (head - tail_.load(std::memory_order_acquire) >= kQueueEvents) {
                     sched_yield();
                 }
-                accounting::g_lock.lock();
+                session::g_lock.lock();
                 // Other producers may have queued meanwhile, and the queue been applied past
                 // the head read before: with that one, this event would overwrite theirs and the
                 // loop might never see room again (a worker stuck at 98 % CPU, found by the
@@ -496,7 +495,7 @@ class Recorder {
 };
 
 Recorder *g_recorder = nullptr; // changed with the GIL and g_lock held
-bool g_native = false;
+int g_slot = -1;                // the recorder's slot in the stream; GIL held
 
 // `stack`: the event's stack when given (~0: the calling thread's, for an allocation).
 inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size,
@@ -505,7 +504,7 @@ inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size
     // for each other to look the key up and queue.
     const bool walk = given_stack == ~std::uint32_t{0} && kind != kFree;
     const std::uint64_t key = walk ? memxx_thread_stack_key() : 0;
-    SpinLockGuard guard(accounting::g_lock);
+    SpinLockGuard guard(session::g_lock);
     Recorder *recorder = g_recorder;
     if (recorder == nullptr) {
         return;
@@ -520,19 +519,19 @@ inline void queue(std::uint64_t kind, std::uintptr_t address, std::uint64_t size
 // Takes m_apply while g_lock is held, by the lock order: try, and let go of g_lock between tries.
 void lock_both() noexcept {
     while (true) {
-        accounting::g_lock.lock();
+        session::g_lock.lock();
         if (g_recorder == nullptr || g_recorder->m_apply.try_lock()) {
             return;
         }
-        accounting::g_lock.unlock();
+        session::g_lock.unlock();
         sched_yield();
     }
 }
 
 } // namespace
 
-// fork() (core/fork_locks.hpp): the child must not inherit the tables half-way through an event.
-// accounting::g_lock is held across these: g_recorder does not change.
+// fork() (core/session.hpp): the child must not inherit the tables half-way through an event.
+// session::g_lock is held across these: g_recorder does not change.
 void peak_fork_prepare() noexcept {
     if (g_recorder != nullptr) {
         g_recorder->m_apply.lock();
@@ -550,27 +549,41 @@ void peak_fork_child() noexcept {
     }
 }
 
-void peak_on_alloc(const void *address, std::size_t size) noexcept {
-    queue(kAlloc, reinterpret_cast<std::uintptr_t>(address), size);
+namespace {
+
+// --- the stream's events (any thread, inside the re-entrancy guard) ----------------------------
+void on_block_alloc(std::uintptr_t address, std::size_t size) noexcept {
+    queue(kAlloc, address, size);
 }
 
-void peak_on_free(const void *address) noexcept {
-    queue(kFree, reinterpret_cast<std::uintptr_t>(address), 0);
-}
+// Before the real free (and before a realloc's real call): the address may be handed out again
+// right after it. A realloc that fails leaves its block counted as freed.
+void on_block_free(std::uintptr_t address) noexcept { queue(kFree, address, 0); }
 
-std::uint32_t peak_stack_now() noexcept {
+// A new mapping's maker: the calling thread's stack id (0 when not recording).
+std::uint32_t mapping_maker() noexcept {
     const std::uint64_t key = memxx_thread_stack_key(); // before the lock, as queue() does
-    SpinLockGuard guard(accounting::g_lock);
+    SpinLockGuard guard(session::g_lock);
     return g_recorder != nullptr ? g_recorder->maker_stack(key) : 0;
 }
 
-void peak_on_pages(std::uint32_t stack, std::int64_t bytes) noexcept {
+// The bytes of mapped pages that `stack` holds more (fewer, when negative) since the last count:
+// the hooks count the pages they give back (munmap, madvise, mremap shrinking) and those found
+// resident just before; the applying thread's passes count the rest.
+void on_pages(std::uint32_t stack, std::int64_t bytes) noexcept {
     if (bytes < 0) {
         queue(kPagesFreed, 0, static_cast<std::uint64_t>(-bytes), stack);
     } else if (bytes > 0) {
         queue(kPagesGrown, 0, static_cast<std::uint64_t>(bytes), stack);
     }
 }
+
+constexpr stream::Consumer kBlocksOnly{on_block_alloc, on_block_free, nullptr, nullptr,
+                                       nullptr,        nullptr,       nullptr};
+constexpr stream::Consumer kWithMappings{on_block_alloc, on_block_free, nullptr, nullptr,
+                                         nullptr,        mapping_maker, on_pages};
+
+} // namespace
 
 void peak_start(bool native) {
     if (g_recorder != nullptr) {
@@ -581,15 +594,23 @@ void peak_start(bool native) {
     recorder->counts_pages = native;
     recorder->start_thread();
     {
-        SpinLockGuard guard(accounting::g_lock);
+        SpinLockGuard guard(session::g_lock);
         g_recorder = recorder;
     }
-    detail::g_peak_on.store(true, std::memory_order_release);
-    hook_session_begin();
-    g_native = native;
+    g_slot = native ? session_subscribe(&kWithMappings, SourceNeeds::accounting_native)
+                    : session_subscribe(&kBlocksOnly, SourceNeeds::accounting);
+    if (g_slot < 0) {
+        {
+            SpinLockGuard guard(session::g_lock);
+            g_recorder = nullptr;
+        }
+        recorder->stop_thread();
+        recorder->~Recorder();
+        mi_free(recorder);
+        throw std::runtime_error("the allocation stream has no free slot for the peak recorder");
+    }
     if (native) {
-        native_want(true);
-        pages::peak_begin(); // after native_want: the mappings adopted now are its baseline
+        pages::peak_begin(); // after native hooks start: the mappings adopted are its baseline
     }
 }
 
@@ -597,15 +618,14 @@ void peak_stop() {
     if (g_recorder == nullptr) {
         return;
     }
-    if (g_native) {
+    if (g_recorder->counts_pages) {
         pages::peak_end();
-        native_want(false);
     }
-    hook_session_end();
-    detail::g_peak_on.store(false, std::memory_order_release);
+    session_unsubscribe(g_slot);
+    g_slot = -1;
     Recorder *recorder;
     {
-        SpinLockGuard guard(accounting::g_lock);
+        SpinLockGuard guard(session::g_lock);
         recorder = g_recorder;
         g_recorder = nullptr;
     }
@@ -629,7 +649,7 @@ PeakReport peak_report(bool live_now, std::int64_t largest) {
     struct Unlock {
         ~Unlock() {
             g_recorder->m_apply.unlock();
-            accounting::g_lock.unlock();
+            session::g_lock.unlock();
         }
     } unlock;
     Recorder &recorder = *g_recorder;

@@ -3,12 +3,11 @@
 // of the stack), the live bytes per stack, and those figures as they stood at the moment the
 // total was highest.
 //
-// The sources of allocations call peak_on_alloc / peak_on_free (through alloc_accounting.hpp)
-// from any thread, with or without the GIL, inside the re-entrancy guard. Start, stop and the
-// report need the GIL.
+// A consumer of the allocation stream (core/alloc_stream.hpp): its events come from any thread,
+// with or without the GIL, inside the re-entrancy guard (core/peak_recorder.cpp). Start, stop
+// and the report need the GIL.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -16,31 +15,6 @@
 struct _object; // PyObject
 
 namespace memxx::core {
-
-namespace detail {
-extern std::atomic<bool> g_peak_on;
-}
-
-// True while the peak recorder runs: the sources then call the two hooks below.
-inline bool peak_recording() noexcept {
-    return detail::g_peak_on.load(std::memory_order_relaxed);
-}
-
-// --- called by the sources (any thread, inside the re-entrancy guard) -------------------------
-// The addresses are keys, never read through (`access(none)` tells GCC so: a new block's bytes
-// are not yet initialised).
-__attribute__((access(none, 1))) void peak_on_alloc(const void *address,
-                                                    std::size_t size) noexcept;
-// Before the real free (and before a realloc's real call): the address may be handed out again
-// right after it. A realloc that fails leaves its block counted as freed.
-void peak_on_free(const void *address) noexcept;
-// Anonymous mappings count by their pages (core/mapped_pages.hpp): the stack id of the calling
-// thread's stack, kept as a new mapping's maker (0 when not recording)...
-std::uint32_t peak_stack_now() noexcept;
-// ...and the bytes of such pages that `stack` holds more (fewer, when negative) since the last
-// count: the hooks count the pages they give back (munmap, madvise, mremap shrinking) and those
-// found resident just before; the applying thread's passes count the rest.
-void peak_on_pages(std::uint32_t stack, std::int64_t bytes) noexcept;
 
 // --- recording (GIL held) ----------------------------------------------------------------------
 // Starts recording every thread's allocations (and native code's, with `native`). Throws

@@ -8,7 +8,6 @@
 #include <malloc.h>
 
 #include "core/alloc_accounting.hpp"
-#include "core/alloc_sites.hpp"
 #include "core/alloc_sources.hpp"
 #include "core/py_compat.h"
 
@@ -50,9 +49,10 @@ struct Domain {
 };
 Domain g_domains[kDomains];
 
-// Allocation sites are kept for the OBJ domain only (objects); it is always called with the GIL.
-// The check sits after the real call so that the accounting path is unchanged when it is off.
-inline bool sites_wanted() noexcept { return !t_in_hook && site_tracking() != SiteTracking::off; }
+// The OBJ domain's blocks (objects) go on the stream's objects events for the consumers that
+// want them (allocation sites); it is always called with the GIL. The check sits after the real
+// call so that the accounting path is unchanged when nobody wants them.
+inline bool objects_wanted() noexcept { return !t_in_hook && stream::wanted(stream::kObjects); }
 
 template <int D> void *passthrough_malloc(std::size_t size) noexcept {
     if (__builtin_expect(t_chain_probe, false)) {
@@ -78,9 +78,9 @@ template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
     void *address = !counting()          ? passthrough_malloc<D>(size)
                     : instrumenting<D>() ? uncounted<D>(real)
                                          : alloc_counted(size, Source::python, kGuard<D>, real);
-    if (D == kObj && address != nullptr && sites_wanted()) {
+    if (D == kObj && address != nullptr && objects_wanted()) {
         ReentrancyGuard guard;
-        sites_on_alloc(address);
+        stream::object_alloc(address);
     }
     return address;
 }
@@ -91,9 +91,9 @@ template <int D> void *hook_calloc(void *, std::size_t count, std::size_t elsize
     void *address = !counting()          ? real()
                     : instrumenting<D>() ? uncounted<D>(real)
                                          : alloc_counted(count * elsize, Source::python, kGuard<D>, real);
-    if (D == kObj && address != nullptr && sites_wanted()) {
+    if (D == kObj && address != nullptr && objects_wanted()) {
         ReentrancyGuard guard;
-        sites_on_alloc(address);
+        stream::object_alloc(address);
     }
     return address;
 }
@@ -141,22 +141,22 @@ template <int D> void *accounted_realloc(void *address, std::size_t size) noexce
 }
 
 template <int D> void *hook_realloc(void *, void *address, std::size_t size) noexcept {
-    if (D != kObj || !sites_wanted()) {
+    if (D != kObj || !objects_wanted()) {
         return accounted_realloc<D>(address, size);
     }
     void *resized = accounted_realloc<D>(address, size);
     if (resized != nullptr) {
         ReentrancyGuard guard;
-        sites_on_realloc(address, resized);
+        stream::object_realloc(address, resized);
     }
     return resized;
 }
 
 template <int D> void hook_free(void *, void *address) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
-    if (D == kObj && address != nullptr && sites_wanted()) {
+    if (D == kObj && address != nullptr && objects_wanted()) {
         ReentrancyGuard guard;
-        sites_on_free(address); // before the real free
+        stream::object_free(address); // before the real free
     }
     if (address == nullptr || !counting()) {
         prev.free(prev.ctx, address);

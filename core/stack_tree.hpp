@@ -13,7 +13,7 @@
 // stack a program ever allocated at (a pandas + scikit-learn job: 101 k of 420 k).
 //
 // Pure C++ (no Python): code objects are named by the small index the caller gives each. Not
-// thread-safe: the peak recorder calls it with accounting::g_lock held (and its m_apply to
+// thread-safe: the peak recorder calls it with session::g_lock held (and its m_apply to
 // collect).
 #pragma once
 

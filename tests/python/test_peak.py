@@ -636,3 +636,24 @@ def test_peak_magic_in_a_real_ipython(tmp_path: Path) -> None:
     assert float(out[head + 2].split()[0]) == pytest.approx(5 * 2_000_000 / 2**20, abs=0.1)
     peak_line = next(line for line in out if line.startswith("PEAK "))
     assert int(peak_line.split()[1]) == pytest.approx(4_000_000, rel=0.01)
+
+
+def test_allocation_sites_and_the_peak_recorder_at_once_each_get_their_events() -> None:
+    # Two consumers of the allocation stream subscribed together (core/alloc_stream.hpp): the
+    # sites get the objects, the recorder every block, neither at the other's expense.
+    objgraphxx = pytest.importorskip("objgraphxx")
+    with objgraphxx.track_allocations():
+        with peak_report(native=False) as peak:
+            held = [bytearray(1000) for _ in range(10_000)]
+            line = sys._getframe().f_lineno - 1
+            scratch = bytearray(8 * MB)
+            del scratch
+        site = objgraphxx.allocation_site(held[1234])
+    objgraphxx.track_allocations().stop(forget=True)
+    assert site == (__file__, line)
+    assert peak.table is not None
+    rows = {row.lineno: row.bytes for row in peak.table.lines() if row.filename == __file__}
+    items = sum(map(sys.getsizeof, held))
+    assert rows[line] == pytest.approx(items + sys.getsizeof(held), rel=0.01)
+    assert peak.table.peak_bytes == pytest.approx(items + 8 * MB, rel=0.01)
+    del held
