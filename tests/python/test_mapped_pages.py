@@ -6,6 +6,7 @@ madvise(DONTNEED/FREE) and munmap give them back. The truth is the number of pag
 extension (native/memxx_native_ext.cpp) wrote to.
 """
 
+import ctypes
 import mmap
 
 import _memxx
@@ -53,6 +54,17 @@ def test_each_line_of_a_loop_gets_the_page_it_touched():
     assert lines[5].native_increment == -500 * PAGE
 
 
+def ctypes_libc():
+    """libc through ctypes: calls by pointers from dlsym, which no slot rewrite reaches."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc
+
+
 def reserve_before(address, pages):
     ext.touch(address, 0, pages * PAGE)
     ext.release("mmap", address, GIB)
@@ -66,13 +78,7 @@ def test_no_mapping_tracked_after_the_session():
 def test_a_reservation_made_with_ctypes_before_profiling_counts_the_pages_touched_in_it():
     # ctypes calls libc's mmap through a pointer from dlsym, which no slot rewrite reaches: the
     # reservation is adopted when profiling starts, as one made at a library's import would be.
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_int, ctypes.c_long]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc = ctypes_libc()
     map_noreserve = 0x4000
     address = libc.mmap(None, GIB, mmap.PROT_READ | mmap.PROT_WRITE,
                         mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | map_noreserve, -1, 0)
@@ -99,14 +105,7 @@ def test_a_glibc_heap_whose_header_moved_on_since_the_maps_were_read_is_not_adop
     # allocator, and the pages its thread touches or gives back are no line's (a churning
     # thread's trim once charged -4,096 B to a profiled line this way). This one is made by hand,
     # its header a page ahead of its RW part; the profiled line writes 1 MiB into it.
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_int, ctypes.c_long]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc = ctypes_libc()
     heap_max = 64 * 2**20
     rw = 2 * 2**20
     span = 3 * heap_max
