@@ -57,7 +57,7 @@ def start_peak(forkserver: bool = False) -> None:
     nothing is written: the part file is whole or absent. A forkserver (``forkserver``) records
     nothing itself: the workers forked from it do.
     """
-    global _peak_started, _parent_pid, _link
+    global _peak_started, _parent_pid, _link, _shielded
     if not os.environ.get(PEAK_DIR_VAR) or _peak_started:
         return
     import _memxx
@@ -81,23 +81,27 @@ def start_peak(forkserver: bool = False) -> None:
     _memxx.peak_start(True)
     _link.share_own_memory()
     _peak_started = time.time()
-    atexit.register(write_peak)
-    _shield_the_write_at_exit()
-
-
-_mask_at_start: frozenset[int] = frozenset()
-
-
-def _shield_the_write_at_exit() -> None:
-    # atexit calls the last registered first: this block runs just before write_peak, with no
+    atexit.register(_write_peak_at_exit)
+    # atexit calls the last registered first: this block runs just before the write, with no
     # Python line of ours in between, so a signal that comes once the program has ended (the
     # second Ctrl-C to the process group) waits for the write instead of being raised at its
-    # first line. _SignalsWait lets them through when the write is done.
-    global _mask_at_start
-    _mask_at_start = frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, []))
-    # _signal's, not signal's: that one is a Python function, whose first line is such a point.
+    # first line. _signal's function, not signal's: that one is Python, whose first line would
+    # be such a point.
+    _shielded = [s for s in _SignalsWait.SIGNALS
+                 if s not in signal.pthread_sigmask(signal.SIG_BLOCK, [])]
     block = importlib.import_module("_signal").pthread_sigmask
-    atexit.register(functools.partial(block, signal.SIG_BLOCK, _SignalsWait.SIGNALS))
+    atexit.register(functools.partial(block, signal.SIG_BLOCK, _shielded))
+
+
+_shielded: list[int] = []  # the ending signals the exit's block holds back (not blocked before)
+
+
+def _write_peak_at_exit() -> None:
+    """write_peak from atexit, the ending signals blocked; they are let through after it."""
+    try:
+        write_peak(shielded=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _shielded)
 
 
 def _exit_after_writing(status: int) -> None:
@@ -105,12 +109,15 @@ def _exit_after_writing(status: int) -> None:
     _real_exit(status)
 
 
-def write_peak() -> None:
-    """Stop the recorder and write this process's table to ``<dir>/<pid>.json`` (once)."""
+def write_peak(shielded: bool = False) -> None:
+    """Stop the recorder and write this process's table to ``<dir>/<pid>.json`` (once).
+
+    ``shielded``: called at exit, with the ending signals blocked since the program ended.
+    """
     global _peak_written, _active_wait
     if _peak_written or not _peak_started or not os.environ.get(PEAK_DIR_VAR):
         return
-    _active_wait = _SignalsWait()  # from here on, a signal waits for the write
+    _active_wait = _SignalsWait(shielded)  # from here on, a signal waits for the write
     _peak_written = True
     with _active_wait:
         if _link is not None:
@@ -165,16 +172,15 @@ class _SignalsWait:
 
     SIGNALS = (signal.SIGINT,) + _ENDING_SIGNALS
 
-    def __init__(self) -> None:
+    def __init__(self, shielded: bool = False) -> None:
         self.pending: list[int] = []
         self.previous: dict[int, Any] = {}
-        self.shielded: list[int] = []  # blocked by the exit's shield, let through at the end
+        # Blocked by the exit's block (start_peak) until the write ends; let through to _note.
+        self.shielded = list(_shielded) if shielded else []
 
     def __enter__(self) -> None:
-        # Blocked while the handlers change: one that comes meanwhile reaches _note. At exit
-        # they are blocked already (_shield_the_write_at_exit) and stay so until the write ends.
+        # Blocked while the handlers change: one that comes meanwhile reaches _note.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
-        self.shielded = [s for s in self.SIGNALS if s in blocked and s not in _mask_at_start]
         try:
             for signum in self.SIGNALS:
                 self.previous[signum] = signal.signal(signum, self._note)
