@@ -27,8 +27,8 @@ extern bool g_pymem_chain_shared;
 void pymem_hooks_verify();
 
 namespace accounting {
-extern MEMXX_TLS ThreadLedger *t_ledger;        // core/alloc_accounting.hpp
-extern MEMXX_TLS const void *t_last_block;      // the block the thread's ledger was charged for last
+extern MEMXX_TLS ThreadLedger *t_ledger;   // core/alloc_accounting.hpp
+extern MEMXX_TLS const void *t_last_block; // the block the thread's ledger was charged for last
 }
 
 // The ledger the hook charges for the calling thread; nullptr when the thread is not profiled.

@@ -137,8 +137,8 @@ void visit_relocations(const dl_phdr_info &object, const DynamicTables &tables,
         if (name == 0 || (tables.strings_size != 0 && name >= tables.strings_size)) {
             continue;
         }
-        visit(tables.strings + name, reinterpret_cast<void **>(object.dlpi_addr + relocation.r_offset),
-              got ? SlotKind::got : SlotKind::data, context);
+        auto **slot = reinterpret_cast<void **>(object.dlpi_addr + relocation.r_offset);
+        visit(tables.strings + name, slot, got ? SlotKind::got : SlotKind::data, context);
     }
 }
 

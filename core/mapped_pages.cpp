@@ -155,7 +155,8 @@ void peak_give_back(std::uint8_t *state, std::size_t count, std::uint32_t maker,
     for (std::size_t i = 0; i < count; ++i) {
         freed += (state[i] & kPeakCounted) != 0 ? 1 : 0;
         const bool was = (state[i] & kPeakBits) != 0;
-        state[i] = static_cast<std::uint8_t>((state[i] & kLineBits) | (lazily && was ? kPeakLazy : 0));
+        const int lazy = lazily && was ? kPeakLazy : 0;
+        state[i] = static_cast<std::uint8_t>((state[i] & kLineBits) | lazy);
     }
     change->peak.add(maker, -static_cast<std::int64_t>(freed));
 }
@@ -515,11 +516,8 @@ void mapped(void *address, std::size_t length, bool populated, std::uint32_t mak
     {
         SpinLockGuard guard(g_lock);
         ensure_tables_locked();
-        auto it = g_tracked
-                      ->emplace(begin, Tracked{end,
-                                               MiVector<std::uint8_t>((end - begin) / page_size(), 0),
-                                               maker})
-                      .first;
+        MiVector<std::uint8_t> pages((end - begin) / page_size(), 0);
+        auto it = g_tracked->emplace(begin, Tracked{end, std::move(pages), maker}).first;
         if (populated) {
             sync_range_locked(begin, it->second, begin, end, &change);
         }
@@ -535,8 +533,8 @@ void adopt(std::uintptr_t begin, std::uintptr_t end) noexcept {
     if (it != g_tracked->end() && it->first < end) {
         return;
     }
-    it = g_tracked->emplace(begin, Tracked{end, MiVector<std::uint8_t>((end - begin) / page_size(), 0)})
-             .first;
+    MiVector<std::uint8_t> pages((end - begin) / page_size(), 0);
+    it = g_tracked->emplace(begin, Tracked{end, std::move(pages)}).first;
     Change baseline;
     if (!sync_range_locked(begin, it->second, begin, end, &baseline)) {
         g_tracked->erase(it);

@@ -18,7 +18,8 @@ namespace memxx::core {
 struct OwnMemoryPage {
     std::atomic<std::int64_t> bytes; // the recorder's own memory now, in bytes; 0 before any
 };
-static_assert(std::atomic<std::int64_t>::is_always_lock_free, "the page is shared between processes");
+static_assert(std::atomic<std::int64_t>::is_always_lock_free,
+              "the page is shared between processes");
 
 // --- the program's side ------------------------------------------------------------------------
 // Maps the run's page from `fd` (the descriptor stays the caller's); a second call replaces the

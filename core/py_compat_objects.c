@@ -126,8 +126,8 @@ __attribute__((no_sanitize("address"))) size_t memxx_pymalloc_arena_at(const voi
     }
     const struct pool_header_view *header = (const struct pool_header_view *)pool;
     const unsigned int size = (header->szidx + 1) * kAlignment;
-    const int looks_like_a_pool = header->szidx < kClasses &&
-                                  header->maxnextoffset == kPool - size &&
-                                  header->nextoffset <= kPool && header->nextoffset % kAlignment == 0;
+    const int looks_like_a_pool =
+        header->szidx < kClasses && header->maxnextoffset == kPool - size &&
+        header->nextoffset <= kPool && header->nextoffset % kAlignment == 0;
     return looks_like_a_pool ? kArena : 0;
 }

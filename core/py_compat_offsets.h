@@ -10,8 +10,9 @@
  * heap walk through PyUnstable_GC_VisitObjects); any other mismatch refuses the import in one
  * line naming the field and both offsets. The frames have no public path the allocator hook
  * could take: PyFrame_* create frame objects (an allocation inside the hook), and
- * PyUnstable_InterpreterFrame_* give a frame's code and instruction but no way to its caller. 3.11 and 3.12 publish no table: there is nothing to
- * compare, and the configure-time version gate (the top-level CMakeLists.txt) is the only check.
+ * PyUnstable_InterpreterFrame_* give a frame's code and instruction but no way to its caller.
+ * 3.11 and 3.12 publish no table: there is nothing to compare, and the configure-time version
+ * gate (the top-level CMakeLists.txt) is the only check.
  * Called at import, GIL held. */
 #ifndef MEMXX_PY_COMPAT_OFFSETS_H
 #define MEMXX_PY_COMPAT_OFFSETS_H

@@ -72,10 +72,11 @@ template <int D, class Call> auto uncounted(Call call) noexcept {
     return call();
 }
 
-template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
-    const PyMemAllocatorEx &prev = g_domains[D].previous;
-    const auto real = [&] { return prev.malloc(prev.ctx, size); };
-    void *address = !counting()          ? passthrough_malloc<D>(size)
+// A new block of `size` bytes: `real` makes it counted or not, `passthrough` when no session
+// counts (malloc's fast path).
+template <int D, class Real, class Passthrough>
+void *new_block(std::size_t size, Real real, Passthrough passthrough) noexcept {
+    void *address = !counting()          ? passthrough()
                     : instrumenting<D>() ? uncounted<D>(real)
                                          : alloc_counted(size, Source::python, kGuard<D>, real);
     if (D == kObj && address != nullptr && objects_wanted()) {
@@ -85,17 +86,16 @@ template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
     return address;
 }
 
+template <int D> void *hook_malloc(void *, std::size_t size) noexcept {
+    const PyMemAllocatorEx &prev = g_domains[D].previous;
+    const auto real = [&] { return prev.malloc(prev.ctx, size); };
+    return new_block<D>(size, real, [&] { return passthrough_malloc<D>(size); });
+}
+
 template <int D> void *hook_calloc(void *, std::size_t count, std::size_t elsize) noexcept {
     const PyMemAllocatorEx &prev = g_domains[D].previous;
     const auto real = [&] { return prev.calloc(prev.ctx, count, elsize); };
-    void *address = !counting()          ? real()
-                    : instrumenting<D>() ? uncounted<D>(real)
-                                         : alloc_counted(count * elsize, Source::python, kGuard<D>, real);
-    if (D == kObj && address != nullptr && objects_wanted()) {
-        ReentrancyGuard guard;
-        stream::object_alloc(address);
-    }
-    return address;
+    return new_block<D>(count * elsize, real, real);
 }
 
 // The old size of a block from before profiling: RAW blocks are glibc's (malloc_usable_size);

@@ -329,9 +329,10 @@ void DatParser::parse_line(std::string &line, bool has_newline) {
         sink_.on_child(std::string(f[1]), s);
     } else if (tag == "FUNC") {
         FunctionSpan span;
-        const bool ok = (n == 6 || n == 7) && parse_field(f[2], span.mem_start) &&
-                        parse_field(f[3], span.time_start) && parse_field(f[4], span.mem_end) &&
-                        parse_field(f[5], span.time_end) && (n == 6 || parse_level(f[6], span.level));
+        const bool ok =
+            (n == 6 || n == 7) && parse_field(f[2], span.mem_start) &&
+            parse_field(f[3], span.time_start) && parse_field(f[4], span.mem_end) &&
+            parse_field(f[5], span.time_end) && (n == 6 || parse_level(f[6], span.level));
         if (!ok) {
             fail("FUNC needs <name> <MiB> <time> <MiB> <time> [<level>]");
         }

@@ -7,6 +7,12 @@
 
 namespace memxx::mprof {
 
+namespace {
+double mib(std::int64_t bytes) {
+    return static_cast<double>(bytes) / static_cast<double>(bytes_per_mib);
+}
+} // namespace
+
 Sampler::Sampler(SamplerOptions options, std::unique_ptr<DatWriter> writer)
     : options_(options), writer_(std::move(writer)), own_memory_(options.own_memory_fd) {}
 
@@ -41,10 +47,10 @@ bool Sampler::take_sample() {
     std::vector<std::pair<int, MemorySample>> children;
     if (options_.children_detail) {
         for (const auto& [child, bytes] : tree.descendants) {
-            children.emplace_back(child, MemorySample{static_cast<double>(bytes) / static_cast<double>(bytes_per_mib), now});
+            children.emplace_back(child, MemorySample{mib(bytes), now});
         }
     }
-    writer_->write_sample(MemorySample{static_cast<double>(total) / static_cast<double>(bytes_per_mib), now}, children);
+    writer_->write_sample(MemorySample{mib(total), now}, children);
     current_.store(total);
     if (total > peak_.load()) {
         peak_.store(total);

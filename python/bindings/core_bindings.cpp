@@ -217,13 +217,14 @@ class SmallRows {
 //  "at_peak": [(bytes, node), ...], "live_now": [(bytes, node), ...] (asked for, else empty),
 //  "left_rows", "left_bytes", "groups": [(bytes, line_node, shared_node), ...], "cut_rows",
 //  "cut_bytes"}:
-// the nodes the stacks live at the peak (and those live now) go through, each after its parent; a parent of -1 is the root, -2 the root of stacks cut
-// at the recorded depth. With `largest` >= 0 only that many stacks, the largest, are listed; the
-// others are counted in left_rows and left_bytes (when memory is short: the nodes of all stacks
-// are not made into Python objects). With `merge_below` > 0 (and `largest` < 0), at_peak lists
-// the stacks holding at least that share of the peak, largest first, and the others are grouped
-// by line (SmallRows, `is_library(filename)` telling library frames): the groups kept, whose row
-// is their line over the stack they share, and the count and bytes of the rows cut.
+// the nodes the stacks live at the peak (and those live now) go through, each after its parent;
+// a parent of -1 is the root, -2 the root of stacks cut at the recorded depth. With `largest`
+// >= 0 only that many stacks, the largest, are listed; the others are counted in left_rows and
+// left_bytes (when memory is short: the nodes of all stacks are not made into Python objects).
+// With `merge_below` > 0 (and `largest` < 0), at_peak lists the stacks holding at least that
+// share of the peak, largest first, and the others are grouped by line (SmallRows,
+// `is_library(filename)` telling library frames): the groups kept, whose row is their line over
+// the stack they share, and the count and bytes of the rows cut.
 py::dict peak_report_dict(std::int64_t largest, bool live_now, double merge_below,
                           py::handle is_library) {
     core::PeakReport report;

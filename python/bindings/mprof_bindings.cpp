@@ -82,8 +82,8 @@ py::dict profile_to_dict(const Profile& p, bool packed = false) {
     d["children"] = children;
     py::list functions;
     for (const FunctionSpan& f : p.functions) {
-        functions.append(
-            py::make_tuple(text(f.name), f.mem_start, f.time_start, f.mem_end, f.time_end, f.level));
+        functions.append(py::make_tuple(text(f.name), f.mem_start, f.time_start, f.mem_end,
+                                        f.time_end, f.level));
     }
     d["functions"] = functions;
     return d;

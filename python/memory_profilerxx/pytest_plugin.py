@@ -215,6 +215,24 @@ def _own_function(func: Any) -> Any:
     return inspect.unwrap(getattr(func, "__func__", func))
 
 
+class _OneRun:
+    """One of a test's runs, counted from its ``with`` to the end of it, however it ends.
+
+    Made before the count begins; ``__exit__`` takes its arguments one by one, since a
+    ``*args`` tuple would be made inside the count."""
+
+    __slots__ = ("runs", "run", "mark")
+
+    def __init__(self, runs: _LeakRuns, run: int) -> None:
+        self.runs, self.run, self.mark = runs, run, None
+
+    def __enter__(self) -> None:
+        self.mark = self.runs._begin(self.run)
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self.runs._end(self.run, self.mark)
+
+
 class _LeakRuns:
     """Runs a test ``runs`` times; keeps per-run net bytes and per-run new objects by type.
 
@@ -254,33 +272,27 @@ class _LeakRuns:
         self.no_stacks: str | None = None  # why the last run has no stacks
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self._start()
-        try:
-            result = None
+        result = None
+        with self:
             for run in range(self.plan.runs):
-                mark = self._begin(run)
-                try:
+                with _OneRun(self, run):
                     result = self.func(*args, **kwargs)
-                finally:
-                    self._end(run, mark)
-            return result
-        finally:
-            self._stop()
+        return result
 
     async def call_async(self, *args: Any, **kwargs: Any) -> Any:
         """The same runs for an ``async def`` test, awaited in the runner's event loop."""
-        self._start()
-        try:
-            result = None
+        result = None
+        with self:
             for run in range(self.plan.runs):
-                mark = self._begin(run)
-                try:
+                with _OneRun(self, run):
                     result = await self.func(*args, **kwargs)
-                finally:
-                    self._end(run, mark)
-            return result
-        finally:
-            self._stop()
+        return result
+
+    def __enter__(self) -> None:
+        self._start()
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self._stop()
 
     def _start(self) -> None:
         if self.sites is not None:

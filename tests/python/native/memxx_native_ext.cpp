@@ -166,7 +166,8 @@ PyObject *py_unmap_part(PyObject *, PyObject *args) {
     if (!PyArg_ParseTuple(args, "Onn", &address, &offset, &length)) {
         return nullptr;
     }
-    munmap(static_cast<char *>(PyLong_AsVoidPtr(address)) + offset, static_cast<std::size_t>(length));
+    munmap(static_cast<char *>(PyLong_AsVoidPtr(address)) + offset,
+           static_cast<std::size_t>(length));
     Py_RETURN_NONE;
 }
 
@@ -181,7 +182,8 @@ PyObject *py_map_file(PyObject *, PyObject *args) {
     if (file == nullptr) {
         return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
     }
-    void *p = mmap(nullptr, static_cast<std::size_t>(length), PROT_READ, MAP_PRIVATE, fileno(file), 0);
+    void *p =
+        mmap(nullptr, static_cast<std::size_t>(length), PROT_READ, MAP_PRIVATE, fileno(file), 0);
     std::fclose(file);
     if (p == MAP_FAILED) {
         return PyErr_SetFromErrno(PyExc_OSError);
