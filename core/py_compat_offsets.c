@@ -11,8 +11,8 @@
  * table gives its values. It is the first member of _PyRuntime, where out-of-process debuggers
  * find it by its cookie. */
 typedef _Py_DebugOffsets debug_table;
-#define MEMXX_CHECKED(name, path, value, public)                                               \
-    {name, (uint64_t)(value), t->path, offsetof(debug_table, path), public}
+#define MEMXX_CHECKED(path, value, public)                                                     \
+    {#path, (uint64_t)(value), t->path, offsetof(debug_table, path), public}
 #endif
 
 size_t memxx_debug_offsets_size(void) {
@@ -38,45 +38,30 @@ int memxx_private_offsets(const void *table, memxx_private_offset *offsets) {
      * structs, as far as the table publishes it; the sizes stand for the fields it does not
      * (the data stack's top, a code object's frame size, the collector's generation lists). */
     const memxx_private_offset checked[] = {
-        MEMXX_CHECKED("free_threaded", free_threaded, 0, 0),
-        MEMXX_CHECKED("runtime_state.interpreters_head", runtime_state.interpreters_head,
+        MEMXX_CHECKED(free_threaded, 0, 0),
+        MEMXX_CHECKED(runtime_state.interpreters_head,
                       offsetof(_PyRuntimeState, interpreters.head), 0),
-        MEMXX_CHECKED("interpreter_state.gc", interpreter_state.gc,
-                      offsetof(PyInterpreterState, gc), MEMXX_PUBLIC_GC_WALK),
-        MEMXX_CHECKED("gc.size", gc.size, sizeof(struct _gc_runtime_state), MEMXX_PUBLIC_GC_WALK),
-        MEMXX_CHECKED("thread_state.size", thread_state.size, sizeof(PyThreadState), 0),
-        MEMXX_CHECKED("thread_state.current_frame", thread_state.current_frame,
-                      offsetof(PyThreadState, current_frame), 0),
-        MEMXX_CHECKED("thread_state.thread_id", thread_state.thread_id,
-                      offsetof(PyThreadState, thread_id), 0),
-        MEMXX_CHECKED("thread_state.datastack_chunk", thread_state.datastack_chunk,
-                      offsetof(PyThreadState, datastack_chunk), 0),
-        MEMXX_CHECKED("interpreter_frame.size", interpreter_frame.size,
-                      sizeof(_PyInterpreterFrame), 0),
-        MEMXX_CHECKED("interpreter_frame.previous", interpreter_frame.previous,
-                      offsetof(_PyInterpreterFrame, previous), 0),
-        MEMXX_CHECKED("interpreter_frame.executable", interpreter_frame.executable,
-                      offsetof(_PyInterpreterFrame, f_executable), 0),
-        MEMXX_CHECKED("interpreter_frame.instr_ptr", interpreter_frame.instr_ptr,
-                      offsetof(_PyInterpreterFrame, instr_ptr), 0),
-        MEMXX_CHECKED("interpreter_frame.localsplus", interpreter_frame.localsplus,
-                      offsetof(_PyInterpreterFrame, localsplus), 0),
-        MEMXX_CHECKED("interpreter_frame.owner", interpreter_frame.owner,
-                      offsetof(_PyInterpreterFrame, owner), 0),
-        MEMXX_CHECKED("code_object.size", code_object.size, sizeof(PyCodeObject), 0),
-        MEMXX_CHECKED("code_object.firstlineno", code_object.firstlineno,
-                      offsetof(PyCodeObject, co_firstlineno), 0),
-        MEMXX_CHECKED("code_object.localsplusnames", code_object.localsplusnames,
-                      offsetof(PyCodeObject, co_localsplusnames), 0),
-        MEMXX_CHECKED("code_object.co_code_adaptive", code_object.co_code_adaptive,
-                      offsetof(PyCodeObject, co_code_adaptive), 0),
+        MEMXX_CHECKED(interpreter_state.gc, offsetof(PyInterpreterState, gc), MEMXX_PUBLIC_GC_WALK),
+        MEMXX_CHECKED(gc.size, sizeof(struct _gc_runtime_state), MEMXX_PUBLIC_GC_WALK),
+        MEMXX_CHECKED(thread_state.size, sizeof(PyThreadState), 0),
+        MEMXX_CHECKED(thread_state.current_frame, offsetof(PyThreadState, current_frame), 0),
+        MEMXX_CHECKED(thread_state.thread_id, offsetof(PyThreadState, thread_id), 0),
+        MEMXX_CHECKED(thread_state.datastack_chunk, offsetof(PyThreadState, datastack_chunk), 0),
+        MEMXX_CHECKED(interpreter_frame.size, sizeof(_PyInterpreterFrame), 0),
+        MEMXX_CHECKED(interpreter_frame.previous, offsetof(_PyInterpreterFrame, previous), 0),
+        MEMXX_CHECKED(interpreter_frame.executable, offsetof(_PyInterpreterFrame, f_executable), 0),
+        MEMXX_CHECKED(interpreter_frame.instr_ptr, offsetof(_PyInterpreterFrame, instr_ptr), 0),
+        MEMXX_CHECKED(interpreter_frame.localsplus, offsetof(_PyInterpreterFrame, localsplus), 0),
+        MEMXX_CHECKED(interpreter_frame.owner, offsetof(_PyInterpreterFrame, owner), 0),
+        MEMXX_CHECKED(code_object.size, sizeof(PyCodeObject), 0),
+        MEMXX_CHECKED(code_object.firstlineno, offsetof(PyCodeObject, co_firstlineno), 0),
+        MEMXX_CHECKED(code_object.localsplusnames, offsetof(PyCodeObject, co_localsplusnames), 0),
+        MEMXX_CHECKED(code_object.co_code_adaptive, offsetof(PyCodeObject, co_code_adaptive), 0),
 #if PY_VERSION_HEX >= 0x030E0000
         /* 3.13's table has no generator: its gi_frame_state and gi_iframe go unchecked there. */
-        MEMXX_CHECKED("gen_object.size", gen_object.size, sizeof(PyGenObject), 0),
-        MEMXX_CHECKED("gen_object.gi_iframe", gen_object.gi_iframe,
-                      offsetof(PyGenObject, gi_iframe), 0),
-        MEMXX_CHECKED("gen_object.gi_frame_state", gen_object.gi_frame_state,
-                      offsetof(PyGenObject, gi_frame_state), 0),
+        MEMXX_CHECKED(gen_object.size, sizeof(PyGenObject), 0),
+        MEMXX_CHECKED(gen_object.gi_iframe, offsetof(PyGenObject, gi_iframe), 0),
+        MEMXX_CHECKED(gen_object.gi_frame_state, offsetof(PyGenObject, gi_frame_state), 0),
 #endif
     };
     const int count = (int)(sizeof(checked) / sizeof(checked[0]));
