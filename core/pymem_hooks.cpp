@@ -72,8 +72,8 @@ template <int D, class Call> auto uncounted(Call call) noexcept {
     return call();
 }
 
-// A new block of `size` bytes: `real` makes it counted or not, `passthrough` when no session
-// counts (malloc's fast path).
+// A new block of `size` bytes for malloc and calloc: `real` calls the previous allocator (counted
+// around it while a session counts); `passthrough` runs instead when none does.
 template <int D, class Real, class Passthrough>
 void *new_block(std::size_t size, Real real, Passthrough passthrough) noexcept {
     void *address = !counting()          ? passthrough()
