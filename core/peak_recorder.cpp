@@ -38,6 +38,7 @@
 #include "core/peak_tables.hpp"
 #include "core/py_compat.h"
 #include "core/session.hpp"
+#include "core/thread_local.hpp"
 #include "core/signal_relay.hpp"
 #include "core/stack_tree.hpp"
 
@@ -407,7 +408,7 @@ class Recorder {
         own_memory_publish(static_cast<std::int64_t>(
             sizeof(Recorder) + kQueueEvents * sizeof(Event) + stacks.published_bytes() +
             tables.block_table_bytes() + tables.other_bytes() +
-            page_table_bytes_.load(std::memory_order_relaxed)));
+            page_table_bytes_.load(std::memory_order_relaxed) + memxx_shadow_bytes()));
     }
 
     // Counts the pages of the tracked mappings that became resident or went away since the last
@@ -552,7 +553,14 @@ void peak_fork_child() noexcept {
 namespace {
 
 // --- the stream's events (any thread, inside the re-entrancy guard) ----------------------------
+MEMXX_TLS std::uintptr_t t_last_alloc = 0; // the calling thread's last block queued
+MEMXX_TLS bool t_recorder_calls = false;     // the recorder's own calls run on this thread
+
 void on_block_alloc(std::uintptr_t address, std::size_t size) noexcept {
+    if (t_recorder_calls) {
+        return; // the recorder's blocks: their frees are of blocks the tables do not hold
+    }
+    t_last_alloc = address;
     queue(kAlloc, address, size);
 }
 
@@ -737,6 +745,26 @@ PeakReport peak_report(bool live_now, std::int64_t largest) {
     return out;
 }
 
-void peak_runner_frame(bool on) { memxx_set_stack_base(on ? 1 : 0); }
+void peak_runner_frame(bool on) {
+    if (on) {
+        memxx_set_stack_base(1);
+        peak_shadow(true);
+    } else {
+        peak_shadow(false);
+        memxx_set_stack_base(0);
+    }
+}
+
+void peak_own_calls(bool on) noexcept { t_recorder_calls = on; }
+
+unsigned long long peak_shadow_keys() { return memxx_shadow_keys(); }
+
+void peak_retract_event_block(const void *block) noexcept {
+    const auto address = reinterpret_cast<std::uintptr_t>(block);
+    if (address != 0 && address == t_last_alloc) {
+        t_last_alloc = 0;
+        queue(kFree, address, 0); // its real free comes later: a block no longer in the tables
+    }
+}
 
 } // namespace memxx::core

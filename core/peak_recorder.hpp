@@ -27,6 +27,20 @@ void peak_stop();
 // runner clears it (`on` false) before it returns. GIL held.
 void peak_runner_frame(bool on);
 
+// 3.12: the frames' shadow (core/peak_shadow.cpp), on while the runner's frame is the base; no-op
+// on the other versions. peak_shadow_keys: the stack keys it gave the calling thread (for
+// tests). GIL held.
+void peak_shadow(bool on);
+unsigned long long peak_shadow_keys();
+
+// Takes `block` out of the tables if it is the calling thread's last allocation: the int an event
+// of sys.monitoring was passed, allocated for the call (GIL held).
+void peak_retract_event_block(const void *block) noexcept;
+
+// While on, the blocks the calling thread allocates are the recorder's own (the sys.monitoring
+// calls that start and stop the shadow): not recorded.
+void peak_own_calls(bool on) noexcept;
+
 struct PeakFrame {
     _object *code; // borrowed: the recorder holds a reference until peak_stop
     int line;      // the line that was running

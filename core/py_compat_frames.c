@@ -2,7 +2,10 @@
  * objects, teardowns. The only file that reads a thread state or an interpreter frame. */
 #include "core/py_compat_internal.h"
 
+#include <pthread.h>
 #include <string.h>
+
+#include <mimalloc.h>
 
 /* --- frames ----------------------------------------------------------------------------------- */
 
@@ -380,6 +383,182 @@ void memxx_set_stack_base(int on) {
     g_stack_base = on && tstate != NULL ? (const void *)thread_frame(tstate) : NULL;
 }
 
+/* --- the frames' shadow (3.12) -----------------------------------------------------------------
+ * Each thread's frames as sys.monitoring announced them, with the key of each one's callers: the
+ * key of a stack is then its innermost frame's callers' key and instruction, found in a few
+ * loads however deep the stack. An entry is trusted only when its frame is the thread's
+ * innermost complete frame; it is pushed when that frame starts or resumes and dropped (with
+ * every entry above it) when it returns, yields or unwinds, so an entry never outlives the run of
+ * its frame it was pushed for. Anything else (a frame started before the shadow, a greenlet's
+ * switch, a full shadow) leaves the innermost frame without its entry: its stacks are walked.
+ * 3.12 only: core/peak_shadow.cpp says why not 3.13 and later. */
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+
+#define SHADOW_FRAMES 1024
+#define SHADOW_WALK_CAP 256 /* frames folded into a key by a walk: more than any stack records */
+
+typedef struct {
+    const _PyInterpreterFrame *frame;
+    unsigned long long callers; /* the key of the frames below it, down to the stack base */
+} shadow_frame;
+
+typedef struct {
+    unsigned generation; /* the shadow's start this stack belongs to */
+    int depth;
+    unsigned long long keys; /* stack keys it gave (tests read it) */
+    shadow_frame frames[SHADOW_FRAMES];
+} shadow_stack;
+
+static unsigned _Atomic g_shadow_generation = 0; /* 0: no shadow */
+static __thread shadow_stack *t_shadow __attribute__((tls_model("initial-exec")));
+static pthread_key_t g_shadow_owner;                 /* frees a thread's stack as it ends */
+static pthread_once_t g_shadow_owner_once = PTHREAD_ONCE_INIT;
+
+static size_t _Atomic g_shadows = 0; /* the threads' shadows allocated and not freed */
+
+static void free_shadow(void *shadow) { /* on the ending thread */
+    t_shadow = NULL; /* its last allocations walk */
+    g_shadows--;
+    mi_free(shadow);
+}
+
+static void make_shadow_owner(void) { (void)pthread_key_create(&g_shadow_owner, free_shadow); }
+
+static const unsigned long long kShadowRoot = 0x452821E638D01377ull;
+
+static unsigned long long shadow_key(unsigned long long callers, const void *instr) {
+    unsigned long long h = (callers ^ (unsigned long long)(uintptr_t)instr) * 0xC2B2AE3D27D4EB4Full;
+    return h ^ (h >> 31);
+}
+
+/* The key of the chain from the stack base up to `frame` (complete, or NULL), outermost first:
+ * from the shadow when `frame` is its top entry, else by a walk. */
+static unsigned long long callers_key(const shadow_stack *shadow, _PyInterpreterFrame *frame) {
+    const void *base = g_stack_base;
+    if (frame == NULL || (const void *)frame == base) {
+        return kShadowRoot;
+    }
+    if (shadow->depth > 0 && shadow->frames[shadow->depth - 1].frame == frame) {
+        return shadow_key(shadow->frames[shadow->depth - 1].callers, frame_instr(frame));
+    }
+    const void *instrs[SHADOW_WALK_CAP];
+    int count = 0;
+    for (; frame != NULL && (const void *)frame != base && count < SHADOW_WALK_CAP;
+         frame = complete_frame(frame->previous)) {
+        instrs[count++] = frame_instr(frame);
+    }
+    /* Deeper than the cap: the outer frames left out are beyond any stack recorded. */
+    unsigned long long key = count == SHADOW_WALK_CAP ? ~kShadowRoot : kShadowRoot;
+    for (int i = count - 1; i >= 0; --i) {
+        key = shadow_key(key, instrs[i]);
+    }
+    return key;
+}
+
+/* The calling thread's shadow of the current generation (emptied if older); NULL when memory
+ * for it is short. */
+static shadow_stack *thread_shadow(unsigned generation) {
+    shadow_stack *shadow = t_shadow;
+    if (shadow == NULL) {
+        (void)pthread_once(&g_shadow_owner_once, make_shadow_owner);
+        shadow = (shadow_stack *)mi_malloc(sizeof(shadow_stack));
+        if (shadow == NULL) {
+            return NULL;
+        }
+        g_shadows++;
+        shadow->generation = 0;
+        shadow->keys = 0;
+        (void)pthread_setspecific(g_shadow_owner, shadow);
+        t_shadow = shadow;
+    }
+    if (shadow->generation != generation) {
+        shadow->generation = generation;
+        shadow->depth = 0;
+    }
+    return shadow;
+}
+
+/* The thread's innermost complete frame if it runs `code`, else NULL. */
+static _PyInterpreterFrame *frame_running(PyObject *code) {
+    PyThreadState *tstate = current_thread_state();
+    _PyInterpreterFrame *frame = tstate != NULL ? complete_frame(thread_frame(tstate)) : NULL;
+    return frame != NULL && frame_executable(frame) == code ? frame : NULL;
+}
+
+void memxx_shadow_enter(PyObject *code) {
+    const unsigned generation = g_shadow_generation;
+    _PyInterpreterFrame *frame = generation != 0 ? frame_running(code) : NULL;
+    shadow_stack *shadow = frame != NULL ? thread_shadow(generation) : NULL;
+    if (shadow == NULL) {
+        return;
+    }
+    if (shadow->depth == SHADOW_FRAMES) {
+        shadow->depth = 0; /* full: the frames it held are walked from now on */
+    }
+    const unsigned long long callers = callers_key(shadow, complete_frame(frame->previous));
+    shadow->frames[shadow->depth].frame = frame;
+    shadow->frames[shadow->depth].callers = callers;
+    shadow->depth++;
+}
+
+void memxx_shadow_leave(PyObject *code) {
+    const unsigned generation = g_shadow_generation;
+    shadow_stack *shadow = t_shadow;
+    _PyInterpreterFrame *frame = generation != 0 ? frame_running(code) : NULL;
+    if (frame == NULL || shadow == NULL || shadow->generation != generation) {
+        return;
+    }
+    for (int i = shadow->depth - 1; i >= 0; --i) {
+        if (shadow->frames[i].frame == frame) {
+            shadow->depth = i;
+            return;
+        }
+    }
+}
+
+void memxx_shadow_switch(int on) {
+    static unsigned last = 0;
+    if (on) {
+        last = last + 1 == 0 ? 1 : last + 1;
+        g_shadow_generation = last;
+    } else {
+        g_shadow_generation = 0;
+    }
+}
+
+unsigned long long memxx_shadow_keys(void) { return t_shadow != NULL ? t_shadow->keys : 0; }
+
+size_t memxx_shadow_bytes(void) { return g_shadows * sizeof(shadow_stack); }
+
+/* The key of the calling thread's stack by its shadow, or 0 when its innermost frame has no
+ * entry. */
+static unsigned long long shadow_stack_key(PyThreadState *tstate) {
+    const unsigned generation = g_shadow_generation;
+    shadow_stack *shadow = t_shadow;
+    if (generation == 0 || shadow == NULL || shadow->generation != generation ||
+        shadow->depth == 0) {
+        return 0;
+    }
+    _PyInterpreterFrame *frame = complete_frame(thread_frame(tstate));
+    const shadow_frame *top = &shadow->frames[shadow->depth - 1];
+    if (frame == NULL || frame != top->frame) {
+        return 0;
+    }
+    shadow->keys++;
+    const unsigned long long key = shadow_key(top->callers, frame_instr(frame));
+    return key == 0 ? 1 : key;
+}
+
+#else
+
+void memxx_shadow_enter(PyObject *code) { (void)code; }
+void memxx_shadow_leave(PyObject *code) { (void)code; }
+void memxx_shadow_switch(int on) { (void)on; }
+unsigned long long memxx_shadow_keys(void) { return 0; }
+size_t memxx_shadow_bytes(void) { return 0; }
+
+#endif
+
 int memxx_thread_stack(PyObject **codes, int *offsets, int max, int *deeper) {
     /* Not _PyThreadState_UncheckedGet: on 3.11 that is whichever thread holds the GIL. */
     PyThreadState *tstate = PyGILState_GetThisThreadState();
@@ -411,6 +590,12 @@ unsigned long long memxx_thread_stack_key(void) {
      * stack's entry frames are skipped here (a load of the frame's owner): a frame still being
      * set up can only be the innermost (its pointer is its code's start: at worst a second key
      * for the same listed stack), so 130 frames cover the 128 complete ones listed. */
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    const unsigned long long shadowed = shadow_stack_key(tstate);
+    if (shadowed != 0) {
+        return shadowed;
+    }
+#endif
     unsigned long long key = 0x243F6A8885A308D3ull;
     int depth = 0;
     const void *base = g_stack_base;

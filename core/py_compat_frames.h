@@ -126,6 +126,20 @@ unsigned long long memxx_thread_stack_key(void);
  * listed). The caller clears it (`on` 0) before that frame returns. GIL held. */
 void memxx_set_stack_base(int on);
 
+/* 3.12: the frames' shadow, which finds memxx_thread_stack_key in a few loads where a walk goes
+ * through every frame. With `on`, a new shadow starts (every thread's is empty) and is kept by
+ * memxx_shadow_enter, called (GIL held) by sys.monitoring's PY_START, PY_RESUME and PY_THROW
+ * events of `code`, and memxx_shadow_leave, by its PY_RETURN, PY_YIELD and PY_UNWIND events; the
+ * caller registers those callbacks for as long as the shadow is on, and switches it off before
+ * their registration ends. No-ops on the other versions. memxx_shadow_keys: the stack keys the
+ * calling thread's shadow gave, for tests. */
+void memxx_shadow_switch(int on);
+void memxx_shadow_enter(PyObject *code);
+void memxx_shadow_leave(PyObject *code);
+unsigned long long memxx_shadow_keys(void);
+/* The memory the threads' shadows take (the recorder's own: core/own_memory.hpp). */
+size_t memxx_shadow_bytes(void);
+
 /* Called once per complete Python frame of every thread of the interpreter (innermost frame
  * first) with name and value NULL, then for each of its named slots (local, cell or free
  * variable) that holds a value: `depth` counts complete frames from the top of that thread's
