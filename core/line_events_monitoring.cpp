@@ -6,23 +6,22 @@
 // A frame is identified by its code object: events of a code object come from its innermost
 // frame on the thread, so the ledger's innermost frame with that code is the one meant.
 //
-// The tool id is shared with other tools (coverage.py takes COVERAGE_ID, cProfile PROFILER_ID):
-// we take PROFILER_ID or the next free one, check before each change of our events that it is
-// still ours (another tool may have freed and taken it: then we take a free one again), and when
-// none is free raise one error that says which tools hold them.
+// The tool id (core/monitoring_tool.hpp): PROFILER_ID or the next free one, checked before each
+// change of our events to be still ours (if another tool freed and took it, we take a free one
+// again); when none is free, one error says which tools hold them.
 // GIL held for everything.
 #include "core/line_events.hpp"
 
 #include <string>
 
+#include "core/monitoring_tool.hpp"
+
 namespace memxx::core::line_events {
 
 namespace {
 
-constexpr const char *kToolName = "memory_profilerxx";
 constexpr int kToolIds[] = {2, 3, 4, 5}; // PROFILER_ID first; 0, 1 are the debugger's, coverage's
-
-int g_tool_id = -1;
+MonitoringTool g_tool("memory_profilerxx", kToolIds);
 int g_users = 0; // enabled profilers, which want PY_UNWIND and PY_THROW
 long g_event_line = 0, g_event_start = 0, g_event_resume = 0, g_event_return = 0, g_event_yield = 0,
      g_event_unwind = 0, g_event_throw = 0;
@@ -86,119 +85,39 @@ PyMethodDef g_callbacks[] = {
     callback<on_py_yield>("_memxx_py_yield"),
 };
 
-// sys.monitoring (new reference), or nullptr with the error set.
-PyObject *monitoring() {
-    PyObject *sys = PyImport_ImportModule("sys");
-    if (sys == nullptr) {
-        return nullptr;
-    }
-    PyObject *mon = PyObject_GetAttrString(sys, "monitoring");
-    Py_DECREF(sys);
-    return mon;
-}
+struct Event {
+    const char *name;
+    long *bit;
+    PyMethodDef *callback;
+};
+const Event kEvents[] = {
+    {"PY_START", &g_event_start, &g_callbacks[0]}, {"PY_RESUME", &g_event_resume, &g_callbacks[1]},
+    {"PY_THROW", &g_event_throw, &g_callbacks[1]}, {"PY_RETURN", &g_event_return, &g_callbacks[2]},
+    {"PY_YIELD", &g_event_yield, &g_callbacks[4]}, {"PY_UNWIND", &g_event_unwind, &g_callbacks[2]},
+    {"LINE", &g_event_line, &g_callbacks[3]},
+};
 
-bool event_bit(PyObject *events, const char *name, long *bit) {
-    PyObject *value = PyObject_GetAttrString(events, name);
-    if (value == nullptr) {
-        return false;
-    }
-    *bit = PyLong_AsLong(value);
-    Py_DECREF(value);
-    return !PyErr_Occurred();
-}
-
-bool read_event_bits(PyObject *mon) {
-    PyObject *events = PyObject_GetAttrString(mon, "events");
-    if (events == nullptr) {
-        return false;
-    }
-    const bool ok = event_bit(events, "LINE", &g_event_line) &&
-                    event_bit(events, "PY_START", &g_event_start) &&
-                    event_bit(events, "PY_RESUME", &g_event_resume) &&
-                    event_bit(events, "PY_RETURN", &g_event_return) &&
-                    event_bit(events, "PY_YIELD", &g_event_yield) &&
-                    event_bit(events, "PY_UNWIND", &g_event_unwind) &&
-                    event_bit(events, "PY_THROW", &g_event_throw);
-    Py_DECREF(events);
-    return ok;
-}
-
-// The name of the tool holding `id` (new reference; None when free); nullptr with the error set.
-PyObject *tool_holder(PyObject *mon, int id) {
-    return PyObject_CallMethod(mon, "get_tool", "i", id);
-}
-
-bool register_callback(PyObject *mon, long event, PyMethodDef *def) {
-    PyObject *func = PyCFunction_New(def, nullptr);
-    if (func == nullptr) {
-        return false;
-    }
-    PyObject *old = PyObject_CallMethod(mon, "register_callback", "ilO", g_tool_id, event, func);
-    Py_DECREF(func);
-    Py_XDECREF(old);
-    return old != nullptr;
-}
-
-// Takes the first free id of kToolIds. False with the error set: a RuntimeError naming the tools
-// that hold them all, or the error of the call that failed.
-bool take_free_id(PyObject *mon) {
-    std::string holders;
-    for (int id : kToolIds) {
-        PyObject *holder = tool_holder(mon, id);
-        if (holder == nullptr) {
-            return false;
-        }
-        if (holder == Py_None) {
-            Py_DECREF(holder);
-            PyObject *ok = PyObject_CallMethod(mon, "use_tool_id", "is", id, kToolName);
-            if (ok == nullptr) {
-                return false;
-            }
-            Py_DECREF(ok);
-            g_tool_id = id;
-            return true;
-        }
-        PyObject *text = PyObject_Repr(holder);
-        Py_DECREF(holder);
-        const char *name = text != nullptr ? PyUnicode_AsUTF8(text) : nullptr;
-        if (name == nullptr) {
-            Py_XDECREF(text);
-            return false;
-        }
-        holders += (holders.empty() ? "" : ", ") + std::to_string(id) + ": " + name;
-        Py_DECREF(text);
-    }
-    PyErr_Format(PyExc_RuntimeError,
-                 "%s: no sys.monitoring tool id is free for line profiling (held: %s); stop one "
-                 "of those tools, or free its id with sys.monitoring.free_tool_id()",
-                 kToolName, holders.c_str());
-    return false;
-}
-
-// 1 if our id is still held by us, 0 if another tool freed or took it, -1 with the error set.
-int still_ours(PyObject *mon) {
-    PyObject *holder = tool_holder(mon, g_tool_id);
-    if (holder == nullptr) {
-        return -1;
-    }
-    const int ours =
-        PyUnicode_Check(holder) && PyUnicode_CompareWithASCIIString(holder, kToolName) == 0;
-    Py_DECREF(holder);
-    return ours;
-}
-
-// Takes a tool id and registers our callbacks. False with the error set.
+// Takes a tool id and registers our callbacks. False with the error set: when every id is held,
+// a RuntimeError naming the tools that hold them.
 bool take_tool(PyObject *mon) {
-    if (!read_event_bits(mon) || !take_free_id(mon)) {
+    std::string holders;
+    const int taken = g_tool.take(mon, &holders);
+    if (taken == 0) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s: no sys.monitoring tool id is free for line profiling (held: %s); stop "
+                     "one of those tools, or free its id with sys.monitoring.free_tool_id()",
+                     g_tool.name(), holders.c_str());
+    }
+    if (taken <= 0) {
         return false;
     }
-    return register_callback(mon, g_event_start, &g_callbacks[0]) &&
-           register_callback(mon, g_event_resume, &g_callbacks[1]) &&
-           register_callback(mon, g_event_throw, &g_callbacks[1]) &&
-           register_callback(mon, g_event_return, &g_callbacks[2]) &&
-           register_callback(mon, g_event_yield, &g_callbacks[4]) &&
-           register_callback(mon, g_event_unwind, &g_callbacks[2]) &&
-           register_callback(mon, g_event_line, &g_callbacks[3]);
+    for (const Event &event : kEvents) {
+        *event.bit = monitoring_event_bit(mon, event.name);
+        if (*event.bit < 0 || !g_tool.register_callback(mon, *event.bit, event.callback)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 long code_events() {
@@ -208,29 +127,20 @@ long code_events() {
 // sys.monitoring.set_local_events (code given) or set_events for our tool; switching on takes a
 // tool id first if we hold none. False with the error set.
 bool set_events(PyObject *code, bool on) {
-    PyObject *mon = monitoring();
+    PyObject *mon = monitoring_module();
     if (mon == nullptr) {
         return false;
     }
     // Another tool may have freed our id and taken it: its events are not ours to change.
-    const int ours = g_tool_id >= 0 ? still_ours(mon) : 0;
-    if (ours == 0) {
-        g_tool_id = -1;
-    }
-    if (ours < 0 || (ours == 0 && !on)) {
-        Py_DECREF(mon);
-        return ours == 0; // nothing of ours to switch off
-    }
-    PyObject *done = nullptr;
-    if (ours > 0 || take_tool(mon)) {
-        done = code != nullptr ? PyObject_CallMethod(mon, "set_local_events", "iOl", g_tool_id,
-                                                     code, on ? code_events() : 0L)
-                               : PyObject_CallMethod(mon, "set_events", "il", g_tool_id,
-                                                     on ? g_event_unwind | g_event_throw : 0L);
+    const int ours = g_tool.still_ours(mon);
+    bool done = ours == 0 && !on; // nothing of ours to switch off
+    if (ours > 0 || (ours == 0 && on && take_tool(mon))) {
+        done = code != nullptr
+                   ? g_tool.set_events(mon, on ? code_events() : 0L, code)
+                   : g_tool.set_events(mon, on ? g_event_unwind | g_event_throw : 0L);
     }
     Py_DECREF(mon);
-    Py_XDECREF(done);
-    return done != nullptr;
+    return done;
 }
 
 // Switching events off happens on the way out of a profiled call (a finally block): a failure

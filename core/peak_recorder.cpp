@@ -557,6 +557,12 @@ MEMXX_TLS std::uintptr_t t_last_alloc = 0; // the calling thread's last block qu
 MEMXX_TLS bool t_recorder_calls = false;     // the recorder's own calls run on this thread
 
 void on_block_alloc(std::uintptr_t address, std::size_t size) noexcept {
+    queue(kAlloc, address, size);
+}
+
+// Where the frames' shadow runs (peak_shadow_possible()), the blocks of its own calls are left
+// out and the last block is noted, for peak_retract_event_block.
+void on_block_alloc_beside_shadow(std::uintptr_t address, std::size_t size) noexcept {
     if (t_recorder_calls) {
         return; // the recorder's blocks: their frees are of blocks the tables do not hold
     }
@@ -586,10 +592,14 @@ void on_pages(std::uint32_t stack, std::int64_t bytes) noexcept {
     }
 }
 
-constexpr stream::Consumer kBlocksOnly{on_block_alloc, on_block_free, nullptr, nullptr,
-                                       nullptr,        nullptr,       nullptr};
-constexpr stream::Consumer kWithMappings{on_block_alloc, on_block_free, nullptr, nullptr,
-                                         nullptr,        mapping_maker, on_pages};
+// Each twice: with the shadow's bookkeeping of blocks or without, chosen when recording starts.
+constexpr stream::Consumer kBlocksOnly[2] = {
+    {on_block_alloc, on_block_free, nullptr, nullptr, nullptr, nullptr, nullptr},
+    {on_block_alloc_beside_shadow, on_block_free, nullptr, nullptr, nullptr, nullptr, nullptr}};
+constexpr stream::Consumer kWithMappings[2] = {
+    {on_block_alloc, on_block_free, nullptr, nullptr, nullptr, mapping_maker, on_pages},
+    {on_block_alloc_beside_shadow, on_block_free, nullptr, nullptr, nullptr, mapping_maker,
+     on_pages}};
 
 } // namespace
 
@@ -605,8 +615,9 @@ void peak_start(bool native) {
         SpinLockGuard guard(session::g_lock);
         g_recorder = recorder;
     }
-    g_slot = native ? session_subscribe(&kWithMappings, SourceNeeds::accounting_native)
-                    : session_subscribe(&kBlocksOnly, SourceNeeds::accounting);
+    const int shadow = peak_shadow_possible() ? 1 : 0;
+    g_slot = native ? session_subscribe(&kWithMappings[shadow], SourceNeeds::accounting_native)
+                    : session_subscribe(&kBlocksOnly[shadow], SourceNeeds::accounting);
     if (g_slot < 0) {
         {
             SpinLockGuard guard(session::g_lock);

@@ -32,6 +32,9 @@ void peak_runner_frame(bool on);
 // tests). GIL held.
 void peak_shadow(bool on);
 unsigned long long peak_shadow_keys();
+// False where peak_shadow never runs (the other versions, or MEMXX_PEAK_FRAME_WALKS=1): the
+// allocations then skip the bookkeeping the two calls below need.
+bool peak_shadow_possible();
 
 // Takes `block` out of the tables if it is the calling thread's last allocation: the int an event
 // of sys.monitoring was passed, allocated for the call (GIL held).

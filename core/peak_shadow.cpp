@@ -17,25 +17,24 @@
 // the recorder's events are never charged to the program. MEMXX_PEAK_FRAME_WALKS=1 in the
 // environment keeps the shadow off (the tests' baseline).
 //
-// The tool id: 5, 4 or 3, the first free one, leaving PROFILER_ID (2) to the line profiler and
-// profilers; none free means no shadow. GIL held for everything here. Built for 3.12 only
-// (core/CMakeLists.txt); the other versions build core/peak_shadow_off.cpp.
+// The tool id (core/monitoring_tool.hpp): 5, 4 or 3, the first free one, leaving PROFILER_ID (2)
+// to the line profiler and profilers; none free means no shadow. GIL held for everything here.
+// Built for 3.12 only (core/CMakeLists.txt); the other versions build core/peak_shadow_off.cpp.
 #include "core/peak_recorder.hpp"
 
 #include <Python.h>
 
 #include <cstdlib>
 
+#include "core/monitoring_tool.hpp"
 #include "core/py_compat.h"
 
 namespace memxx::core {
 
 namespace {
 
-constexpr const char *kToolName = "mprofxx --peak";
 constexpr int kToolIds[] = {5, 4, 3};
-
-int g_tool = -1; // the id we hold, or -1
+MonitoringTool g_tool("mprofxx --peak", kToolIds);
 
 PyObject *on_enter(PyObject *, PyObject *const *args, Py_ssize_t) {
     peak_retract_event_block(memxx_event_int_block(args[1]));
@@ -64,99 +63,44 @@ constexpr Event kEvents[] = {{"PY_START", &g_enter},  {"PY_RESUME", &g_enter},
                              {"PY_THROW", &g_enter},  {"PY_RETURN", &g_leave},
                              {"PY_YIELD", &g_leave},  {"PY_UNWIND", &g_leave}};
 
-// The bit of sys.monitoring.events.<name>; -1 with the error set.
-long event_bit(PyObject *mon, const char *name) {
-    PyObject *events = PyObject_GetAttrString(mon, "events");
-    PyObject *value = events != nullptr ? PyObject_GetAttrString(events, name) : nullptr;
-    Py_XDECREF(events);
-    const long bit = value != nullptr ? PyLong_AsLong(value) : -1;
-    Py_XDECREF(value);
-    return bit;
-}
-
-// Registers `callback` (nullptr: none) for every event; the events' mask, or -1 with the error
-// set.
+// Registers our callbacks for every event (or none, when off). The events' mask, or -1 with the
+// error set.
 long register_all(PyObject *mon, bool on) {
     long mask = 0;
     for (const Event &event : kEvents) {
-        const long bit = event_bit(mon, event.name);
-        if (bit < 0) {
+        const long bit = monitoring_event_bit(mon, event.name);
+        if (bit < 0 || !g_tool.register_callback(mon, bit, on ? event.callback : nullptr)) {
             return -1;
         }
-        PyObject *func = on ? PyCFunction_New(event.callback, nullptr) : Py_NewRef(Py_None);
-        PyObject *old = func != nullptr ? PyObject_CallMethod(mon, "register_callback", "ilO",
-                                                              g_tool, bit, func)
-                                        : nullptr;
-        Py_XDECREF(func);
-        if (old == nullptr) {
-            return -1;
-        }
-        Py_DECREF(old);
         mask |= bit;
     }
     return mask;
 }
 
-// True when `id` is held by no tool; false if held or with the error set.
-bool tool_free(PyObject *mon, int id) {
-    PyObject *holder = PyObject_CallMethod(mon, "get_tool", "i", id);
-    const bool free = holder == Py_None;
-    Py_XDECREF(holder);
-    return free;
-}
-
-bool still_ours(PyObject *mon) {
-    PyObject *holder = PyObject_CallMethod(mon, "get_tool", "i", g_tool);
-    const bool ours = holder != nullptr && PyUnicode_Check(holder) &&
-                      PyUnicode_CompareWithASCIIString(holder, kToolName) == 0;
-    Py_XDECREF(holder);
-    return ours;
-}
-
 bool start(PyObject *mon) {
-    for (int id : kToolIds) {
-        if (tool_free(mon, id)) {
-            PyObject *ok = PyObject_CallMethod(mon, "use_tool_id", "is", id, kToolName);
-            if (ok == nullptr) {
-                return false;
-            }
-            Py_DECREF(ok);
-            g_tool = id;
-            break;
-        }
-        if (PyErr_Occurred()) {
-            return false;
-        }
-    }
-    if (g_tool < 0) {
-        return true; // every id is held: the stacks are walked
+    const int taken = g_tool.take(mon);
+    if (taken <= 0) {
+        return taken == 0; // every id is held: the stacks are walked
     }
     memxx_shadow_switch(1); // before the first event
     const long mask = register_all(mon, true);
-    PyObject *ok = mask >= 0 ? PyObject_CallMethod(mon, "set_events", "il", g_tool, mask) : nullptr;
-    Py_XDECREF(ok);
-    return ok != nullptr;
+    return mask >= 0 && g_tool.set_events(mon, mask);
 }
 
 void stop(PyObject *mon) {
     memxx_shadow_switch(0);
-    if (g_tool < 0 || !still_ours(mon)) { // another tool freed our id and may hold it now
-        g_tool = -1;
-        return;
+    // Another tool may have freed our id and taken it since: then there is nothing of ours left.
+    if (g_tool.still_ours(mon) > 0 && g_tool.set_events(mon, 0) && register_all(mon, false) >= 0) {
+        g_tool.free_id(mon);
     }
-    PyObject *off = PyObject_CallMethod(mon, "set_events", "il", g_tool, 0L);
-    Py_XDECREF(off);
-    if (off != nullptr && register_all(mon, false) >= 0) {
-        PyObject *freed = PyObject_CallMethod(mon, "free_tool_id", "i", g_tool);
-        Py_XDECREF(freed);
-    }
-    g_tool = -1;
 }
 
 } // namespace
 
+bool peak_shadow_possible() { return std::getenv("MEMXX_PEAK_FRAME_WALKS") == nullptr; }
+
 void peak_shadow(bool on) {
-    if (on && std::getenv("MEMXX_PEAK_FRAME_WALKS") != nullptr) {
+    if (on && !peak_shadow_possible()) {
         return;
     }
     PyObject *passing = PyErr_GetRaisedException();

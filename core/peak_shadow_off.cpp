@@ -5,5 +5,6 @@
 namespace memxx::core {
 
 void peak_shadow(bool) {}
+bool peak_shadow_possible() { return false; }
 
 } // namespace memxx::core
