@@ -58,6 +58,7 @@ struct Tracked {
     std::uintptr_t end;
     MiVector<std::uint8_t> state; // per page, from the mapping's start
     std::uint32_t maker = 0;      // the peak recorder's stack id of the code that mapped it
+    bool bystander = false;       // made by a thread that pays nobody: no line counts its pages
 };
 using TrackedMap = std::map<std::uintptr_t, Tracked, std::less<std::uintptr_t>,
                             mi_stl_allocator<std::pair<const std::uintptr_t, Tracked>>>;
@@ -192,6 +193,9 @@ void update_watching_locked() noexcept {
 // False when mincore fails (part of the range was unmapped behind our back).
 bool sync_range_locked(std::uintptr_t map_begin, Tracked &tracked, std::uintptr_t begin,
                        std::uintptr_t end, Change *change) {
+    if (tracked.bystander) {
+        return true; // its pages stay uncounted (kLineBits never set), so none is ever freed
+    }
     const std::size_t count = (end - begin) / page_size();
     g_resident->resize(count);
     if (mincore(reinterpret_cast<void *>(begin), end - begin, g_resident->data()) != 0) {
@@ -259,9 +263,9 @@ TrackedMap::iterator mapping_at_locked(std::uintptr_t address) {
 // Removes [begin, end) from the tracked mappings, splitting those it cuts. Its counted pages
 // are freed, unless `moved` is given: it then receives the range's state (0 where untracked).
 // True when any of the range was tracked.
-// `moved_maker` receives the maker of the first mapping moved.
+// `moved_from` receives the maker and the bystander flag of the first mapping moved.
 bool cut_locked(std::uintptr_t begin, std::uintptr_t end, MiVector<std::uint8_t> *moved,
-                Change *change, std::uint32_t *moved_maker = nullptr) {
+                Change *change, Tracked *moved_from = nullptr) {
     if (moved != nullptr) {
         moved->assign((end - begin) / page_size(), 0);
     }
@@ -285,8 +289,9 @@ bool cut_locked(std::uintptr_t begin, std::uintptr_t end, MiVector<std::uint8_t>
         const std::size_t count = (cut_end - cut_begin) / page_size();
         MiVector<std::uint8_t> state = std::move(it->second.state);
         if (moved != nullptr) {
-            if (moved_maker != nullptr && first_cut) {
-                *moved_maker = it->second.maker;
+            if (moved_from != nullptr && first_cut) {
+                moved_from->maker = it->second.maker;
+                moved_from->bystander = it->second.bystander;
             }
             std::copy_n(state.begin() + first, count,
                         moved->begin() + (cut_begin - begin) / page_size());
@@ -295,12 +300,13 @@ bool cut_locked(std::uintptr_t begin, std::uintptr_t end, MiVector<std::uint8_t>
             peak_give_back(state.data() + first, count, it->second.maker, false, change);
         }
         const std::uint32_t maker = it->second.maker;
+        const bool bystander = it->second.bystander;
         it = g_tracked->erase(it);
         if (map_begin < cut_begin) {
             g_tracked->emplace(map_begin,
                                Tracked{cut_begin,
                                        MiVector<std::uint8_t>(state.begin(), state.begin() + first),
-                                       maker});
+                                       maker, bystander});
         }
         if (cut_end < map_end) {
             it = g_tracked
@@ -308,7 +314,7 @@ bool cut_locked(std::uintptr_t begin, std::uintptr_t end, MiVector<std::uint8_t>
                                Tracked{map_end,
                                        MiVector<std::uint8_t>(state.begin() + first + count,
                                                               state.end()),
-                                       maker})
+                                       maker, bystander})
                      .first;
             ++it;
         }
@@ -509,7 +515,7 @@ void observe(ThreadLedger *ledger) noexcept {
 }
 
 void mapped(void *address, std::size_t length, bool populated, std::uint32_t maker,
-            ThreadLedger *ledger) noexcept {
+            bool bystander, ThreadLedger *ledger) noexcept {
     const auto begin = reinterpret_cast<std::uintptr_t>(address);
     const std::uintptr_t end = begin + round_up(length);
     Change change;
@@ -517,7 +523,8 @@ void mapped(void *address, std::size_t length, bool populated, std::uint32_t mak
         SpinLockGuard guard(g_lock);
         ensure_tables_locked();
         MiVector<std::uint8_t> pages((end - begin) / page_size(), 0);
-        auto it = g_tracked->emplace(begin, Tracked{end, std::move(pages), maker}).first;
+        auto it =
+            g_tracked->emplace(begin, Tracked{end, std::move(pages), maker, bystander}).first;
         if (populated) {
             sync_range_locked(begin, it->second, begin, end, &change);
         }
@@ -605,16 +612,16 @@ void remapped(void *old, std::size_t old_length, void *now, std::size_t new_leng
         SpinLockGuard guard(g_lock);
         ensure_tables_locked();
         MiVector<std::uint8_t> moved;
-        std::uint32_t maker = 0;
-        if (cut_locked(old_begin, old_begin + old_pages * page_size(), &moved, &change, &maker)) {
+        Tracked from{};
+        if (cut_locked(old_begin, old_begin + old_pages * page_size(), &moved, &change, &from)) {
             if (new_pages < old_pages) {
                 change.freed += counted_pages(moved.data() + new_pages, old_pages - new_pages);
-                peak_give_back(moved.data() + new_pages, old_pages - new_pages, maker, false,
+                peak_give_back(moved.data() + new_pages, old_pages - new_pages, from.maker, false,
                                &change);
             }
             moved.resize(new_pages, 0);
             g_tracked->emplace(new_begin, Tracked{new_begin + new_pages * page_size(),
-                                                  std::move(moved), maker});
+                                                  std::move(moved), from.maker, from.bystander});
         } else if (new_pages > old_pages) {
             // A mapping from before profiling: its growth is new, untouched memory.
             const std::uintptr_t grown = new_begin + old_pages * page_size();

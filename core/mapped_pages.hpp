@@ -62,8 +62,11 @@ void count_own_faults(ThreadLedger *ledger) noexcept;
 // A new anonymous mapping, made while profiling: tracked from now on. `populated`: its pages
 // are resident already (MAP_POPULATE, MAP_LOCKED), charged to `ledger` now.
 // `maker`: the stream's tag of the calling code (stream::mapping_maker; 0 when none).
+// `bystander`: made by a thread that pays nobody (core/other_threads.hpp: a Python thread
+// without a ledger or a cause, whose data stack is such a mapping): the line profiler never
+// counts its pages, so that neither their coming nor their going is charged to a profiled line.
 void mapped(void *address, std::size_t length, bool populated, std::uint32_t maker,
-            ThreadLedger *ledger) noexcept;
+            bool bystander, ThreadLedger *ledger) noexcept;
 // A mapping made before the session (an allocator's reservation made at import or at first use,
 // filled later): tracked from now on, its resident pages counted as they are now, charged to no
 // one. A range overlapping a tracked mapping is left alone.

@@ -160,7 +160,9 @@ void *native_mmap(void *address, std::size_t length, int protection, int flags, 
             pages::unmapped(mapped, length, ledger);
         }
         const std::uint32_t maker = stream::mapping_maker();
-        pages::mapped(mapped, length, (flags & (MAP_POPULATE | MAP_LOCKED)) != 0, maker, ledger);
+        const bool bystander = ledger == nullptr && accounting::thread_pays_nobody();
+        pages::mapped(mapped, length, (flags & (MAP_POPULATE | MAP_LOCKED)) != 0, maker,
+                      bystander, ledger);
     }
     return mapped;
 }

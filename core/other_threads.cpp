@@ -174,6 +174,8 @@ ThreadShare *share_paying_for_this_thread(bool *referenced, ShareTarget *target)
     return newest_open_acquired();
 }
 
+bool thread_pays_nobody() noexcept { return open_cause() == nullptr && python_thread(); }
+
 ThreadShare *share_crediting_a_free(bool *referenced, ShareTarget *target) noexcept {
     if (ThreadShare *cause = open_cause()) {
         *target = ShareTarget{t_cause_frame, t_cause_depth, t_cause_lineno};

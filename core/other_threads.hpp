@@ -57,6 +57,9 @@ extern std::atomic<bool> g_other_threads_on; // some profiler wants other thread
 // reference if one was taken: `*referenced`).
 ThreadShare *share_paying_for_this_thread(bool *referenced, ShareTarget *target) noexcept;
 ThreadShare *share_crediting_a_free(bool *referenced, ShareTarget *target) noexcept;
+// True when the calling thread (without a ledger) is a Python thread with no open cause: its
+// memory is nobody's. Any thread, any GIL state; allocates nothing.
+bool thread_pays_nobody() noexcept;
 
 using FindShare = ThreadShare *(*)(bool *referenced, ShareTarget *target) noexcept;
 

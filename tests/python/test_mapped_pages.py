@@ -8,6 +8,8 @@ extension (native/memxx_native_ext.cpp) wrote to.
 
 import ctypes
 import mmap
+import threading
+import time
 
 import _memxx
 import _native
@@ -127,3 +129,41 @@ def test_a_glibc_heap_whose_header_moved_on_since_the_maps_were_read_is_not_adop
     finally:
         libc.munmap(heap, base + span - heap)
     assert lines[1].native_increment == 0
+
+
+def test_a_python_thread_that_pays_nobody_maps_and_unmaps_without_charging_a_profiled_line():
+    # A Python thread started outside the profiled code (no cause) pays nobody: its mappings'
+    # pages are not counted when the profiled thread's long lines count the other threads'
+    # pages, nor credited when that thread unmaps them (a thread's data stack is one: its
+    # page came back as -4096 at whichever line waited for the GIL while the thread ended).
+    started, mapped_, release, released = (threading.Event() for _ in range(4))
+
+    def bystander():
+        started.wait(30)
+        address = ext.reserve(GIB)
+        ext.touch(address, 0, 256 * PAGE)
+        mapped_.set()
+        release.wait(30)
+        ext.release("mmap", address, GIB)
+        released.set()
+
+    def waits_for_another_thread():
+        started.set()
+        mapped_.wait(30)
+        time.sleep(0.05)  # a long line: its end counts the pages of every tracked mapping
+        release.set()
+        released.wait(30)
+        time.sleep(0.05)
+        return 1
+
+    thread = threading.Thread(target=bystander)
+    thread.start()
+    try:
+        lines, _ = profiled(waits_for_another_thread)
+    finally:
+        started.set()
+        release.set()
+        thread.join()
+    assert released.is_set()
+    assert {offset: r.native_increment for offset, r in lines.items()} == {
+        offset: 0 for offset in lines}
