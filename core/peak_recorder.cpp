@@ -67,6 +67,29 @@ constexpr std::uint64_t kDeeperKey = 0x13198A2E03707344ull;
 // fit 2^14 slots (192 KiB each; 90 k took 1.5 MiB each).
 constexpr std::size_t kCacheEntries = 11'000;
 
+// The calling thread's innermost frames that have entries in the frames' shadow (3.12; none on
+// the other versions): memxx_shadow_frames, up to 16.
+struct ShadowRun {
+    static constexpr int kMax = 16;
+    PyObject *codes[kMax];
+    int offsets[kMax];
+    memxx_shadow_memo *memos[kMax];
+    int count = 0;
+    int depth = 0;
+    ShadowRun() noexcept { count = memxx_shadow_frames(codes, offsets, memos, kMax, &depth); }
+};
+
+// A shadow memo names a node of one tree between two collections: its epoch is the tree's. Never
+// 0 (a new entry's); g_lock held.
+unsigned g_tree_epochs = 0;
+unsigned next_tree_epoch() noexcept {
+    g_tree_epochs = g_tree_epochs + 1 == 0 ? 1 : g_tree_epochs + 1;
+    return g_tree_epochs;
+}
+
+// Stacks interned by the shadow's memos instead of a walk, since the recorder started (tests).
+unsigned long long g_shadow_stacks = 0;
+
 // The Python side of the interned stacks (core/stack_tree.hpp): the walk of the calling thread's
 // frames, the caches in front of it, and a reference to each code object in the tree.
 // g_lock held.
@@ -84,7 +107,12 @@ class PythonStacks {
             collect();
         }
         std::uint32_t stack = 0;
-        if (walk_stack(&stack)) {
+        const ShadowRun run;
+        int found = shadow_stack(run, &stack);
+        if (found == 0) {
+            found = walk_stack(run, &stack) ? 1 : -1;
+        }
+        if (found > 0) {
             if (stack_cache_.size() >= kCacheEntries) {
                 stack_cache_.clear();
             }
@@ -95,10 +123,52 @@ class PythonStacks {
         return stack;
     }
 
+    // The stack id of the calling thread's stack by the shadow's memos: the innermost frame of
+    // `run` whose memo names its callers' node, and only the frames inside it are looked up by
+    // line, each one's node becoming the memo of the frame it calls. A frame's callers and the
+    // lines they call from do not change while its entry lasts (a generator's entry ends as it
+    // yields). 1: found; 0: the memos cannot say (a walk must); -1: the tables cannot grow.
+    int shadow_stack(const ShadowRun &run, std::uint32_t *stack) noexcept {
+        if (run.count == 0 || run.depth > kPeakMaxDepth) {
+            return 0; // a deeper stack's nodes hang from kDeeperNode, by its innermost frames
+        }
+        int top = 0;
+        while (top < run.count && run.memos[top]->epoch != epoch_) {
+            ++top;
+        }
+        std::uint32_t node = StackTree::kRootNode;
+        if (top < run.count) {
+            node = run.memos[top]->node;
+        } else if (run.count == run.depth) {
+            top = run.count - 1; // the run reaches the base: the outermost frame's callers are none
+        } else {
+            return 0;
+        }
+        const bool gil = PyGILState_Check() != 0;
+        for (int i = top; i >= 0; --i) {
+            std::uint32_t code = 0;
+            if (!code_index(run.codes[i], gil, &code) ||
+                !tree_.intern(code, line_of(run.codes[i], run.offsets[i]), &node)) {
+                return -1;
+            }
+            if (i > 0) {
+                *run.memos[i - 1] = memxx_shadow_memo{epoch_, node};
+            }
+        }
+        const std::uint32_t id = tree_.stack_id(node);
+        if (id == StackTree::kNoStack) {
+            return -1;
+        }
+        ++g_shadow_stacks;
+        *stack = id;
+        return 1;
+    }
+
     // The stack id of the calling thread's stack, by its frames; false when the tables cannot
     // grow. One walk; the chain keys find the innermost frame whose node is known, and only the
-    // frames inside it are looked up by line (or added).
-    bool walk_stack(std::uint32_t *stack) noexcept {
+    // frames inside it are looked up by line (or added). The frames of `run` get their callers'
+    // nodes as memos.
+    bool walk_stack(const ShadowRun &run, std::uint32_t *stack) noexcept {
         PyObject *codes[kPeakMaxDepth];
         int offsets[kPeakMaxDepth];
         std::uint64_t keys[kPeakMaxDepth];
@@ -132,6 +202,14 @@ class PythonStacks {
                 chain_cache_.put(keys[i], node); // when it cannot grow, the next walk looks again
             }
         }
+        if (!deeper) {
+            // Frame i's callers are its node's parent.
+            std::uint32_t frame_node = node;
+            for (int i = 0; i < run.count && i < depth; ++i) {
+                frame_node = tree_.node(frame_node).parent;
+                *run.memos[i] = memxx_shadow_memo{epoch_, frame_node};
+            }
+        }
         const std::uint32_t id = tree_.stack_id(node);
         if (id == StackTree::kNoStack) {
             return false;
@@ -146,6 +224,7 @@ class PythonStacks {
         chain_cache_.clear();
         stack_cache_.clear();
         tree_.collect(keep);
+        epoch_ = next_tree_epoch(); // the shadow's memos name nodes of the tree before
     }
 
     // Code objects seen without the GIL get their reference at the next call with it.
@@ -223,6 +302,7 @@ class PythonStacks {
     }
 
     StackTree tree_;
+    unsigned epoch_ = next_tree_epoch();   // the shadow's memos with this epoch name its nodes
     FlatTable<std::uint32_t> chain_cache_; // chain key of instructions -> node
     FlatTable<std::uint32_t> stack_cache_; // a thread's stack key -> stack id
     MiVector<PyObject *> codes_;
@@ -614,6 +694,7 @@ void peak_start(bool native) {
     {
         SpinLockGuard guard(session::g_lock);
         g_recorder = recorder;
+        g_shadow_stacks = 0;
     }
     const int shadow = peak_shadow_possible() ? 1 : 0;
     g_slot = native ? session_subscribe(&kWithMappings[shadow], SourceNeeds::accounting_native)
@@ -769,6 +850,7 @@ void peak_runner_frame(bool on) {
 void peak_own_calls(bool on) noexcept { t_recorder_calls = on; }
 
 unsigned long long peak_shadow_keys() { return memxx_shadow_keys(); }
+unsigned long long peak_shadow_stacks() { return g_shadow_stacks; }
 
 void peak_retract_event_block(const void *block) noexcept {
     const auto address = reinterpret_cast<std::uintptr_t>(block);

@@ -28,10 +28,12 @@ void peak_stop();
 void peak_runner_frame(bool on);
 
 // 3.12: the frames' shadow (core/peak_shadow.cpp), on while the runner's frame is the base; no-op
-// on the other versions. peak_shadow_keys: the stack keys it gave the calling thread (for
-// tests). GIL held.
+// on the other versions. For tests: peak_shadow_keys, the stack keys it gave the calling thread;
+// peak_shadow_stacks, the stacks interned by its memos instead of a walk since the last
+// peak_start. GIL held.
 void peak_shadow(bool on);
 unsigned long long peak_shadow_keys();
+unsigned long long peak_shadow_stacks();
 // False where peak_shadow never runs (the other versions, or MEMXX_PEAK_FRAME_WALKS=1): the
 // allocations then skip the bookkeeping the two calls below need.
 bool peak_shadow_possible();

@@ -400,6 +400,8 @@ void memxx_set_stack_base(int on) {
 typedef struct {
     const _PyInterpreterFrame *frame;
     unsigned long long callers; /* the key of the frames below it, down to the stack base */
+    int depth;                  /* its frames from the base, itself included (capped) */
+    memxx_shadow_memo memo;
 } shadow_frame;
 
 typedef struct {
@@ -431,15 +433,20 @@ static unsigned long long shadow_key(unsigned long long callers, const void *ins
     return h ^ (h >> 31);
 }
 
-/* The key of the chain from the stack base up to `frame` (complete, or NULL), outermost first:
- * from the shadow when `frame` is its top entry, else by a walk. */
-static unsigned long long callers_key(const shadow_stack *shadow, _PyInterpreterFrame *frame) {
+/* The key of the chain from the stack base up to `frame` (complete, or NULL), outermost first,
+ * and its count of frames in *depth (SHADOW_WALK_CAP when more): from the shadow when `frame` is
+ * its top entry, else by a walk. */
+static unsigned long long callers_key(const shadow_stack *shadow, _PyInterpreterFrame *frame,
+                                      int *depth) {
     const void *base = g_stack_base;
+    *depth = 0;
     if (frame == NULL || (const void *)frame == base) {
         return kShadowRoot;
     }
     if (shadow->depth > 0 && shadow->frames[shadow->depth - 1].frame == frame) {
-        return shadow_key(shadow->frames[shadow->depth - 1].callers, frame_instr(frame));
+        const shadow_frame *below = &shadow->frames[shadow->depth - 1];
+        *depth = below->depth;
+        return shadow_key(below->callers, frame_instr(frame));
     }
     const void *instrs[SHADOW_WALK_CAP];
     int count = 0;
@@ -447,6 +454,7 @@ static unsigned long long callers_key(const shadow_stack *shadow, _PyInterpreter
          frame = complete_frame(frame->previous)) {
         instrs[count++] = frame_instr(frame);
     }
+    *depth = count;
     /* Deeper than the cap: the outer frames left out are beyond any stack recorded. */
     unsigned long long key = count == SHADOW_WALK_CAP ? ~kShadowRoot : kShadowRoot;
     for (int i = count - 1; i >= 0; --i) {
@@ -495,9 +503,14 @@ void memxx_shadow_enter(PyObject *code) {
     if (shadow->depth == SHADOW_FRAMES) {
         shadow->depth = 0; /* full: the frames it held are walked from now on */
     }
-    const unsigned long long callers = callers_key(shadow, complete_frame(frame->previous));
-    shadow->frames[shadow->depth].frame = frame;
-    shadow->frames[shadow->depth].callers = callers;
+    int below = 0;
+    const unsigned long long callers =
+        callers_key(shadow, complete_frame(frame->previous), &below);
+    shadow_frame *entry = &shadow->frames[shadow->depth];
+    entry->frame = frame;
+    entry->callers = callers;
+    entry->depth = below < SHADOW_WALK_CAP ? below + 1 : SHADOW_WALK_CAP;
+    entry->memo.epoch = 0;
     shadow->depth++;
 }
 
@@ -549,8 +562,42 @@ static unsigned long long shadow_stack_key(PyThreadState *tstate) {
     return key == 0 ? 1 : key;
 }
 
+int memxx_shadow_frames(PyObject **codes, int *offsets, memxx_shadow_memo **memos, int max,
+                        int *depth) {
+    const unsigned generation = g_shadow_generation;
+    shadow_stack *shadow = t_shadow;
+    PyThreadState *tstate = PyGILState_GetThisThreadState();
+    if (generation == 0 || shadow == NULL || shadow->generation != generation ||
+        shadow->depth == 0 || tstate == NULL) {
+        return 0;
+    }
+    _PyInterpreterFrame *frame = complete_frame(thread_frame(tstate));
+    const void *base = g_stack_base;
+    int count = 0;
+    for (int i = shadow->depth - 1; i >= 0 && count < max; --i) {
+        shadow_frame *entry = &shadow->frames[i];
+        if (frame == NULL || (const void *)frame == base || entry->frame != frame) {
+            break;
+        }
+        if (count == 0) {
+            *depth = entry->depth;
+        }
+        codes[count] = frame_executable(frame);
+        offsets[count] = frame_offset(frame);
+        memos[count] = &entry->memo;
+        ++count;
+        frame = complete_frame(frame->previous);
+    }
+    return count;
+}
+
 #else
 
+int memxx_shadow_frames(PyObject **codes, int *offsets, memxx_shadow_memo **memos, int max,
+                        int *depth) {
+    (void)codes, (void)offsets, (void)memos, (void)max, (void)depth;
+    return 0;
+}
 void memxx_shadow_enter(PyObject *code) { (void)code; }
 void memxx_shadow_leave(PyObject *code) { (void)code; }
 void memxx_shadow_switch(int on) { (void)on; }

@@ -140,6 +140,22 @@ unsigned long long memxx_shadow_keys(void);
 /* The memory the threads' shadows take (the recorder's own: core/own_memory.hpp). */
 size_t memxx_shadow_bytes(void);
 
+/* A shadow entry's memo for its user (core/peak_recorder.cpp: the tree node of the entry's
+ * frame's callers), trusted by that user while `epoch` is its own; an entry starts with epoch 0. */
+typedef struct {
+    unsigned epoch;
+    unsigned node;
+} memxx_shadow_memo;
+
+/* The calling thread's innermost frames that have shadow entries, innermost first, up to `max`:
+ * each one's code (borrowed), current instruction's offset and entry's memo. The run stops at
+ * the first frame whose caller has no entry, or at the stack base. *depth: the innermost frame's
+ * depth from the base (its count of frames as memxx_thread_stack would list them, when that is
+ * below 256; 256 when more). 0 when the innermost frame has no entry (and always, but on 3.12).
+ * Under the rules of memxx_thread_stack; the memos are the calling thread's own. */
+int memxx_shadow_frames(PyObject **codes, int *offsets, memxx_shadow_memo **memos, int max,
+                        int *depth);
+
 /* Called once per complete Python frame of every thread of the interpreter (innermost frame
  * first) with name and value NULL, then for each of its named slots (local, cell or free
  * variable) that holds a value: `depth` counts complete frames from the top of that thread's

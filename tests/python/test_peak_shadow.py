@@ -126,7 +126,8 @@ PROGRAM = textwrap.dedent("""
         report = _memxx.peak_report(-1, True)
         _memxx.peak_stop()
         keys = _memxx._peak_shadow_keys()  # after the report: a count is an int it would hold
-        print(json.dumps({"keys": keys, "at_peak": table(report, "at_peak"),
+        stacks = _memxx._peak_shadow_stacks()
+        print(json.dumps({"keys": keys, "stacks": stacks, "at_peak": table(report, "at_peak"),
                           "now": table(report, "live_now")}))
 
     main()
@@ -153,14 +154,16 @@ def program_rows(rows: dict[str, int]) -> dict[str, int]:
 def test_the_shadow_records_what_the_walks_record(tmp_path) -> None:
     shadowed = record(tmp_path, walks=False)
     walked = record(tmp_path, walks=True)
-    assert walked["keys"] == 0
+    assert walked["keys"] == walked["stacks"] == 0
     if sys.version_info[:2] == (3, 12):
         # Most keys came from the shadow (the others: frames begun before it, and the threads'
-        # first frames, whose keys this thread does not count).
+        # first frames, whose keys this thread does not count), and most new stacks were
+        # interned from its memos, without a walk.
         assert shadowed["keys"] > 1000
+        assert shadowed["stacks"] > 300
     else:
         # 3.11 has no sys.monitoring; 3.13+ allocate differently while its events are on.
-        assert shadowed["keys"] == 0
+        assert shadowed["keys"] == shadowed["stacks"] == 0
     # Starting a thread leaves the interpreter's own blocks (its state) for as long as the thread
     # takes to end after join(): the stacks through threading.py vary from run to run.
     assert program_rows(shadowed["at_peak"]) == program_rows(walked["at_peak"])
