@@ -6,7 +6,7 @@ The same program runs twice in a fresh interpreter, once with the shadow and onc
 frames' (file, function, line), with its bytes at the peak and now. The program has what could
 fool a shadow: generators resumed from two callers, ``throw()`` and ``yield from``, an exception
 unwinding through frames that allocate, recursion deeper than any recorded stack, threads, a
-class body and a closure."""
+class body, a closure, a thread begun before the shadow, and a collection of the stack tree."""
 
 from __future__ import annotations
 
@@ -19,10 +19,42 @@ import textwrap
 import pytest
 
 PROGRAM = textwrap.dedent("""
-    import gc, json, sys, threading
+    import _thread, gc, json, sys, threading
     import _memxx
 
     kept = []
+
+    # A thread whose first frames began before the shadow: its new frames' callers are found
+    # by a walk once, then by the memos.
+    ready, go, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def early_thread():
+        ready.set()
+        go.wait()
+        early_calls()
+        finished.set()
+
+    def early_calls():
+        for i in range(3):
+            kept.append(str(i * 31337))
+            kept.append([i] * 5)
+        early_helper()
+        kept.append(bytearray(91))
+
+    def early_helper():
+        kept.append(bytearray(77))
+        kept.append({"h": 1})
+
+    # 70,000 lines that allocate and free: the stack tree is collected (the nodes of stacks no
+    # table holds are dropped, the others renumbered) while the frames above hold memos.
+    BODY = "def body():\\n" + "".join(f"    x = [{i}]\\n" for i in range(70_000))
+    namespace = {}
+    exec(compile(BODY, "generated_body", "exec"), namespace)
+
+    def many_lines():
+        kept.append(bytearray(11))
+        namespace["body"]()
+        kept.append(bytearray(13))
 
     def numbers(n):
         for i in range(n):
@@ -99,6 +131,10 @@ PROGRAM = textwrap.dedent("""
             rows = [bytearray(32) for _ in range(5)]
         kept.append(Body)
         closure()
+        go.set()
+        finished.wait()
+        many_lines()
+        kept.append([1, 2, 3])
         kept.append(bytearray(200_000))  # the peak
 
     def table(report, rows):
@@ -119,6 +155,8 @@ PROGRAM = textwrap.dedent("""
     def main():
         gc.disable()
         sys.setrecursionlimit(5000)
+        _thread.start_new_thread(early_thread, ())
+        ready.wait()
         _memxx.peak_start(False)
         _memxx.peak_runner_frame(True)
         work()
@@ -168,10 +206,11 @@ def test_the_shadow_records_what_the_walks_record(tmp_path) -> None:
     # takes to end after join(): the stacks through threading.py vary from run to run.
     assert program_rows(shadowed["at_peak"]) == program_rows(walked["at_peak"])
     assert program_rows(shadowed["now"]) == program_rows(walked["now"])
-    # The lines the program allocated at are all there, the deep ones too.
+    # The lines the program allocated at are all there, the deep ones too, and those of the
+    # thread begun before the shadow, and those after the tree's collection.
     lines = {tuple(frame) for key in walked["at_peak"] for frame in json.loads(key)[1:2]}
-    assert any(name == "deep" for _, name, _ in lines)
-    assert any(name == "numbers" for _, name, _ in lines)
+    names = {name for _, name, _ in lines}
+    assert {"deep", "numbers", "early_calls", "early_helper", "many_lines", "work"} <= names
 
 
 @pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="the shadow runs on 3.12 only")
