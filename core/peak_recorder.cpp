@@ -324,6 +324,7 @@ enum Kind : std::uint64_t { kAlloc = 0, kFree = 1, kPagesFreed = 2, kPagesGrown 
 constexpr unsigned kKindShift = 62;
 constexpr std::uint64_t kAddressMask = (std::uint64_t{1} << kKindShift) - 1;
 constexpr std::uint64_t kSizeMask = (std::uint64_t{1} << 40) - 1;
+constexpr std::uint64_t kRetracted = 1; // a free's size: the block was never the program's
 
 constexpr std::size_t kQueueEvents = std::size_t{1} << 16; // 1 MiB
 
@@ -427,7 +428,11 @@ class Recorder {
                 tables.on_alloc(address, size, stack);
                 break;
             case kFree:
-                tables.on_free(address);
+                if (size == kRetracted) {
+                    tables.on_retract(address);
+                } else {
+                    tables.on_free(address);
+                }
                 break;
             case kPagesFreed:
                 tables.on_pages(stack, -static_cast<std::int64_t>(size));
@@ -856,7 +861,8 @@ void peak_retract_event_block(const void *block) noexcept {
     const auto address = reinterpret_cast<std::uintptr_t>(block);
     if (address != 0 && address == t_last_alloc) {
         t_last_alloc = 0;
-        queue(kFree, address, 0); // its real free comes later: a block no longer in the tables
+        // Its real free comes later: a block no longer in the tables.
+        queue(kFree, address, kRetracted);
     }
 }
 

@@ -103,6 +103,7 @@ bool PeakTables::add_stacks(std::uint32_t stack) noexcept {
 
 void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
                           std::uint32_t stack) noexcept {
+    last_alloc_ = 0;
     if (stack >= figures_.size() && !add_stacks(stack)) {
         return; // out of memory: the block stays untracked
     }
@@ -111,6 +112,9 @@ void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
         release(value);
         return;
     }
+    last_alloc_ = address;
+    peak_before_last_alloc_ = peak_;
+    at_high_before_last_alloc_ = at_high_;
     charge(stack, size);
 }
 
@@ -127,12 +131,31 @@ bool PeakTables::take(std::uintptr_t address, std::uint32_t *stack,
 }
 
 void PeakTables::on_free(std::uintptr_t address) noexcept {
+    last_alloc_ = 0;
     std::uint32_t stack = 0;
     std::uint64_t size = 0;
     take(address, &stack, &size);
 }
 
+void PeakTables::on_retract(std::uintptr_t address) noexcept {
+    std::size_t value = 0;
+    if (address == 0 || address != last_alloc_ ||
+        !blocks_.erase(reinterpret_cast<const void *>(address), &value)) {
+        on_free(address);
+        return;
+    }
+    last_alloc_ = 0;
+    std::uint32_t stack = 0;
+    std::uint64_t size = 0;
+    decode(value, &stack, &size);
+    release(value);
+    lower(stack, size);
+    peak_ = peak_before_last_alloc_;
+    at_high_ = at_high_before_last_alloc_;
+}
+
 void PeakTables::on_pages(std::uint32_t stack, std::int64_t bytes) noexcept {
+    last_alloc_ = 0;
     if (bytes > 0 && (stack < figures_.size() || add_stacks(stack))) {
         charge(stack, static_cast<std::uint64_t>(bytes));
     } else if (bytes < 0 && stack < figures_.size()) {
@@ -176,6 +199,10 @@ void PeakTables::discharge(std::uint32_t stack, std::uint64_t size) noexcept {
     if (at_high_) {
         keep_peak(); // the figures just before this fall are those of the peak
     }
+    lower(stack, size);
+}
+
+void PeakTables::lower(std::uint32_t stack, std::uint64_t size) noexcept {
     touch(stack);
     Figures &figures = figures_[stack];
     if (figures.live != kWideFigure && size <= figures.live) {

@@ -45,6 +45,10 @@ class PeakTables {
 
     void on_alloc(std::uintptr_t address, std::uint64_t size, std::uint32_t stack) noexcept;
     void on_free(std::uintptr_t address) noexcept;
+    // The block at `address` was never the program's (the int a sys.monitoring event of the
+    // recorder's was passed): when it is the last block applied, the tables are as they were
+    // before it, the high it may have made included; else it is freed.
+    void on_retract(std::uintptr_t address) noexcept;
     // Bytes without a block of their own (a mapping's pages, counted by the pages it occupies):
     // `stack` holds `bytes` more (fewer, when negative) from now on.
     void on_pages(std::uint32_t stack, std::int64_t bytes) noexcept;
@@ -95,6 +99,7 @@ class PeakTables {
     bool take(std::uintptr_t address, std::uint32_t *stack, std::uint64_t *size) noexcept;
     void charge(std::uint32_t stack, std::uint64_t size) noexcept;
     void discharge(std::uint32_t stack, std::uint64_t size) noexcept;
+    void lower(std::uint32_t stack, std::uint64_t size) noexcept; // discharge, the high left alone
     void touch(std::uint32_t stack) noexcept;
     void keep_peak() noexcept;
     bool add_stacks(std::uint32_t stack) noexcept; // figures for stack ids up to `stack`
@@ -144,6 +149,10 @@ class PeakTables {
     std::int64_t total_ = 0;
     std::int64_t peak_ = 0;
     bool at_high_ = false; // the total stands at a new high not copied yet
+    // The last event applied, when it was an allocation: its address, and the high before it.
+    std::uintptr_t last_alloc_ = 0;
+    std::int64_t peak_before_last_alloc_ = 0;
+    bool at_high_before_last_alloc_ = false;
     double peak_time_ = 0;
     std::size_t peak_live_blocks_ = 0;
     std::size_t peak_block_table_bytes_ = 0;

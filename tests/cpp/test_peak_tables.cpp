@@ -73,6 +73,45 @@ TEST_CASE("a peak still standing at the report is copied by settle") {
     CHECK(at_peak_of(tables, 3) == 200);
 }
 
+TEST_CASE("a block retracted right after it came leaves the tables as they were, high included") {
+    PeakTables tables;
+    tables.on_alloc(0x1000, 100, 1);
+    tables.on_free(0x1000);
+    tables.on_alloc(0x2000, 90, 2); // under the old high of 100
+    tables.on_alloc(0x3000, 32, 3); // an event's int: a new high of 122, never the program's
+    tables.on_retract(0x3000);
+    tables.on_alloc(0x4000, 5, 2); // the program's own high: 95, not copied at the int's
+    tables.on_free(0x4000);
+    tables.settle();
+    CHECK(tables.peak() == 100);
+    CHECK(at_peak_of(tables, 1) == 100);
+    CHECK(at_peak_of(tables, 3) == 0);
+    CHECK(tables.live_blocks() == 1);
+    CHECK(tables.total() == 90);
+
+    PeakTables standing; // the high before the int still stands: it is the peak
+    standing.on_alloc(0x1000, 200, 1);
+    standing.on_alloc(0x2000, 32, 3);
+    standing.on_retract(0x2000);
+    standing.on_free(0x1000);
+    standing.settle();
+    CHECK(standing.peak() == 200);
+    CHECK(at_peak_of(standing, 1) == 200);
+    CHECK(at_peak_of(standing, 3) == 0);
+}
+
+TEST_CASE("a retracted block that is not the last one applied is freed") {
+    PeakTables tables;
+    tables.on_alloc(0x1000, 32, 3);
+    tables.on_alloc(0x2000, 50, 1); // another thread's block came in between
+    tables.on_retract(0x1000);
+    tables.settle();
+    CHECK(tables.peak() == 82);
+    CHECK(at_peak_of(tables, 3) == 32);
+    CHECK(tables.total() == 50);
+    CHECK(tables.live_blocks() == 1);
+}
+
 TEST_CASE("a free of a block never allocated changes nothing") {
     PeakTables tables;
     tables.on_alloc(0x1000, 64, 0);
