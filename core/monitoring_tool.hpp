@@ -1,9 +1,9 @@
 // One sys.monitoring (PEP 669) tool id, held under one of our names, for the two users of the
 // events: the line tracer's event source (core/line_events_monitoring.cpp, 3.12+) and the peak
-// recorder's frames' shadow (core/peak_shadow.cpp, 3.12). Ids are shared with every other tool
-// in the process (coverage.py takes COVERAGE_ID, cProfile PROFILER_ID), so a user takes the first
-// free id of its own list, and checks that it is still ours before changing its events: another
-// tool may have freed it and taken it since.
+// recorder's frames' shadow (core/peak_shadow.cpp, 3.12 and 3.13). Ids are shared with every
+// other tool in the process (coverage.py takes COVERAGE_ID, cProfile PROFILER_ID), so a user
+// takes the first free id of its own list, and checks that it is still ours before changing its
+// events: another tool may have freed it and taken it since.
 //
 // Built for 3.12+ only (core/CMakeLists.txt). GIL held for everything here.
 #pragma once

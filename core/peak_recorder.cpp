@@ -67,8 +67,8 @@ constexpr std::uint64_t kDeeperKey = 0x13198A2E03707344ull;
 // fit 2^14 slots (192 KiB each; 90 k took 1.5 MiB each).
 constexpr std::size_t kCacheEntries = 11'000;
 
-// The calling thread's innermost frames that have entries in the frames' shadow (3.12; none on
-// the other versions): memxx_shadow_frames, up to 16.
+// The calling thread's innermost frames that have entries in the frames' shadow (3.12, 3.13;
+// none on the other versions): memxx_shadow_frames, up to 16.
 struct ShadowRun {
     static constexpr int kMax = 16;
     PyObject *codes[kMax];

@@ -27,10 +27,10 @@ void peak_stop();
 // runner clears it (`on` false) before it returns. GIL held.
 void peak_runner_frame(bool on);
 
-// 3.12: the frames' shadow (core/peak_shadow.cpp), on while the runner's frame is the base; no-op
-// on the other versions. For tests: peak_shadow_keys, the stack keys it gave the calling thread;
-// peak_shadow_stacks, the stacks interned by its memos instead of a walk since the last
-// peak_start. GIL held.
+// 3.12, 3.13: the frames' shadow (core/peak_shadow.cpp), on while the runner's frame is the
+// base; no-op on the other versions. For tests: peak_shadow_keys, the stack keys it gave the
+// calling thread; peak_shadow_stacks, the stacks interned by its memos instead of a walk since
+// the last peak_start. GIL held.
 void peak_shadow(bool on);
 unsigned long long peak_shadow_keys();
 unsigned long long peak_shadow_stacks();

@@ -1,25 +1,26 @@
-// The peak recorder's frame source on 3.12: sys.monitoring's PY_START, PY_RESUME and PY_THROW
-// events push the frame that starts onto its thread's shadow (core/py_compat_frames.h), and
-// PY_RETURN, PY_YIELD and PY_UNWIND pop it, so that each allocation finds its stack's key in a
+// The peak recorder's frame source on 3.12 and 3.13: sys.monitoring's PY_START, PY_RESUME and
+// PY_THROW events push the frame that starts onto its thread's shadow (core/py_compat_frames.h),
+// and PY_RETURN, PY_YIELD and PY_UNWIND pop it, so that each allocation finds its stack's key in a
 // few loads instead of a walk through every frame (a walk stays the answer wherever the shadow
 // has no entry: see py_compat_frames.c). On for the run of the recorded program (between
 // peak_runner_frame(true) and (false)); 3.11 has no such events and always walks.
 //
-// 3.13 and later walk too: there the program allocates differently while sys.monitoring's
-// events are on (tests/python/test_peak_shadow.py's program: 32 bytes more at its peak on 3.13;
-// on 3.14, whose event ints come from the ints' free list, blocks of 56 bytes made at other
-// lines), so the figures would no longer be those of the program run without the recorder.
+// 3.14 and later walk too: there the ints events are passed come from the ints' free list and go
+// back to it, so the program's own ints come from the allocator at other moments than when it
+// runs unrecorded (tests/python/test_peak_shadow.py's program: blocks of 56 bytes made at other
+// lines), and the figures would no longer be the program's.
 //
 // Exactness: the key only names a stack (core/peak_recorder.cpp interns it by a walk the first
 // time), so the figures are the walks' whichever way a key was found; tests/python/
 // test_peak_shadow.py compares the two tables. Each event passes an int the interpreter may
-// allocate for the call: that block is retracted from the tables, as the line profiler does, so
-// the recorder's events are never charged to the program. MEMXX_PEAK_FRAME_WALKS=1 in the
+// allocate for the call: that block is retracted from the tables as if it had never come (the high
+// it made included: PeakTables::on_retract), so the recorder's events are never charged to the
+// program. MEMXX_PEAK_FRAME_WALKS=1 in the
 // environment keeps the shadow off (the tests' baseline).
 //
 // The tool id (core/monitoring_tool.hpp): 5, 4 or 3, the first free one, leaving PROFILER_ID (2)
 // to the line profiler and profilers; none free means no shadow. GIL held for everything here.
-// Built for 3.12 only (core/CMakeLists.txt); the other versions build core/peak_shadow_off.cpp.
+// Built for 3.12 and 3.13 only (core/CMakeLists.txt); the others build core/peak_shadow_off.cpp.
 #include "core/peak_recorder.hpp"
 
 #include <Python.h>

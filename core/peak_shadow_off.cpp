@@ -1,5 +1,5 @@
 // The peak recorder's frame source where there is none (core/peak_shadow.cpp is built for 3.12
-// only): every stack's key is found by a walk of its frames.
+// and 3.13 only): every stack's key is found by a walk of its frames.
 #include "core/peak_recorder.hpp"
 
 namespace memxx::core {

@@ -383,7 +383,7 @@ void memxx_set_stack_base(int on) {
     g_stack_base = on && tstate != NULL ? (const void *)thread_frame(tstate) : NULL;
 }
 
-/* --- the frames' shadow (3.12) -----------------------------------------------------------------
+/* --- the frames' shadow (3.12, 3.13) -----------------------------------------------------------
  * Each thread's frames as sys.monitoring announced them, with the key of each one's callers: the
  * key of a stack is then its innermost frame's callers' key and instruction, found in a few
  * loads however deep the stack. An entry is trusted only when its frame is the thread's
@@ -391,8 +391,8 @@ void memxx_set_stack_base(int on) {
  * every entry above it) when it returns, yields or unwinds, so an entry never outlives the run of
  * its frame it was pushed for. Anything else (a frame started before the shadow, a greenlet's
  * switch, a full shadow) leaves the innermost frame without its entry: its stacks are walked.
- * 3.12 only: core/peak_shadow.cpp says why not 3.13 and later. */
-#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+ * 3.12 and 3.13 only: core/peak_shadow.cpp says why not 3.14 and later. */
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
 
 #define SHADOW_FRAMES 1024
 #define SHADOW_WALK_CAP 256 /* frames folded into a key by a walk: more than any stack records */
@@ -637,7 +637,7 @@ unsigned long long memxx_thread_stack_key(void) {
      * stack's entry frames are skipped here (a load of the frame's owner): a frame still being
      * set up can only be the innermost (its pointer is its code's start: at worst a second key
      * for the same listed stack), so 130 frames cover the 128 complete ones listed. */
-#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
     const unsigned long long shadowed = shadow_stack_key(tstate);
     if (shadowed != 0) {
         return shadowed;

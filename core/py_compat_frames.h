@@ -126,13 +126,13 @@ unsigned long long memxx_thread_stack_key(void);
  * listed). The caller clears it (`on` 0) before that frame returns. GIL held. */
 void memxx_set_stack_base(int on);
 
-/* 3.12: the frames' shadow, which finds memxx_thread_stack_key in a few loads where a walk goes
- * through every frame. With `on`, a new shadow starts (every thread's is empty) and is kept by
- * memxx_shadow_enter, called (GIL held) by sys.monitoring's PY_START, PY_RESUME and PY_THROW
- * events of `code`, and memxx_shadow_leave, by its PY_RETURN, PY_YIELD and PY_UNWIND events; the
- * caller registers those callbacks for as long as the shadow is on, and switches it off before
- * their registration ends. No-ops on the other versions. memxx_shadow_keys: the stack keys the
- * calling thread's shadow gave, for tests. */
+/* 3.12, 3.13: the frames' shadow, which finds memxx_thread_stack_key in a few loads where a
+ * walk goes through every frame. With `on`, a new shadow starts (every thread's is empty) and is
+ * kept by memxx_shadow_enter, called (GIL held) by sys.monitoring's PY_START, PY_RESUME and
+ * PY_THROW events of `code`, and memxx_shadow_leave, by its PY_RETURN, PY_YIELD and PY_UNWIND
+ * events; the caller registers those callbacks for as long as the shadow is on, and switches it
+ * off before their registration ends. No-ops on the other versions. memxx_shadow_keys: the stack
+ * keys the calling thread's shadow gave, for tests. */
 void memxx_shadow_switch(int on);
 void memxx_shadow_enter(PyObject *code);
 void memxx_shadow_leave(PyObject *code);
@@ -151,8 +151,8 @@ typedef struct {
  * each one's code (borrowed), current instruction's offset and entry's memo. The run stops at
  * the first frame whose caller has no entry, or at the stack base. *depth: the innermost frame's
  * depth from the base (its count of frames as memxx_thread_stack would list them, when that is
- * below 256; 256 when more). 0 when the innermost frame has no entry (and always, but on 3.12).
- * Under the rules of memxx_thread_stack; the memos are the calling thread's own. */
+ * below 256; 256 when more). 0 when the innermost frame has no entry (and always, but on 3.12
+ * and 3.13). Under the rules of memxx_thread_stack; the memos are the calling thread's own. */
 int memxx_shadow_frames(PyObject **codes, int *offsets, memxx_shadow_memo **memos, int max,
                         int *depth);
 

@@ -564,11 +564,11 @@ void bind_core(py::module_ &m) {
     m.def("peak_runner_frame", &core::peak_runner_frame, py::arg("on"),
           "The calling frame runs the program (True) until it returns (False first).");
     m.def("_peak_shadow_keys", &core::peak_shadow_keys,
-          "3.12: the stack keys the frames' shadow gave this thread while run --peak records "
-          "(0 on the other versions); for tests.");
+          "3.12, 3.13: the stack keys the frames' shadow gave this thread while run --peak "
+          "records (0 on the other versions); for tests.");
     m.def("_peak_shadow_stacks", &core::peak_shadow_stacks,
-          "3.12: the stacks run --peak interned by the frames' shadow's memos instead of a walk "
-          "since it started (0 on the other versions); for tests.");
+          "3.12, 3.13: the stacks run --peak interned by the frames' shadow's memos instead of a "
+          "walk since it started (0 on the other versions); for tests.");
     m.def(
         "peak_report",
         [](std::int64_t largest, bool live_now, double merge_below, py::object is_library) {
