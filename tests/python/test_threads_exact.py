@@ -87,6 +87,10 @@ def test_buffers_a_consumer_thread_frees_are_freed_on_the_producers_lines(thread
             item = q.get()
             if item is None:
                 return
+            # put() holds the item until it returns: freed here only once the producer let go
+            # (else the producer's line frees it, rightly as its own: 1 run in about 10).
+            while sys.getrefcount(item) > 2:
+                time.sleep(0.0001)
             del item
             q.task_done()
 
