@@ -266,7 +266,10 @@ class _LeakRuns:
         self.growth: list[dict[str, int]] = []
         self._growth_slots: list[dict[str, int]] = [{} for _ in range(plan.runs)]
         self.last_new: dict[str, tuple[int, ...]] = {}
-        self.last_new_ids: list[int] = []
+        # id -> type of the objects the last run made that were alive at its end (but the
+        # context's bookkeeping), taken then: an object freed later leaves its address to the
+        # next one of its size (a context node's was once taken by a pluggy Result).
+        self.last_new_types: dict[int, type] = {}
         self.peak = 0
         self.table: Any = None  # the last run's PeakTable
         self.no_stacks: str | None = None  # why the last run has no stacks
@@ -350,14 +353,20 @@ class _LeakRuns:
         run = len(self.growth)
         grown = self._growth_slots[run] if run < len(self._growth_slots) else {}
         assert self.tracker is not None
+        new_ids: set[int] = set()
         for name, old, current, new in self.tracker.update(False):
             if last and new:
-                self.last_new_ids.extend(new)
+                new_ids.update(new)
             if current > old and new and _type_matches(name, self.plan.types):
                 grown[name] = current - old
                 if last:
                     self.last_new[name] = tuple(new)
         self.growth.append(grown)
+        if new_ids:
+            import objgraphxx
+
+            self.last_new_types = {id(obj): type(obj) for obj in objgraphxx.at_addrs(new_ids)
+                                   if type(obj).__name__ not in _CONTEXT_NODES}
 
     def steady(self) -> tuple[list[int], list[dict[str, int]]]:
         """Nets and growths of the runs after the first (all of them when there is one run)."""
@@ -498,8 +507,8 @@ def _surviving_objects(runner: _LeakRuns) -> list[str]:
     import objgraphxx
 
     check = runner.plan.object_filter
-    found = [obj for obj in map(objgraphxx.at, runner.last_new_ids)
-             if obj is not None and type(obj).__name__ not in _CONTEXT_NODES
+    found = [obj for obj in map(objgraphxx.at, runner.last_new_types)
+             if obj is not None and type(obj) is runner.last_new_types[id(obj)]
              and (check is None or check(obj))]
     if not found:
         return []
