@@ -118,14 +118,22 @@ void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
     charge(stack, size);
 }
 
-bool PeakTables::take(std::uintptr_t address, std::uint32_t *stack,
-                      std::uint64_t *size) noexcept {
+bool PeakTables::remove(std::uintptr_t address, std::uint32_t *stack,
+                        std::uint64_t *size) noexcept {
     std::size_t value = 0;
     if (!blocks_.erase(reinterpret_cast<const void *>(address), &value)) {
         return false;
     }
     decode(value, stack, size);
     release(value);
+    return true;
+}
+
+bool PeakTables::take(std::uintptr_t address, std::uint32_t *stack,
+                      std::uint64_t *size) noexcept {
+    if (!remove(address, stack, size)) {
+        return false;
+    }
     discharge(*stack, *size);
     return true;
 }
@@ -138,17 +146,16 @@ void PeakTables::on_free(std::uintptr_t address) noexcept {
 }
 
 void PeakTables::on_retract(std::uintptr_t address) noexcept {
-    std::size_t value = 0;
-    if (address == 0 || address != last_alloc_ ||
-        !blocks_.erase(reinterpret_cast<const void *>(address), &value)) {
+    if (address != last_alloc_) {
         on_free(address);
         return;
     }
     last_alloc_ = 0;
     std::uint32_t stack = 0;
     std::uint64_t size = 0;
-    decode(value, &stack, &size);
-    release(value);
+    if (!remove(address, &stack, &size)) {
+        return;
+    }
     lower(stack, size);
     peak_ = peak_before_last_alloc_;
     at_high_ = at_high_before_last_alloc_;

@@ -95,6 +95,8 @@ class PeakTables {
     std::uint64_t value_for(std::uint64_t size, std::uint32_t stack) noexcept;
     void release(std::uint64_t value) noexcept;
     void decode(std::uint64_t value, std::uint32_t *stack, std::uint64_t *size) const noexcept;
+    // Removes the block at `address` from the table (its figures untouched); false if not live.
+    bool remove(std::uintptr_t address, std::uint32_t *stack, std::uint64_t *size) noexcept;
     // Removes the block at `address` and discharges it; false if it is not live.
     bool take(std::uintptr_t address, std::uint32_t *stack, std::uint64_t *size) noexcept;
     void charge(std::uint32_t stack, std::uint64_t size) noexcept;

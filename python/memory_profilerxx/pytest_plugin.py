@@ -362,7 +362,7 @@ class _LeakRuns:
                 if last:
                     self.last_new[name] = tuple(new)
         self.growth.append(grown)
-        if new_ids:
+        if new_ids and self.plan.leaked_objects:  # one heap walk, for limit_leaked_objects only
             import objgraphxx
 
             self.last_new_types = {id(obj): type(obj) for obj in objgraphxx.at_addrs(new_ids)
