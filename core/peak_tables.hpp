@@ -107,16 +107,23 @@ class PeakTables {
     bool add_stacks(std::uint32_t stack) noexcept; // figures for stack ids up to `stack`
     std::uint64_t tag_hash_of(std::uint32_t tag) const noexcept;
 
-    // 10 bytes: a program holds hundreds of thousands (a pandas + scikit-learn job: 261 k for
-    // 667 k live blocks).
-    struct __attribute__((packed, aligned(2))) Tag {
-        std::uint64_t size : 40;
-        std::uint64_t stack : 24;
+    // 8 bytes: a program holds hundreds of thousands (a pandas + scikit-learn job: 255 k for
+    // 667 k live blocks). A block of kTagSizeLimit bytes or more has no tag: its stack and size
+    // stand in the block table's side map (wide_value).
+    static constexpr unsigned kTagSizeBits = 29;
+    static constexpr unsigned kTagStackBits = 23; // StackTree::kMaxStacks
+    static constexpr unsigned kTagBlockBits = 12;
+    struct Tag {
+        std::uint64_t size : kTagSizeBits;
+        std::uint64_t stack : kTagStackBits;
         // The live blocks holding it. One held by kStuckBlocks at once has lost count and is
-        // kept for good: a pair that had 65,535 blocks at once, a few per program at most.
-        std::uint16_t blocks;
+        // kept for good: a pair that had 4,095 blocks at once, a few per program.
+        std::uint64_t blocks : kTagBlockBits;
     };
-    static constexpr std::uint16_t kStuckBlocks = 0xFFFF;
+    static constexpr std::uint64_t kTagSizeLimit = std::uint64_t{1} << kTagSizeBits; // 512 MiB
+    static constexpr std::uint64_t kTagStackLimit = std::uint64_t{1} << kTagStackBits;
+    static constexpr std::uint32_t kStuckBlocks = (1u << kTagBlockBits) - 1;
+    static_assert(sizeof(Tag) == 8);
 
     // A stack's figures in 32 bits each: a figure of 4 GiB or more is kWideFigure there and
     // stands in the wide map (key: the stack + 1).

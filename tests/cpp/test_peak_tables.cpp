@@ -272,7 +272,7 @@ TEST_CASE("a stack is in use while it holds bytes now or held some at the peak")
     CHECK(tables.at_peak_bytes(4) == 0); // the peak moved past its free
 }
 
-TEST_CASE("a tag held by 65,535 blocks at once is kept for good, its figures still exact") {
+TEST_CASE("a tag held by 4,095 blocks at once is kept for good, its figures still exact") {
     PeakTables tables;
     for (std::uintptr_t i = 0; i < 70'000; ++i) {
         tables.on_alloc(0x10000000 + 16 * i, 32, 3);
@@ -290,4 +290,37 @@ TEST_CASE("a tag held by 65,535 blocks at once is kept for good, its figures sti
     tables.on_alloc(0x30000000, 32, 3); // the kept tag serves the pair again
     CHECK(tables.tags() == 1);
     CHECK(tables.live_bytes(3) == 32);
+}
+
+TEST_CASE("a block of 512 MiB or more has no tag, and stays exact") {
+    PeakTables tables;
+    constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+    tables.on_alloc(0x10000000, 512 * kMiB - 1, 2); // the largest size a tag holds
+    tables.on_alloc(0x20000000, 512 * kMiB, 2);
+    tables.on_alloc(0x30000000, 5 * 1024 * kMiB + 3, 5);
+    CHECK(tables.tags() == 1);
+    CHECK(tables.live_bytes(2) == 1024 * kMiB - 1);
+    CHECK(tables.live_bytes(5) == 5 * 1024 * kMiB + 3);
+    tables.on_free(0x20000000);
+    CHECK(tables.live_bytes(2) == 512 * kMiB - 1);
+    tables.on_free(0x10000000);
+    tables.on_free(0x30000000);
+    CHECK(tables.total() == 0);
+    CHECK(tables.tags() == 0);
+    tables.settle();
+    CHECK(tables.at_peak_bytes(2) == 1024 * kMiB - 1);
+    CHECK(tables.at_peak_bytes(5) == 5 * 1024 * kMiB + 3);
+}
+
+TEST_CASE("a tag counts its blocks up to 4,094 and gives itself back after the last") {
+    PeakTables tables;
+    for (std::uintptr_t i = 0; i < 4'094; ++i) {
+        tables.on_alloc(0x10000000 + 16 * i, 24, 9);
+    }
+    CHECK(tables.tags() == 1);
+    for (std::uintptr_t i = 0; i < 4'094; ++i) {
+        tables.on_free(0x10000000 + 16 * i);
+    }
+    CHECK(tables.tags() == 0); // the count held: the tag was given back
+    CHECK(tables.live_bytes(9) == 0);
 }
