@@ -407,17 +407,21 @@ class Recorder {
     }
 
     // Applies every queued event. m_apply held.
+    void prefetch(const Event &event) const noexcept {
+        tables.prefetch(event.address_kind & kAddressMask,
+                        (event.address_kind >> kKindShift) == kAlloc);
+    }
+
     void apply_queued_locked() noexcept {
         const std::uint64_t head = head_.load(std::memory_order_acquire);
         std::uint64_t tail = tail_.load(std::memory_order_relaxed);
         constexpr std::uint64_t kAhead = 8; // table lines are loaded this many events early
         for (std::uint64_t next = tail; next != head && next - tail < kAhead; ++next) {
-            tables.prefetch(events_[next & (kQueueEvents - 1)].address_kind & kAddressMask);
+            prefetch(events_[next & (kQueueEvents - 1)]);
         }
         for (; tail != head; ++tail) {
             if (head - tail > kAhead) {
-                tables.prefetch(events_[(tail + kAhead) & (kQueueEvents - 1)].address_kind &
-                                kAddressMask);
+                prefetch(events_[(tail + kAhead) & (kQueueEvents - 1)]);
             }
             const Event &event = events_[tail & (kQueueEvents - 1)];
             const std::uintptr_t address = event.address_kind & kAddressMask;

@@ -108,7 +108,7 @@ void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
         return; // out of memory: the block stays untracked
     }
     const std::uint64_t value = value_for(size, stack);
-    if (!blocks_.insert(reinterpret_cast<const void *>(address), value)) {
+    if (!keep(address, value)) {
         release(value);
         return;
     }
@@ -118,10 +118,33 @@ void PeakTables::on_alloc(std::uintptr_t address, std::uint64_t size,
     charge(stack, size);
 }
 
+bool PeakTables::keep(std::uintptr_t address, std::uint64_t value) noexcept {
+    const auto *block = reinterpret_cast<const void *>(address);
+    RecentBlocks::Moves moves;
+    switch (recent_.put(block, value, &moves)) {
+    case RecentBlocks::Put::kept:
+        return true;
+    case RecentBlocks::Put::unfit:
+        return blocks_.insert(block, value);
+    case RecentBlocks::Put::displaced:
+        break;
+    }
+    if (!blocks_.insert(moves.to_table, moves.to_table_size)) {
+        // The older block cannot stay: it leaves the figures as its free would.
+        std::uint32_t stack = 0;
+        std::uint64_t size = 0;
+        decode(moves.to_table_size, &stack, &size);
+        release(moves.to_table_size);
+        discharge(stack, size);
+    }
+    return true;
+}
+
 bool PeakTables::remove(std::uintptr_t address, std::uint32_t *stack,
                         std::uint64_t *size) noexcept {
+    const auto *block = reinterpret_cast<const void *>(address);
     std::size_t value = 0;
-    if (!blocks_.erase(reinterpret_cast<const void *>(address), &value)) {
+    if (!recent_.take(block, &value) && !blocks_.erase(block, &value)) {
         return false;
     }
     decode(value, stack, size);
@@ -244,8 +267,8 @@ void PeakTables::keep_peak() noexcept {
     dirty_list_.clear();
     at_high_ = false;
     peak_time_ = wall_seconds();
-    peak_live_blocks_ = blocks_.count();
-    peak_block_table_bytes_ = blocks_.memory_bytes();
+    peak_live_blocks_ = live_blocks();
+    peak_block_table_bytes_ = block_table_bytes();
 }
 
 void PeakTables::settle() noexcept {

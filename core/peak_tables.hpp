@@ -20,6 +20,7 @@
 #include "core/flat_table.hpp"
 #include "core/id_table.hpp"
 #include "core/live_blocks.hpp"
+#include "core/recent_blocks.hpp"
 
 namespace memxx::core {
 
@@ -37,10 +38,17 @@ class PeakTables {
     // Gives back what the block table does not need (its own rule: under 1/3 full, shrink to fit).
     void trim() noexcept { blocks_.shrink(); }
 
-    // Starts loading what the event for `address` will touch (the caller applies events in
-    // order, a few ahead of the one it loads).
-    void prefetch(std::uintptr_t address) const noexcept {
-        blocks_.prefetch(reinterpret_cast<const void *>(address));
+    // Starts loading the table's slot the event for `address` will touch (the caller applies
+    // events in order, a few ahead of the one it loads): a free's own, unless its block is still
+    // young; for a new block, the one of the block it will displace from the young ones.
+    void prefetch(std::uintptr_t address, bool alloc) const noexcept {
+        const auto *block = reinterpret_cast<const void *>(address);
+        const void *held = (address & 15) == 0 ? recent_.occupant(block) : nullptr;
+        if (!alloc && held != block) {
+            blocks_.prefetch(block);
+        } else if (alloc && held != nullptr && held != block) {
+            blocks_.prefetch(held);
+        }
     }
 
     void on_alloc(std::uintptr_t address, std::uint64_t size, std::uint32_t stack) noexcept;
@@ -74,11 +82,13 @@ class PeakTables {
     // Makes a stack not in use ready to name another one: its figures are those of a new stack.
     void forget_stack(std::uint32_t stack) noexcept;
 
-    std::size_t live_blocks() const noexcept { return blocks_.count(); }
+    std::size_t live_blocks() const noexcept { return blocks_.count() + recent_.count(); }
     // The live blocks and the block table's memory at the peak (after settle()).
     std::size_t peak_live_blocks() const noexcept { return peak_live_blocks_; }
     std::size_t peak_block_table_bytes() const noexcept { return peak_block_table_bytes_; }
-    std::size_t block_table_bytes() const noexcept { return blocks_.memory_bytes(); }
+    std::size_t block_table_bytes() const noexcept {
+        return blocks_.memory_bytes() + RecentBlocks::memory_bytes();
+    }
     std::size_t other_bytes() const noexcept; // tags and per-stack figures
     std::size_t tags() const noexcept { return tags_.size() - free_tags_.size(); }
 
@@ -95,6 +105,9 @@ class PeakTables {
     std::uint64_t value_for(std::uint64_t size, std::uint32_t stack) noexcept;
     void release(std::uint64_t value) noexcept;
     void decode(std::uint64_t value, std::uint32_t *stack, std::uint64_t *size) const noexcept;
+    // Records the block at `address` with its value: in the cache of the youngest blocks, which
+    // moves the block it displaces to the table. False when it cannot be recorded.
+    bool keep(std::uintptr_t address, std::uint64_t value) noexcept;
     // Removes the block at `address` from the table (its figures untouched); false if not live.
     bool remove(std::uintptr_t address, std::uint32_t *stack, std::uint64_t *size) noexcept;
     // Removes the block at `address` and discharges it; false if it is not live.
@@ -146,7 +159,10 @@ class PeakTables {
         return (dirty_[stack / 64] >> (stack % 64) & 1) != 0;
     }
 
+    // Every live block is in one of the two: the youngest in recent_ (most blocks die young, and
+    // then never touch blocks_, whose slot for them is a cache miss away), the others in blocks_.
     LiveBlocks blocks_;
+    RecentBlocks recent_;
     ChunkedArray<Tag> tags_;
     ChunkedArray<std::uint32_t> free_tags_; // tags no block holds, to be given out again
     IdTable<21> tag_index_;                 // (stack, size) -> tag

@@ -1,14 +1,16 @@
-// The blocks allocated most recently in the PyMem MEM and OBJ domains: a small direct-mapped cache
-// in front of the live-block table (core/live_blocks.hpp).
+// The blocks allocated most recently: a small direct-mapped cache in front of a live-block table
+// (core/live_blocks.hpp). Two of them: the hook's, for the PyMem MEM and OBJ domains
+// (core/alloc_accounting.hpp), and the peak recorder's, for every block it records
+// (core/peak_tables.hpp), where the "size" kept is the block's value in the peak tables.
 //
 // Most Python objects die young: a temporary is allocated and freed a few allocations later.
 // Held here, such a block is recorded and forgotten without touching the table, whose slot for
 // it is a cache miss away. A block that stays is moved to the table when a newer block takes
 // its slot; every block is in the cache or in the table, never both.
 //
-// Those two domains are only called with the GIL held, so the GIL guards this cache (while
-// another interpreter, which could have a GIL of its own, exists, the caller also holds the
-// hook's lock). Pure C++.
+// Not thread-safe: the hook's is only called with the GIL held (while another interpreter,
+// which could have a GIL of its own, exists, the caller also holds the hook's lock); the peak
+// recorder's, with its m_apply held. Pure C++.
 #pragma once
 
 #include <cstddef>
@@ -81,6 +83,12 @@ class RecentBlocks {
         *size = *slot & kSizeMask;
         *slot &= ~kSizeMask;
         return true;
+    }
+
+    // The block held in the slot `address` would take (itself, when cached), or nullptr.
+    const void *occupant(const void *address) const noexcept {
+        const std::uint64_t slot = slots_[index(reinterpret_cast<std::uintptr_t>(address))];
+        return slot != 0 ? address_of(slot) : nullptr;
     }
 
     void clear() noexcept {

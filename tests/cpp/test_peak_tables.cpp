@@ -324,3 +324,43 @@ TEST_CASE("a tag counts its blocks up to 4,094 and gives itself back after the l
     CHECK(tables.tags() == 0); // the count held: the tag was given back
     CHECK(tables.live_bytes(9) == 0);
 }
+
+TEST_CASE("young blocks, and the older ones they displace to the table, keep exact figures") {
+    // Addresses 32 KiB apart share a slot among the young blocks: each new block there moves
+    // the one before it to the table. A model (address -> stack, size) checks every figure.
+    PeakTables tables;
+    std::map<std::uintptr_t, std::pair<std::uint32_t, std::uint64_t>> model;
+    std::mt19937_64 random(7);
+    for (int step = 0; step < 200'000; ++step) {
+        const std::uintptr_t address = 0x40000000 + 32768 * (random() % 64) + 16 * (random() % 8);
+        const auto found = model.find(address);
+        if (found != model.end()) {
+            tables.on_free(address);
+            model.erase(found);
+        } else {
+            const auto stack = static_cast<std::uint32_t>(2 + random() % 5);
+            const std::uint64_t size = 1 + random() % 600;
+            tables.on_alloc(address, size, stack);
+            model[address] = {stack, size};
+        }
+        if (step % 997 == 0) {
+            std::map<std::uint32_t, std::int64_t> live;
+            std::int64_t total = 0;
+            for (const auto &[block, held] : model) {
+                live[held.first] += static_cast<std::int64_t>(held.second);
+                total += static_cast<std::int64_t>(held.second);
+            }
+            REQUIRE(tables.live_blocks() == model.size());
+            REQUIRE(tables.total() == total);
+            for (std::uint32_t stack = 2; stack < 7; ++stack) {
+                REQUIRE(tables.live_bytes(stack) == live[stack]);
+            }
+        }
+    }
+    for (const auto &[block, held] : model) {
+        tables.on_free(block);
+    }
+    CHECK(tables.live_blocks() == 0);
+    CHECK(tables.total() == 0);
+    CHECK(tables.tags() == 0);
+}
