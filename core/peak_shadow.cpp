@@ -5,10 +5,13 @@
 // has no entry: see py_compat_frames.c). On for the run of the recorded program (between
 // peak_runner_frame(true) and (false)); 3.11 has no such events and always walks.
 //
-// 3.14 and later walk too: there the ints events are passed come from the ints' free list and go
-// back to it, so the program's own ints come from the allocator at other moments than when it
-// runs unrecorded (tests/python/test_peak_shadow.py's program: blocks of 56 bytes made at other
-// lines), and the figures would no longer be the program's.
+// 3.14 and later walk too: there, with our events on, the program allocates differently from
+// when it runs without them (tests/python/test_peak_shadow.py's program: blocks of 56 bytes made
+// at 3 function starts, and 4 of its lists not made where they are without events), and the
+// figures would no longer be the program's. Measured with the keys still found by walks, so it
+// is the events being on, not the shadow's keys; the same with any one pair of our events
+// (PY_THROW and PY_UNWIND only, which that program raises twice), so it is not the ints the
+// events are passed either.
 //
 // Exactness: the key only names a stack (core/peak_recorder.cpp interns it by a walk the first
 // time), so the figures are the walks' whichever way a key was found; tests/python/
