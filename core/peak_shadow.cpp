@@ -10,8 +10,8 @@
 // at 3 function starts, and 4 of its lists not made where they are without events), and the
 // figures would no longer be the program's. Measured with the keys still found by walks, so it
 // is the events being on, not the shadow's keys; the same with any one pair of our events
-// (PY_THROW and PY_UNWIND only, which that program raises twice), so it is not the ints the
-// events are passed either.
+// (PY_THROW and PY_UNWIND alone, which fire only where an exception passes), so it is not the
+// ints the events are passed either.
 //
 // Exactness: the key only names a stack (core/peak_recorder.cpp interns it by a walk the first
 // time), so the figures are the walks' whichever way a key was found; tests/python/
