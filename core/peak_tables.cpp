@@ -45,7 +45,7 @@ std::uint64_t PeakTables::value_for(std::uint64_t size, std::uint32_t stack) noe
         }
         return known;
     }
-    if (size >= kTagSizeLimit || stack >= kTagStackLimit) {
+    if (size >= kTagSizeLimit) {
         return wide_value(size, stack);
     }
     std::uint32_t tag = 0;

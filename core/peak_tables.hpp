@@ -21,6 +21,7 @@
 #include "core/id_table.hpp"
 #include "core/live_blocks.hpp"
 #include "core/recent_blocks.hpp"
+#include "core/stack_tree.hpp"
 
 namespace memxx::core {
 
@@ -124,7 +125,7 @@ class PeakTables {
     // 667 k live blocks). A block of kTagSizeLimit bytes or more has no tag: its stack and size
     // stand in the block table's side map (wide_value).
     static constexpr unsigned kTagSizeBits = 29;
-    static constexpr unsigned kTagStackBits = 23; // StackTree::kMaxStacks
+    static constexpr unsigned kTagStackBits = 23;
     static constexpr unsigned kTagBlockBits = 12;
     struct Tag {
         std::uint64_t size : kTagSizeBits;
@@ -134,7 +135,8 @@ class PeakTables {
         std::uint64_t blocks : kTagBlockBits;
     };
     static constexpr std::uint64_t kTagSizeLimit = std::uint64_t{1} << kTagSizeBits; // 512 MiB
-    static constexpr std::uint64_t kTagStackLimit = std::uint64_t{1} << kTagStackBits;
+    static_assert(StackTree::kMaxStacks <= std::uint64_t{1} << kTagStackBits,
+                  "every stack id fits a tag");
     static constexpr std::uint32_t kStuckBlocks = (1u << kTagBlockBits) - 1;
     static_assert(sizeof(Tag) == 8);
 
