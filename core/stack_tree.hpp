@@ -4,7 +4,7 @@
 // made at (a stack) also has a dense stack id, the one the recorder's events and the peak tables
 // use; nodes that are callers only never get one.
 //
-// Compact: a node is 12 bytes (its parent, its frame, its stack id) in chunks, a frame (code,
+// Compact: a node is 10 bytes (its parent, its frame, its stack id) in chunks, a frame (code,
 // line) is stored once however many nodes it is in, and the indexes hold ids, not keys
 // (core/id_table.hpp).
 // It also forgets: collect() drops the stacks the caller no longer needs (in the recorder: those
@@ -32,7 +32,7 @@ class StackTree {
   public:
     static constexpr std::uint32_t kRootNode = 0;   // no Python frame
     static constexpr std::uint32_t kDeeperNode = 1; // frames beyond the recorded depth left out
-    static constexpr std::uint32_t kNoStack = ~std::uint32_t{0};
+    static constexpr std::uint32_t kNoStack = (std::uint32_t{1} << 24) - 1; // a node's 24 bits
     static constexpr std::uint32_t kMaxNodes = IdTable<26>::kMaxId + 1;
     static constexpr std::uint32_t kMaxStacks = std::uint32_t{1} << 23; // an event's 24 bits
     // No collection below this many nodes (a small program's tree stays whole); after one, the
@@ -40,11 +40,14 @@ class StackTree {
     // collections of 30 ms in all; doubling took 7 and left 30 % more stack ids).
     static constexpr std::size_t kFirstCollection = std::size_t{1} << 16;
 
-    struct Node {
-        std::uint32_t parent;
-        std::uint32_t frame; // index in the frame list
-        std::uint32_t stack; // kNoStack until an allocation is made at it
+    // 10 bytes, packed: a job's tree holds 200 k nodes or more.
+    struct __attribute__((packed)) Node {
+        std::uint32_t parent : 26;
+        std::uint32_t frame : 26; // index in the frame list
+        std::uint32_t stack : 24; // kNoStack until an allocation is made at it
     };
+    static_assert(sizeof(Node) == 10);
+    static_assert(kMaxStacks <= kNoStack && kMaxNodes <= (std::uint32_t{1} << 26));
     struct Frame {
         std::uint32_t code; // the caller's index of the code object
         std::int32_t line;
@@ -103,6 +106,7 @@ class StackTree {
     const Node &node(std::uint32_t id) const noexcept { return nodes_[id]; }
     const Frame &frame_of(std::uint32_t node) const noexcept { return frames_[nodes_[node].frame]; }
     std::size_t nodes() const noexcept { return nodes_.size(); }
+    std::size_t frames() const noexcept { return frames_.size(); } // the roots' frame included
     std::size_t stacks() const noexcept { return stack_ids_ - free_stacks_; } // in use
     std::size_t stack_ids() const noexcept { return stack_ids_; } // every id in use is below
 
@@ -112,7 +116,8 @@ class StackTree {
     // which are always kept) and the nodes they go through; drops the other nodes and gives the
     // other stack ids back, to be handed out again by stack_id(). Node ids change, in the order
     // they had (a caller stays before its callees); kept stacks keep their ids. False, nothing
-    // changed, when memory for it is short.
+    // changed, when memory for it is short. The frames no node is at are dropped too; frame
+    // ids change, in the order they had.
     template <class Keep> bool collect(Keep &&keep) noexcept {
         const std::size_t count = nodes_.size();
         collect_at_ = count + count / 2; // if it fails: not at every call from now on
@@ -153,6 +158,7 @@ class StackTree {
         mi_free(renumber);
         nodes_.truncate(kept);
         free_cursor_ = 0;
+        collect_frames(); // when memory is short, the frames stay as they are
         // The index again, for the nodes kept (it grows by a quarter past 85 % load). When it
         // cannot be made, nodes are not found: twins later.
         const auto hash_of = [this](std::uint32_t known) { return hash_of_node(known); };
@@ -205,6 +211,42 @@ class StackTree {
         word &= word - 1;
         --free_stacks_;
         return static_cast<std::uint32_t>(free_cursor_ * 64) + bit;
+    }
+
+    // Drops the frames no node is at any longer (a module's body, run once), in the order they
+    // had; false, nothing changed, when memory for it is short.
+    bool collect_frames() noexcept {
+        const std::size_t count = frames_.size();
+        auto *renumber = static_cast<std::uint32_t *>(mi_zalloc(count * sizeof(std::uint32_t)));
+        if (renumber == nullptr) {
+            return false;
+        }
+        renumber[0] = 1; // the roots'
+        for (std::size_t id = 0; id < nodes_.size(); ++id) {
+            renumber[nodes_[id].frame] = 1;
+        }
+        std::uint32_t kept = 0;
+        for (std::size_t id = 0; id < count; ++id) {
+            if (renumber[id] != 0) {
+                renumber[id] = kept;
+                frames_[kept++] = frames_[id];
+            }
+        }
+        for (std::size_t id = 0; id < nodes_.size(); ++id) {
+            nodes_[id].frame = renumber[nodes_[id].frame];
+        }
+        mi_free(renumber);
+        frames_.truncate(kept);
+        const auto hash_of = [this](std::uint32_t known) {
+            return frame_hash(frames_[known].code, frames_[known].line);
+        };
+        frame_index_.clear();
+        if (frame_index_.reserve(kept, hash_of)) { // else: twin frames later
+            for (std::uint32_t id = 1; id < kept; ++id) {
+                frame_index_.insert(hash_of(id), id, hash_of);
+            }
+        }
+        return true;
     }
 
     bool frame_id(std::uint32_t code, std::int32_t line, std::uint32_t *frame) noexcept {

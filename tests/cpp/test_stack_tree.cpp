@@ -96,9 +96,33 @@ TEST_CASE("random stacks intern as their definition: one id per distinct frame l
     for (const auto &[frames, stack] : truth) {
         REQUIRE(frames_of(tree, stack) == frames);
     }
-    // 12 bytes a node plus the index; the frames are few.
-    REQUIRE(tree.memory().nodes <= 12 * tree.nodes() + 12 * 4096 + 256);
+    // 10 bytes a node plus the index; the frames are few.
+    REQUIRE(tree.memory().nodes <= 10 * tree.nodes() + 10 * 4096 + 256);
     REQUIRE(tree.memory().node_index <= 8 * tree.nodes());
+}
+
+TEST_CASE("a collection drops the frames only dropped stacks were at") {
+    StackTree tree;
+    std::map<std::uint32_t, Frames> made;
+    for (std::int32_t line = 0; line < 10'000; ++line) { // a line each, run once
+        const Frames frames{{1, 1}, {5, line}, {6, line % 3}};
+        made.emplace(intern(tree, frames), frames);
+    }
+    REQUIRE(tree.frames() == 1 + 1 + 10'000 + 3);
+    REQUIRE(tree.collect([&](std::uint32_t stack) { return made.at(stack)[1].second % 2 == 0; }));
+    REQUIRE(tree.frames() == 1 + 1 + 5'000 + 3);
+    REQUIRE(tree.memory().frames <= 8 * (5'000 + 4096));
+    for (const auto &[stack, frames] : made) {
+        if (frames[1].second % 2 == 0) {
+            REQUIRE(frames_of(tree, stack) == frames);
+            REQUIRE(intern(tree, frames) == stack); // its frames and nodes found again
+        }
+    }
+    REQUIRE(tree.frames() == 1 + 1 + 5'000 + 3);
+    const Frames again{{1, 1}, {5, 1}, {6, 1}}; // a dropped frame comes back
+    const std::uint32_t stack = intern(tree, again);
+    REQUIRE(frames_of(tree, stack) == again);
+    REQUIRE(tree.frames() == 1 + 1 + 5'000 + 3 + 1);
 }
 
 TEST_CASE("a collection keeps the kept stacks whole and hands the other ids out again") {
