@@ -61,7 +61,7 @@ template <unsigned IdBits> class IdTable {
     // grow (the id is then not stored).
     template <class HashOf>
     bool insert(std::uint64_t hash, std::uint32_t id, HashOf &&hash_of) noexcept {
-        if ((count_ + 1) * 20 > capacity_ * 17 &&
+        if (full() &&
             !resize(capacity_ < 1024 ? 1024 : capacity_ + capacity_ / 4, hash_of)) {
             return false;
         }
@@ -105,6 +105,27 @@ template <unsigned IdBits> class IdTable {
         return wanted == capacity_ || (wanted * 17 >= count_ * 20 && resize(wanted, hash_of));
     }
 
+    // True when the next insert would grow the table.
+    bool full() const noexcept { return (count_ + 1) * 20 > capacity_ * 17; }
+
+    // How many ids `pred(id)` holds for (a pass over the slots).
+    template <class Pred> std::size_t count_if(Pred &&pred) const noexcept {
+        std::size_t found = 0;
+        for (std::size_t i = 0; i < capacity_; ++i) {
+            found += slots_[i] != 0 && pred((slots_[i] & kIdMask) - 1) ? 1 : 0;
+        }
+        return found;
+    }
+
+    // Keeps only the ids `keep(id)` holds for, in a table with room for `room` ids (at least
+    // those kept); false, nothing changed, when memory for it is short.
+    template <class Keep, class HashOf>
+    bool keep_only(Keep &&keep, std::size_t room, HashOf &&hash_of) noexcept {
+        const std::size_t kept = count_if(keep);
+        std::size_t wanted = (room < kept ? kept : room) * 20 / 17 + 1;
+        return resize(wanted < 1024 ? 1024 : wanted, hash_of, keep);
+    }
+
     void clear() noexcept {
         mi_free(slots_);
         slots_ = nullptr;
@@ -137,6 +158,10 @@ template <unsigned IdBits> class IdTable {
     }
 
     template <class HashOf> bool resize(std::size_t capacity, HashOf &hash_of) noexcept {
+        return resize(capacity, hash_of, [](std::uint32_t) { return true; });
+    }
+    template <class HashOf, class Keep>
+    bool resize(std::size_t capacity, HashOf &hash_of, Keep &&keep) noexcept {
         if (capacity > (std::size_t{1} << 32)) {
             return false; // home() scales 32 bits
         }
@@ -148,10 +173,14 @@ template <unsigned IdBits> class IdTable {
         const std::size_t old_capacity = capacity_;
         slots_ = fresh;
         capacity_ = capacity;
+        count_ = 0;
         for (std::size_t i = 0; i < old_capacity; ++i) {
             if (old[i] != 0) {
                 const std::uint32_t id = (old[i] & kIdMask) - 1;
-                place(hash_of(id), id);
+                if (keep(id)) {
+                    place(hash_of(id), id);
+                    ++count_;
+                }
             }
         }
         mi_free(old);

@@ -58,6 +58,9 @@ std::uint64_t PeakTables::value_for(std::uint64_t size, std::uint32_t stack) noe
         return wide_value(size, stack);
     }
     tags_[tag] = Tag{size, stack, 1};
+    if (tag_index_.full()) {
+        forget_lone_tags();
+    }
     if (!tag_index_.insert(key, tag, [this](std::uint32_t id) { return tag_hash_of(id); })) {
         if (!reused) {
             tags_.pop_back();
@@ -70,6 +73,16 @@ std::uint64_t PeakTables::value_for(std::uint64_t size, std::uint32_t stack) noe
     return tag;
 }
 
+void PeakTables::forget_lone_tags() noexcept {
+    const auto shared = [this](std::uint32_t tag) { return tags_[tag].blocks > 1; };
+    const std::size_t kept = tag_index_.count_if(shared);
+    if (kept * 2 <= tag_index_.size()) {
+        tag_index_.keep_only(shared, kept + kept / 2, [this](std::uint32_t id) {
+            return tag_hash_of(id);
+        }); // when memory is short, the index grows as it would have
+    }
+}
+
 void PeakTables::release(std::uint64_t value) noexcept {
     if ((value & kWideMark) != 0) {
         return;
@@ -79,6 +92,7 @@ void PeakTables::release(std::uint64_t value) noexcept {
         return;
     }
     const auto tag = static_cast<std::uint32_t>(value);
+    // A tag the index forgot is not found there; the erase stops at the end of its run.
     tag_index_.erase(tag_hash_of(tag), tag, [this](std::uint32_t id) { return tag_hash_of(id); });
     // When the list cannot grow the tag is not given out again.
     free_tags_.push_back(tag);

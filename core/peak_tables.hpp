@@ -101,10 +101,17 @@ class PeakTables {
   private:
     // A block's value in the live-block table: a tag (a stack and a size that live blocks share)
     // when it fits the table's slot, else the stack and the size themselves (the table keeps such
-    // values in its side map). A tag lives as long as a block holds it, so there are never more
-    // tags than live (stack, size) pairs: each value_for is paired with one release.
+    // values in its side map). A tag lives as long as a block holds it (each value_for is
+    // paired with one release), so there are never more tags than live blocks, and a pair has
+    // one tag unless the index forgot it (below).
     std::uint64_t value_for(std::uint64_t size, std::uint32_t stack) noexcept;
     void release(std::uint64_t value) noexcept;
+    // Called when the tag index is full: if at least half the tags in it are held by one block
+    // each, it forgets those (they stay, for their block) instead of growing, and keeps room for
+    // half as many again as the others. A long-lived block is mostly the only one of its pair (a pandas +
+    // scikit-learn job: 194 k of 255 k tags); if another block of a forgotten pair comes, the
+    // pair gets a second tag, with the same figures.
+    void forget_lone_tags() noexcept;
     void decode(std::uint64_t value, std::uint32_t *stack, std::uint64_t *size) const noexcept;
     // Records the block at `address` with its value: in the cache of the youngest blocks, which
     // moves the block it displaces to the table. False when it cannot be recorded.
