@@ -108,9 +108,9 @@ class PeakTables {
     void release(std::uint64_t value) noexcept;
     // Called when the tag index is full: if at least half the tags in it are held by one block
     // each, it forgets those (they stay, for their block) instead of growing, and keeps room for
-    // half as many again as the others. A long-lived block is mostly the only one of its pair (a pandas +
-    // scikit-learn job: 194 k of 255 k tags); if another block of a forgotten pair comes, the
-    // pair gets a second tag, with the same figures.
+    // half as many again as the others. A long-lived block is mostly the only one of its pair
+    // (a pandas + scikit-learn job: 194 k of 255 k tags); if another block of a forgotten pair
+    // comes, the pair gets a second tag, with the same figures.
     void forget_lone_tags() noexcept;
     void decode(std::uint64_t value, std::uint32_t *stack, std::uint64_t *size) const noexcept;
     // Records the block at `address` with its value: in the cache of the youngest blocks, which
