@@ -118,12 +118,23 @@ template <unsigned IdBits> class IdTable {
     }
 
     // Keeps only the ids `keep(id)` holds for, in a table with room for `room` ids (at least
-    // those kept); false, nothing changed, when memory for it is short.
+    // as many as are kept: count_if(keep)); false, nothing changed, when memory for it is short.
     template <class Keep, class HashOf>
     bool keep_only(Keep &&keep, std::size_t room, HashOf &&hash_of) noexcept {
-        const std::size_t kept = count_if(keep);
-        std::size_t wanted = (room < kept ? kept : room) * 20 / 17 + 1;
+        const std::size_t wanted = room * 20 / 17 + 1;
         return resize(wanted < 1024 ? 1024 : wanted, hash_of, keep);
+    }
+
+    // Makes the table hold the ids [first, end) and nothing else (after the caller renumbered
+    // them); when memory is short, it is left empty.
+    template <class HashOf>
+    void rebuild(std::uint32_t first, std::uint32_t end, HashOf &&hash_of) noexcept {
+        clear();
+        if (reserve(end, hash_of)) {
+            for (std::uint32_t id = first; id < end; ++id) {
+                insert(hash_of(id), id, hash_of);
+            }
+        }
     }
 
     void clear() noexcept {

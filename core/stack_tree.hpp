@@ -161,13 +161,8 @@ class StackTree {
         collect_frames(); // when memory is short, the frames stay as they are
         // The index again, for the nodes kept (it grows by a quarter past 85 % load). When it
         // cannot be made, nodes are not found: twins later.
-        const auto hash_of = [this](std::uint32_t known) { return hash_of_node(known); };
-        node_index_.clear();
-        if (node_index_.reserve(kept, hash_of)) {
-            for (std::uint32_t id = kDeeperNode + 1; id < kept; ++id) {
-                node_index_.insert(hash_of(id), id, hash_of);
-            }
-        }
+        node_index_.rebuild(kDeeperNode + 1, kept,
+                            [this](std::uint32_t known) { return hash_of_node(known); });
         collect_at_ = kept + kept / 2;
         if (collect_at_ < kFirstCollection) {
             collect_at_ = kFirstCollection;
@@ -198,6 +193,9 @@ class StackTree {
     }
     std::uint64_t hash_of_node(std::uint32_t id) const noexcept {
         return node_hash(nodes_[id].parent, nodes_[id].frame);
+    }
+    std::uint64_t hash_of_frame(std::uint32_t id) const noexcept {
+        return frame_hash(frames_[id].code, frames_[id].line);
     }
 
     // A freed id, the lowest from the cursor on: ids are freed by collections only, so the words
@@ -237,15 +235,8 @@ class StackTree {
         }
         mi_free(renumber);
         frames_.truncate(kept);
-        const auto hash_of = [this](std::uint32_t known) {
-            return frame_hash(frames_[known].code, frames_[known].line);
-        };
-        frame_index_.clear();
-        if (frame_index_.reserve(kept, hash_of)) { // else: twin frames later
-            for (std::uint32_t id = 1; id < kept; ++id) {
-                frame_index_.insert(hash_of(id), id, hash_of);
-            }
-        }
+        // Frame 0 (the roots') is never looked up. When the index cannot be made: twins later.
+        frame_index_.rebuild(1, kept, [this](std::uint32_t known) { return hash_of_frame(known); });
         return true;
     }
 
@@ -263,7 +254,7 @@ class StackTree {
             return false;
         }
         frame_index_.insert(hash, id, [this](std::uint32_t known) {
-            return frame_hash(frames_[known].code, frames_[known].line);
+            return hash_of_frame(known);
         }); // when it cannot grow: a twin frame later
         *frame = id;
         return true;
